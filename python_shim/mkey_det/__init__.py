@@ -1,0 +1,18 @@
+"""mkey_det: manifold-key Swin backbones registered into MMDetection.
+
+Importing the package registers ``SwinTransformerMKey`` in ``mmdet.registry.MODELS`` (use
+``custom_imports=dict(imports=['mkey_det'])`` in a config).
+"""
+from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey, LinearKey,
+                     ManifoldKey, ManifoldKeyWindowMSA, ManifoldQKV, SimpleKey, SpatialKey,
+                     SwinTransformerMKey, VanillaKey, build_key, fold_backbone, fold_key,
+                     load_pretrained, official_from_mmdet, set_key_order)
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'KEY_ORDERS', 'KEY_TYPES', 'ManifoldKey', 'LinearKey', 'SpatialKey', 'KUAKey', 'SimpleKey',
+    'VanillaKey', 'FoldedKey', 'FoldedKeyTensors', 'build_key', 'fold_key', 'fold_backbone',
+    'set_key_order', 'SwinTransformerMKey', 'ManifoldKeyWindowMSA', 'ManifoldQKV',
+    'load_pretrained', 'official_from_mmdet', '__version__'
+]

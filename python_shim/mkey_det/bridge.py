@@ -1,0 +1,95 @@
+"""Entry points that the Node CLI calls through pythonia (JSPyBridge).
+
+Every call goes through :func:`call`, which
+
+* looks the entry up by name in ``ENTRIES`` (nothing the user typed is evaluated as code),
+* passes the arguments as one JSON object string,
+* keeps Python's stdout off Node's stdout (it is redirected to stderr) so ``--json`` output stays
+  clean,
+* and returns a JSON string ``{"ok": true, "value": ...}`` or
+  ``{"ok": false, "error": {"type", "message", "traceback"}}``. Values are made JSON-safe first:
+  NaN and infinities become ``null`` (a raw NaN crashes pythonia's Node side), numpy and torch
+  scalars become Python numbers.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import sys
+import traceback
+from typing import Any, Callable
+
+# name -> "module:function". Later features register their entry points here.
+ENTRIES: dict[str, str] = {
+    'selftest.echo': 'mkey_det.bridge:_selftest_echo',
+    'selftest.raise': 'mkey_det.bridge:_selftest_raise',
+    'selftest.nan': 'mkey_det.bridge:_selftest_nan',
+    'runs.preflight': 'mkey_det.runs:preflight',
+    'runs.tools_dir': 'mkey_det.runs:mmdet_tools_dir',
+    'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',
+    'report.describe_config': 'mkey_det.report_tools:describe_configs',
+}
+
+
+def json_safe(value: Any) -> Any:
+    """Returns ``value`` with NaN/inf replaced by None and numpy/torch scalars as Python numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_safe(v) for v in value]
+    item = getattr(value, 'item', None)  # numpy / torch scalars
+    if callable(item) and getattr(value, 'ndim', 0) == 0:
+        return json_safe(item())
+    tolist = getattr(value, 'tolist', None)  # numpy arrays / torch tensors
+    if callable(tolist):
+        return json_safe(tolist())
+    return str(value)
+
+
+def _resolve(name: str) -> Callable[..., Any]:
+    if name not in ENTRIES:
+        raise KeyError(f'unknown bridge entry {name!r} (known: {", ".join(sorted(ENTRIES))})')
+    module_name, func_name = ENTRIES[name].split(':')
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def call(name: str, args_json: str = '{}') -> str:
+    """Runs entry ``name`` with keyword arguments decoded from ``args_json``; never raises."""
+    try:
+        kwargs = json.loads(args_json) if args_json else {}
+        if not isinstance(kwargs, dict):
+            raise TypeError('bridge arguments must be a JSON object')
+        with contextlib.redirect_stdout(sys.stderr):
+            value = _resolve(name)(**kwargs)
+        return json.dumps({'ok': True, 'value': json_safe(value)}, allow_nan=False)
+    except BaseException as exc:  # noqa: BLE001 - everything must come back as data
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
+            raise
+        return json.dumps(
+            {
+                'ok': False,
+                'error': {
+                    'type': type(exc).__name__,
+                    'message': str(exc),
+                    'traceback': traceback.format_exc(),
+                },
+            }
+        )
+
+
+def _selftest_echo(**kwargs: Any) -> Any:
+    return kwargs
+
+
+def _selftest_raise(message: str = 'boom') -> None:
+    raise ValueError(message)
+
+
+def _selftest_nan() -> dict[str, Any]:
+    return {'nan': float('nan'), 'inf': float('inf'), 'ok': 1.5}

@@ -1,0 +1,412 @@
+"""A small synthetic detection dataset (coloured shapes) in COCO layout, for demos and tests.
+
+The dataset is generated on first use and cached::
+
+    root/annotations/instances_train2017.json
+    root/annotations/instances_val2017.json
+    root/train2017/000000000001.png ...
+    root/val2017/000000000001.png ...
+    root/.mkey-demo.json          (manifest, written last)
+
+Every image shows 1-4 filled shapes (:data:`DEMO_CLASSES`) in varied colours on a varied background
+(linear gradient, soft low-frequency blotches, a few distractor lines, pixel noise). Shapes never
+overlap, so each polygon is exactly the visible object. Annotations carry COCO polygons (circles as
+24-gons), a bbox equal to the polygon's extent, the polygon's area and ``iscrowd = 0``.
+
+Generation is deterministic: the same seed and :class:`DemoSpec` give byte-identical files (each
+image has its own ``numpy`` generator seeded from ``(seed, split, index)``). It is also atomic: files
+are written into a temporary sibling folder that is renamed into place only when complete, under a
+lock file, so an interrupted run never looks like a finished dataset.
+
+This module imports only numpy and OpenCV (never mmdet), so it is quick to import.
+
+Run it directly: ``python -m mkey_det.data.demo --out DIR [--seed N] [--force]`` prints a JSON summary.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import cv2
+import numpy as np
+
+#: Bump when the generator's output changes for the same seed and spec (invalidates caches).
+GENERATOR_VERSION = 1
+
+#: Category names, ids 1..K in this order.
+DEMO_CLASSES: tuple[str, ...] = ('circle', 'triangle', 'square')
+
+MANIFEST_NAME = '.mkey-demo.json'
+SPLITS: tuple[str, ...] = ('train2017', 'val2017')
+
+# number of polygon vertices per class
+_VERTICES = {'triangle': 3, 'square': 4}
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 6]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """Every size/count knob of the demo dataset. ``DEFAULT_SPEC`` is what ``mkey-det --data demo`` uses."""
+
+    #: images are square: image_size x image_size pixels
+    image_size: int = 192
+    num_train: int = 120
+    num_val: int = 30
+    min_objects: int = 1
+    max_objects: int = 4
+    #: object extent in pixels (diameter of the circle each shape is inscribed in)
+    min_side: int = 40
+    max_side: int = 100
+    circle_vertices: int = 24
+    #: placement attempts per object before it is dropped (shapes never overlap)
+    placement_tries: int = 40
+    #: std of the Gaussian pixel noise added last
+    noise_std: float = 6.0
+    max_distractor_lines: int = 3
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise ValueError(f'invalid DemoSpec: {what} ({self})')
+
+        need(self.image_size >= 32, 'image_size must be >= 32')
+        need(self.num_train >= 1 and self.num_val >= 1, 'num_train and num_val must be >= 1')
+        need(1 <= self.min_objects <= self.max_objects, 'need 1 <= min_objects <= max_objects')
+        need(4 <= self.min_side <= self.max_side, 'need 4 <= min_side <= max_side')
+        need(self.max_side <= self.image_size - 4, 'max_side must be <= image_size - 4')
+        need(self.circle_vertices >= 8, 'circle_vertices must be >= 8')
+        need(self.placement_tries >= 1, 'placement_tries must be >= 1')
+        need(self.noise_std >= 0 and self.max_distractor_lines >= 0, 'noise_std and max_distractor_lines must be >= 0')
+
+
+#: The defaults used by ``mkey-det train --data demo`` (tune sizes and counts here).
+DEFAULT_SPEC = DemoSpec()
+
+
+def _as_spec(spec: DemoSpec | Mapping[str, Any] | None) -> DemoSpec:
+    if spec is None:
+        return DEFAULT_SPEC
+    if isinstance(spec, DemoSpec):
+        return spec
+    return dataclasses.replace(DEFAULT_SPEC, **dict(spec))
+
+
+# --------------------------------------------------------------------------------------------------
+# drawing
+
+
+def _background(rng: np.random.Generator, spec: DemoSpec) -> np.ndarray:
+    """uint8 HxWx3 BGR background: gradient, optional soft blotches, distractor lines."""
+    n = spec.image_size
+    c0, c1 = rng.integers(0, 256, size=(2, 3)).astype(np.float32)
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) / np.float32(n - 1)
+    t = xx * np.float32(math.cos(angle)) + yy * np.float32(math.sin(angle))
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    img = c0[None, None, :] * (1.0 - t[..., None]) + c1[None, None, :] * t[..., None]
+    if rng.random() < 0.5:  # low-frequency "cloudy" texture
+        coarse = rng.normal(0.0, 1.0, size=(6, 6, 3)).astype(np.float32)
+        amp = np.float32(rng.uniform(10.0, 35.0))
+        img = img + cv2.resize(coarse, (n, n), interpolation=cv2.INTER_CUBIC) * amp
+    img = np.clip(np.rint(img), 0.0, 255.0).astype(np.uint8)
+    for _ in range(int(rng.integers(0, spec.max_distractor_lines + 1))):
+        p0 = tuple(int(v) for v in rng.integers(0, n, size=2))
+        p1 = tuple(int(v) for v in rng.integers(0, n, size=2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        cv2.line(img, p0, p1, colour, thickness=int(rng.integers(1, 3)), lineType=cv2.LINE_AA)
+    return img
+
+
+def _fill_colour(rng: np.random.Generator, bg_mean: np.ndarray) -> tuple[int, int, int]:
+    """A saturated colour that stands out from ``bg_mean`` (BGR)."""
+    for _ in range(20):
+        hsv = np.array(
+            [[[rng.integers(0, 180), rng.integers(110, 256), rng.integers(110, 256)]]], dtype=np.uint8
+        )
+        bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+        if float(np.linalg.norm(bgr - bg_mean)) >= 90.0:
+            return (int(bgr[0]), int(bgr[1]), int(bgr[2]))
+    inv = np.rint(255.0 - bg_mean)
+    return (int(inv[0]), int(inv[1]), int(inv[2]))
+
+
+def _polygon(cls: str, cx: float, cy: float, r: float, theta0: float, spec: DemoSpec) -> np.ndarray:
+    """Integer vertices (k x 2, int32) of the shape inscribed in the circle (cx, cy, r)."""
+    k = _VERTICES.get(cls, spec.circle_vertices)
+    angles = theta0 + 2.0 * math.pi * np.arange(k, dtype=np.float64) / k
+    pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
+    pts = np.clip(np.rint(pts), 0, spec.image_size - 1)
+    return pts.astype(np.int32)
+
+
+def _polygon_area(pts: np.ndarray) -> float:
+    x = pts[:, 0].astype(np.float64)
+    y = pts[:, 1].astype(np.float64)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def _render_image(rng: np.random.Generator, spec: DemoSpec) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """One image (uint8 BGR) and its objects: [{category_id, polygon (k x 2 int32)}]."""
+    n = spec.image_size
+    img = _background(rng, spec)
+    placed: list[tuple[float, float, float]] = []
+    objects: list[dict[str, Any]] = []
+    for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
+        cls_index = int(rng.integers(0, len(DEMO_CLASSES)))
+        r = float(rng.uniform(spec.min_side, spec.max_side)) / 2.0
+        for _try in range(spec.placement_tries):
+            cx = float(rng.uniform(r + 1.0, n - 2.0 - r))
+            cy = float(rng.uniform(r + 1.0, n - 2.0 - r))
+            if all(math.hypot(cx - px, cy - py) >= r + pr + 3.0 for px, py, pr in placed):
+                break
+            # shrink a little on each failed try so crowded images still get their objects
+            r = max(spec.min_side / 2.0, r * 0.97)
+        else:
+            continue
+        placed.append((cx, cy, r))
+        cls = DEMO_CLASSES[cls_index]
+        theta0 = float(rng.uniform(0.0, 2.0 * math.pi)) if cls != 'circle' else 0.0
+        pts = _polygon(cls, cx, cy, r, theta0, spec)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        bg_mean = img[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3).astype(np.float32).mean(axis=0)
+        colour = _fill_colour(rng, bg_mean)
+        cv2.fillPoly(img, [pts.reshape(-1, 1, 2)], colour, lineType=cv2.LINE_AA)
+        objects.append({'category_id': cls_index + 1, 'polygon': pts})
+    if spec.noise_std > 0:
+        noisy = img.astype(np.float32) + rng.normal(0.0, spec.noise_std, size=img.shape).astype(np.float32)
+        img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return img, objects
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_split(out: Path, split_index: int, split: str, count: int, seed: int, spec: DemoSpec) -> dict[str, Any]:
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    (out / split).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image_id = i + 1
+        rng = np.random.default_rng(np.random.SeedSequence([seed, split_index, i]))
+        img, objects = _render_image(rng, spec)
+        file_name = f'{image_id:012d}.png'
+        if not cv2.imwrite(str(out / split / file_name), img, _PNG_PARAMS):
+            raise OSError(f'cv2.imwrite failed for {out / split / file_name}')
+        images.append({'id': image_id, 'file_name': file_name, 'width': spec.image_size, 'height': spec.image_size})
+        for obj in objects:
+            pts = obj['polygon']
+            x0, y0 = (int(v) for v in pts.min(axis=0))
+            x1, y1 = (int(v) for v in pts.max(axis=0))
+            annotations.append(
+                {
+                    'id': len(annotations) + 1,
+                    'image_id': image_id,
+                    'category_id': obj['category_id'],
+                    'segmentation': [[float(v) for v in pts.reshape(-1)]],
+                    'area': round(_polygon_area(pts), 2),
+                    'bbox': [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    'iscrowd': 0,
+                }
+            )
+    coco = {
+        'info': {
+            'description': f'mkey-det demo shapes ({split}), generator v{GENERATOR_VERSION}, seed {seed}',
+            'version': str(GENERATOR_VERSION),
+        },
+        'licenses': [],
+        'images': images,
+        'annotations': annotations,
+        'categories': [{'id': i + 1, 'name': name, 'supercategory': 'shape'} for i, name in enumerate(DEMO_CLASSES)],
+    }
+    ann_dir = out / 'annotations'
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    with open(ann_dir / f'instances_{split}.json', 'w', encoding='utf-8') as f:
+        json.dump(coco, f, separators=(',', ':'))
+    per_class = {name: 0 for name in DEMO_CLASSES}
+    for ann in annotations:
+        per_class[DEMO_CLASSES[ann['category_id'] - 1]] += 1
+    return {'images': len(images), 'annotations': len(annotations), 'annotations_per_class': per_class}
+
+
+def _write_dataset(out: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
+    """Writes the whole dataset into ``out`` (manifest last) and returns the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    stats = {split: _write_split(out, k, split, n, seed, spec) for k, (split, n) in enumerate(zip(SPLITS, (spec.num_train, spec.num_val)))}
+    files = {
+        p.relative_to(out).as_posix(): p.stat().st_size
+        for p in sorted(out.rglob('*'))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = {
+        'generator': 'mkey_det.data.demo',
+        'version': GENERATOR_VERSION,
+        'seed': seed,
+        'spec': dataclasses.asdict(spec),
+        'classes': list(DEMO_CLASSES),
+        'stats': stats,
+        'files': files,
+    }
+    tmp = out / (MANIFEST_NAME + '.part')
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    os.replace(tmp, out / MANIFEST_NAME)
+    return manifest
+
+
+def _read_complete_manifest(root: Path, seed: int, spec: DemoSpec) -> dict[str, Any] | None:
+    """The manifest of ``root`` if it matches (version, seed, spec) and every file it lists is intact."""
+    try:
+        with open(root / MANIFEST_NAME, encoding='utf-8') as f:
+            manifest = json.load(f)
+        if (
+            manifest.get('generator') != 'mkey_det.data.demo'
+            or manifest.get('version') != GENERATOR_VERSION
+            or manifest.get('seed') != seed
+            or manifest.get('spec') != dataclasses.asdict(spec)
+            or manifest.get('classes') != list(DEMO_CLASSES)
+        ):
+            return None
+        files = manifest['files']
+        for rel in ('annotations/instances_train2017.json', 'annotations/instances_val2017.json'):
+            if rel not in files:
+                return None
+        for rel, size in files.items():
+            if (root / rel).stat().st_size != size:
+                return None
+        return manifest
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def _generation_lock(root: Path) -> Iterator[None]:
+    """Serialises generators of the same ``root`` across processes (a no-op where fcntl is missing)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(root.parent / f'.{root.name}.lock', 'a+') as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _generate_locked(root: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
+    parent = root.parent
+    # leftovers of interrupted generations (we hold the lock, so nobody else is writing them)
+    for stale in list(parent.glob(f'.{root.name}.tmp-*')) + list(parent.glob(f'.{root.name}.old-*')):
+        shutil.rmtree(stale, ignore_errors=True)
+    tag = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    tmp = parent / f'.{root.name}.tmp-{tag}'
+    try:
+        manifest = _write_dataset(tmp, seed, spec)
+        if root.is_symlink() or root.is_file():
+            root.unlink()
+        if root.exists():
+            old = parent / f'.{root.name}.old-{tag}'
+            os.rename(root, old)
+            os.rename(tmp, root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _summary(root: Path, manifest: dict[str, Any], generated: bool) -> dict[str, Any]:
+    return {
+        'root': str(root),
+        'classes': list(manifest['classes']),
+        'num_train': manifest['stats']['train2017']['images'],
+        'num_val': manifest['stats']['val2017']['images'],
+        'generated': generated,
+    }
+
+
+def generate_demo_dataset(
+    root: str | os.PathLike[str], seed: int = 0, spec: DemoSpec | Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as :func:`ensure_demo_dataset`."""
+    spec = _as_spec(spec)
+    root = Path(root).expanduser().absolute()
+    with _generation_lock(root):
+        return _summary(root, _generate_locked(root, int(seed), spec), True)
+
+
+def ensure_demo_dataset(
+    root: str | os.PathLike[str],
+    seed: int = 0,
+    spec: DemoSpec | Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Returns ``{root, classes, num_train, num_val, generated}``, generating the dataset only when
+    ``root`` holds no complete dataset for this generator version, seed and spec (or ``force``)."""
+    spec = _as_spec(spec)
+    seed = int(seed)
+    root = Path(root).expanduser().absolute()
+    if not force:
+        manifest = _read_complete_manifest(root, seed, spec)
+        if manifest is not None:
+            return _summary(root, manifest, False)
+    with _generation_lock(root):
+        # another process may have finished it while we waited for the lock
+        manifest = None if force else _read_complete_manifest(root, seed, spec)
+        if manifest is not None:
+            return _summary(root, manifest, False)
+        return _summary(root, _generate_locked(root, seed, spec), True)
+
+
+def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a generated dataset (raises OSError/ValueError when there is none)."""
+    with open(Path(root) / MANIFEST_NAME, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m mkey_det.data.demo', description=__doc__.split('\n')[0])
+    parser.add_argument('--out', required=True, help='dataset root (created; reused when already complete)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true', help='regenerate even when a complete dataset exists')
+    parser.add_argument('--num-train', type=int, default=DEFAULT_SPEC.num_train)
+    parser.add_argument('--num-val', type=int, default=DEFAULT_SPEC.num_val)
+    parser.add_argument('--image-size', type=int, default=DEFAULT_SPEC.image_size)
+    args = parser.parse_args(argv)
+    try:
+        spec = dataclasses.replace(
+            DEFAULT_SPEC, num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
+            max_side=min(DEFAULT_SPEC.max_side, args.image_size - 4),
+            min_side=min(DEFAULT_SPEC.min_side, args.image_size - 4),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    start = time.perf_counter()
+    result = ensure_demo_dataset(args.out, seed=args.seed, spec=spec, force=args.force)
+    result['seconds'] = round(time.perf_counter() - start, 3)
+    manifest = read_manifest(result['root'])
+    result['stats'] = manifest['stats']
+    json.dump(result, sys.stdout, indent=1)
+    sys.stdout.write('\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""``MkeyProgressHook``: rank 0 appends JSON-lines events to ``<work_dir>/mkey-events.jsonl``.
+
+The Node CLI tails that file to draw progress and to report results; a file (not a pipe) is used
+because it reaches torchrun's workers and survives the CLI. The format is documented in
+docs/ARCHITECTURE.md. Non-finite losses stop training with ``FloatingPointError`` after an
+``error`` event, so a diverged run never looks complete.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import torch
+from mmengine.hooks import Hook
+
+from mmdet.registry import HOOKS
+
+EVENTS_FILE = 'mkey-events.jsonl'
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec='seconds')
+
+
+def _finite_or_none(x: float) -> Optional[float]:
+    return x if math.isfinite(x) else None
+
+
+@HOOKS.register_module()
+class MkeyProgressHook(Hook):
+    """Writes start / iter / val / checkpoint / end / error events (rank 0 only).
+
+    Args:
+        interval: write an ``iter`` event every ``interval`` iterations (and always the first).
+        events_file: file name inside ``runner.work_dir``.
+        count_flops: add backbone FLOPs at 224x224 to the ``start`` event (a few seconds on CPU).
+    """
+
+    priority = 'VERY_LOW'  # after the logger hook, so the message hub is updated
+
+    def __init__(self, interval: int = 10, events_file: str = EVENTS_FILE, count_flops: bool = True) -> None:
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f'interval must be an integer >= 1, got {interval!r}')
+        self.interval = interval
+        self.events_file = events_file
+        self.count_flops = count_flops
+        self._times: deque[float] = deque(maxlen=50)
+        self._last: Optional[float] = None
+        self._path: Optional[str] = None
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _emit(self, runner, event: str, **fields: Any) -> None:
+        if runner.rank != 0:
+            return
+        if self._path is None:
+            self._path = os.path.join(runner.work_dir, self.events_file)
+        record = {'event': event, 'time': _now(), **fields}
+        line = json.dumps(record, allow_nan=False, default=str)
+        with open(self._path, 'a', encoding='utf-8') as f:
+            f.write(line + '\n')
+            f.flush()
+
+    @staticmethod
+    def _memory_mb() -> float:
+        if torch.cuda.is_available():
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    def _backbone_stats(self, runner) -> dict:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        backbone = getattr(model, 'backbone', None)
+        stats: dict = {}
+        if backbone is None:
+            return stats
+        stats['backbone_params'] = int(sum(p.numel() for p in backbone.parameters()))
+        cfg = getattr(backbone, 'mkey_cfg', None) or {}
+        stats['backbone_type'] = type(backbone).__name__
+        stats['key_type'] = getattr(backbone, 'key_type', cfg.get('key_type', 'linear'))
+        stats['num_charts'] = getattr(backbone, 'num_charts', cfg.get('num_charts'))
+        if self.count_flops:
+            try:
+                from mkey_det.analysis import count_flops
+
+                stats['backbone_flops'] = int(count_flops(backbone, 224, 224))
+            except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
+                stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
+        return stats
+
+    # -- hook points ---------------------------------------------------------------------------
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        max_epochs = getattr(loop, 'max_epochs', None)
+        iters_per_epoch = None
+        try:
+            iters_per_epoch = len(loop.dataloader)
+        except TypeError:
+            pass
+        self._emit(
+            runner,
+            'start',
+            max_iters=int(runner.max_iters),
+            max_epochs=max_epochs,
+            iters_per_epoch=iters_per_epoch,
+            start_iter=int(runner.iter),
+            start_epoch=int(runner.epoch),
+            world_size=int(runner.world_size),
+            device='cuda' if torch.cuda.is_available() else 'cpu',
+            **self._backbone_stats(runner),
+        )
+        self._last = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self._times.append(now - self._last)
+        self._last = now
+        losses = {k: float(v) for k, v in (outputs or {}).items() if 'loss' in k}
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        it = int(runner.iter) + 1
+        if bad:
+            message = f'non-finite loss at iteration {it}: ' + ', '.join(f'{k}={losses[k]}' for k in bad)
+            self._emit(runner, 'error', iter=it, message=message)
+            raise FloatingPointError(message)
+        if it % self.interval and it != int(runner.max_iters) and batch_idx != 0:
+            return
+        mean = sum(self._times) / len(self._times) if self._times else None
+        lrs = runner.optim_wrapper.get_lr()
+        lr = next(iter(lrs.values()))[0] if lrs else None
+        self._emit(
+            runner,
+            'iter',
+            iter=it,
+            epoch=int(runner.epoch) + 1,
+            max_iters=int(runner.max_iters),
+            losses={k: _finite_or_none(v) for k, v in losses.items()},
+            lr=lr,
+            iter_time_s=round(mean, 4) if mean else None,
+            eta_s=round(mean * (int(runner.max_iters) - it), 1) if mean else None,
+            memory_mb=self._memory_mb(),
+        )
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        clean = {k: _finite_or_none(float(v)) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        self._emit(runner, 'val', epoch=int(runner.epoch), iter=int(runner.iter), metrics=clean)
+        self._last = time.perf_counter()  # validation time is not iteration time
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        clean = {k: _finite_or_none(float(v)) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        self._emit(runner, 'test', metrics=clean)
+
+    def after_save_checkpoint(self, runner, checkpoint) -> None:
+        self._emit(runner, 'checkpoint', epoch=int(runner.epoch), iter=int(runner.iter))
+
+    def after_train(self, runner) -> None:
+        self._emit(runner, 'end', status='completed', iter=int(runner.iter), epoch=int(runner.epoch))

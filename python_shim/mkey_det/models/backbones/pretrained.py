@@ -1,0 +1,248 @@
+"""Loading Swin checkpoints into :class:`SwinTransformerMKey` (function-preserving keys).
+
+Accepted checkpoints (a path or an already loaded dict):
+
+* the official Swin format (``swin_tiny_patch4_window7_224.pth``: ``layers.0.blocks.0.attn.qkv
+  .weight`` ... under ``'model'``), converted with mmdet's ``swin_converter``;
+* mmdet-format Swin weights, with or without a ``backbone.`` prefix (other prefixes, e.g. a
+  detector's neck and heads, are ignored), under ``'state_dict'``, ``'model'`` or plain;
+* checkpoints of :class:`SwinTransformerMKey` itself (same ``key_type`` and ``num_charts``),
+  which load back exactly.
+
+Shared weights load as they are. Where the model has a manifold key and the checkpoint a
+linear ``qkv``, q and v come from ``qkv`` and the key starts from the checkpoint's ``W_k``
+function-preservingly (see each key's ``init_from_linear``). A tensor whose shape does not fit
+is refused with a ValueError naming the key and both shapes.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Union
+
+import torch
+from mmengine.logging import print_log
+
+__all__ = ['load_pretrained', 'read_checkpoint', 'backbone_state_dict', 'official_from_mmdet']
+
+_QKV = '.qkv.'
+
+
+def _safe_globals() -> list:
+    """Classes a checkpoint written by mmengine's Runner needs beyond tensors."""
+    import numpy as np
+    out = [np.ndarray, np.dtype]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    out += [_reconstruct, scalar]
+    out += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
+    try:
+        from mmengine.logging.history_buffer import HistoryBuffer
+        out.append(HistoryBuffer)
+    except ImportError:
+        pass
+    return out
+
+
+def read_checkpoint(path: str) -> dict:
+    """Load a checkpoint file on the CPU with torch's safe loader (``weights_only=True``),
+    allow-listing the few classes mmengine's Runner stores (numpy arrays, ``HistoryBuffer``).
+    Other locations (``http://``, ``open-mmlab://``...) go through mmengine's
+    ``CheckpointLoader``."""
+    if not os.path.isfile(path):
+        if '://' in path:
+            from mmengine.runner.checkpoint import CheckpointLoader
+            return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        raise ValueError(f'checkpoint file not found: {path!r}')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        with torch.serialization.safe_globals(_safe_globals()):
+            try:
+                return torch.load(path, map_location='cpu', weights_only=True)
+            except pickle.UnpicklingError as exc:
+                raise ValueError(
+                    f'{path}: not loadable with torch.load(weights_only=True) even with '
+                    f"mmengine's classes allow-listed: {str(exc).splitlines()[0]}") from None
+
+
+def _is_official(keys: List[str]) -> bool:
+    return any(k.startswith('layers.') or k.startswith('patch_embed.proj.') for k in keys)
+
+
+def backbone_state_dict(checkpoint: Mapping, convert: Optional[bool] = None):
+    """The backbone tensors of a checkpoint dict, in mmdet's naming.
+
+    Returns ``(state_dict, ignored)``: ``ignored`` lists the checkpoint keys that are not the
+    backbone's (e.g. ``head.*``, ``neck.*``). ``convert``: apply mmdet's ``swin_converter``
+    (official Swin naming); None detects it (keys ``layers.*`` / ``patch_embed.proj.*``).
+    """
+    from mmdet.models.backbones.swin import swin_converter
+    ckpt = checkpoint
+    for field in ('state_dict', 'model'):
+        if isinstance(ckpt, Mapping) and field in ckpt and isinstance(ckpt[field], Mapping):
+            ckpt = ckpt[field]
+            break
+    if not isinstance(ckpt, Mapping) or not ckpt:
+        raise ValueError('checkpoint holds no state dict (expected a non-empty mapping of '
+                         "tensors, plain or under 'state_dict' / 'model')")
+    sd = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in ckpt.items()
+                     if torch.is_tensor(v))
+    ignored = [k for k, v in ckpt.items() if not torch.is_tensor(v)]
+    if convert is None:
+        convert = _is_official(list(sd))
+    if convert:
+        heads = [k for k in sd if k.startswith('head')]
+        sd = swin_converter(sd)
+        ignored += heads
+    if any(k.startswith('backbone.') for k in sd):
+        ignored += [k for k in sd if not k.startswith('backbone.')]
+        sd = OrderedDict((k[9:], v) for k, v in sd.items() if k.startswith('backbone.'))
+    return sd, ignored
+
+
+def _short(names: List[str], limit: int = 8) -> str:
+    if len(names) <= limit:
+        return ', '.join(names) if names else '-'
+    return ', '.join(names[:limit]) + f', ... ({len(names) - limit} more)'
+
+
+@torch.no_grad()
+def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
+                    convert: Optional[bool] = None, chart_noise: Optional[float] = None,
+                    generator: Optional[torch.Generator] = None,
+                    logger: str = 'current') -> Dict[str, List[str]]:
+    """Load Swin weights into a ``SwinTransformerMKey`` (or mmdet ``SwinTransformer``).
+
+    Args:
+        model: the backbone.
+        checkpoint: a path or a loaded checkpoint dict (formats in the module docstring).
+        convert: official-format conversion; None detects it.
+        chart_noise: chart perturbation of the created keys (None: the model's).
+        generator: random generator of that perturbation.
+        logger: mmengine logger name for the report.
+
+    Returns:
+        ``dict(loaded=[...], created=[...], ignored=[...], missing=[...])`` with model keys
+        (``loaded``: copied; ``created``: built from a checkpoint ``qkv``; ``missing``: kept
+        at their initialisation) and checkpoint keys (``ignored``: not used).
+
+    Raises:
+        ValueError: a tensor shape does not fit (names the key and both shapes), or a block's
+            key parameters are of another key type than the model's.
+    """
+    source = checkpoint if isinstance(checkpoint, str) else '<dict>'
+    raw = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    sd, ignored = backbone_state_dict(raw, convert)
+    own = model.state_dict()
+    used = set()
+    loaded: List[str] = []
+    created: List[str] = []
+    new_sd = OrderedDict()
+
+    manifold = dict(model.manifold_attentions()) if hasattr(model, 'manifold_attentions') \
+        else {}
+    for prefix, msa in manifold.items():
+        p = prefix + _QKV
+        model_keys = sorted(k for k in own if k.startswith(p))
+        ckpt_keys = sorted(k for k in sd if k.startswith(p))
+        if p + 'weight' in sd:  # a linear (fused) qkv: q, v copied, key started from W_k
+            stray = [k for k in ckpt_keys if k not in (p + 'weight', p + 'bias')]
+            if stray:
+                raise ValueError(f'checkpoint mixes a fused qkv and other key tensors at '
+                                 f'{p}: {stray}')
+            w, b = sd[p + 'weight'], sd.get(p + 'bias')
+            c = msa.embed_dims
+            if tuple(w.shape) != (3 * c, c):
+                raise ValueError(f'checkpoint key {p}weight has shape {tuple(w.shape)}; the '
+                                 f'model needs ({3 * c}, {c}) to build q, k and v from it')
+            if b is not None and tuple(b.shape) != (3 * c, ):
+                raise ValueError(f'checkpoint key {p}bias has shape {tuple(b.shape)}; the '
+                                 f'model needs ({3 * c},)')
+            if b is not None and msa.qkv.q.bias is None:
+                ignored.append(p + 'bias')
+                b = None
+            elif b is None and msa.qkv.q.bias is not None:
+                b = torch.cat([msa.qkv.q.bias, torch.zeros_like(msa.qkv.q.bias),
+                               msa.qkv.v.bias])
+            msa.init_from_qkv(w.to(msa.qkv.q.weight), None if b is None else b.to(w),
+                              chart_noise=chart_noise, generator=generator)
+            fresh = msa.state_dict(prefix=prefix + '.')
+            for k in model_keys:
+                new_sd[k] = fresh[k]
+            created += model_keys
+            used.update(k for k in (p + 'weight', p + 'bias') if k in sd)
+        elif ckpt_keys:  # our own format: the sets must agree
+            if ckpt_keys != model_keys:
+                raise ValueError(
+                    f'checkpoint key tensors at {p} {[k[len(p):] for k in ckpt_keys]} do not '
+                    f'match the model ({model.key_type!r}, {model.num_charts} charts): '
+                    f'{[k[len(p):] for k in model_keys]}')
+        # else: missing, reported below
+
+    for k, v in sd.items():
+        if k in used:
+            continue
+        if k not in own:
+            if _QKV in k and k.split(_QKV, 1)[0] + _QKV + 'weight' in own:
+                raise ValueError(f'checkpoint key {k} belongs to a manifold key, but the model '
+                                 f"has key_type={getattr(model, 'key_type', 'linear')!r} there")
+            ignored.append(k)
+            continue
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f'checkpoint key {k} has shape {tuple(v.shape)}, the model\'s '
+                             f'{k} has shape {tuple(own[k].shape)}')
+        new_sd[k] = v
+        loaded.append(k)
+    missing = [k for k in own if k not in new_sd]
+    full = OrderedDict((k, new_sd.get(k, own[k])) for k in own)
+    model.load_state_dict(full, strict=True)
+
+    print_log(f'load_pretrained({source}): {len(loaded)} tensors loaded, {len(created)} created '
+              f'from the checkpoint linear keys (function-preserving: {_short(created, 4)}), '
+              f'{len(ignored)} checkpoint tensors ignored ({_short(ignored)}), '
+              f'{len(missing)} model tensors kept at their initialisation '
+              f'({_short(missing)})', logger=logger)
+    return dict(loaded=loaded, created=created, ignored=ignored, missing=missing)
+
+
+def official_from_mmdet(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':
+    """Inverse of mmdet's ``swin_converter``: mmdet Swin keys (``backbone.`` prefix optional)
+    to the official Swin naming (``layers.i.blocks.j.attn.qkv.weight`` ...).
+
+    ``norm{last}`` becomes the official final ``norm``; the other ``norm{i}`` have no official
+    counterpart and are dropped. Used to write official-format checkpoints in tests/tools.
+    """
+    sd = OrderedDict((k[9:] if k.startswith('backbone.') else k, v)
+                     for k, v in state_dict.items())
+    norms = sorted(int(k[4]) for k in sd if k.startswith('norm') and k[4:5].isdigit())
+    last = max(norms) if norms else None
+    out = OrderedDict()
+    for k, v in sd.items():
+        if k.startswith('stages.'):
+            nk = k.replace('stages', 'layers', 1)
+            if '.attn.w_msa.' in nk:
+                nk = nk.replace('attn.w_msa.', 'attn.')
+            elif '.ffn.layers.0.0.' in nk:
+                nk = nk.replace('ffn.layers.0.0.', 'mlp.fc1.')
+            elif '.ffn.layers.1.' in nk:
+                nk = nk.replace('ffn.layers.1.', 'mlp.fc2.')
+            elif '.downsample.reduction.' in nk:
+                o, i = v.shape
+                v = v.reshape(o, i // 4, 4).transpose(1, 2)[:, [0, 2, 1, 3], :].reshape(o, i)
+            elif '.downsample.norm.' in nk:
+                i = v.shape[0]
+                v = v.reshape(i // 4, 4).transpose(0, 1)[[0, 2, 1, 3], :].reshape(i)
+        elif k.startswith('patch_embed.projection.'):
+            nk = k.replace('projection', 'proj', 1)
+        elif k.startswith('norm') and k[4:5].isdigit():
+            if int(k[4]) != last:
+                continue
+            nk = 'norm' + k[5:]
+        else:
+            nk = k
+        out[nk] = v.contiguous() if torch.is_tensor(v) else v
+    return out

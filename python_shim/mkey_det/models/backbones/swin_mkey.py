@@ -1,0 +1,129 @@
+"""Swin Transformer backbone whose attention keys are manifold keys (registered in mmdet)."""
+from __future__ import annotations
+
+import inspect
+from typing import Iterator, Optional, Tuple
+
+import torch
+from mmdet.models.backbones.swin import SwinTransformer
+from mmdet.registry import MODELS
+
+from ..keys import KEY_TYPES, check_key_type, set_key_order
+from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
+from .window_msa import ManifoldKeyWindowMSA
+
+_SWIN_SIGNATURE = inspect.signature(SwinTransformer.__init__)
+
+
+@MODELS.register_module()
+class SwinTransformerMKey(SwinTransformer):
+    """mmdet's ``SwinTransformer`` with the key of every block's attention replaced.
+
+    Takes every argument of ``mmdet.models.backbones.SwinTransformer`` (same names, defaults
+    and outputs: a list of ``(B, C_i, H_i, W_i)`` maps for ``out_indices``), plus:
+
+    Args:
+        key_type: one of ``'linear'`` (the stock model, bit for bit, same state dict),
+            ``'spatialk'``, ``'kua'``, ``'simplek'``, ``'vanillak'``.
+        num_charts: H, an int >= 1 (8 in the paper).
+        key_order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function and
+            gradients); switch later with :meth:`set_key_order`.
+        chart_noise: relative std of the zero-sum perturbation between the charts when a key
+            is started from a linear key.
+
+    Query and value keep Swin's projections with bias (``...attn.w_msa.qkv.q`` / ``.v``); the
+    key (``...attn.w_msa.qkv.key``) has none (softmax ignores a key bias). Relative position
+    bias, shift masks and padding are mmdet's. Without a checkpoint (``init_cfg=None``) each key
+    starts from a freshly initialised linear key (trunc normal std .02), function-preservingly;
+    with ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` see
+    :func:`~mkey_det.models.backbones.load_pretrained`.
+    """
+
+    def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
+                 key_order: str = 'fast', chart_noise: float = 0.1, **kwargs):
+        check_key_type(key_type)
+        check_int('num_charts', num_charts)
+        check_order(key_order)
+        check_noise(chart_noise)
+        bound = _SWIN_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
+        bound.apply_defaults()
+        cfg = bound.arguments
+        _check_swin_args(cfg)
+        super().__init__(*args, **kwargs)
+        self.key_type = key_type
+        self.num_charts = num_charts
+        self.chart_noise = float(chart_noise)
+        if key_type != 'linear':
+            for name, block in self.named_blocks():
+                block.attn.w_msa = ManifoldKeyWindowMSA.from_window_msa(
+                    block.attn.w_msa, key_type, num_charts, key_order=key_order,
+                    chart_noise=chart_noise)
+            # modules were replaced: re-apply freezing to the new ones
+            self._freeze_stages()
+
+    def train(self, mode: bool = True) -> 'SwinTransformerMKey':
+        """As mmdet's (keeps frozen stages in eval mode), but returns ``self`` like
+        ``nn.Module.train`` so that ``model.eval()`` chains."""
+        super().train(mode)
+        return self
+
+    def named_blocks(self) -> Iterator[Tuple[str, torch.nn.Module]]:
+        """``('stages.i.blocks.j', SwinBlock)`` for every block."""
+        for i, stage in enumerate(self.stages):
+            for j, block in enumerate(stage.blocks):
+                yield f'stages.{i}.blocks.{j}', block
+
+    def manifold_attentions(self) -> Iterator[Tuple[str, ManifoldKeyWindowMSA]]:
+        """``(state-dict prefix of the attention, module)`` for every manifold-key attention."""
+        for name, block in self.named_blocks():
+            if isinstance(block.attn.w_msa, ManifoldKeyWindowMSA):
+                yield f'{name}.attn.w_msa', block.attn.w_msa
+
+    def set_key_order(self, order: str) -> int:
+        """Switch every key to ``'paper'`` or ``'fast'``; returns the number switched."""
+        return set_key_order(self, order)
+
+    @torch.no_grad()
+    def reset_keys(self, generator: Optional[torch.Generator] = None) -> None:
+        """Start every key from a freshly initialised linear key (function-preserving)."""
+        for _, msa in self.manifold_attentions():
+            msa.key.init_from_linear(fresh_linear_key(msa.embed_dims, generator).to(
+                msa.qkv.q.weight), generator=generator)
+
+    def init_weights(self) -> None:
+        """No ``init_cfg``: Swin's own init, then every key from a fresh linear key.
+        ``init_cfg=dict(type='Pretrained', checkpoint=...)``: :func:`load_pretrained`."""
+        if self.init_cfg is None:
+            super().init_weights()
+            self.reset_keys()
+            return
+        cfg = dict(self.init_cfg)
+        if cfg.get('type') != 'Pretrained' or 'checkpoint' not in cfg:
+            raise ValueError(f'{type(self).__name__} supports init_cfg=None or '
+                             f"dict(type='Pretrained', checkpoint=PATH), got {self.init_cfg!r}")
+        from .pretrained import load_pretrained
+        load_pretrained(self, cfg['checkpoint'],
+                        convert=True if self.convert_weights else None)
+
+    def extra_repr(self) -> str:
+        return f'key_type={self.key_type!r}, num_charts={self.num_charts}'
+
+
+def _check_swin_args(cfg: dict) -> None:
+    """Validate the Swin arguments the keys depend on (ValueError naming the value)."""
+    ws = cfg['window_size']
+    if isinstance(ws, bool) or not isinstance(ws, int) or ws < 1:
+        raise ValueError(f'window_size must be an int >= 1 (the spatial mixing is fixed to '
+                         f'window_size**2 tokens), got {ws!r}')
+    check_int('embed_dims', cfg['embed_dims'])
+    depths, heads = tuple(cfg['depths']), tuple(cfg['num_heads'])
+    if len(depths) != len(heads):
+        raise ValueError(f'depths {depths} and num_heads {heads} must have the same length')
+    for i, h in enumerate(heads):
+        width = cfg['embed_dims'] * 2**i
+        check_int(f'num_heads[{i}]', h)
+        if width % h:
+            raise ValueError(f'stage {i} width {width} is not divisible by num_heads[{i}]={h}')
+
+
+__all__ = ['SwinTransformerMKey', 'KEY_TYPES']

@@ -1,0 +1,193 @@
+"""Shared contract of the manifold keys: argument checks, chart rearranges, order switch.
+
+Every key maps window tokens ``x: (B', N, C) -> (B', N, C)`` with ``B' = batch * windows`` and
+``N = window_size ** 2``. The manifold keys (paper section 4) first expand ``x`` into ``H``
+charts of width ``C`` (``k = Linear(C, H*C, bias=False)``, ``gamma`` in R^(H*C)), laid out
+chart-major as ``(B', H*N, C)`` so that a ``Conv1d`` with ``groups=H`` mixes the tokens of each
+chart separately.
+
+All the paths are linear in ``x``, so each variant can be *folded* into per-chart ``C x C``
+matrices and ``N x N`` token-mixing matrices (see ``folded.py``). Two computation orders exist:
+
+``'paper'``
+    the literal order of Algorithm 1 (expansion, rearrange, spatial, [CB], aggregation).
+``'fast'``
+    the same function computed from the folded weights (autograd runs through the weight
+    products, so parameter gradients are the same as well). Only chooses the folded product
+    where it is cheaper (see each variant's ``forward_fast``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+KEY_ORDERS = ('paper', 'fast')
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int (not bool) >= ``minimum``; else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f'{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})')
+    return value
+
+
+def check_order(order) -> str:
+    """Return ``order`` if it is one of :data:`KEY_ORDERS`; else raise ValueError."""
+    if order not in KEY_ORDERS:
+        raise ValueError(f'order must be one of {KEY_ORDERS}, got {order!r}')
+    return order
+
+
+def check_noise(chart_noise) -> float:
+    """Return ``chart_noise`` as float if it is a finite number >= 0; else raise ValueError."""
+    if isinstance(chart_noise, bool) or not isinstance(chart_noise, (int, float)) \
+            or not math.isfinite(chart_noise) or chart_noise < 0:
+        raise ValueError(f'chart_noise must be a finite number >= 0, got {chart_noise!r}')
+    return float(chart_noise)
+
+
+def to_charts(x: torch.Tensor, num_charts: int) -> torch.Tensor:
+    """Chart-major rearrange ``b n (h c) -> b (h n) c``: (B', N, H*C) -> (B', H*N, C)."""
+    b, n, hc = x.shape
+    c = hc // num_charts
+    return x.reshape(b, n, num_charts, c).transpose(1, 2).reshape(b, num_charts * n, c)
+
+
+def from_charts(x: torch.Tensor, num_charts: int) -> torch.Tensor:
+    """Inverse of :func:`to_charts` ``b (h n) c -> b n (h c)``: (B', H*N, C) -> (B', N, H*C)."""
+    b, hn, c = x.shape
+    n = hn // num_charts
+    return x.reshape(b, num_charts, n, c).transpose(1, 2).reshape(b, n, num_charts * c)
+
+
+def context_broadcast(k: torch.Tensor, gamma2: torch.Tensor) -> torch.Tensor:
+    """CB (paper Eq. 4): ``0.5 * (K + gamma2 * mean over all H*N rows of K)``.
+
+    ``k: (B', H*N, C)``, ``gamma2: (C,)`` -> ``(B', H*N, C)``.
+    """
+    return 0.5 * (k + gamma2 * k.mean(dim=1, keepdim=True))
+
+
+def chart_weights(weight: torch.Tensor, num_charts: int, chart_noise: float,
+                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Per-chart copies of a linear key ``W_k: (C, C)`` with a zero-sum perturbation.
+
+    Returns ``(H, C, C)``: chart ``h`` is ``W_k + eps_h`` with ``eps_h`` drawn from
+    ``N(0, (chart_noise * std(W_k))^2)`` and centred over the charts, so ``sum_h eps_h = 0``
+    (``eps = 0`` for one chart). The charts differ, their mean is ``W_k``.
+    """
+    w = weight.detach()
+    if num_charts == 1 or chart_noise == 0:
+        return w.unsqueeze(0).repeat(num_charts, 1, 1)
+    scale = float(w.float().std()) if w.numel() > 1 else 0.0
+    scale = (scale if scale > 0 else 0.02) * chart_noise
+    eps = torch.randn((num_charts, ) + tuple(w.shape), generator=generator,
+                      dtype=torch.float64) * scale
+    eps = eps - eps.mean(dim=0, keepdim=True)
+    return (w.double().unsqueeze(0) + eps).to(w.dtype)
+
+
+def fresh_linear_key(dim: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A freshly initialised linear key weight ``(C, C)``: trunc normal std .02 (as Swin)."""
+    return nn.init.trunc_normal_(torch.empty(dim, dim), std=0.02, generator=generator)
+
+
+class ManifoldKey(nn.Module):
+    """Base of the manifold keys: ``(B', N, C) -> (B', N, C)``.
+
+    Args:
+        dim: C, the block width (also the width of every chart).
+        num_tokens: N, the tokens of one attention window (``window_size ** 2`` in Swin).
+        num_charts: H >= 1.
+        order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function).
+        chart_noise: relative std of the zero-sum chart perturbation used by
+            :meth:`init_from_linear` (see :func:`chart_weights`).
+    """
+
+    key_type = 'base'
+
+    def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
+                 chart_noise: float = 0.1):
+        super().__init__()
+        self.dim = check_int('dim', dim)
+        self.num_tokens = check_int('num_tokens', num_tokens)
+        self.num_charts = check_int('num_charts', num_charts)
+        self._order = check_order(order)
+        self.chart_noise = check_noise(chart_noise)
+
+    @property
+    def order(self) -> str:
+        """``'paper'`` or ``'fast'``; assignable."""
+        return self._order
+
+    @order.setter
+    def order(self, value: str) -> None:
+        self._order = check_order(value)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 3 or x.shape[1] != self.num_tokens or x.shape[2] != self.dim:
+            raise ValueError(
+                f'{type(self).__name__} expects (B\', N={self.num_tokens}, C={self.dim}) '
+                f'input, got {tuple(x.shape)}')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (B', N, C) -> (B', N, C)`` in the selected order."""
+        self._check_input(x)
+        if self._order == 'paper':
+            return self.forward_paper(x)
+        return self.forward_fast(x)
+
+    def forward_paper(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        from .folded import folded_forward
+        return folded_forward(x, self.fold())
+
+    def fold(self):
+        """The folded tensors (:class:`~.folded.FoldedKeyTensors`), differentiable."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def init_from_linear(self, weight: torch.Tensor, chart_noise: Optional[float] = None,
+                         generator: Optional[torch.Generator] = None) -> None:
+        """Function-preserving start: afterwards ``self(x) == x @ weight.T`` (up to float
+        rounding). ``weight: (C, C)``, the linear key ``W_k`` (its bias is dropped: adding
+        ``q . b_k`` to a whole row of logits does not change softmax attention)."""
+        raise NotImplementedError
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Start from a freshly initialised linear key (trunc normal std .02, as Swin)."""
+        self.init_from_linear(fresh_linear_key(self.dim, generator), generator=generator)
+
+    def _check_linear_weight(self, weight: torch.Tensor) -> None:
+        if tuple(weight.shape) != (self.dim, self.dim):
+            raise ValueError(f'linear key weight must have shape ({self.dim}, {self.dim}), '
+                             f'got {tuple(weight.shape)}')
+
+    def _expansion_from_linear(self, weight, chart_noise, generator, gamma: float) -> None:
+        """k = [W_k + eps_h]_h (zero-sum eps), gamma = constant."""
+        self._check_linear_weight(weight)
+        noise = self.chart_noise if chart_noise is None else check_noise(chart_noise)
+        charts = chart_weights(weight, self.num_charts, noise, generator)
+        self.k.weight.copy_(charts.reshape(self.num_charts * self.dim, self.dim))
+        self.gamma.fill_(gamma)
+
+    def _expansion_charts(self) -> torch.Tensor:
+        """``diag(gamma_h) @ W_k_h`` for every chart: ``(H, C, C)`` (output x input)."""
+        h, c = self.num_charts, self.dim
+        return self.gamma.view(h, c, 1) * self.k.weight.view(h, c, c)
+
+    def extra_repr(self) -> str:
+        return (f'dim={self.dim}, num_tokens={self.num_tokens}, num_charts={self.num_charts}, '
+                f'order={self._order!r}')
+
+
+def identity_token_mix(num_charts: int, num_tokens: int) -> torch.Tensor:
+    """``(H*N, N, 1)`` grouped Conv1d weight whose every chart block is the identity."""
+    eye = torch.eye(num_tokens)
+    return eye.repeat(num_charts, 1).unsqueeze(-1)

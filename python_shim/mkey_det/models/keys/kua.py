@@ -1,0 +1,63 @@
+"""KUA: SpatialK with context broadcasting (CB, paper Eq. 4) right after the spatial mixing."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from .base import context_broadcast
+from .folded import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
+from .spatialk import SpatialKey
+
+
+class KUAKey(SpatialKey):
+    """KUA: ``(B', N, C) -> (B', N, C)``; SpatialK plus ``gamma2: (C,)`` and
+    ``K = 0.5 * (K + gamma2 * mean over all H*N rows of K)`` after ``spatial``.
+
+    Parameters: ``2 H C^2 + H C + H N^2 + C``.
+
+    Folded: ``M_h = 0.5 to_out_h diag(gamma_h) k_h``; CB term ``c_h = colsum(spatial_h)/(H N)``,
+    ``G_h = 0.5 (sum_h' to_out_h') diag(gamma2) diag(gamma_h) k_h``. ``'fast'`` folds only the
+    main term (the CB term goes through the per-window pooled vector, ``H C^2`` per window).
+    """
+
+    key_type = 'kua'
+    _main_scale = 0.5
+
+    def _build_cb(self) -> None:
+        self.gamma2 = nn.Parameter(torch.zeros(self.dim))
+
+    def _cb(self, k: torch.Tensor) -> torch.Tensor:
+        return context_broadcast(k, self.gamma2)
+
+    def _cb_pool(self) -> torch.Tensor:
+        """``c_h = spatial_h^T 1 / (H N)``: ``(H, N)``."""
+        return self._token_mix().sum(dim=1) / (self.num_charts * self.num_tokens)
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] * x.shape[1] <= self.dim:
+            return self.forward_paper(x)
+        main = self.fold(with_cb_weight=False)
+        out = mix_tokens(main.token_mix, x) @ stack_charts(main.weight)
+        # mean of the H*N chart rows after spatial: (B', C)
+        m = pool_tokens(main.cb_pool, x) @ stack_charts(self._expansion_charts())
+        w_sum = self._to_out_charts().sum(dim=0)  # (C, C)
+        cb = (0.5 * m * self.gamma2) @ w_sum.t()
+        return out + cb.unsqueeze(1)
+
+    def fold(self, with_cb_weight: bool = True) -> FoldedKeyTensors:
+        t = super().fold()
+        t.cb_pool = self._cb_pool()
+        if with_cb_weight:
+            w_sum = self._to_out_charts().sum(dim=0)                    # (C, C)
+            left = 0.5 * w_sum * self.gamma2                            # W_sum diag(gamma2)
+            t.cb_weight = torch.matmul(left, self._expansion_charts())  # (H, C, C)
+        return t
+
+    @torch.no_grad()
+    def init_from_linear(self, weight: torch.Tensor, chart_noise: Optional[float] = None,
+                         generator: Optional[torch.Generator] = None) -> None:
+        """SpatialK's start with ``gamma2 = 0`` and ``to_out = [2I/H ... 2I/H]``."""
+        super().init_from_linear(weight, chart_noise, generator)
+        self.gamma2.zero_()

@@ -1,0 +1,55 @@
+"""Short checks the Node CLI runs through the bridge before it launches a training or test process."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def mmdet_tools_dir() -> str:
+    """MMDetection's own ``tools/`` folder as shipped inside the mmdet package (``mmdet/.mim/tools``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec('mmdet')
+    if spec is None or spec.origin is None:
+        raise ImportError('mmdet is not installed')
+    path = os.path.join(os.path.dirname(spec.origin), '.mim', 'tools')
+    if not os.path.isfile(os.path.join(path, 'train.py')):
+        raise FileNotFoundError(f'MMDetection tools not found at {path}')
+    return path
+
+
+def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
+    """Loads the config with mmengine, builds its backbone and reports what the launch needs.
+
+    Raises ValueError (from the backbone) for invalid backbone arguments and RuntimeError when
+    ``gpus`` asks for more CUDA devices than are visible.
+    """
+    import torch
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > cuda:
+        raise RuntimeError(f'--gpus {gpus} needs {gpus} CUDA device(s); this machine has {cuda}')
+    cfg = Config.fromfile(config_path)
+    backbone_cfg = cfg.model.backbone.copy()
+    backbone_cfg['init_cfg'] = None  # building only: do not read the checkpoint here
+    backbone = MODELS.build(backbone_cfg)
+    return {
+        'backbone_type': cfg.model.backbone.type,
+        'key_type': cfg.model.backbone.get('key_type', 'linear'),
+        'num_charts': cfg.model.backbone.get('num_charts'),
+        'backbone_params': int(sum(p.numel() for p in backbone.parameters())),
+        'cuda_devices': cuda,
+        'tools_dir': mmdet_tools_dir(),
+        'max_epochs': cfg.train_cfg.get('max_epochs'),
+        'max_iters': cfg.train_cfg.get('max_iters'),
+    }
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -1,0 +1,77 @@
+"""Shared fixtures: small Swin configurations, seeded models, checkpoint writers."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import mkey_det  # noqa: F401  (registers SwinTransformerMKey)
+from mkey_det.models.keys.base import ManifoldKey
+
+torch.set_num_threads(2)
+
+MANIFOLD = ('spatialk', 'kua', 'simplek', 'vanillak')
+
+#: A narrow Swin with every structural feature of Swin-T (4 stages, shifted blocks, merging,
+#: padding, window 7): fast enough to run many variants.
+SMALL_SWIN = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=7,
+                  mlp_ratio=2, drop_path_rate=0.0, out_indices=(0, 1, 2, 3), init_cfg=None)
+
+
+def small_cfg(**overrides) -> dict:
+    cfg = copy.deepcopy(SMALL_SWIN)
+    cfg.update(overrides)
+    return cfg
+
+
+def stock_swin(seed: int = 0, **overrides):
+    """mmdet's SwinTransformer with random (non-trivial) weights, in eval mode."""
+    from mmdet.models.backbones.swin import SwinTransformer
+    torch.manual_seed(seed)
+    model = SwinTransformer(**small_cfg(**overrides))
+    randomize_(model, seed)
+    model.eval()  # mmdet's SwinTransformer.train() returns None
+    return model
+
+
+def mkey_swin(key_type: str, num_charts: int = 8, seed: int = 0, **overrides):
+    from mkey_det import SwinTransformerMKey
+    torch.manual_seed(seed)
+    return SwinTransformerMKey(key_type=key_type, num_charts=num_charts,
+                               **small_cfg(**overrides)).eval()
+
+
+@torch.no_grad()
+def randomize_(module: torch.nn.Module, seed: int = 0, scale: float = 0.05):
+    """Perturb every parameter (biases, norms, rel-pos tables, keys) so that nothing sits at a
+    symmetric initial value."""
+    g = torch.Generator().manual_seed(seed)
+    for p in module.parameters():
+        p.add_(torch.randn(p.shape, generator=g) * scale)
+    return module
+
+
+def manifold_keys(model):
+    return [m for m in model.modules() if isinstance(m, ManifoldKey)]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+@pytest.fixture
+def image():
+    """An input whose size needs padding at every stage."""
+    return torch.randn(1, 3, 333, 517, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def small_image():
+    return torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))
+
+
+def pytest_configure(config):
+    # third-party deprecations (torch.jit in mmcv/mmengine) are not ours
+    config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning')

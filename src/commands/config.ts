@@ -1,0 +1,49 @@
+import { Command } from 'commander';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { renderMmdetConfig } from '../core/config/render.js';
+import { TOOL_VERSION } from '../core/train.js';
+import { BadInputError, handleError } from '../utils/errors.js';
+import { emit, logger } from '../utils/logger.js';
+import { parseOptions } from '../utils/options.js';
+import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
+import { datasetLayout } from '../core/config/dataset-layout.js';
+
+const configOptionsSchema = experimentOptionsSchema.extend({
+  out: z.string().optional(),
+  force: z.boolean().default(false),
+  json: z.boolean().default(false),
+});
+
+export const config = addExperimentOptions(
+  new Command('config').description(
+    'write the MMDetection config (Python source) of an experiment: Mask R-CNN + FPN with a Swin-T backbone, inheriting the stock 3x config',
+  ),
+)
+  .option('-o, --out <file>', 'write the config here (default: print it to stdout)')
+  .option('--force', 'overwrite an existing --out file', false)
+  .option('--json', 'print {path, backbone, ...} as JSON instead of the source', false)
+  .action(async (raw: unknown) => {
+    const opts = parseOptions(configOptionsSchema, raw);
+    try {
+      const exp = experimentFromOptions(opts, { checkPaths: false });
+      const dataset = await datasetLayout(exp, { check: false });
+      const source = renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION });
+      if (!opts.out) {
+        if (opts.json) emit({ ok: true, source, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => '');
+        else process.stdout.write(source);
+        return;
+      }
+      const out = resolve(opts.out);
+      if (existsSync(out) && !opts.force) {
+        throw new BadInputError(`--out ${JSON.stringify(opts.out)} already exists; refusing to overwrite it`, 'add --force or choose another file');
+      }
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, source);
+      emit({ ok: true, path: out, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => out);
+      if (!opts.json) logger.success(`wrote ${exp.backbone.name} (${exp.charts} charts, ${exp.schedule}) config`);
+    } catch (err) {
+      handleError(err, opts);
+    }
+  });

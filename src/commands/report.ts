@@ -1,0 +1,67 @@
+import { Command } from 'commander';
+import { extname } from 'node:path';
+import { z } from 'zod';
+import { FORMATS, generateReport, type ReportFormat } from '../core/report/index.js';
+import { BadInputError, handleError } from '../utils/errors.js';
+import { logger } from '../utils/logger.js';
+import { parseOptions } from '../utils/options.js';
+
+const reportOptionsSchema = z
+  .object({
+    format: z.enum(FORMATS, { message: `accepted: ${FORMATS.join(', ')}` }).optional(),
+    out: z.string().min(1, { message: 'give a file name' }).optional(),
+    baseline: z.string().min(1, { message: 'give a run directory or label' }).optional(),
+    best: z.boolean().default(false),
+    last: z.boolean().default(false),
+    plots: z.boolean().default(true),
+    json: z.boolean().default(false),
+  })
+  .refine((o) => !(o.best && o.last), { message: '--best and --last exclude each other: pass one', path: ['best'] });
+
+/** `--format` if given, else `--json`, else the extension of `--out`, else Markdown. */
+function resolveFormat(o: z.infer<typeof reportOptionsSchema>): ReportFormat {
+  if (o.format) return o.format;
+  if (o.json) return 'json';
+  const ext = o.out ? extname(o.out).slice(1).toLowerCase() : '';
+  if (ext === 'markdown') return 'md';
+  if (ext === 'htm') return 'html';
+  return (FORMATS as readonly string[]).includes(ext) ? (ext as ReportFormat) : 'md';
+}
+
+export const report = new Command('report')
+  .description('compare runs: box/mask AP table (seed groups as mean ± std, deltas vs the linear-key baseline, the paper\'s Table 3 as reference) in md, csv, json or a self-contained html with plots')
+  .argument('<paths...>', 'run directories (a --work-dir) or folders holding runs')
+  .option('--format <format>', `output format: ${FORMATS.join(', ')} (default: from --out's extension, else md)`)
+  .option('--out <file>', 'write the report to this file (PNG plots go next to it) instead of stdout')
+  .option('--baseline <run>', "run directory or label the deltas compare against (default: the only run with key 'linear')")
+  .option('--best', 'report each run\'s best evaluation by box AP')
+  .option('--last', 'report each run\'s last evaluation (default)')
+  .option('--no-plots', 'do not write PNG plots next to --out')
+  .option('--json', 'same as --format json (errors as JSON too)')
+  .action(async (paths: string[], raw: unknown) => {
+    const json = Boolean((raw as { json?: unknown }).json);
+    try {
+      const opts = parseOptions(reportOptionsSchema, raw);
+      const format = resolveFormat(opts);
+      if (opts.json && format !== 'json') throw new BadInputError(`--json conflicts with --format ${opts.format}: pass one`);
+      const res = await generateReport({
+        paths,
+        format,
+        selection: opts.best ? 'best' : 'last',
+        pngPlots: opts.plots,
+        ...(opts.out !== undefined ? { out: opts.out } : {}),
+        ...(opts.baseline !== undefined ? { baseline: opts.baseline } : {}),
+      });
+      for (const w of res.report.warnings) logger.warn(w);
+      if (res.outFile) {
+        logger.success(`report written: ${res.outFile}`);
+        for (const f of Object.values(res.plotFiles)) logger.info(`plot: ${f}`);
+        if (format === 'json') process.stdout.write(JSON.stringify({ ok: true, out: res.outFile, plots: res.plotFiles }) + '\n');
+        else process.stdout.write(res.outFile + '\n');
+      } else {
+        process.stdout.write(res.text);
+      }
+    } catch (err) {
+      handleError(err, { json });
+    }
+  });

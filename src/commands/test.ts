@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { z } from 'zod';
+import { testCheckpoint } from '../core/train.js';
+import { ExitCode, handleError } from '../utils/errors.js';
+import { emit } from '../utils/logger.js';
+import { parseOptions } from '../utils/options.js';
+import { resultText } from './train.js';
+
+const testOptionsSchema = z.object({
+  checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
+  config: z.string().optional(),
+  workDir: z.string().optional(),
+  json: z.boolean().default(false),
+  verbose: z.boolean().default(false),
+});
+
+export const testCommand = new Command('test')
+  .description("COCO evaluation (box and mask AP) of a trained checkpoint with MMDetection's tools/test.py")
+  .requiredOption('--checkpoint <file>', 'checkpoint written by mkey-det train (e.g. <work-dir>/epoch_12.pth)')
+  .option('--config <file>', "the run's config (default: config.py next to the checkpoint)")
+  .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
+  .option('--json', 'print the result as JSON', false)
+  .option('--verbose', "also stream MMDetection's own log", false)
+  .action(async (raw: unknown) => {
+    const opts = parseOptions(testOptionsSchema, raw);
+    try {
+      const result = await testCheckpoint({ ...opts, progress: opts.json ? 'silent' : 'lines' });
+      emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
+      if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;
+    } catch (err) {
+      handleError(err, opts);
+    }
+  });

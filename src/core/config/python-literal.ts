@@ -1,0 +1,131 @@
+/**
+ * Writes JavaScript values as Python literals, so that whatever a user typed (a path, a class name,
+ * a --cfg-options value) lands in a generated config as data and never as code.
+ *
+ * Strings are escaped completely (quotes, backslashes, control characters, non-ASCII) and braces
+ * are written as \x7b / \x7d: mmengine substitutes `{{ fileDirname }}`, `{{$ENV:...}}` and
+ * `{{_base_.x}}` in a config's raw text before Python ever parses it, so a literal `{{` in a path
+ * would otherwise be rewritten.
+ */
+
+/** A Python value in the generated source: `PyCode` is emitted verbatim (only for code we write). */
+export class PyCode {
+  constructor(readonly code: string) {}
+}
+/** A tuple (Python configs use tuples for scales, classes and betas). */
+export class PyTuple {
+  constructor(readonly items: PyValue[]) {}
+}
+export type PyValue =
+  | null
+  | boolean
+  | number
+  | string
+  | PyCode
+  | PyTuple
+  | PyValue[]
+  | { [key: string]: PyValue | undefined };
+
+export function pythonString(s: string): string {
+  let out = "'";
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === "'") out += "\\'";
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '{') out += '\\x7b';
+    else if (ch === '}') out += '\\x7d';
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else if (cp < 0x100) out += '\\x' + cp.toString(16).padStart(2, '0');
+    else if (cp < 0x10000) out += '\\u' + cp.toString(16).padStart(4, '0');
+    else out += '\\U' + cp.toString(16).padStart(8, '0');
+  }
+  return out + "'";
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const PY_KEYWORDS = new Set(['False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del', 'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield']);
+
+export function pythonNumber(n: number): string {
+  if (!Number.isFinite(n)) throw new Error(`cannot write ${n} into a config (only finite numbers)`);
+  if (Number.isInteger(n) && Math.abs(n) < 1e21) return String(n);
+  return String(n); // JS shortest round-trip repr is also a valid Python float literal (e.g. 1e-06, 0.0001)
+}
+
+/** Renders `value` as Python source, indented for nesting depth `indent`. */
+export function toPythonLiteral(value: PyValue | undefined, indent = 0): string {
+  const pad = '    '.repeat(indent + 1);
+  const end = '    '.repeat(indent);
+  if (value === null || value === undefined) return 'None';
+  if (value instanceof PyCode) return value.code;
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'number') return pythonNumber(value);
+  if (typeof value === 'string') return pythonString(value);
+  if (value instanceof PyTuple) {
+    if (value.items.length === 0) return '()';
+    const items = value.items.map((v) => toPythonLiteral(v, indent + 1));
+    const flat = `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
+    return flat.length <= 80 && !flat.includes('\n') ? flat : `(\n${items.map((i) => pad + i + ',').join('\n')}\n${end})`;
+  }
+  if (Array.isArray(value)) {
+    const items = value.map((v) => toPythonLiteral(v, indent + 1));
+    const flat = `[${items.join(', ')}]`;
+    return flat.length <= 80 && !flat.includes('\n') ? flat : `[\n${items.map((i) => pad + i + ',').join('\n')}\n${end}]`;
+  }
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return 'dict()';
+  // dict(key=...) reads like MMDetection's own configs; keys that are not identifiers use {...}.
+  const allIdent = entries.every(([k]) => IDENT.test(k) && !PY_KEYWORDS.has(k));
+  const parts = entries.map(([k, v]) =>
+    allIdent ? `${k}=${toPythonLiteral(v, indent + 1)}` : `${pythonString(k)}: ${toPythonLiteral(v, indent + 1)}`,
+  );
+  const open = allIdent ? 'dict(' : '{';
+  const close = allIdent ? ')' : '}';
+  const flat = `${open}${parts.join(', ')}${close}`;
+  return flat.length <= 80 && !flat.includes('\n') ? flat : `${open}\n${parts.map((p) => pad + p + ',').join('\n')}\n${end}${close}`;
+}
+
+/**
+ * Parses a `--cfg-options` value the way mmengine's DictAction does (ints, floats, True/False,
+ * None, quoted strings, [lists] / (tuples), comma lists), into data; anything else is a string.
+ */
+export function parseCfgValue(raw: string): PyValue {
+  const s = raw.trim();
+  const splitTop = (body: string): string[] => {
+    const parts: string[] = [];
+    let depth = 0;
+    let quote: string | null = null;
+    let cur = '';
+    for (const ch of body) {
+      if (quote) {
+        if (ch === quote) quote = null;
+        cur += ch;
+      } else if (ch === '"' || ch === "'") {
+        quote = ch;
+        cur += ch;
+      } else if (ch === '[' || ch === '(') {
+        depth++;
+        cur += ch;
+      } else if (ch === ']' || ch === ')') {
+        depth--;
+        cur += ch;
+      } else if (ch === ',' && depth === 0) {
+        parts.push(cur);
+        cur = '';
+      } else cur += ch;
+    }
+    if (cur.trim() !== '') parts.push(cur);
+    return parts;
+  };
+  if ((s.startsWith('[') && s.endsWith(']')) || (s.startsWith('(') && s.endsWith(')'))) {
+    const items = splitTop(s.slice(1, -1)).map(parseCfgValue);
+    return s.startsWith('[') ? items : new PyTuple(items);
+  }
+  if (/^-?\d+$/.test(s)) return Number(s);
+  if (/^-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/.test(s)) return Number(s);
+  if (s === 'True' || s === 'true') return true;
+  if (s === 'False' || s === 'false') return false;
+  if (s === 'None' || s === 'none' || s === 'null') return null;
+  if (s.length >= 2 && (s[0] === '"' || s[0] === "'") && s.at(-1) === s[0]) return s.slice(1, -1);
+  if (splitTop(s).length > 1) return splitTop(s).map(parseCfgValue);
+  return raw;
+}

@@ -1,0 +1,224 @@
+/**
+ * Renders an `Experiment` into an MMDetection config (Python source) that inherits MMDetection's
+ * stock Swin-T Mask R-CNN + FPN 3x config and only overrides what the experiment changes, the way
+ * MMDetection's own `projects/` configs do. The result loads with mmengine's `Config.fromfile` and
+ * runs with MMDetection's `tools/train.py`.
+ */
+import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
+import type { DatasetLayout, Experiment } from '../experiment.js';
+
+export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
+/** Stock schedule length of the 3x recipes. */
+const STOCK_EPOCHS = 36;
+/** Image side of the demo dataset (python_shim/mkey_det/data/demo.py). */
+export const DEMO_IMAGE_SIZE = 192;
+/** Epochs of the `short` schedule. */
+export const SHORT_EPOCHS = 12;
+
+/** The stock COCO layout (relative to the working directory, as in MMDetection's configs). */
+export const COCO_LAYOUT: DatasetLayout = {
+  root: 'data/coco/',
+  trainAnn: 'annotations/instances_train2017.json',
+  valAnn: 'annotations/instances_val2017.json',
+  trainImg: 'train2017/',
+  valImg: 'val2017/',
+};
+
+export interface RenderOptions {
+  /** Dataset layout to write; stock COCO when omitted. */
+  dataset?: DatasetLayout;
+  /** Extra lines in the header comment, e.g. the command that regenerates the file. */
+  generatedBy?: string;
+  /** Version stamp written into `mkey_experiment`. */
+  toolVersion: string;
+}
+
+type Dict = { [key: string]: PyValue | undefined };
+
+function isDict(v: PyValue | undefined): v is Dict {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PyCode) && !(v instanceof PyTuple);
+}
+
+/** Sets `a.b.c = value` inside nested dicts (creating them), as mmengine's merge would see it. */
+export function setDotted(target: Dict, key: string, value: PyValue): void {
+  const parts = key.split('.');
+  let cur: Dict = target;
+  for (const p of parts.slice(0, -1)) {
+    const next = cur[p];
+    if (!isDict(next)) cur[p] = {};
+    cur = cur[p] as Dict;
+  }
+  cur[parts.at(-1)!] = value;
+}
+
+function scaledMilestones(epochs: number): number[] {
+  // 27 and 33 of 36 epochs, scaled to the requested length (at least epoch 1, strictly increasing).
+  const a = Math.max(1, Math.round((27 / STOCK_EPOCHS) * epochs));
+  const b = Math.max(a + 1, Math.round((33 / STOCK_EPOCHS) * epochs));
+  return b < epochs ? [a, b] : [a];
+}
+
+function warmup(iters: number): Dict {
+  return { type: 'LinearLR', start_factor: 0.001, by_epoch: false, begin: 0, end: iters };
+}
+
+/** The top-level assignments of the config, in order. */
+export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, PyValue][] {
+  const body: [string, PyValue][] = [];
+  const ds = opts.dataset ?? COCO_LAYOUT;
+  const isDemo = exp.data.kind === 'demo';
+
+  body.push(['_base_', STOCK_BASE_CONFIG]);
+  body.push(['custom_imports', { imports: ['mkey_det'], allow_failed_imports: false }]);
+  body.push([
+    'mkey_experiment',
+    {
+      backbone: exp.backbone.name,
+      key_type: exp.backbone.keyType,
+      charts: exp.backbone.usesCharts ? exp.charts : null,
+      schedule: exp.schedule,
+      data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
+      batch_size: exp.batchSize,
+      seed: exp.seed,
+      generator: `mkey-det ${opts.toolVersion}`,
+    },
+  ]);
+
+  const backbone: Dict = {
+    type: 'SwinTransformerMKey',
+    key_type: exp.backbone.keyType,
+    num_charts: exp.charts,
+    init_cfg: exp.pretrained ? { type: 'Pretrained', checkpoint: exp.pretrained } : null,
+  };
+  const model: Dict = { backbone };
+  if (ds.classes) {
+    const n = ds.classes.length;
+    model.roi_head = { bbox_head: { num_classes: n }, mask_head: { num_classes: n } };
+  }
+  if (isDemo) {
+    // Small synthetic images: fewer RPN proposals keep a CPU step short without changing the model.
+    model.train_cfg = { rpn_proposal: { nms_pre: 1000, max_per_img: 500 }, rcnn: { sampler: { num: 256 } } };
+    model.test_cfg = { rpn: { nms_pre: 500, max_per_img: 300 } };
+  }
+  body.push(['model', model]);
+
+  // Data.
+  const metainfo: Dict | undefined = ds.classes ? { classes: new PyTuple(ds.classes) } : undefined;
+  body.push(['data_root', ds.root]);
+  const dataset = (ann: string, img: string, pipeline?: PyValue): Dict => ({
+    data_root: ds.root,
+    ann_file: ann,
+    data_prefix: { img },
+    ...(metainfo ? { metainfo } : {}),
+    ...(pipeline ? { pipeline } : {}),
+  });
+  let trainPipeline: PyValue | undefined;
+  let testPipeline: PyValue | undefined;
+  if (isDemo) {
+    const scale = new PyTuple([DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE]);
+    trainPipeline = [
+      { type: 'LoadImageFromFile', backend_args: null },
+      { type: 'LoadAnnotations', with_bbox: true, with_mask: true },
+      { type: 'Resize', scale, keep_ratio: true },
+      { type: 'RandomFlip', prob: 0.5 },
+      { type: 'PackDetInputs' },
+    ];
+    testPipeline = [
+      { type: 'LoadImageFromFile', backend_args: null },
+      { type: 'Resize', scale, keep_ratio: true },
+      { type: 'LoadAnnotations', with_bbox: true, with_mask: true },
+      { type: 'PackDetInputs', meta_keys: new PyTuple(['img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor']) },
+    ];
+    body.push(['train_pipeline', trainPipeline]);
+    body.push(['test_pipeline', testPipeline]);
+  }
+  body.push(['train_dataloader', { batch_size: exp.batchSize, num_workers: isDemo ? 0 : 2, persistent_workers: !isDemo, dataset: dataset(ds.trainAnn, ds.trainImg, trainPipeline) }]);
+  body.push(['val_dataloader', { batch_size: 1, num_workers: isDemo ? 0 : 2, persistent_workers: !isDemo, dataset: dataset(ds.valAnn, ds.valImg, testPipeline) }]);
+  body.push(['test_dataloader', new PyCode('val_dataloader')]);
+  const evaluator: Dict = { ann_file: joinRoot(ds.root, ds.valAnn) };
+  body.push(['val_evaluator', evaluator]);
+  body.push(['test_evaluator', new PyCode('val_evaluator')]);
+
+  // Schedule.
+  const epochs = exp.maxEpochs ?? (exp.schedule === 'short' ? SHORT_EPOCHS : STOCK_EPOCHS);
+  if (exp.maxIters !== undefined) {
+    body.push(['train_cfg', { _delete_: true, type: 'IterBasedTrainLoop', max_iters: exp.maxIters, val_interval: exp.maxIters }]);
+    body.push(['param_scheduler', [warmup(Math.min(1000, Math.max(1, Math.floor(exp.maxIters / 4))))]]);
+    body.push(['default_hooks', { checkpoint: { by_epoch: false, interval: exp.maxIters, max_keep_ckpts: 2 }, logger: { interval: 10 } }]);
+    body.push(['log_processor', { by_epoch: false }]);
+  } else {
+    body.push(['max_epochs', epochs]);
+    body.push(['train_cfg', { max_epochs: epochs, val_interval: 1 }]);
+    if (exp.schedule === 'paper-3x') {
+      // Section 6.3: "decayed linearly from 1e-4 to 1e-6"; AdamW betas (0.9, 0.999), weight decay 0.05.
+      body.push([
+        'param_scheduler',
+        [{ type: 'LinearLR', start_factor: 1.0, end_factor: 0.01, by_epoch: true, begin: 0, end: epochs, convert_to_iter_based: true }],
+      ]);
+    } else {
+      const warm = exp.schedule === 'short' ? 50 : 1000;
+      body.push([
+        'param_scheduler',
+        [warmup(warm), { type: 'MultiStepLR', begin: 0, end: epochs, by_epoch: true, milestones: scaledMilestones(epochs), gamma: 0.1 }],
+      ]);
+    }
+    body.push(['default_hooks', { checkpoint: { interval: 1, max_keep_ckpts: 3 }, logger: { interval: isDemo ? 10 : 50 } }]);
+  }
+  if (exp.schedule === 'short') {
+    // Training from scratch on the demo data needs a larger step than fine-tuning from ImageNet.
+    body.push(['optim_wrapper', { optimizer: { lr: 0.0002 }, clip_grad: { max_norm: 10.0, norm_type: 2 } }]);
+  }
+  if (exp.amp) body.push(['optim_wrapper', { type: 'AmpOptimWrapper' }]);
+  body.push(['randomness', { seed: exp.seed, deterministic: false }]);
+  body.push(['custom_hooks', [{ type: 'MkeyProgressHook' }]]);
+  body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);
+
+  return mergeAssignments(body, exp.cfgOptions);
+}
+
+function joinRoot(root: string, rel: string): string {
+  return root.endsWith('/') ? root + rel : `${root}/${rel}`;
+}
+
+/** Folds repeated assignments and applies `--cfg-options` to the top-level dicts they name. */
+function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string][]): [string, PyValue][] {
+  const merged = new Map<string, PyValue>();
+  for (const [k, v] of body) {
+    const prev = merged.get(k);
+    merged.set(k, isDict(prev) && isDict(v) ? deepMerge(prev, v) : v);
+  }
+  for (const [key, raw] of cfgOptions) {
+    const [top, ...rest] = key.split('.');
+    const value = parseCfgValue(raw);
+    if (rest.length === 0) {
+      merged.set(top!, value);
+      continue;
+    }
+    const cur = merged.get(top!);
+    const holder: Dict = isDict(cur) ? cur : {};
+    setDotted(holder, rest.join('.'), value);
+    merged.set(top!, holder);
+  }
+  return [...merged.entries()];
+}
+
+function deepMerge(a: Dict, b: Dict): Dict {
+  const out: Dict = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isDict(prev) && isDict(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+/** The whole config file. */
+export function renderMmdetConfig(exp: Experiment, opts: RenderOptions): string {
+  const header = [
+    '# MMDetection config generated by mkey-det. Inherits the stock Swin-T Mask R-CNN + FPN 3x',
+    '# config and overrides only what this experiment changes.',
+    ...(opts.generatedBy ? [`# Regenerate with: ${opts.generatedBy.replace(/[\r\n]+/g, ' ')}`] : []),
+    '',
+  ];
+  const lines = buildConfigBody(exp, opts).map(([k, v]) => `${k} = ${toPythonLiteral(v)}`);
+  return header.join('\n') + lines.join('\n') + '\n';
+}

@@ -1,0 +1,110 @@
+/**
+ * The typed description of one experiment, and the single source of truth for the backbone
+ * variants. Everything else (config rendering, training, reports, export) reads these.
+ */
+import { z } from 'zod';
+
+/** Key types understood by the Python backbone `SwinTransformerMKey` (python_shim/mkey_det/models). */
+export const KEY_TYPES = ['linear', 'spatialk', 'kua', 'simplek', 'vanillak'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+export interface BackboneVariant {
+  /** CLI name, e.g. `swin-t-spatialk`. */
+  name: string;
+  keyType: KeyType;
+  /** Row label as the paper prints it. */
+  label: string;
+  /** Whether `--charts` applies. */
+  usesCharts: boolean;
+}
+
+export const BACKBONE_VARIANTS: readonly BackboneVariant[] = [
+  { name: 'swin-t', keyType: 'linear', label: 'Swin-T', usesCharts: false },
+  { name: 'swin-t-spatialk', keyType: 'spatialk', label: '+ SpatialK', usesCharts: true },
+  { name: 'swin-t-kua', keyType: 'kua', label: '+ KUA', usesCharts: true },
+  { name: 'swin-t-simplek', keyType: 'simplek', label: '+ SimpleK', usesCharts: true },
+  { name: 'swin-t-vanillak', keyType: 'vanillak', label: '+ VanillaK', usesCharts: true },
+] as const;
+export const BACKBONE_NAMES = BACKBONE_VARIANTS.map((v) => v.name) as [string, ...string[]];
+
+export function backboneVariant(name: string): BackboneVariant {
+  const v = BACKBONE_VARIANTS.find((b) => b.name === name);
+  if (!v) throw new Error(`unknown backbone ${JSON.stringify(name)} (accepted: ${BACKBONE_NAMES.join(', ')})`);
+  return v;
+}
+
+export const DEFAULT_CHARTS = 8;
+/** Upper bound for `--charts`: the key grows as 2*H*C^2 per block, so 64 charts is already ~1B params. */
+export const MAX_CHARTS = 64;
+
+/**
+ * Schedules:
+ * - `3x`: MMDetection's Swin-T multi-scale-crop 3x recipe as shipped (36 epochs, MultiStepLR 27/33).
+ * - `paper-3x`: the paper's section 6.3 (36 epochs, AdamW, lr decayed linearly 1e-4 -> 1e-6).
+ * - `short`: a few epochs for smoke runs and the demo dataset.
+ */
+export const SCHEDULES = ['3x', 'paper-3x', 'short'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
+
+export const LAUNCHERS = ['none', 'pytorch', 'slurm'] as const;
+export type Launcher = (typeof LAUNCHERS)[number];
+
+/** What `--data` names: the COCO dataset, the embedded demo, or a directory in COCO layout. */
+export type DataSpec = { kind: 'coco' } | { kind: 'demo' } | { kind: 'dir'; path: string };
+
+export interface DatasetLayout {
+  /** Root folder written into the config (relative for stock COCO, absolute otherwise). */
+  root: string;
+  trainAnn: string;
+  valAnn: string;
+  trainImg: string;
+  valImg: string;
+  /** Class names; undefined keeps the dataset's own (COCO's 80). */
+  classes?: string[];
+}
+
+export interface Experiment {
+  backbone: BackboneVariant;
+  charts: number;
+  schedule: Schedule;
+  data: DataSpec;
+  /** Images per GPU (per process). */
+  batchSize: number;
+  seed: number;
+  /** Local ImageNet checkpoint for the backbone (official Swin or mmdet-converted); none = from scratch. */
+  pretrained?: string;
+  maxEpochs?: number;
+  maxIters?: number;
+  amp: boolean;
+  /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
+  cfgOptions: [string, string][];
+}
+
+export const experimentFields = {
+  backbone: z.enum(BACKBONE_NAMES, { message: `accepted: ${BACKBONE_NAMES.join(', ')}` }),
+  schedule: z.enum(SCHEDULES, { message: `accepted: ${SCHEDULES.join(', ')}` }),
+  launcher: z.enum(LAUNCHERS, { message: `accepted: ${LAUNCHERS.join(', ')}` }),
+};
+
+export function parseDataSpec(raw: string): DataSpec {
+  if (raw === 'coco') return { kind: 'coco' };
+  if (raw === 'demo') return { kind: 'demo' };
+  return { kind: 'dir', path: raw };
+}
+
+/** The schedule used when none is given: the short one for the demo dataset, MMDetection's 3x otherwise. */
+export function defaultSchedule(data: DataSpec): Schedule {
+  return data.kind === 'demo' ? 'short' : '3x';
+}
+
+/** Splits `a.b=c` pairs; the key must be a dotted identifier path (list indices allowed). */
+export function parseCfgOptionPairs(pairs: string[]): [string, string][] {
+  return pairs.map((p) => {
+    const eq = p.indexOf('=');
+    const key = eq > 0 ? p.slice(0, eq) : '';
+    if (!/^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\d+))*$/.test(key)) {
+      throw new Error(`invalid --cfg-options ${JSON.stringify(p)}: expected key=value with a dotted key such as model.backbone.drop_path_rate=0.1`);
+    }
+    return [key, p.slice(eq + 1)];
+  });
+}

@@ -1,0 +1,113 @@
+/** The HTML report: one self-contained file (inline CSS and inline SVG plots, no scripts, no external links). */
+import { AP_IDS, type ApValues, type Report, type RunRow } from './types.js';
+import {
+  AP_TITLES,
+  describeSelection,
+  fmt1,
+  fmtCharts,
+  fmtDelta,
+  fmtDuration,
+  fmtEvalAt,
+  fmtFlops,
+  fmtMeanStd,
+  fmtParams,
+  fmtSeed,
+  fmtSeeds,
+} from './format.js';
+import { escapeXml as esc, lineChart } from './svg.js';
+
+const CSS = `
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1b1b1b;background:#fafafa}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+.sub{color:#555;font-size:13px;margin:0 0 12px}
+table{border-collapse:collapse;background:#fff;font-size:12.5px;box-shadow:0 0 0 1px #ddd}
+th,td{padding:5px 8px;border-bottom:1px solid #e6e6e6;text-align:left;vertical-align:top}
+th{background:#f0f0f0;font-weight:600;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.baseline td{background:#eef5ff}
+tr.reference td{background:#f7f7f2;color:#555;font-style:italic}
+.tag{display:inline-block;font-size:10.5px;font-style:normal;padding:0 5px;border-radius:3px;margin-left:4px;background:#ddd;color:#333;vertical-align:1px}
+.tag.base{background:#cfe2ff;color:#084298}.tag.ref{background:#e9e4c9;color:#5c4d00}
+.d{display:block;font-size:10.5px}.d.up{color:#137333}.d.down{color:#b3261e}.d.zero{color:#777}
+.st{display:inline-block;padding:1px 6px;border-radius:3px;font-size:11.5px;white-space:nowrap}
+.st.completed{background:#e6f4ea;color:#137333}.st.running{background:#e8f0fe;color:#1a4fb5}
+.st.failed{background:#fce8e6;color:#b3261e}.st.interrupted,.st.stopped{background:#fef7e0;color:#8a5a00}.st.unknown{background:#eee;color:#444}
+.notes{color:#8a5a00;font-size:11.5px;margin-top:2px}
+.warn{background:#fef7e0;border:1px solid #f3d27a;padding:8px 12px;font-size:13px;max-width:1100px}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;max-width:1160px}
+.plots figure{margin:0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px}
+.plots svg{max-width:100%;height:auto;font-family:inherit}
+footer{margin-top:28px;color:#777;font-size:12px}
+`;
+
+function deltaSpan(d: number | undefined): string {
+  if (d === undefined) return '';
+  const s = fmtDelta(d);
+  const cls = s === '+0.0' ? 'zero' : s.startsWith('-') ? 'down' : 'up';
+  return `<span class="d ${cls}">${esc(s)}</span>`;
+}
+
+function apCells(values: ApValues, std: ApValues = {}, delta?: ApValues): string {
+  return AP_IDS.map((id) => `<td class="num">${esc(fmtMeanStd(values[id], std[id]))}${deltaSpan(delta?.[id])}</td>`).join('');
+}
+
+function statusCell(r: RunRow): string {
+  const { state, headline, notes } = r;
+  return `<span class="st ${state}">${esc(headline)}</span>${notes.length ? `<div class="notes">${notes.map(esc).join('<br>')}</div>` : ''}`;
+}
+
+export function renderHtml(report: Report): string {
+  const h: string[] = [];
+  h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
+  h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
+  h.push(`<title>mkey-det report</title><style>${CSS}</style></head><body>`);
+  h.push('<h1>mkey-det report</h1>');
+  h.push(`<p class="sub">${esc(describeSelection(report))}<br>Generated ${esc(report.generated)}.</p>`);
+  if (report.warnings.length) h.push(`<div class="warn">${report.warnings.map((w) => esc(w)).join('<br>')}</div>`);
+
+  // Results: one row per configuration (seed groups), then the reference rows.
+  h.push('<h2>Results: Mask R-CNN + FPN, COCO box / mask AP (%)</h2>');
+  h.push('<table><thead><tr><th>Configuration</th><th>Key</th><th>Charts</th><th>n</th><th>Seeds</th><th>Epoch</th>');
+  h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
+  h.push('<th>Backbone params</th><th>Backbone FLOPs</th><th>Train time</th><th>Status</th></tr></thead><tbody>');
+  for (const g of report.groups) {
+    h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td>${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>`);
+    h.push(`<td>${esc(g.keyType ?? '')}</td><td class="num">${esc(fmtCharts(g.charts))}</td><td class="num">${g.n}</td><td>${esc(fmtSeeds(g))}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
+    h.push(apCells(g.mean, g.std, g.isBaseline ? undefined : g.delta));
+    h.push(`<td class="num">${esc(fmtParams(g.backboneParams))}</td><td class="num">${esc(fmtFlops(g.backboneFlops))}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td><td>${esc(g.status)}</td></tr>`);
+  }
+  for (const r of report.references) {
+    h.push(`<tr class="reference"><td>${esc(r.label)}<span class="tag ref">reference: ${esc(r.source)}</span></td>`);
+    h.push(`<td>${esc(r.keyType ?? '')}</td><td class="num">${esc(fmtCharts(r.charts))}</td><td></td><td></td><td class="num">${r.epochs}</td>`);
+    h.push(apCells(r.ap));
+    h.push(`<td></td><td></td><td></td><td>${esc(r.note ? `reference; ${r.note}` : 'reference')}</td></tr>`);
+  }
+  h.push('</tbody></table>');
+
+  // Runs.
+  h.push('<h2>Runs</h2>');
+  h.push('<table><thead><tr><th>Run</th><th>Configuration</th><th>Seed</th><th>Epoch</th>');
+  h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
+  h.push('<th>Train time</th><th>Status</th></tr></thead><tbody>');
+  for (const r of report.runs) {
+    h.push(`<tr class="${r.isBaseline ? 'baseline' : ''}"><td title="${esc(r.dir)}">${esc(r.label)}</td><td>${esc(r.group)}</td><td class="num">${esc(fmtSeed(r.seed))}</td><td class="num">${esc(fmtEvalAt(r))}</td>`);
+    h.push(AP_IDS.map((id) => `<td class="num">${esc(fmt1(r.eval?.ap[id]))}${r.isBaseline ? '' : deltaSpan(r.delta?.[id])}</td>`).join(''));
+    h.push(`<td class="num">${esc(fmtDuration(r.trainingSeconds))}</td><td>${statusCell(r)}</td></tr>`);
+  }
+  h.push('</tbody></table>');
+
+  // Plots.
+  const evalX = report.plots.some((p) => p.evalBy === 'iter') && report.plots.every((p) => p.evalBy === 'iter') ? 'iteration' : 'epoch';
+  h.push('<h2>Training curves</h2><div class="plots">');
+  const charts = [
+    lineChart(report.plots.map((p) => ({ label: p.label, points: p.loss })), { title: 'Training loss', xLabel: 'iteration', yLabel: 'loss' }),
+    lineChart(report.plots.map((p) => ({ label: p.label, points: p.lr })), { title: 'Learning rate', xLabel: 'iteration', yLabel: 'lr' }),
+    lineChart(report.plots.map((p) => ({ label: p.label, points: p.apBox })), { title: 'Box AP', xLabel: evalX, yLabel: 'APb (%)', markers: true }),
+    lineChart(report.plots.map((p) => ({ label: p.label, points: p.apMask })), { title: 'Mask AP', xLabel: evalX, yLabel: 'APm (%)', markers: true }),
+  ];
+  for (const c of charts) h.push(`<figure>${c}</figure>`);
+  h.push('</div>');
+  h.push('<footer>Reference rows: the paper (Table 3, Mask R-CNN + FPN, 3x) and MMDetection 3.3.0\'s published Swin-T 3x model; they are not runs of this checkout.</footer>');
+  h.push('</body></html>');
+  return h.join('\n') + '\n';
+}

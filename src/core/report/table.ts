@@ -1,0 +1,319 @@
+/**
+ * From parsed runs to the report's rows: the evaluation each run reports (`--last` / `--best`),
+ * its status, seed groups (mean ± standard deviation), deltas against the baseline, and the
+ * published reference rows.
+ */
+import { resolve } from 'node:path';
+import { BadInputError } from '../../utils/errors.js';
+import {
+  AP_COLUMNS,
+  AP_IDS,
+  type ApValues,
+  type EvalPoint,
+  type GroupRow,
+  type PickedEval,
+  type PlotSeries,
+  type ReferenceRow,
+  type Report,
+  type RunData,
+  type RunRow,
+  type Selection,
+} from './types.js';
+
+/** Table 3 of the paper and MMDetection's published Swin-T 3x model, shown as reference rows. */
+export const REFERENCE_ROWS: readonly ReferenceRow[] = [
+  {
+    label: 'Swin-T',
+    source: 'paper, Table 3',
+    keyType: 'linear',
+    charts: null,
+    schedule: '3x',
+    epochs: 36,
+    ap: { APb: 45.0, APb50: 67.1, APb75: 49.5, APm: 40.7, APm50: 63.8, APm75: 43.6 },
+  },
+  {
+    label: '+ SpatialK (8 charts)',
+    source: 'paper, Table 3',
+    keyType: 'spatialk',
+    charts: 8,
+    schedule: '3x',
+    epochs: 36,
+    ap: { APb: 45.5, APb50: 67.3, APb75: 49.9, APm: 41.0, APm50: 64.3, APm75: 44.1 },
+  },
+  {
+    label: 'Swin-T 3x (ms-crop)',
+    source: 'MMDetection 3.3.0 model zoo',
+    keyType: 'linear',
+    charts: null,
+    schedule: '3x',
+    epochs: 36,
+    ap: { APb: 46.0, APm: 41.6 },
+    note: 'whole detector 48M params, 267G FLOPs',
+  },
+];
+
+/** 0-1 metric as percent with one decimal, as the paper prints it (exact in binary as far as toFixed goes). */
+export const toPercent = (v: number): number => Math.round(v * 1000) / 10;
+
+function apOf(e: EvalPoint): ApValues {
+  const ap: ApValues = {};
+  for (const c of AP_COLUMNS) {
+    const v = e.metrics[c.metric];
+    if (v !== undefined) ap[c.id] = toPercent(v);
+  }
+  return ap;
+}
+
+/** The evaluation a run reports: the last one, or the best by box AP (earliest of ties). */
+export function pickEval(evals: EvalPoint[], selection: Selection): PickedEval | undefined {
+  const withAp = evals.filter((e) => AP_COLUMNS.some((c) => e.metrics[c.metric] !== undefined));
+  if (withAp.length === 0) return undefined;
+  const bbox = (e: EvalPoint) => e.metrics['coco/bbox_mAP'] ?? -Infinity;
+  const chosen =
+    selection === 'best' ? withAp.reduce((best, e) => (bbox(e) > bbox(best) ? e : best), withAp[0]!) : withAp[withAp.length - 1]!;
+  return { step: chosen.step, by: chosen.by, ap: apOf(chosen), source: chosen.source };
+}
+
+function progress(run: RunData): string {
+  if (run.maxIters !== undefined && run.maxEpochs === undefined) return `iter ${run.lastIter ?? 0}/${run.maxIters}`;
+  return `epoch ${run.lastEpoch ?? 0}/${run.maxEpochs ?? '?'}`;
+}
+
+function runState(run: RunData): { state: RunRow['state']; base: string } {
+  const s = run.runFile?.status;
+  const p = progress(run);
+  const msg = run.runFile?.message ? `: ${run.runFile.message.split('\n')[0]}` : '';
+  switch (s) {
+    case 'running':
+      return { state: 'running', base: `running, ${p}` };
+    case 'completed':
+      return { state: 'completed', base: 'completed' };
+    case 'failed':
+      return { state: 'failed', base: `failed at ${p}${msg}` };
+    case 'interrupted':
+      return { state: 'interrupted', base: `interrupted at ${p}` };
+    case undefined:
+      break;
+    default:
+      return { state: 'unknown', base: `${s}, ${p}` };
+  }
+  if (run.train.length === 0 && run.evals.length === 0) return { state: 'unknown', base: run.sessions.length ? 'no training logged' : 'no logs yet' };
+  const done =
+    run.maxIters !== undefined && run.maxEpochs === undefined
+      ? run.lastIter !== undefined && run.lastIter >= run.maxIters
+      : run.lastEpoch !== undefined && run.maxEpochs !== undefined && run.lastEpoch >= run.maxEpochs && run.evals.length > 0;
+  return done ? { state: 'completed', base: 'completed' } : { state: 'stopped', base: `incomplete, ${p}` };
+}
+
+/** e.g. `swin-t-spatialk, 8 charts, short 12e`; falls back to the backbone type, then the run label. */
+export function configLabel(run: RunData): string {
+  const id = run.identity;
+  const name = id.backboneName ?? (id.backboneType ? `${id.backboneType}${id.keyType ? ` (${id.keyType} key)` : ''}` : undefined);
+  if (!name) return run.label;
+  const parts = [name];
+  if (id.numCharts && id.keyType !== 'linear') parts.push(`${id.numCharts} charts`);
+  const sched = scheduleLabel(run);
+  if (sched) parts.push(sched);
+  return parts.join(', ');
+}
+
+function scheduleLabel(run: RunData): string | undefined {
+  const id = run.identity;
+  const len = id.maxIters !== undefined ? `${id.maxIters}it` : id.maxEpochs !== undefined ? `${id.maxEpochs}e` : undefined;
+  if (id.schedule && len && id.schedule !== len) return `${id.schedule} ${len}`;
+  return id.schedule ?? len;
+}
+
+function buildRunRow(run: RunData, selection: Selection, group: string): RunRow {
+  const { state, base } = runState(run);
+  const notes = [...run.issues];
+  if (run.identity.error) notes.unshift(`config unreadable: ${run.identity.configFile ? `${relName(run, run.identity.configFile)}: ` : ''}${run.identity.error}`);
+  const picked = pickEval(run.evals, selection);
+  if (!picked) notes.unshift('no evaluation yet');
+  const id = run.identity;
+  return {
+    label: run.label,
+    dir: run.dir,
+    config: configLabel(run),
+    ...(id.keyType !== undefined ? { keyType: id.keyType } : {}),
+    ...(id.numCharts !== undefined ? { charts: id.keyType === 'linear' ? null : id.numCharts } : {}),
+    ...(scheduleLabel(run) !== undefined ? { schedule: scheduleLabel(run) } : {}),
+    ...(id.seed !== undefined ? { seed: id.seed } : {}),
+    group,
+    state,
+    headline: base,
+    status: [base, ...notes].join('; '),
+    notes,
+    ...(picked ? { eval: picked } : {}),
+    isBaseline: false,
+    ...(run.backboneParams !== undefined ? { backboneParams: run.backboneParams } : {}),
+    ...(run.backboneFlops !== undefined ? { backboneFlops: run.backboneFlops } : {}),
+    ...(run.trainingSeconds !== undefined ? { trainingSeconds: run.trainingSeconds } : {}),
+    ...(run.lastEpoch !== undefined ? { lastEpoch: run.lastEpoch } : {}),
+    ...(run.maxEpochs !== undefined ? { maxEpochs: run.maxEpochs } : {}),
+  };
+}
+
+function relName(run: RunData, file: string): string {
+  return file.startsWith(run.dir + '/') ? file.slice(run.dir.length + 1) : file;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (n - 1). */
+const sampleStd = (xs: number[]) => {
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+};
+
+function evalAtLabel(evals: PickedEval[]): string | undefined {
+  if (evals.length === 0) return undefined;
+  const steps = evals.map((e) => e.step);
+  const lo = Math.min(...steps);
+  const hi = Math.max(...steps);
+  const prefix = evals[0]!.by === 'iter' ? 'it ' : '';
+  return lo === hi ? `${prefix}${lo}` : `${prefix}${lo}-${hi}`;
+}
+
+function groupStatus(members: RunRow[]): string {
+  if (members.length === 1) return members[0]!.status;
+  const counts = new Map<string, number>();
+  for (const m of members) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+  const parts = [...counts.entries()].map(([s, n]) => `${n} ${s === 'stopped' ? 'incomplete' : s}`);
+  const withNotes = members.filter((m) => m.notes.length > 0).length;
+  if (withNotes) parts.push(`notes on ${withNotes} run(s), see Runs`);
+  return parts.join(', ');
+}
+
+function buildGroup(label: string, members: RunRow[]): GroupRow {
+  const evaluated = members.filter((m) => m.eval);
+  const meanAp: ApValues = {};
+  const stdAp: ApValues = {};
+  for (const id of AP_IDS) {
+    const xs = evaluated.map((m) => m.eval!.ap[id]).filter((v): v is number => v !== undefined);
+    if (xs.length === 0) continue;
+    meanAp[id] = mean(xs);
+    if (xs.length >= 2) stdAp[id] = sampleStd(xs);
+  }
+  const first = members[0]!;
+  const times = members.map((m) => m.trainingSeconds).filter((t): t is number => t !== undefined);
+  const params = members.find((m) => m.backboneParams !== undefined)?.backboneParams;
+  const flops = members.find((m) => m.backboneFlops !== undefined)?.backboneFlops;
+  const evalAt = evalAtLabel(evaluated.map((m) => m.eval!));
+  return {
+    label,
+    ...(first.keyType !== undefined ? { keyType: first.keyType } : {}),
+    ...(first.charts !== undefined ? { charts: first.charts } : {}),
+    ...(first.schedule !== undefined ? { schedule: first.schedule } : {}),
+    runs: members.map((m) => m.label),
+    n: evaluated.length,
+    seeds: members.map((m) => m.seed),
+    mean: meanAp,
+    std: stdAp,
+    ...(evalAt !== undefined ? { evalAt } : {}),
+    isBaseline: false,
+    ...(params !== undefined ? { backboneParams: params } : {}),
+    ...(flops !== undefined ? { backboneFlops: flops } : {}),
+    ...(times.length ? { trainingSeconds: mean(times) } : {}),
+    status: groupStatus(members),
+  };
+}
+
+function subtract(a: ApValues, b: ApValues): ApValues {
+  const out: ApValues = {};
+  for (const id of AP_IDS) {
+    const x = a[id];
+    const y = b[id];
+    if (x !== undefined && y !== undefined) out[id] = x - y;
+  }
+  return out;
+}
+
+export interface BuildOptions {
+  selection: Selection;
+  /** `--baseline`: a run directory, run label or configuration label. */
+  baseline?: string;
+  /** Extra warnings collected while reading (e.g. Python unavailable). */
+  warnings?: string[];
+  now?: Date;
+}
+
+/** Builds the whole report from loaded runs. Throws BadInputError when `--baseline` matches nothing. */
+export function buildReport(runs: RunData[], opts: BuildOptions): Report {
+  const warnings = [...(opts.warnings ?? [])];
+  // Groups: same configuration fingerprint (the config minus seed and launch-only settings).
+  const keyOf = (r: RunData) => (r.identity.fingerprint ? `cfg:${r.identity.fingerprint}` : `run:${r.dir}`);
+  const groupKeys: string[] = [];
+  const labelOfKey = new Map<string, string>();
+  const usedLabels = new Map<string, number>();
+  for (const r of runs) {
+    const k = keyOf(r);
+    if (labelOfKey.has(k)) continue;
+    groupKeys.push(k);
+    let label = configLabel(r);
+    const seen = usedLabels.get(label) ?? 0;
+    usedLabels.set(label, seen + 1);
+    if (seen > 0) label = `${label} (${k.startsWith('run:') ? r.label : `variant ${seen + 1}`})`;
+    labelOfKey.set(k, label);
+  }
+  const rows = runs.map((r) => buildRunRow(r, opts.selection, labelOfKey.get(keyOf(r))!));
+  const groups = groupKeys.map((k) => {
+    const label = labelOfKey.get(k)!;
+    return buildGroup(label, rows.filter((r) => r.group === label));
+  });
+
+  // Baseline.
+  let baseline: Report['baseline'];
+  let baseGroup: GroupRow | undefined;
+  if (opts.baseline !== undefined) {
+    const want = opts.baseline;
+    const abs = resolve(want);
+    const run = rows.find((r) => r.dir === abs || r.label === want);
+    baseGroup = run ? groups.find((g) => g.label === run.group) : groups.find((g) => g.label === want);
+    if (!baseGroup) {
+      const accepted = [...rows.map((r) => r.label), ...groups.map((g) => g.label)];
+      throw new BadInputError(
+        `--baseline ${JSON.stringify(want)} matches no run: accepted: a run directory or one of ${[...new Set(accepted)].map((a) => JSON.stringify(a)).join(', ')}`,
+      );
+    }
+    baseline = { label: baseGroup.label, kind: baseGroup.runs.length > 1 ? 'group' : 'run', reason: `--baseline ${want}` };
+  } else {
+    const linear = groups.filter((g) => g.keyType === 'linear');
+    if (linear.length === 1) {
+      baseGroup = linear[0]!;
+      baseline = { label: baseGroup.label, kind: baseGroup.runs.length > 1 ? 'group' : 'run', reason: "the only configuration with key 'linear'" };
+    } else if (linear.length > 1) {
+      warnings.push(`no deltas: ${linear.length} configurations have key 'linear' (${linear.map((g) => g.label).join('; ')}); pick one with --baseline`);
+    } else if (groups.length > 1) {
+      warnings.push("no deltas: no run has backbone key 'linear'; name one with --baseline");
+    }
+  }
+  if (baseGroup) {
+    baseGroup.isBaseline = true;
+    for (const r of rows) if (r.group === baseGroup.label) r.isBaseline = true;
+    if (baseGroup.n === 0) warnings.push(`no deltas: the baseline ${baseGroup.label} has no evaluation yet`);
+    else {
+      for (const g of groups) if (g.n > 0) g.delta = subtract(g.mean, baseGroup.mean);
+      for (const r of rows) if (r.eval) r.delta = subtract(r.eval.ap, baseGroup.mean);
+    }
+  }
+
+  const plots: PlotSeries[] = runs.map((r) => ({
+    label: r.label,
+    loss: r.train.filter((p) => p.loss !== undefined).map((p) => [p.iter, p.loss!] as [number, number]),
+    lr: r.train.filter((p) => p.lr !== undefined).map((p) => [p.iter, p.lr!] as [number, number]),
+    apBox: r.evals.filter((e) => e.metrics['coco/bbox_mAP'] !== undefined).map((e) => [e.step, toPercent(e.metrics['coco/bbox_mAP']!)] as [number, number]),
+    apMask: r.evals.filter((e) => e.metrics['coco/segm_mAP'] !== undefined).map((e) => [e.step, toPercent(e.metrics['coco/segm_mAP']!)] as [number, number]),
+    evalBy: r.evals[0]?.by ?? (r.maxIters !== undefined && r.maxEpochs === undefined ? 'iter' : 'epoch'),
+  }));
+
+  return {
+    generated: (opts.now ?? new Date()).toISOString(),
+    selection: opts.selection,
+    ...(baseline ? { baseline } : {}),
+    groups,
+    runs: rows,
+    references: [...REFERENCE_ROWS],
+    plots,
+    warnings,
+  };
+}

@@ -1,0 +1,267 @@
+/**
+ * `mkey-det train` and `mkey-det test`: write the config, check it through the bridge, launch
+ * MMDetection's own tools/train.py or tools/test.py as a child process, watch the events file,
+ * and leave the run directory in a state that says honestly how the run ended.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { withBridge, PythonError } from '../python/bridge.js';
+import { checkInterpreter } from '../python/interpreter.js';
+import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
+import { logger } from '../utils/logger.js';
+import { renderMmdetConfig } from './config/render.js';
+import { datasetLayout } from './config/dataset-layout.js';
+import type { Experiment } from './experiment.js';
+import { planLaunch, type LaunchTopology } from './launch.js';
+import { ProgressView, type ProgressMode } from './progress.js';
+import {
+  CONFIG_FILE,
+  EVENTS_FILE,
+  EventTail,
+  prepareWorkDir,
+  readRunRecord,
+  writeRunRecord,
+  type RunEvent,
+  type RunRecord,
+} from './run-dir.js';
+
+export const TOOL_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export const AP_KEYS = [
+  'coco/bbox_mAP',
+  'coco/bbox_mAP_50',
+  'coco/bbox_mAP_75',
+  'coco/segm_mAP',
+  'coco/segm_mAP_50',
+  'coco/segm_mAP_75',
+] as const;
+
+export interface TrainRequest {
+  experiment: Experiment;
+  workDir: string;
+  topology: LaunchTopology;
+  resume: boolean;
+  force: boolean;
+  progress: ProgressMode;
+  /** Stream the child's own output to stderr instead of only to `<work-dir>/mkey-train.log`. */
+  verbose: boolean;
+}
+
+export interface RunResult {
+  status: RunRecord['status'];
+  workDir: string;
+  configPath: string;
+  metrics?: Record<string, number | null>;
+  checkpoint?: string;
+  seconds: number;
+  message?: string;
+}
+
+interface Preflight {
+  backbone_params: number;
+  cuda_devices: number;
+  tools_dir: string;
+}
+
+async function preflight(configPath: string, gpus: number): Promise<Preflight> {
+  try {
+    return await withBridge((b) => b.call<Preflight>('runs.preflight', { config_path: configPath, gpus }, { timeoutMs: 300_000 }));
+  } catch (err) {
+    if (err instanceof PythonError && (err.pythonType === 'ValueError' || err.pythonType === 'RuntimeError')) {
+      throw new BadInputError(err.message.replace(/^\w+Error: /, ''));
+    }
+    throw err;
+  }
+}
+
+/** Runs a child (training or testing), feeding its events to the view; handles Ctrl-C / SIGTERM. */
+async function superviseChild(
+  child: ResultPromise,
+  events: EventTail,
+  view: ProgressView,
+  onEvent: (e: RunEvent) => void,
+): Promise<{ exitCode: number; interrupted: boolean }> {
+  let interrupted = false;
+  const forward = (sig: NodeJS.Signals) => () => {
+    interrupted = true;
+    view.stop();
+    logger.warn(`${sig} received: stopping the run (waiting for the child process to exit)`);
+    // torchrun forwards the signal to its workers; a plain Python process raises KeyboardInterrupt.
+    child.kill(sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
+  };
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const timer = setInterval(() => events.poll().forEach((e) => (onEvent(e), view.onEvent(e))), 500);
+  try {
+    const res = await child;
+    return { exitCode: res.exitCode ?? (interrupted ? ExitCode.interrupted : 1), interrupted };
+  } finally {
+    clearInterval(timer);
+    events.poll().forEach((e) => (onEvent(e), view.onEvent(e)));
+    view.stop();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+/** The last line of a Python traceback in the child's log: what went wrong, in one line. */
+function lastErrorLine(logPath: string): string | undefined {
+  if (!existsSync(logPath)) return undefined;
+  const lines = readFileSync(logPath, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  const idx = lines.map((l) => /^[A-Za-z_.]*(Error|Exception|Interrupt)\b.*:?/.test(l)).lastIndexOf(true);
+  return idx >= 0 ? lines[idx] : lines.at(-1);
+}
+
+function lastCheckpoint(workDir: string): string | undefined {
+  const p = join(workDir, 'last_checkpoint');
+  if (!existsSync(p)) return undefined;
+  return readFileSync(p, 'utf8').trim() || undefined;
+}
+
+export async function train(req: TrainRequest): Promise<RunResult> {
+  const started = Date.now();
+  const workDir = resolve(req.workDir);
+  const exp = req.experiment;
+  const python = await checkInterpreter();
+  const configPath = join(workDir, CONFIG_FILE);
+
+  prepareWorkDir(workDir, { resume: req.resume, force: req.force });
+  if (req.resume) {
+    if (!existsSync(configPath)) throw new BadInputError(`--resume: ${configPath} is missing; cannot resume this run`);
+    logger.info(`resuming ${workDir} with its own ${CONFIG_FILE} (backbone and schedule flags are ignored)`);
+  } else {
+    const layout = await datasetLayout(exp, { check: true });
+    writeFileSync(configPath, renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION }));
+  }
+  const pre = await preflight(configPath, req.topology.gpus);
+  if (exp.amp && pre.cuda_devices === 0) throw new BadInputError('--amp needs a CUDA device; this machine has none');
+
+  const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : []), ...(exp.amp ? ['--amp'] : [])];
+  const plan = planLaunch(python, join(pre.tools_dir, 'train.py'), scriptArgs, req.topology);
+  const previous = req.resume ? readRunRecord(workDir) : undefined;
+  const record: RunRecord = {
+    status: 'running',
+    experiment: previous?.experiment ?? {
+      backbone: exp.backbone.name,
+      keyType: exp.backbone.keyType,
+      charts: exp.charts,
+      schedule: exp.schedule,
+      data: exp.data,
+      batchSize: exp.batchSize,
+      seed: exp.seed,
+      backboneParams: pre.backbone_params,
+    },
+    command: [plan.command, ...plan.args],
+    started: new Date(started).toISOString(),
+  };
+  writeRunRecord(workDir, record);
+
+  const logPath = join(workDir, 'mkey-train.log');
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = execa(plan.command, plan.args, {
+    reject: false,
+    all: true,
+    buffer: false,
+    env: { PYTHONUNBUFFERED: '1', MKEY_WORK_DIR: workDir },
+    cleanup: true,
+    stdin: 'ignore',
+  });
+  record.pid = child.pid;
+  writeRunRecord(workDir, record);
+  child.all?.on('data', (d: Buffer) => {
+    log.write(d);
+    if (req.verbose) process.stderr.write(d);
+  });
+
+  const events = new EventTail(join(workDir, EVENTS_FILE));
+  if (!req.resume) events.poll(); // a forced restart removed the old file; nothing to skip
+  else events.poll(); // skip the previous launch's events
+  let metrics: Record<string, number | null> | undefined;
+  let errorMessage: string | undefined;
+  const view = new ProgressView(req.progress, logger.info);
+  const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
+    if (e.event === 'val') metrics = e.metrics as Record<string, number | null>;
+    if (e.event === 'error') errorMessage = String(e.message);
+  });
+  await new Promise<void>((r) => log.end(r));
+
+  const checkpoint = lastCheckpoint(workDir);
+  const result: RunResult = { status: 'completed', workDir, configPath, metrics, checkpoint, seconds: (Date.now() - started) / 1000 };
+  if (interrupted) {
+    result.status = 'interrupted';
+    result.message = checkpoint
+      ? `interrupted; last checkpoint ${checkpoint}. Resume with: mkey-det train --work-dir ${workDir} --resume`
+      : 'interrupted before the first checkpoint was saved; start again with --force';
+  } else if (exitCode !== 0) {
+    result.status = 'failed';
+    result.message = errorMessage ?? lastErrorLine(logPath) ?? `training exited with code ${exitCode}`;
+  }
+  writeRunRecord(workDir, {
+    ...record,
+    status: result.status,
+    finished: new Date().toISOString(),
+    ...(result.message ? { message: result.message } : {}),
+    ...(metrics ? { metrics } : {}),
+  });
+  return result;
+}
+
+export interface TestRequest {
+  checkpoint: string;
+  config?: string;
+  workDir?: string;
+  progress: ProgressMode;
+  verbose: boolean;
+}
+
+/** COCO evaluation (box and mask AP) of a checkpoint with MMDetection's tools/test.py. */
+export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
+  const started = Date.now();
+  const checkpoint = resolve(req.checkpoint);
+  if (!existsSync(checkpoint)) {
+    throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} does not exist`, 'give a .pth file written by mkey-det train (e.g. <work-dir>/epoch_12.pth)');
+  }
+  const configPath = resolve(req.config ?? join(dirname(checkpoint), CONFIG_FILE));
+  if (!existsSync(configPath)) {
+    throw new BadInputError(`no config for ${basename(checkpoint)}: ${configPath} does not exist`, 'pass --config <config.py>');
+  }
+  const python = await checkInterpreter();
+  const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
+  mkdirSync(workDir, { recursive: true });
+  const pre = await preflight(configPath, 0);
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
+    launcher: 'none',
+    gpus: 0,
+    nnodes: 1,
+    nodeRank: 0,
+    masterAddr: '127.0.0.1',
+    masterPort: 29500,
+  });
+  const logPath = join(workDir, 'mkey-test.log');
+  const log = createWriteStream(logPath, { flags: 'w' });
+  const eventsPath = join(workDir, EVENTS_FILE);
+  const events = new EventTail(eventsPath);
+  events.poll();
+  const child = execa(plan.command, plan.args, { reject: false, all: true, buffer: false, env: { PYTHONUNBUFFERED: '1' }, cleanup: true, stdin: 'ignore' });
+  child.all?.on('data', (d: Buffer) => {
+    log.write(d);
+    if (req.verbose) process.stderr.write(d);
+  });
+  let metrics: Record<string, number | null> | undefined;
+  const view = new ProgressView(req.progress === 'bar' ? 'lines' : req.progress, logger.info);
+  const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
+    if (e.event === 'test') metrics = e.metrics as Record<string, number | null>;
+  });
+  await new Promise<void>((r) => log.end(r));
+  if (interrupted) return { status: 'interrupted', workDir, configPath, seconds: (Date.now() - started) / 1000 };
+  if (exitCode !== 0 || !metrics) {
+    throw new MkeyError(`evaluation failed: ${lastErrorLine(logPath) ?? `exit code ${exitCode}`}`, { hint: `full log: ${logPath}` });
+  }
+  return { status: 'completed', workDir, configPath, metrics, checkpoint, seconds: (Date.now() - started) / 1000 };
+}

@@ -1,0 +1,125 @@
+/**
+ * The Python bridge: short calls (config validation, model build, counting, export) into the
+ * `mkey_det.bridge` module through pythonia. Long work (training, evaluation) runs in child
+ * processes instead (see src/core/launch.ts).
+ *
+ * pythonia is imported lazily so commands that need no Python never start one. Every call returns
+ * a JSON string built on the Python side (`{ok, value}` or `{ok:false, error:{type,message,traceback}}`),
+ * which keeps NaN/inf and unserialisable values from crashing Node.
+ */
+import { ExitCode, MkeyError } from '../utils/errors.js';
+import { checkInterpreter } from './interpreter.js';
+
+export interface BridgeCallOptions {
+  /** Milliseconds before the call is abandoned (the Python side keeps running until the bridge closes). */
+  timeoutMs?: number;
+}
+
+export interface PythonBridge {
+  call<T = unknown>(entry: string, args?: Record<string, unknown>, opts?: BridgeCallOptions): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Raised when Python raised: carries the Python exception type, message and traceback. */
+export class PythonError extends MkeyError {
+  readonly pythonType: string;
+  readonly traceback: string;
+  constructor(type: string, message: string, traceback: string) {
+    super(`${type}: ${message}`, { exitCode: ExitCode.failure, detail: traceback });
+    this.name = 'PythonError';
+    this.pythonType = type;
+    this.traceback = traceback;
+  }
+}
+
+type PythoniaModule = typeof import('pythonia');
+type Envelope = { ok: true; value: unknown } | { ok: false; error: { type: string; message: string; traceback: string } };
+
+let active: { mod: PythoniaModule; entry: any; refs: number } | undefined;
+let signalsHooked = false;
+
+const DEFAULT_TIMEOUT_MS = 600_000;
+
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  // Node does not exit while the bridge holds its Python child; a signal must take it down too.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      shutdownBridge();
+      process.exit(ExitCode.interrupted);
+    });
+  }
+}
+
+/** Ends the Python process behind the bridge, if one runs. Safe to call more than once. */
+export function shutdownBridge(): void {
+  if (!active) return;
+  try {
+    active.mod.python.exit();
+  } catch {
+    /* already gone */
+  }
+  active = undefined;
+}
+
+/** Starts (or reuses) the Python side and returns a handle; `close()` ends it when the last user closes. */
+export async function openBridge(): Promise<PythonBridge> {
+  if (!active) {
+    const py = await checkInterpreter();
+    process.env.PYTHON_BIN = py;
+    process.env.PYTHONUNBUFFERED = '1';
+    process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
+    const mod = (await import('pythonia')) as PythoniaModule;
+    hookSignals();
+    let entry: any;
+    try {
+      entry = await mod.python('mkey_det.bridge');
+    } catch (err) {
+      mod.python.exit();
+      const text = err instanceof Error ? err.stack || err.message : String(err);
+      const missing = /No module named '([^']+)'/.exec(text);
+      throw new MkeyError(
+        missing ? `Python cannot import ${missing[1]} (interpreter ${py})` : `Python bridge failed to start (interpreter ${py})`,
+        { exitCode: ExitCode.environment, hint: 'run `npm run setup`', detail: text },
+      );
+    }
+    active = { mod, entry, refs: 0 };
+  }
+  const session = active;
+  session.refs += 1;
+  let closed = false;
+  return {
+    async call<T>(name: string, args: Record<string, unknown> = {}, opts: BridgeCallOptions = {}): Promise<T> {
+      if (closed) throw new MkeyError('Python bridge already closed');
+      const raw: unknown = await session.entry.call$(name, JSON.stringify(args), {
+        $timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      }).catch((err: unknown) => {
+        const text = err instanceof Error ? err.stack || err.message : String(err);
+        const timedOut = /didn't respond in time|timed out/i.test(text);
+        throw new MkeyError(timedOut ? `Python call ${name} timed out` : `Python call ${name} failed in the bridge`, {
+          detail: text,
+        });
+      });
+      const env = JSON.parse(String(raw)) as Envelope;
+      if (!env.ok) throw new PythonError(env.error.type, env.error.message, env.error.traceback);
+      return env.value as T;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      session.refs -= 1;
+      if (session.refs === 0 && active === session) shutdownBridge();
+    },
+  };
+}
+
+/** Runs `fn` with a bridge and always closes it. */
+export async function withBridge<T>(fn: (bridge: PythonBridge) => Promise<T>): Promise<T> {
+  const bridge = await openBridge();
+  try {
+    return await fn(bridge);
+  } finally {
+    await bridge.close();
+  }
+}

@@ -1,0 +1,33 @@
+/** Parses a command's raw commander options with its zod schema into a typed object. */
+import { z } from 'zod';
+import { BadInputError } from './errors.js';
+
+/** Turns zod's first issue into one line naming the option, the bad value and what is accepted. */
+export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const key = issue.path.map(String).join('.');
+  const flag = key ? `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}` : 'input';
+  const value = key ? (raw as Record<string, unknown>)[String(issue.path[0])] : raw;
+  const shown = value === undefined ? '(missing)' : JSON.stringify(value);
+  throw new BadInputError(`invalid ${flag} ${shown}: ${issue.message}`);
+}
+
+/** A CLI integer option (commander hands us strings). */
+export const intOption = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .string()
+    .transform((s, ctx) => {
+      const t = s.trim();
+      if (!/^-?\d+$/.test(t)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      const n = Number(t);
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });

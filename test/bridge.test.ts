@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { openBridge, PythonError, withBridge } from '../src/python/bridge.js';
+import { repoRoot } from './helpers/cli.js';
+
+describe('python bridge (real pythonia + venv)', () => {
+  it('round-trips JSON arguments', async () => {
+    const value = await withBridge((b) => b.call<Record<string, unknown>>('selftest.echo', { a: 1, s: 'q"\\\n' }));
+    expect(value).toEqual({ a: 1, s: 'q"\\\n' });
+  });
+
+  it('turns a Python exception into a clean error carrying the Python message', async () => {
+    const bridge = await openBridge();
+    try {
+      const err = await bridge.call('selftest.raise', { message: 'kaboom 42' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PythonError);
+      const pe = err as PythonError;
+      expect(pe.message).toBe('ValueError: kaboom 42');
+      expect(pe.pythonType).toBe('ValueError');
+      expect(pe.traceback).toContain('Traceback');
+      // the bridge survives the exception and serves the next call
+      await expect(bridge.call('selftest.echo', { ok: true })).resolves.toEqual({ ok: true });
+    } finally {
+      await bridge.close();
+    }
+  });
+
+  it('returns NaN and infinity as null instead of crashing Node', async () => {
+    const value = await withBridge((b) => b.call('selftest.nan'));
+    expect(value).toEqual({ nan: null, inf: null, ok: 1.5 });
+  });
+
+  it('rejects an unknown entry by name', async () => {
+    const err = await withBridge((b) => b.call('os.system', { cmd: 'true' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PythonError);
+    expect((err as Error).message).toMatch(/unknown bridge entry 'os.system'/);
+  });
+
+  it('gives a clear message for a missing interpreter (no crash)', async () => {
+    // In a child Node so MKEY_PYTHON does not leak into this process's bridge.
+    const script = `
+      import('${join(repoRoot, 'dist/python/bridge.js')}').then(async (m) => {
+        try { await m.openBridge(); console.log('UNEXPECTED'); }
+        catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message, exitCode: e.exitCode })); }
+      });`;
+    const res = await execa('node', ['--input-type=module', '-e', script], {
+      env: { MKEY_PYTHON: '/nonexistent/python3' },
+      reject: false,
+    });
+    expect(res.exitCode).toBe(0);
+    const out = JSON.parse(String(res.stdout).trim()) as { message: string; exitCode: number };
+    expect(out.message).toBe('Python interpreter not found: /nonexistent/python3 (from MKEY_PYTHON)');
+    expect(out.exitCode).toBe(3);
+  });
+});
