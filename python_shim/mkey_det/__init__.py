@@ -8,6 +8,12 @@ from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey,
                      SwinTransformerMKey, VanillaKey, build_key, fold_backbone, fold_key,
                      load_pretrained, official_from_mmdet, set_key_order)
 
+from . import engine  # noqa: F401,E402  (registers MkeyProgressHook in mmdet's HOOKS)
+from .compat import allow_mmengine_checkpoints
+
+# mmengine 0.10.7 + torch >= 2.6: make its checkpoints loadable with the safe loader (see compat.py).
+allow_mmengine_checkpoints()
+
 __version__ = '0.1.0'
 
 __all__ = [

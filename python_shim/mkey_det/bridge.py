@@ -28,6 +28,7 @@ ENTRIES: dict[str, str] = {
     'selftest.nan': 'mkey_det.bridge:_selftest_nan',
     'runs.preflight': 'mkey_det.runs:preflight',
     'runs.tools_dir': 'mkey_det.runs:mmdet_tools_dir',
+    'config.summary': 'mkey_det.runs:load_config_summary',
     'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',
     'report.describe_config': 'mkey_det.report_tools:describe_configs',
 }

@@ -53,3 +53,26 @@ def cuda_device_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def load_config_summary(config_path: str) -> dict[str, Any]:
+    """Loads a config with mmengine's ``Config.fromfile`` and returns the fields tests and reports read."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(config_path)
+    train_ds = cfg.train_dataloader.dataset
+    return {
+        'data_root': cfg.get('data_root'),
+        'train_data_root': train_ds.get('data_root'),
+        'train_ann_file': train_ds.get('ann_file'),
+        'train_img': train_ds.get('data_prefix', {}).get('img'),
+        'val_ann_file': cfg.val_evaluator.get('ann_file'),
+        'classes': list(train_ds.get('metainfo', {}).get('classes', []) or []),
+        'backbone': dict(cfg.model.backbone),
+        'num_classes': cfg.model.roi_head.bbox_head.num_classes,
+        'mkey_experiment': dict(cfg.get('mkey_experiment') or {}),
+        'train_cfg': dict(cfg.train_cfg),
+        'param_scheduler': [dict(s) for s in cfg.param_scheduler],
+        'optimizer': dict(cfg.optim_wrapper.optimizer),
+        'custom_imports': dict(cfg.get('custom_imports') or {}),
+    }

@@ -6,14 +6,14 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { withBridge, PythonError } from '../python/bridge.js';
+import { withBridge, PythonError, QUIET_PYTHON_WARNINGS } from '../python/bridge.js';
 import { checkInterpreter } from '../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
 import { renderMmdetConfig } from './config/render.js';
 import { datasetLayout } from './config/dataset-layout.js';
 import type { Experiment } from './experiment.js';
-import { planLaunch, type LaunchTopology } from './launch.js';
+import { planLaunch, type LaunchPlan, type LaunchTopology } from './launch.js';
 import { ProgressView, type ProgressMode } from './progress.js';
 import {
   CONFIG_FILE,
@@ -75,6 +75,27 @@ async function preflight(configPath: string, gpus: number): Promise<Preflight> {
     }
     throw err;
   }
+}
+
+/**
+ * Starts a launch plan as a child process whose combined output goes to `logPath` (and to stderr
+ * with `verbose`); mmengine writes its own log too, this one also catches crashes before it starts.
+ */
+function spawnLogged(plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
+  const log = createWriteStream(logPath, { flags });
+  const child = execa(plan.command, plan.args, {
+    reject: false,
+    all: true,
+    buffer: false,
+    env: { PYTHONUNBUFFERED: '1', PYTHONWARNINGS: process.env.PYTHONWARNINGS ?? QUIET_PYTHON_WARNINGS },
+    cleanup: true,
+    stdin: 'ignore',
+  });
+  child.all?.on('data', (d: Buffer) => {
+    log.write(d);
+    if (verbose) process.stderr.write(d);
+  });
+  return { child, closeLog: () => new Promise<void>((r) => log.end(r)) };
 }
 
 /** Runs a child (training or testing), feeding its events to the view; handles Ctrl-C / SIGTERM. */
@@ -162,26 +183,13 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   };
   writeRunRecord(workDir, record);
 
+  const events = new EventTail(join(workDir, EVENTS_FILE));
+  events.poll(); // on --resume, skip the previous launch's events
   const logPath = join(workDir, 'mkey-train.log');
-  const log = createWriteStream(logPath, { flags: 'a' });
-  const child = execa(plan.command, plan.args, {
-    reject: false,
-    all: true,
-    buffer: false,
-    env: { PYTHONUNBUFFERED: '1', MKEY_WORK_DIR: workDir },
-    cleanup: true,
-    stdin: 'ignore',
-  });
+  const { child, closeLog } = spawnLogged(plan, logPath, 'a', req.verbose);
   record.pid = child.pid;
   writeRunRecord(workDir, record);
-  child.all?.on('data', (d: Buffer) => {
-    log.write(d);
-    if (req.verbose) process.stderr.write(d);
-  });
 
-  const events = new EventTail(join(workDir, EVENTS_FILE));
-  if (!req.resume) events.poll(); // a forced restart removed the old file; nothing to skip
-  else events.poll(); // skip the previous launch's events
   let metrics: Record<string, number | null> | undefined;
   let errorMessage: string | undefined;
   const view = new ProgressView(req.progress, logger.info);
@@ -189,7 +197,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     if (e.event === 'val') metrics = e.metrics as Record<string, number | null>;
     if (e.event === 'error') errorMessage = String(e.message);
   });
-  await new Promise<void>((r) => log.end(r));
+  await closeLog();
 
   const checkpoint = lastCheckpoint(workDir);
   const result: RunResult = { status: 'completed', workDir, configPath, metrics, checkpoint, seconds: (Date.now() - started) / 1000 };
@@ -244,21 +252,16 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
     masterPort: 29500,
   });
   const logPath = join(workDir, 'mkey-test.log');
-  const log = createWriteStream(logPath, { flags: 'w' });
   const eventsPath = join(workDir, EVENTS_FILE);
   const events = new EventTail(eventsPath);
   events.poll();
-  const child = execa(plan.command, plan.args, { reject: false, all: true, buffer: false, env: { PYTHONUNBUFFERED: '1' }, cleanup: true, stdin: 'ignore' });
-  child.all?.on('data', (d: Buffer) => {
-    log.write(d);
-    if (req.verbose) process.stderr.write(d);
-  });
+  const { child, closeLog } = spawnLogged(plan, logPath, 'w', req.verbose);
   let metrics: Record<string, number | null> | undefined;
   const view = new ProgressView(req.progress === 'bar' ? 'lines' : req.progress, logger.info);
   const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
     if (e.event === 'test') metrics = e.metrics as Record<string, number | null>;
   });
-  await new Promise<void>((r) => log.end(r));
+  await closeLog();
   if (interrupted) return { status: 'interrupted', workDir, configPath, seconds: (Date.now() - started) / 1000 };
   if (exitCode !== 0 || !metrics) {
     throw new MkeyError(`evaluation failed: ${lastErrorLine(logPath) ?? `exit code ${exitCode}`}`, { hint: `full log: ${logPath}` });

@@ -39,6 +39,8 @@ let active: { mod: PythoniaModule; entry: any; refs: number } | undefined;
 let signalsHooked = false;
 
 const DEFAULT_TIMEOUT_MS = 600_000;
+/** mmengine and mmcv import pkg_resources, which warns on every start; that line helps no user. */
+export const QUIET_PYTHON_WARNINGS = 'ignore:pkg_resources is deprecated:UserWarning';
 
 function hookSignals(): void {
   if (signalsHooked) return;
@@ -69,6 +71,7 @@ export async function openBridge(): Promise<PythonBridge> {
     const py = await checkInterpreter();
     process.env.PYTHON_BIN = py;
     process.env.PYTHONUNBUFFERED = '1';
+    process.env.PYTHONWARNINGS ??= QUIET_PYTHON_WARNINGS;
     process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
     const mod = (await import('pythonia')) as PythoniaModule;
     hookSignals();

@@ -83,7 +83,7 @@ function mdCell(s: string): string {
 }
 
 function mdTable(head: string[], rows: string[][]): string {
-  const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h) => (/^(AP|Δ|n$|Epoch|Seed|Charts)/.test(h) ? '---:' : '---')).join(' | ')} |`];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h) => (/^(AP|Δ|n$|Epoch|Seed|Charts|Backbone|Train time)/.test(h) ? '---:' : '---')).join(' | ')} |`];
   for (const r of rows) lines.push(`| ${r.map(mdCell).join(' | ')} |`);
   return lines.join('\n');
 }

@@ -9,7 +9,6 @@ import {
   fmtDuration,
   fmtEvalAt,
   fmtFlops,
-  fmtMeanStd,
   fmtParams,
   fmtSeed,
   fmtSeeds,
@@ -21,14 +20,14 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#555;font-size:13px;margin:0 0 12px}
 table{border-collapse:collapse;background:#fff;font-size:12.5px;box-shadow:0 0 0 1px #ddd}
-th,td{padding:5px 8px;border-bottom:1px solid #e6e6e6;text-align:left;vertical-align:top}
+th,td{padding:4px 7px;border-bottom:1px solid #e6e6e6;text-align:left;vertical-align:top}
 th{background:#f0f0f0;font-weight:600;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.baseline td{background:#eef5ff}
 tr.reference td{background:#f7f7f2;color:#555;font-style:italic}
 .tag{display:inline-block;font-size:10.5px;font-style:normal;padding:0 5px;border-radius:3px;margin-left:4px;background:#ddd;color:#333;vertical-align:1px}
 .tag.base{background:#cfe2ff;color:#084298}.tag.ref{background:#e9e4c9;color:#5c4d00}
-.d{display:block;font-size:10.5px}.d.up{color:#137333}.d.down{color:#b3261e}.d.zero{color:#777}
+.d{display:block;font-size:10.5px}.sd{display:block;font-size:10.5px;color:#666}.d.up{color:#137333}.d.down{color:#b3261e}.d.zero{color:#777}
 .st{display:inline-block;padding:1px 6px;border-radius:3px;font-size:11.5px;white-space:nowrap}
 .st.completed{background:#e6f4ea;color:#137333}.st.running{background:#e8f0fe;color:#1a4fb5}
 .st.failed{background:#fce8e6;color:#b3261e}.st.interrupted,.st.stopped{background:#fef7e0;color:#8a5a00}.st.unknown{background:#eee;color:#444}
@@ -38,6 +37,8 @@ tr.reference td{background:#f7f7f2;color:#555;font-style:italic}
 .plots figure{margin:0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px}
 .plots svg{max-width:100%;height:auto;font-family:inherit}
 footer{margin-top:28px;color:#777;font-size:12px}
+.scroll{overflow-x:auto;max-width:100%}
+td.cfg{min-width:190px}.seeds{color:#777;font-size:11px}td.status{min-width:150px;max-width:330px;overflow-wrap:anywhere}
 `;
 
 function deltaSpan(d: number | undefined): string {
@@ -47,8 +48,12 @@ function deltaSpan(d: number | undefined): string {
   return `<span class="d ${cls}">${esc(s)}</span>`;
 }
 
+/** Mean, then `± std` and the delta on small lines below it. */
 function apCells(values: ApValues, std: ApValues = {}, delta?: ApValues): string {
-  return AP_IDS.map((id) => `<td class="num">${esc(fmtMeanStd(values[id], std[id]))}${deltaSpan(delta?.[id])}</td>`).join('');
+  return AP_IDS.map((id) => {
+    const sd = std[id] !== undefined ? `<span class="sd">± ${esc(fmt1(std[id]))}</span>` : '';
+    return `<td class="num">${esc(fmt1(values[id]))}${sd}${deltaSpan(delta?.[id])}</td>`;
+  }).join('');
 }
 
 function statusCell(r: RunRow): string {
@@ -62,39 +67,42 @@ export function renderHtml(report: Report): string {
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
   h.push(`<title>mkey-det report</title><style>${CSS}</style></head><body>`);
   h.push('<h1>mkey-det report</h1>');
-  h.push(`<p class="sub">${esc(describeSelection(report))}<br>Generated ${esc(report.generated)}.</p>`);
+  h.push(`<p class="sub">${esc(describeSelection(report))}<br>Params and FLOPs are the backbone's (from the run's start event). Generated ${esc(report.generated)}.</p>`);
   if (report.warnings.length) h.push(`<div class="warn">${report.warnings.map((w) => esc(w)).join('<br>')}</div>`);
 
   // Results: one row per configuration (seed groups), then the reference rows.
   h.push('<h2>Results: Mask R-CNN + FPN, COCO box / mask AP (%)</h2>');
-  h.push('<table><thead><tr><th>Configuration</th><th>Key</th><th>Charts</th><th>n</th><th>Seeds</th><th>Epoch</th>');
+  h.push('<div class="scroll"><table><thead><tr><th>Configuration</th><th title="runs averaged (their seeds)">n (seeds)</th><th>Epoch</th>');
   h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
-  h.push('<th>Backbone params</th><th>Backbone FLOPs</th><th>Train time</th><th>Status</th></tr></thead><tbody>');
+  h.push('<th title="backbone parameters">Params</th><th title="backbone FLOPs at 224x224">FLOPs</th><th title="training time (mean per run)">Time</th><th>Status</th></tr></thead><tbody>');
   for (const g of report.groups) {
-    h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td>${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>`);
-    h.push(`<td>${esc(g.keyType ?? '')}</td><td class="num">${esc(fmtCharts(g.charts))}</td><td class="num">${g.n}</td><td>${esc(fmtSeeds(g))}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
+    h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td class="cfg">${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>`);
+    const seeds = fmtSeeds(g);
+    h.push(`<td class="num">${g.n}${seeds ? ` <span class="seeds">(${esc(seeds)})</span>` : ''}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
     h.push(apCells(g.mean, g.std, g.isBaseline ? undefined : g.delta));
-    h.push(`<td class="num">${esc(fmtParams(g.backboneParams))}</td><td class="num">${esc(fmtFlops(g.backboneFlops))}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td><td>${esc(g.status)}</td></tr>`);
+    h.push(`<td class="num">${esc(fmtParams(g.backboneParams))}</td><td class="num">${esc(fmtFlops(g.backboneFlops))}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td>`);
+    const only = g.runs.length === 1 ? report.runs.find((r) => r.label === g.runs[0]) : undefined;
+    h.push(`<td class="status">${only ? statusCell(only) : esc(g.status)}</td></tr>`);
   }
   for (const r of report.references) {
-    h.push(`<tr class="reference"><td>${esc(r.label)}<span class="tag ref">reference: ${esc(r.source)}</span></td>`);
-    h.push(`<td>${esc(r.keyType ?? '')}</td><td class="num">${esc(fmtCharts(r.charts))}</td><td></td><td></td><td class="num">${r.epochs}</td>`);
+    h.push(`<tr class="reference"><td class="cfg">${esc(r.label)}<span class="tag ref">reference: ${esc(r.source)}</span></td>`);
+    h.push(`<td></td><td class="num">${r.epochs}</td>`);
     h.push(apCells(r.ap));
-    h.push(`<td></td><td></td><td></td><td>${esc(r.note ? `reference; ${r.note}` : 'reference')}</td></tr>`);
+    h.push(`<td></td><td></td><td></td><td class="status">${esc(r.note ? `reference; ${r.note}` : 'reference')}</td></tr>`);
   }
-  h.push('</tbody></table>');
+  h.push('</tbody></table></div>');
 
   // Runs.
   h.push('<h2>Runs</h2>');
-  h.push('<table><thead><tr><th>Run</th><th>Configuration</th><th>Seed</th><th>Epoch</th>');
+  h.push('<div class="scroll"><table><thead><tr><th>Run</th><th>Configuration</th><th>Seed</th><th>Epoch</th>');
   h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
-  h.push('<th>Train time</th><th>Status</th></tr></thead><tbody>');
+  h.push('<th>Time</th><th>Status</th></tr></thead><tbody>');
   for (const r of report.runs) {
-    h.push(`<tr class="${r.isBaseline ? 'baseline' : ''}"><td title="${esc(r.dir)}">${esc(r.label)}</td><td>${esc(r.group)}</td><td class="num">${esc(fmtSeed(r.seed))}</td><td class="num">${esc(fmtEvalAt(r))}</td>`);
+    h.push(`<tr class="${r.isBaseline ? 'baseline' : ''}"><td title="${esc(r.dir)}">${esc(r.label)}</td><td class="cfg">${esc(r.group)}</td><td class="num">${esc(fmtSeed(r.seed))}</td><td class="num">${esc(fmtEvalAt(r))}</td>`);
     h.push(AP_IDS.map((id) => `<td class="num">${esc(fmt1(r.eval?.ap[id]))}${r.isBaseline ? '' : deltaSpan(r.delta?.[id])}</td>`).join(''));
-    h.push(`<td class="num">${esc(fmtDuration(r.trainingSeconds))}</td><td>${statusCell(r)}</td></tr>`);
+    h.push(`<td class="num">${esc(fmtDuration(r.trainingSeconds))}</td><td class="status">${statusCell(r)}</td></tr>`);
   }
-  h.push('</tbody></table>');
+  h.push('</tbody></table></div>');
 
   // Plots.
   const evalX = report.plots.some((p) => p.evalBy === 'iter') && report.plots.every((p) => p.evalBy === 'iter') ? 'iteration' : 'epoch';

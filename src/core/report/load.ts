@@ -100,7 +100,7 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
         logSeconds += (parsed.lastTime - parsed.firstTime) / 1000;
         anyLogTime = true;
       }
-      itersPerEpoch = parsed.itersPerEpoch ?? itersPerEpoch;
+      itersPerEpoch ??= parsed.itersPerEpoch;
       for (const p of parsed.train) {
         if (p.epoch !== undefined) trainHasEpoch = true;
         if (!sessionTrain.has(p.step)) sessionTrain.set(p.step, { iter: p.step, ...omitStep(p) });
@@ -157,6 +157,7 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
   if (events && events.segments.length) trainingSeconds = events.segments.reduce((s, g) => s + (g.end - g.start) / 1000, 0);
   else if (anyLogTime) trainingSeconds = logSeconds;
 
+  itersPerEpoch = events?.itersPerEpoch ?? itersPerEpoch;
   if (events?.error && runFile?.status !== 'failed') issues.push(`error event: ${events.error.split('\n')[0]}`);
 
   return {
@@ -174,6 +175,8 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
     ...(lastIter !== undefined ? { lastIter } : {}),
     ...((identity.maxEpochs ?? events?.maxEpochs) !== undefined ? { maxEpochs: identity.maxEpochs ?? events?.maxEpochs } : {}),
     ...((identity.maxIters ?? events?.maxIters) !== undefined ? { maxIters: identity.maxIters ?? events?.maxIters } : {}),
+    ...(itersPerEpoch !== undefined ? { itersPerEpoch } : {}),
+    ...(events?.end ? { endStatus: events.end.status ?? 'completed' } : {}),
     issues,
   };
 }

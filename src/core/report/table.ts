@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
+import { KEY_TYPES } from '../experiment.js';
 import {
   AP_COLUMNS,
   AP_IDS,
@@ -74,14 +75,19 @@ export function pickEval(evals: EvalPoint[], selection: Selection): PickedEval |
   return { step: chosen.step, by: chosen.by, ap: apOf(chosen), source: chosen.source };
 }
 
-function progress(run: RunData): string {
-  if (run.maxIters !== undefined && run.maxEpochs === undefined) return `iter ${run.lastIter ?? 0}/${run.maxIters}`;
-  return `epoch ${run.lastEpoch ?? 0}/${run.maxEpochs ?? '?'}`;
+/** `epoch 12/36`, `iter 500/2000`; undefined when nothing was logged yet. */
+function progress(run: RunData): string | undefined {
+  if (run.maxIters !== undefined && run.maxEpochs === undefined) {
+    return run.lastIter === undefined ? undefined : `iter ${run.lastIter}/${run.maxIters}`;
+  }
+  if (run.lastEpoch === undefined) return undefined;
+  return `epoch ${run.lastEpoch}${run.maxEpochs !== undefined ? `/${run.maxEpochs}` : ''}`;
 }
 
 function runState(run: RunData): { state: RunRow['state']; base: string } {
   const s = run.runFile?.status;
-  const p = progress(run);
+  const p = progress(run) ?? 'no logs yet';
+  const at = progress(run) ? `at ${p}` : 'before training logged anything';
   const msg = run.runFile?.message ? `: ${run.runFile.message.split('\n')[0]}` : '';
   switch (s) {
     case 'running':
@@ -89,19 +95,25 @@ function runState(run: RunData): { state: RunRow['state']; base: string } {
     case 'completed':
       return { state: 'completed', base: 'completed' };
     case 'failed':
-      return { state: 'failed', base: `failed at ${p}${msg}` };
+      return { state: 'failed', base: `failed ${at}${msg}` };
     case 'interrupted':
-      return { state: 'interrupted', base: `interrupted at ${p}` };
+      return { state: 'interrupted', base: `interrupted ${at}` };
     case undefined:
       break;
     default:
       return { state: 'unknown', base: `${s}, ${p}` };
   }
   if (run.train.length === 0 && run.evals.length === 0) return { state: 'unknown', base: run.sessions.length ? 'no training logged' : 'no logs yet' };
-  const done =
-    run.maxIters !== undefined && run.maxEpochs === undefined
-      ? run.lastIter !== undefined && run.lastIter >= run.maxIters
-      : run.lastEpoch !== undefined && run.maxEpochs !== undefined && run.lastEpoch >= run.maxEpochs && run.evals.length > 0;
+  const iterLoop = run.maxIters !== undefined && run.maxEpochs === undefined;
+  const lastEval = run.evals[run.evals.length - 1]?.step;
+  let done: boolean;
+  if (run.endStatus !== undefined) done = run.endStatus === 'completed';
+  else if (iterLoop) done = (run.lastIter ?? 0) >= run.maxIters! || (lastEval ?? 0) >= run.maxIters!;
+  else if (run.maxEpochs === undefined) done = false;
+  else
+    done =
+      (lastEval ?? 0) >= run.maxEpochs ||
+      (run.itersPerEpoch !== undefined && (run.lastIter ?? 0) >= run.maxEpochs * run.itersPerEpoch);
   return done ? { state: 'completed', base: 'completed' } : { state: 'stopped', base: `incomplete, ${p}` };
 }
 
@@ -127,7 +139,9 @@ function scheduleLabel(run: RunData): string | undefined {
 function buildRunRow(run: RunData, selection: Selection, group: string): RunRow {
   const { state, base } = runState(run);
   const notes = [...run.issues];
-  if (run.identity.error) notes.unshift(`config unreadable: ${run.identity.configFile ? `${relName(run, run.identity.configFile)}: ` : ''}${run.identity.error}`);
+  if (run.identity.error) {
+    notes.unshift(run.identity.configFile ? `config unreadable: ${relName(run, run.identity.configFile)}: ${run.identity.error}` : run.identity.error);
+  }
   const picked = pickEval(run.evals, selection);
   if (!picked) notes.unshift('no evaluation yet');
   const id = run.identity;
@@ -297,7 +311,22 @@ export function buildReport(runs: RunData[], opts: BuildOptions): Report {
     }
   }
 
-  const plots: PlotSeries[] = runs.map((r) => ({
+  // Baseline first, then the paper's key order (linear, spatialk, kua, simplek, vanillak), charts, label.
+  const keyRank = (k: string | undefined) => {
+    const i = (KEY_TYPES as readonly string[]).indexOf(k ?? '');
+    return i < 0 ? KEY_TYPES.length : i;
+  };
+  const cmpGroup = (a: GroupRow, b: GroupRow) =>
+    Number(b.isBaseline) - Number(a.isBaseline) ||
+    keyRank(a.keyType) - keyRank(b.keyType) ||
+    (a.charts ?? 0) - (b.charts ?? 0) ||
+    a.label.localeCompare(b.label);
+  groups.sort(cmpGroup);
+  const groupIndex = new Map(groups.map((g, i) => [g.label, i]));
+  rows.sort((a, b) => groupIndex.get(a.group)! - groupIndex.get(b.group)! || a.label.localeCompare(b.label));
+
+  const rowIndex = new Map(rows.map((r, i) => [r.dir, i]));
+  const plots: PlotSeries[] = [...runs].sort((a, b) => rowIndex.get(a.dir)! - rowIndex.get(b.dir)!).map((r) => ({
     label: r.label,
     loss: r.train.filter((p) => p.loss !== undefined).map((p) => [p.iter, p.loss!] as [number, number]),
     lr: r.train.filter((p) => p.lr !== undefined).map((p) => [p.iter, p.lr!] as [number, number]),

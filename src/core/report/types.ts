@@ -86,6 +86,9 @@ export interface RunData {
   lastIter?: number;
   maxEpochs?: number;
   maxIters?: number;
+  itersPerEpoch?: number;
+  /** Status of mkey-events.jsonl's `end` event, when the run wrote one. */
+  endStatus?: string;
   /** Problems found while reading (bad lines, missing files); shown in the status column. */
   issues: string[];
 }

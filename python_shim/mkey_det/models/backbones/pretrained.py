@@ -29,29 +29,43 @@ __all__ = ['load_pretrained', 'read_checkpoint', 'backbone_state_dict', 'officia
 _QKV = '.qkv.'
 
 
-def _safe_globals() -> list:
-    """Classes a checkpoint written by mmengine's Runner needs beyond tensors."""
-    import numpy as np
-    out = [np.ndarray, np.dtype]
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-    out += [_reconstruct, scalar]
-    out += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        out.append(HistoryBuffer)
-    except ImportError:
+class _Skipped:
+    """Stands in for a non-tensor object of a checkpoint (an mmengine ``HistoryBuffer``, a numpy
+    array or scalar, ``getattr``) while loading with torch's safe unpickler: it is built from
+    its pickled arguments without running any of the original code, and then ignored."""
+
+    def __init__(self, *args, **kwargs):
         pass
-    return out
+
+    def __setstate__(self, state):
+        pass
+
+    def __repr__(self) -> str:
+        return '<skipped>'
+
+
+def _skipped_call(*args, **kwargs) -> _Skipped:
+    return _Skipped()
+
+
+#: Globals that mmengine's Runner checkpoints hold outside the tensors (message hub history
+#: buffers with their statistics methods, numpy values): read as :class:`_Skipped`.
+_SKIPPED_CLASSES = ('mmengine.logging.history_buffer.HistoryBuffer', 'numpy.ndarray',
+                    'numpy.dtype')
+_SKIPPED_FUNCTIONS = ('builtins.getattr', '__builtin__.getattr',
+                      'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray._reconstruct',
+                      'numpy._core.multiarray.scalar', 'numpy.core.multiarray.scalar')
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load a checkpoint file on the CPU with torch's safe loader (``weights_only=True``),
-    allow-listing the few classes mmengine's Runner stores (numpy arrays, ``HistoryBuffer``).
-    Other locations (``http://``, ``open-mmlab://``...) go through mmengine's
-    ``CheckpointLoader``."""
+    """Load a checkpoint file on the CPU with torch's safe loader (``weights_only=True``).
+
+    A checkpoint written by mmengine's Runner also holds a message hub (``HistoryBuffer``
+    objects, numpy values) that the safe loader refuses; if the first try fails, those objects
+    are read as inert placeholders (no code of theirs runs, nothing global is touched) and the
+    tensors come back intact. Other locations
+    (``http://``, ``open-mmlab://``...) go through mmengine's ``CheckpointLoader``.
+    """
     if not os.path.isfile(path):
         if '://' in path:
             from mmengine.runner.checkpoint import CheckpointLoader
@@ -60,13 +74,26 @@ def read_checkpoint(path: str) -> dict:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError:
-        with torch.serialization.safe_globals(_safe_globals()):
-            try:
-                return torch.load(path, map_location='cpu', weights_only=True)
-            except pickle.UnpicklingError as exc:
-                raise ValueError(
-                    f'{path}: not loadable with torch.load(weights_only=True) even with '
-                    f"mmengine's classes allow-listed: {str(exc).splitlines()[0]}") from None
+        pass
+    # Only our inert stand-ins while reading: the globally allow-listed real classes (see
+    # mkey_det.compat) would run HistoryBuffer.__setstate__, which writes the pickled
+    # statistics methods into HistoryBuffer's class-level registry.
+    stand_ins = [(_Skipped, n) for n in _SKIPPED_CLASSES] + \
+        [(_skipped_call, n) for n in _SKIPPED_FUNCTIONS]
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        with torch.serialization.safe_globals(stand_ins):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = next((line.strip() for line in str(exc).splitlines()
+                       if 'Unsupported global' in line), str(exc).splitlines()[0])
+        raise ValueError(f'{path}: refused by torch.load(weights_only=True): {reason} Save the '
+                         'state dict alone (torch.save(model.state_dict())), or load the file '
+                         'yourself if you trust it and pass the dict.') from None
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
 
 
 def _is_official(keys: List[str]) -> bool:

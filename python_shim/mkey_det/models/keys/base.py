@@ -85,10 +85,9 @@ def chart_weights(weight: torch.Tensor, num_charts: int, chart_noise: float,
         return w.unsqueeze(0).repeat(num_charts, 1, 1)
     scale = float(w.float().std()) if w.numel() > 1 else 0.0
     scale = (scale if scale > 0 else 0.02) * chart_noise
-    eps = torch.randn((num_charts, ) + tuple(w.shape), generator=generator,
-                      dtype=torch.float64) * scale
-    eps = eps - eps.mean(dim=0, keepdim=True)
-    return (w.double().unsqueeze(0) + eps).to(w.dtype)
+    eps = torch.randn((num_charts, ) + tuple(w.shape), generator=generator).mul_(scale)
+    eps = eps.sub_(eps.mean(dim=0, keepdim=True)).to(device=w.device, dtype=w.dtype)
+    return eps.add_(w)
 
 
 def fresh_linear_key(dim: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -117,9 +117,12 @@ class FoldedKey(nn.Module):
         self.cb_scale = param(cb_scale)
 
     @classmethod
-    def from_key(cls, key: nn.Module) -> 'FoldedKey':
-        """Fold a key module (any of :data:`~.builder.KEY_TYPES`)."""
+    def from_key(cls, key: nn.Module, drop_cb: bool = False) -> 'FoldedKey':
+        """Fold a key module (any of :data:`~.builder.KEY_TYPES`); ``drop_cb``: leave out the
+        CB term (see :func:`fold_backbone`)."""
         t = fold_key(key)
+        if drop_cb:
+            return cls(t.token_mix, t.weight)
         return cls(t.token_mix, t.weight, t.cb_pool, t.cb_weight, t.cb_scale)
 
     def tensors(self) -> FoldedKeyTensors:
@@ -149,17 +152,23 @@ def fold_key(module: nn.Module) -> FoldedKeyTensors:
         return t.detach()
 
 
-def fold_backbone(model: nn.Module) -> nn.Module:
+def fold_backbone(model: nn.Module, drop_cb: bool = False) -> nn.Module:
     """Replace, in place, every manifold key inside ``model`` by its :class:`FoldedKey`.
 
     Returns ``model``. The outputs stay the same up to float rounding.
+
+    ``drop_cb=True`` also leaves out the CB term of KUA / VanillaK. That term is one vector per
+    window added to every token's key (the mean runs over all H*N rows), so it shifts each row
+    of attention logits by a constant, which softmax ignores: attention outputs are unchanged
+    (the keys themselves are not), at ``H C^2`` fewer parameters per block.
     """
+    if isinstance(model, ManifoldKey):
+        raise ValueError('fold_backbone: pass a model that contains keys (use FoldedKey.from_key '
+                         'for a single key)')
     targets = [(name, m) for name, m in model.named_modules() if isinstance(m, ManifoldKey)]
     for name, key in targets:
         parent_name, _, attr = name.rpartition('.')
         parent = model.get_submodule(parent_name) if parent_name else model
-        if parent is model and not parent_name and name == '':
-            raise ValueError('fold_backbone: pass a model that contains keys, not a key')
-        folded = FoldedKey.from_key(key).to(device=key.k.weight.device)
+        folded = FoldedKey.from_key(key, drop_cb=drop_cb).to(device=key.k.weight.device)
         setattr(parent, attr, folded)
     return model

@@ -20,6 +20,11 @@ class KUAKey(SpatialKey):
     Folded: ``M_h = 0.5 to_out_h diag(gamma_h) k_h``; CB term ``c_h = colsum(spatial_h)/(H N)``,
     ``G_h = 0.5 (sum_h' to_out_h') diag(gamma2) diag(gamma_h) k_h``. ``'fast'`` folds only the
     main term (the CB term goes through the per-window pooled vector, ``H C^2`` per window).
+
+    Note: the CB term is the same vector for all N tokens of a window (the mean runs over all
+    H*N rows, Eq. 4). Inside attention it adds ``q_i . cb`` to a whole row of logits, which
+    softmax ignores: in a Swin block ``gamma2`` changes nothing and receives a zero gradient
+    (up to rounding); KUA then acts as SpatialK with ``to_out`` halved.
     """
 
     key_type = 'kua'

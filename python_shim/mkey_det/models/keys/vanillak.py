@@ -20,6 +20,9 @@ class VanillaKey(ManifoldKey):
     Folded: ``M_h = 0.5/H diag(gamma_h) k_h``, ``Lambda_h = spatial_h``,
     ``c_h = colsum(spatial_h) / (H N)``, ``G_h = M_h`` and ``r = H gamma2``. ``'fast'`` uses it
     (same cost as the paper order: nothing to save without ``to_out``).
+
+    Note: as in KUA, the CB term is one vector per window, added to every token's key; softmax
+    attention ignores it, so inside a Swin block ``gamma2`` has no effect and a zero gradient.
     """
 
     key_type = 'vanillak'

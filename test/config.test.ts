@@ -1,0 +1,184 @@
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { renderMmdetConfig } from '../src/core/config/render.js';
+import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
+import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
+import { backboneVariant, type Experiment } from '../src/core/experiment.js';
+import { TOOL_VERSION } from '../src/core/train.js';
+import { openBridge, type PythonBridge } from '../src/python/bridge.js';
+import { repoRoot, runCli } from './helpers/cli.js';
+
+type Summary = {
+  data_root: string;
+  train_data_root: string;
+  train_ann_file: string;
+  train_img: string;
+  val_ann_file: string;
+  classes: string[];
+  backbone: Record<string, unknown>;
+  num_classes: number;
+  mkey_experiment: Record<string, unknown>;
+  train_cfg: Record<string, unknown>;
+  param_scheduler: Record<string, unknown>[];
+  optimizer: Record<string, unknown>;
+  custom_imports: { imports: string[] };
+};
+
+const experiment = (over: Partial<Experiment> = {}): Experiment => ({
+  backbone: backboneVariant('swin-t-spatialk'),
+  charts: 8,
+  schedule: '3x',
+  data: { kind: 'coco' },
+  batchSize: 2,
+  seed: 0,
+  amp: false,
+  cfgOptions: [],
+  ...over,
+});
+
+let bridge: PythonBridge;
+let tmp: string;
+beforeAll(async () => {
+  bridge = await openBridge();
+  tmp = mkdtempSync(join(tmpdir(), 'mkey-config-'));
+});
+afterAll(async () => {
+  await bridge.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function loadWithMmengine(source: string, name = 'cfg.py'): Promise<Summary> {
+  const path = join(tmp, name);
+  writeFileSync(path, source);
+  return bridge.call<Summary>('config.summary', { config_path: path });
+}
+
+describe('python literals', () => {
+  it('writes nested data as Python source', () => {
+    expect(toPythonLiteral({ a: 1, b: [true, null], c: new PyTuple([0.9, 0.999]), 'not-ident': 'x' })).toBe(
+      "{'a': 1, 'b': [True, None], 'c': (0.9, 0.999), 'not-ident': 'x'}",
+    );
+    expect(toPythonLiteral(new PyTuple(['one']))).toBe("('one',)");
+    expect(() => toPythonLiteral(Number.NaN)).toThrow(/finite/);
+  });
+
+  it('parses --cfg-options values like mmengine DictAction', () => {
+    expect(parseCfgValue('3')).toBe(3);
+    expect(parseCfgValue('1e-4')).toBe(0.0001);
+    expect(parseCfgValue('True')).toBe(true);
+    expect(parseCfgValue('None')).toBe(null);
+    expect(parseCfgValue('[1,2,[3,4]]')).toEqual([1, 2, [3, 4]]);
+    expect(parseCfgValue('(1,2)')).toBeInstanceOf(PyTuple);
+    expect(parseCfgValue("__import__('os').system('x')")).toBe("__import__('os').system('x')");
+  });
+});
+
+describe('generated configs load with mmengine', () => {
+  it('keeps hostile strings as exactly those strings (data, never code)', async () => {
+    const marker = join(tmp, 'PWNED');
+    const evil = [
+      `/data/it's "quoted"\\back\\slash\nnew line\ttab/`,
+      `'); import os; os.system('touch ${marker}'); ('`,
+      `__import__('os').system('touch ${marker}')`,
+      `{{ fileDirname }}/{{$HOME}}/{{_base_.data_root}}/ü€😀/`,
+    ];
+    for (const [i, root] of evil.entries()) {
+      const src = renderMmdetConfig(
+        experiment({
+          data: { kind: 'dir', path: root },
+          cfgOptions: [['model.backbone.drop_path_rate', '0.1'], ['work_dir', `x'); os.system('touch ${marker}`]],
+        }),
+        {
+          toolVersion: TOOL_VERSION,
+          dataset: { root, trainAnn: 'a.json', valAnn: 'b.json', trainImg: "img's/", valImg: 'v/', classes: ["c'1", 'c\\2', '{{x}}'] },
+        },
+      );
+      const s = await loadWithMmengine(src, `evil${i}.py`);
+      expect(s.data_root).toBe(root);
+      expect(s.train_data_root).toBe(root);
+      expect(s.train_img).toBe("img's/");
+      expect(s.classes).toEqual(["c'1", 'c\\2', '{{x}}']);
+      expect(s.num_classes).toBe(3);
+      expect(s.mkey_experiment.data).toBe(root);
+      expect(s.backbone.drop_path_rate).toBe(0.1);
+    }
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('writes the backbone, schedule and data of each schedule', async () => {
+    const s3x = await loadWithMmengine(renderMmdetConfig(experiment(), { toolVersion: TOOL_VERSION }), '3x.py');
+    expect(s3x.backbone).toMatchObject({ type: 'SwinTransformerMKey', key_type: 'spatialk', num_charts: 8, embed_dims: 96, depths: [2, 2, 6, 2], window_size: 7 });
+    expect(s3x.custom_imports.imports).toEqual(['mkey_det']);
+    expect(s3x.train_cfg.max_epochs).toBe(36);
+    expect(s3x.param_scheduler[1]).toMatchObject({ type: 'MultiStepLR', milestones: [27, 33] });
+    expect(s3x.optimizer).toMatchObject({ type: 'AdamW', lr: 0.0001, weight_decay: 0.05 });
+    expect(s3x.data_root).toBe('data/coco/');
+
+    const paper = await loadWithMmengine(renderMmdetConfig(experiment({ schedule: 'paper-3x' }), { toolVersion: TOOL_VERSION }), 'paper.py');
+    expect(paper.param_scheduler).toEqual([
+      expect.objectContaining({ type: 'LinearLR', start_factor: 1.0, end_factor: 0.01, begin: 0, end: 36, by_epoch: true }),
+    ]);
+
+    const iters = await loadWithMmengine(renderMmdetConfig(experiment({ schedule: 'short', maxIters: 5 }), { toolVersion: TOOL_VERSION }), 'iters.py');
+    expect(iters.train_cfg).toEqual({ type: 'IterBasedTrainLoop', max_iters: 5, val_interval: 5 });
+
+    const base = await loadWithMmengine(renderMmdetConfig(experiment({ backbone: backboneVariant('swin-t') }), { toolVersion: TOOL_VERSION }), 'base.py');
+    expect(base.backbone.key_type).toBe('linear');
+  });
+});
+
+describe('configs/ (Table 3 rows)', () => {
+  it('regenerating them gives the same files', () => {
+    expect(TABLE3_CONFIGS.map((c) => c.file).sort()).toEqual(['mask-rcnn_swin-t-spatialk-c8_fpn_3x_coco.py', 'mask-rcnn_swin-t_fpn_3x_coco.py']);
+    for (const entry of TABLE3_CONFIGS) {
+      const onDisk = readFileSync(join(repoRoot, 'configs', entry.file), 'utf8');
+      expect(renderTable3Config(entry, TOOL_VERSION)).toBe(onDisk);
+    }
+  });
+
+  it('the committed files load with mmengine and name the Table 3 backbones', async () => {
+    const spatial = await bridge.call<Summary>('config.summary', { config_path: join(repoRoot, 'configs', TABLE3_CONFIGS[1]!.file) });
+    expect(spatial.backbone).toMatchObject({ type: 'SwinTransformerMKey', key_type: 'spatialk', num_charts: 8 });
+    const baseline = await bridge.call<Summary>('config.summary', { config_path: join(repoRoot, 'configs', TABLE3_CONFIGS[0]!.file) });
+    expect(baseline.backbone).toMatchObject({ type: 'SwinTransformerMKey', key_type: 'linear' });
+    expect(baseline.num_classes).toBe(80);
+  });
+});
+
+describe('mkey-det config (CLI)', () => {
+  it('prints a config and refuses bad values with one line and exit 2', async () => {
+    const ok = await runCli(['config', '--backbone', 'swin-t-simplek', '--charts', '4', '--data', 'coco']);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toMatch(/key_type='simplek',\s+num_charts=4/);
+
+    const bad = await runCli(['config', '--backbone', 'swin-b', '--data', 'coco']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.trim().split('\n')[0]).toBe(
+      'error: invalid --backbone "swin-b": accepted: swin-t, swin-t-spatialk, swin-t-kua, swin-t-simplek, swin-t-vanillak',
+    );
+    const charts = await runCli(['config', '--charts', '0', '--data', 'coco']);
+    expect(charts.exitCode).toBe(2);
+    expect(charts.stderr).toContain('error: invalid --charts "0": --charts must be an integer between 1 and 64');
+    const frac = await runCli(['config', '--charts', '2.5', '--data', 'coco']);
+    expect(frac.exitCode).toBe(2);
+    const sched = await runCli(['config', '--schedule', '9x', '--data', 'coco']);
+    expect(sched.stderr).toContain('invalid --schedule "9x": accepted: 3x, paper-3x, short');
+    const cfg = await runCli(['config', '--data', 'coco', '--cfg-options', 'not a key=1']);
+    expect(cfg.exitCode).toBe(2);
+    expect(cfg.stderr).toContain('invalid --cfg-options "not a key=1"');
+  });
+
+  it('does not overwrite an existing --out without --force', async () => {
+    const out = join(tmp, 'exists.py');
+    writeFileSync(out, '# mine\n');
+    const res = await runCli(['config', '--data', 'coco', '--out', out]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr).toContain('already exists; refusing to overwrite it');
+    expect(readFileSync(out, 'utf8')).toBe('# mine\n');
+    const forced = await runCli(['config', '--data', 'coco', '--out', out, '--force', '--json']);
+    expect(forced.exitCode).toBe(0);
+    expect(JSON.parse(forced.stdout)).toMatchObject({ ok: true, path: out, backbone: 'swin-t-spatialk', charts: 8 });
+  });
+});
