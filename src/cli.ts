@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { config } from './commands/config.js';
 import { doctor } from './commands/doctor.js';
+import { exportCommand } from './commands/export.js';
+import { runOnnxCommand } from './commands/run-onnx.js';
 import { report } from './commands/report.js';
 import { testCommand } from './commands/test.js';
 import { trainCommand } from './commands/train.js';
@@ -26,7 +28,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride(exitOnUsageError);
-  for (const cmd of [doctor, config, trainCommand, testCommand, report]) {
+  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)').exitOverride(exitOnUsageError));
   }

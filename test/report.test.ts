@@ -86,6 +86,10 @@ describe('mkey-det report on real MMDetection run directories', () => {
     expect(r.seed).toBe(1);
     expect(r.charts).toBeNull();
     expect(r.config).toBe('swin-micro, fixture 4e');
+    expect(r.status).toBe('completed'); // no mkey-run.json: completed because epoch 4/4 was evaluated
+    // its epoch-1 evaluation logged no metrics (nothing detected yet): not a training step, not an AP
+    expect(report.plots.find((p) => p.label === 'swin-s1')!.loss.map((p) => p[0])).toEqual([...Array(16).keys()].map((i) => i + 1));
+    expect(report.plots.find((p) => p.label === 'swin-s1')!.apBox.map((p) => p[0])).toEqual([2, 3, 4]);
     const k = run(report, 'kua-running');
     expect(k.keyType).toBe('kua');
     expect(k.charts).toBe(2);
@@ -305,6 +309,21 @@ describe('mkey-det report on real MMDetection run directories', () => {
     expect(bad.eval?.step).toBe(4); // the logs themselves are fine
     const only = run(r, 'only-status');
     expect(only.status).toBe('running, no logs yet; no evaluation yet; no config .py in the run directory');
+  });
+});
+
+describe('mkey-det report without Python', () => {
+  it('still lists every run from the logs, and says why configs and plots are missing', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'mkey-report-nopy-')), 'r.md');
+    const res = await runCli(['report', RUNS, '--out', out], { env: { MKEY_PYTHON: '/nonexistent/python3' } });
+    expect(res.exitCode).toBe(0);
+    expect(res.stderr).toContain('warning: run configs not read (Python interpreter not found: /nonexistent/python3 (from MKEY_PYTHON)); runs are not grouped by configuration');
+    expect(res.stderr).toContain('warning: PNG plots skipped');
+    expect(res.stderr).not.toContain("no run has backbone key 'linear'");
+    const md = readFileSync(out, 'utf8');
+    for (const label of ['swin-s0', 'swin-s1', 'kua-running', 'vanillak-no-eval']) expect(md).toContain(`| ${label} |`);
+    expect(md).toContain('config unreadable: config.py: Python unavailable');
+    rmSync(join(out, '..'), { recursive: true, force: true });
   });
 });
 

@@ -31,6 +31,9 @@ ENTRIES: dict[str, str] = {
     'config.summary': 'mkey_det.runs:load_config_summary',
     'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',
     'report.describe_config': 'mkey_det.report_tools:describe_configs',
+    'export.backbone': 'mkey_det.export.backbone:export_backbone',
+    'export.reference_outputs': 'mkey_det.export.backbone:reference_outputs',
+    'export.sample_images': 'mkey_det.export.images:sample_image_paths',
 }
 
 

@@ -30,6 +30,11 @@ def mmengine_checkpoint_globals() -> list[Any]:
             pass
 
     add('mmengine.logging.history_buffer', 'HistoryBuffer')
+    # HistoryBuffer keeps bound methods (self.min, self.mean, ...) in a dict, which pickle stores as
+    # getattr(buffer, 'min'). Allowing getattr does not let a file call anything new: the safe
+    # unpickler still calls only allow-listed callables (REDUCE/NEWOBJ are checked), getattr merely
+    # reads an attribute of an object that was itself built from allow-listed classes.
+    found.append(getattr)
     add('mmengine.config.config', 'ConfigDict')
     # numpy arrays and scalars, under numpy 2's and numpy 1's module names
     for mod in ('numpy._core.multiarray', 'numpy.core.multiarray'):

@@ -14,7 +14,7 @@ from mmengine.structures import InstanceData
 
 import mkey_det  # noqa: F401
 
-H, W = 224, 320
+H, W = 160, 224  # a multiple of 32: no padding noise; small for 2 CPU cores
 
 
 @pytest.fixture(scope='module')
@@ -23,6 +23,11 @@ def cfg():
     cfg = get_config('mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None  # nothing can be downloaded
     cfg.model.backbone.drop_path_rate = 0.0  # a fixed function for the loss comparison
+    # fewer sampled anchors / RoIs / proposals: the heads dominate a CPU step otherwise
+    train = cfg.model.train_cfg
+    train.rpn.sampler.num = 64
+    train.rpn_proposal.update(nms_pre=300, max_per_img=100)
+    train.rcnn.sampler.num = 64
     return cfg
 
 
@@ -32,7 +37,7 @@ def make_batch(n: int = 2, seed: int = 0) -> dict:
     inputs, samples = [], []
     for i in range(n):
         img = torch.randint(0, 60, (3, H, W), dtype=torch.uint8, generator=g)
-        boxes = torch.tensor([[20., 30., 130., 150.], [150. + 10 * i, 40., 300., 200.]])
+        boxes = torch.tensor([[10., 20., 90., 140.], [110. + 10 * i, 30., 210., 150.]])
         masks = np.zeros((2, H, W), dtype=np.uint8)
         for j, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
             masks[j, y1:y2, x1:x2] = 1
@@ -84,8 +89,8 @@ def test_spatialk_loss_decreases(cfg):
     history = []
     for _ in range(6):
         log = model.train_step(data, optim)
-        history.append(float(log['loss']))
-    assert all(math.isfinite(v) for v in history)
-    assert history[-1] < history[0] and min(history[3:]) < min(history[:3]), history
+        history.append(float(log['loss'].detach()))
+    assert all(math.isfinite(v) for v in history), history
+    assert history[-1] < history[0] and sum(history[3:]) < sum(history[:3]), history
     key = model.backbone.stages[0].blocks[0].attn.w_msa.key
     assert key.k.weight.grad is not None and key.spatial.weight.grad.abs().sum() > 0

@@ -31,6 +31,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official or mmdet-converted)')
     .option('--max-epochs <n>', 'override the schedule length in epochs')
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
+    .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
     .option('--amp', 'automatic mixed precision (needs CUDA)', false)
     .option('--cfg-options <key=value>', 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collect, []);
 }
@@ -46,6 +47,11 @@ export const experimentOptionsSchema = z.object({
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
   amp: z.boolean().default(false),
+  imgScale: z
+    .string()
+    .regex(/^\d{2,5}x\d{2,5}$/, 'expected WIDTHxHEIGHT in pixels, e.g. 512x512')
+    .transform((s) => s.split('x').map(Number) as [number, number])
+    .optional(),
   cfgOptions: z.array(z.string()).default([]),
 });
 export type ExperimentOptions = z.infer<typeof experimentOptionsSchema>;
@@ -81,6 +87,7 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     maxEpochs: o.maxEpochs,
     maxIters: o.maxIters,
     amp: o.amp,
+    imageScale: o.imgScale,
     cfgOptions,
   };
 }

@@ -76,6 +76,11 @@ export interface Experiment {
   maxEpochs?: number;
   maxIters?: number;
   amp: boolean;
+  /**
+   * Train and test at one fixed (width, height) instead of the recipe's multi-scale pipeline
+   * (smoke runs, small datasets). The demo dataset always uses its own size.
+   */
+  imageScale?: [number, number];
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
 }

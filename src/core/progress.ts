@@ -32,7 +32,7 @@ export function describeEvent(e: RunEvent): string | undefined {
       return `${e.event === 'val' ? `epoch ${e.epoch} ` : ''}evaluation: box AP ${pct(m['coco/bbox_mAP'])} (AP50 ${pct(m['coco/bbox_mAP_50'])}, AP75 ${pct(m['coco/bbox_mAP_75'])})  mask AP ${pct(m['coco/segm_mAP'])} (AP50 ${pct(m['coco/segm_mAP_50'])}, AP75 ${pct(m['coco/segm_mAP_75'])})`;
     }
     case 'error':
-      return `error: ${e.message}`;
+      return undefined; // the command ends with this message as its one error line
     case 'end':
       return `training finished (${e.iter} iterations)`;
     default:

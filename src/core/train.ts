@@ -88,9 +88,14 @@ function spawnLogged(plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbos
     all: true,
     buffer: false,
     env: { PYTHONUNBUFFERED: '1', PYTHONWARNINGS: process.env.PYTHONWARNINGS ?? QUIET_PYTHON_WARNINGS },
-    cleanup: true,
+    // Its own process group: a terminal's Ctrl-C reaches only this CLI, which forwards exactly one
+    // signal (the training stops at the next iteration; a second Ctrl-C stops it at once).
+    detached: true,
     stdin: 'ignore',
   });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void child.finally(() => process.off('exit', killOnExit));
   child.all?.on('data', (d: Buffer) => {
     log.write(d);
     if (verbose) process.stderr.write(d);
@@ -107,12 +112,17 @@ async function superviseChild(
 ): Promise<{ exitCode: number; interrupted: boolean }> {
   let interrupted = false;
   const forward = (sig: NodeJS.Signals) => () => {
-    interrupted = true;
     view.stop();
-    logger.warn(`${sig} received: stopping the run (waiting for the child process to exit)`);
+    logger.warn(
+      interrupted
+        ? `${sig} again: stopping now`
+        : `${sig} received: stopping at the next iteration (checkpoints stay intact; press Ctrl-C again to stop now)`,
+    );
     // torchrun forwards the signal to its workers; a plain Python process raises KeyboardInterrupt.
+    const second = interrupted;
+    interrupted = true;
     child.kill(sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
+    if (!second) setTimeout(() => child.kill('SIGKILL'), 600_000).unref();
   };
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');

@@ -36,27 +36,23 @@ type PythoniaModule = typeof import('pythonia');
 type Envelope = { ok: true; value: unknown } | { ok: false; error: { type: string; message: string; traceback: string } };
 
 let active: { mod: PythoniaModule; entry: any; refs: number } | undefined;
-let signalsHooked = false;
 
 const DEFAULT_TIMEOUT_MS = 600_000;
 /** mmengine and mmcv import pkg_resources, which warns on every start; that line helps no user. */
 export const QUIET_PYTHON_WARNINGS = 'ignore:pkg_resources is deprecated:UserWarning';
 
-function hookSignals(): void {
-  if (signalsHooked) return;
-  signalsHooked = true;
-  // Node does not exit while the bridge holds its Python child; a signal must take it down too.
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      shutdownBridge();
-      process.exit(ExitCode.interrupted);
-    });
-  }
-}
+// Node does not exit while the bridge holds its Python child, so while one runs a signal must take
+// it down too. Installed only while the bridge is open: long runs supervise their own children.
+const onSignal = (): void => {
+  shutdownBridge();
+  process.exit(ExitCode.interrupted);
+};
 
 /** Ends the Python process behind the bridge, if one runs. Safe to call more than once. */
 export function shutdownBridge(): void {
   if (!active) return;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   try {
     active.mod.python.exit();
   } catch {
@@ -74,11 +70,14 @@ export async function openBridge(): Promise<PythonBridge> {
     process.env.PYTHONWARNINGS ??= QUIET_PYTHON_WARNINGS;
     process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
     const mod = (await import('pythonia')) as PythoniaModule;
-    hookSignals();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     let entry: any;
     try {
       entry = await mod.python('mkey_det.bridge');
     } catch (err) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       mod.python.exit();
       const text = err instanceof Error ? err.stack || err.message : String(err);
       const missing = /No module named '([^']+)'/.exec(text);

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import resource
+import signal
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -53,6 +54,29 @@ class MkeyProgressHook(Hook):
         self._times: deque[float] = deque(maxlen=50)
         self._last: Optional[float] = None
         self._path: Optional[str] = None
+        self._stop_signal: Optional[int] = None
+
+    # -- graceful stop -------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        if self._stop_signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def _install_signal_handlers(self) -> None:
+        # The first SIGINT/SIGTERM only sets a flag; training stops at the next iteration boundary,
+        # so a checkpoint being written is never cut in half.
+        try:
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+        except ValueError:  # not the main thread (e.g. inside a bridge call): keep the defaults
+            pass
+
+    def _stop_if_asked(self, runner) -> None:
+        if self._stop_signal is None:
+            return
+        name = signal.Signals(self._stop_signal).name
+        self._emit(runner, 'stopped', signal=name, iter=int(runner.iter), epoch=int(runner.epoch))
+        raise KeyboardInterrupt(f'{name} received: stopped at iteration {int(runner.iter)}')
 
     # -- helpers -------------------------------------------------------------------------------
     def _emit(self, runner, event: str, **fields: Any) -> None:
@@ -94,6 +118,7 @@ class MkeyProgressHook(Hook):
 
     # -- hook points ---------------------------------------------------------------------------
     def before_train(self, runner) -> None:
+        self._install_signal_handlers()
         loop = runner.train_loop
         max_epochs = getattr(loop, 'max_epochs', None)
         iters_per_epoch = None
@@ -114,6 +139,15 @@ class MkeyProgressHook(Hook):
             **self._backbone_stats(runner),
         )
         self._last = time.perf_counter()
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._stop_if_asked(runner)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._stop_if_asked(runner)
+
+    def before_val_epoch(self, runner) -> None:
+        self._stop_if_asked(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         now = time.perf_counter()

@@ -116,8 +116,9 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   });
   let trainPipeline: PyValue | undefined;
   let testPipeline: PyValue | undefined;
-  if (isDemo) {
-    const scale = new PyTuple([DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE]);
+  const fixedScale = isDemo ? ([DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE] as const) : exp.imageScale;
+  if (fixedScale) {
+    const scale = new PyTuple([...fixedScale]);
     trainPipeline = [
       { type: 'LoadImageFromFile', backend_args: null },
       { type: 'LoadAnnotations', with_bbox: true, with_mask: true },

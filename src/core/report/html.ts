@@ -78,7 +78,8 @@ export function renderHtml(report: Report): string {
   for (const g of report.groups) {
     h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td class="cfg">${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>`);
     const seeds = fmtSeeds(g);
-    h.push(`<td class="num">${g.n}${seeds ? ` <span class="seeds">(${esc(seeds)})</span>` : ''}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
+    const seedText = seeds ? ` <span class="seeds">(seed${g.seeds.length > 1 ? 's' : ''} ${esc(seeds)})</span>` : '';
+    h.push(`<td class="num">${g.n}${seedText}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
     h.push(apCells(g.mean, g.std, g.isBaseline ? undefined : g.delta));
     h.push(`<td class="num">${esc(fmtParams(g.backboneParams))}</td><td class="num">${esc(fmtFlops(g.backboneFlops))}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td>`);
     const only = g.runs.length === 1 ? report.runs.find((r) => r.label === g.runs[0]) : undefined;

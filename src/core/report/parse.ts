@@ -31,9 +31,14 @@ export interface ParsedScalars {
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
-/** True for a validation line: metric names with a prefix (`coco/bbox_mAP`) and no training loss. */
+/**
+ * True for a validation line. Training lines carry `lr`, `loss`, `iter` or `epoch`; validation lines
+ * carry only the metrics (`coco/bbox_mAP`, ...), `data_time`, `time` and `step`, and no metrics at
+ * all when the evaluator returned none (CocoMetric does that when a model detects nothing).
+ */
 function isValLine(obj: Record<string, unknown>): boolean {
-  return !('loss' in obj) && Object.keys(obj).some((k) => k.includes('/'));
+  if (Object.keys(obj).some((k) => k.includes('/'))) return !('loss' in obj);
+  return !('lr' in obj || 'loss' in obj || 'iter' in obj || 'epoch' in obj);
 }
 
 /** Splits a JSON-lines text; returns the objects with their 1-based line numbers and the bad lines. */

@@ -143,7 +143,12 @@ function buildRunRow(run: RunData, selection: Selection, group: string): RunRow 
     notes.unshift(run.identity.configFile ? `config unreadable: ${relName(run, run.identity.configFile)}: ${run.identity.error}` : run.identity.error);
   }
   const picked = pickEval(run.evals, selection);
-  if (!picked) notes.unshift('no evaluation yet');
+  const lastEval = run.evals[run.evals.length - 1];
+  const hasAp = (e: EvalPoint) => AP_COLUMNS.some((c) => e.metrics[c.metric] !== undefined);
+  if (!picked) notes.unshift(run.evals.length ? 'no evaluation with AP yet' : 'no evaluation yet');
+  if (lastEval && !hasAp(lastEval)) {
+    notes.push(`the last evaluation (${lastEval.by === 'iter' ? 'iter' : 'epoch'} ${lastEval.step}) logged no AP (the evaluator returned no metrics)`);
+  }
   const id = run.identity;
   return {
     label: run.label,
@@ -297,7 +302,7 @@ export function buildReport(runs: RunData[], opts: BuildOptions): Report {
       baseline = { label: baseGroup.label, kind: baseGroup.runs.length > 1 ? 'group' : 'run', reason: "the only configuration with key 'linear'" };
     } else if (linear.length > 1) {
       warnings.push(`no deltas: ${linear.length} configurations have key 'linear' (${linear.map((g) => g.label).join('; ')}); pick one with --baseline`);
-    } else if (groups.length > 1) {
+    } else if (groups.length > 1 && runs.some((r) => !r.identity.error)) {
       warnings.push("no deltas: no run has backbone key 'linear'; name one with --baseline");
     }
   }

@@ -1,0 +1,164 @@
+/**
+ * `mkey-det export`: a backbone variant to ONNX or TorchScript through the Python bridge
+ * (`export.backbone` in python_shim/mkey_det/export/backbone.py), checked for parity against the
+ * PyTorch model on real photographs before the file is put in place.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { withBridge } from '../../python/bridge.js';
+import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
+import type { BackboneVariant } from '../experiment.js';
+import type { InputShape } from './shapes.js';
+
+export const EXPORT_FORMATS = ['onnx', 'torchscript'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** The opset written (onnxruntime-node 1.30 loads 17-26; the legacy exporter's LayerNormalization needs 17). */
+export const ONNX_OPSET = 17;
+export const DEFAULT_TOLERANCE = 1e-4;
+export const FOLD_TOLERANCE = 1e-5;
+/** Python-side budget for one export: large sizes with 8-chart keys take minutes on a CPU. */
+const EXPORT_TIMEOUT_MS = 3 * 3600_000;
+
+export interface ExportRequest {
+  variant: BackboneVariant;
+  charts: number;
+  checkpoint?: string;
+  format: ExportFormat;
+  input: InputShape;
+  dynamic: boolean;
+  fold: boolean;
+  out: string;
+  force: boolean;
+  /** Extra sizes checked with --dynamic (the export size is always checked). */
+  checkSizes?: [number, number][];
+  tolerance: number;
+  seed: number;
+  flops: boolean;
+  toolVersion: string;
+}
+
+export interface ParityCheck {
+  batch: number;
+  size: [number, number];
+  images: string[];
+  error: string | null;
+  max_rel_diff: number | null;
+  per_output: Record<string, number | null>;
+  shapes: Record<string, number[]>;
+  run_s?: number;
+}
+
+export interface ParityReport {
+  passed: boolean;
+  max_rel_diff: number | null;
+  threshold: number;
+  metric: string;
+  reference?: string;
+  checks: ParityCheck[];
+}
+
+/** The JSON sidecar `<out>.json` (see docs/EXPORT.md). */
+export interface ExportSidecar {
+  tool: string;
+  tool_version: string | null;
+  created: string;
+  format: ExportFormat;
+  file: string;
+  file_bytes: number;
+  variant: string | null;
+  key_type: string;
+  charts: number | null;
+  key_order: 'paper' | 'folded';
+  fold: boolean;
+  weights: Record<string, unknown>;
+  input: { name: string; shape: number[]; layout: string; dtype: string; dynamic: false | Record<string, boolean>; preprocess: Record<string, unknown> };
+  outputs: { name: string; channels: number; stride: number; shape: number[] }[];
+  dynamic: boolean;
+  opset: number | null;
+  versions: Record<string, string | null>;
+  parity: ParityReport;
+  fold_parity: ParityReport | null;
+  params: { exported: number; unfolded?: number; folded?: number };
+  flops: { size: [number, number]; exported: number; unfolded?: number; folded?: number; convention: string } | null;
+  parity_images: string[];
+  timings_s: Record<string, number>;
+}
+
+type PythonReply =
+  | { status: 'ok'; message: string; path: string; sidecar_path: string; sidecar: ExportSidecar }
+  | { status: 'bad_input'; message: string }
+  | { status: 'parity_failed'; message: string; parity: ParityReport; fold_parity: ParityReport | null };
+
+export interface ExportResult {
+  path: string;
+  sidecarPath: string;
+  sidecar: ExportSidecar;
+}
+
+/** Raised when the exported model does not match PyTorch; carries the figures. */
+export class ParityError extends MkeyError {
+  readonly parity: ParityReport;
+  readonly foldParity: ParityReport | null;
+  constructor(message: string, parity: ParityReport, foldParity: ParityReport | null) {
+    super(message, { exitCode: ExitCode.failure, hint: 'no file was written; run with --json for every figure' });
+    this.name = 'ParityError';
+    this.parity = parity;
+    this.foldParity = foldParity;
+  }
+}
+
+/** Default output file: `<variant>[-<H>c][-folded][-dynamic].onnx|.pt` in the current folder. */
+export function defaultOutPath(req: Pick<ExportRequest, 'variant' | 'charts' | 'fold' | 'dynamic' | 'format'>): string {
+  const parts = [req.variant.name];
+  if (req.variant.usesCharts) parts.push(`${req.charts}c`);
+  if (req.fold) parts.push('folded');
+  if (req.dynamic) parts.push('dynamic');
+  return parts.join('-') + (req.format === 'onnx' ? '.onnx' : '.pt');
+}
+
+export async function exportBackbone(req: ExportRequest): Promise<ExportResult> {
+  const out = resolve(req.out);
+  if (!req.force && (existsSync(out) || existsSync(out + '.json'))) {
+    throw new BadInputError(`--out ${JSON.stringify(req.out)} already exists; refusing to overwrite it`, 'add --force or choose another file');
+  }
+  if (req.fold && !req.variant.usesCharts) {
+    throw new BadInputError(`--fold needs a manifold-key variant; ${req.variant.name} has Swin's linear key, nothing to fold`);
+  }
+  if (req.checkSizes && !req.dynamic) {
+    throw new BadInputError('--check-sizes needs --dynamic: a fixed-shape export runs only at its --input size');
+  }
+  let checkpoint: string | undefined;
+  if (req.checkpoint !== undefined) {
+    checkpoint = resolve(req.checkpoint);
+    if (!existsSync(checkpoint)) throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} does not exist`, 'give a local .pth file; nothing is downloaded');
+  }
+  const reply = await withBridge((b) =>
+    b.call<PythonReply>(
+      'export.backbone',
+      {
+        key_type: req.variant.keyType,
+        variant: req.variant.name,
+        charts: req.charts,
+        checkpoint: checkpoint ?? null,
+        format: req.format,
+        input_shape: [req.input.batch, req.input.channels, req.input.height, req.input.width],
+        dynamic: req.dynamic,
+        fold_keys: req.fold,
+        out,
+        force: req.force,
+        check_sizes: req.checkSizes ?? null,
+        threshold: req.tolerance,
+        fold_threshold: FOLD_TOLERANCE,
+        opset: ONNX_OPSET,
+        seed: req.seed,
+        flops: req.flops,
+        tool_version: req.toolVersion,
+      },
+      { timeoutMs: EXPORT_TIMEOUT_MS },
+    ),
+  );
+  if (reply.status === 'bad_input') throw new BadInputError(reply.message);
+  if (reply.status === 'parity_failed') throw new ParityError(reply.message, reply.parity, reply.fold_parity);
+  return { path: reply.path, sidecarPath: reply.sidecar_path, sidecar: reply.sidecar };
+}

@@ -1,0 +1,139 @@
+/**
+ * `mkey-det train` / `mkey-det test` end to end on a tiny dataset: the real MMDetection tools,
+ * the real plugin, a real Swin-T + SpatialK backbone (2 charts to stay quick on CPU).
+ */
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliPath, repoRoot, runCli } from './helpers/cli.js';
+
+const python = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
+let tmp: string;
+let data: string;
+
+const readJsonLines = (p: string) =>
+  readFileSync(p, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const readRun = (wd: string) => JSON.parse(readFileSync(join(wd, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const small = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'mkey-train-'));
+  data = join(tmp, 'tiny');
+  await execa(python, ['-m', 'mkey_det.data.demo', '--out', data, '--num-train', '4', '--num-val', '2', '--image-size', '128']);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('mkey-det train: bad input ends with one line and a non-zero exit', () => {
+  it.each([
+    [['--backbone', 'swin-x'], 2, 'invalid --backbone "swin-x": accepted: swin-t, swin-t-spatialk'],
+    [['--charts', '100'], 2, 'invalid --charts "100": --charts must be an integer between 1 and 64'],
+    [['--data', '/nonexistent/dataset'], 2, '/nonexistent/dataset'],
+    [['--gpus', '2'], 2, '--gpus 2 needs 2 CUDA device(s); this machine has 0'],
+    [['--pretrained', '/nonexistent/swin.pth'], 2, '--pretrained "/nonexistent/swin.pth" does not exist'],
+    [['--max-epochs', '2', '--max-iters', '3'], 2, '--max-epochs and --max-iters exclude each other'],
+  ])('%j', async (args, code, message) => {
+    const wd = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
+    const res = await runCli(['train', ...small, '--data', data, '--work-dir', wd, ...args]);
+    expect(res.exitCode).toBe(code);
+    const first = res.stderr.trim().split('\n')[0]!;
+    expect(first.startsWith('error: ')).toBe(true);
+    expect(first).toContain(message);
+    expect(res.stderr).not.toContain('Traceback');
+    expect(existsSync(join(wd, 'mkey-run.json'))).toBe(false);
+  });
+
+  it('a malformed annotation file is named', async () => {
+    const broken = join(tmp, 'broken');
+    mkdirSync(join(broken, 'annotations'), { recursive: true });
+    writeFileSync(join(broken, 'annotations', 'instances_train2017.json'), '{"images": [');
+    writeFileSync(join(broken, 'annotations', 'instances_val2017.json'), '{}');
+    const res = await runCli(['train', ...small, '--data', broken, '--work-dir', join(tmp, 'wd-broken')]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toMatch(/instances_train2017\.json.*(JSON|json)/);
+  });
+
+  it('a missing checkpoint for test is named', async () => {
+    const res = await runCli(['test', '--checkpoint', join(tmp, 'nope.pth')]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toContain('nope.pth" does not exist');
+  });
+});
+
+describe('mkey-det train: a real run', () => {
+  it('trains, is interrupted by SIGINT without orphans, resumes, and evaluates', async () => {
+    const wd = join(tmp, 'run');
+    const child = execa('node', [cliPath, 'train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '3', '--json'], {
+      reject: false,
+      cwd: repoRoot,
+    });
+    // Stop it once the first epoch's checkpoint is recorded.
+    const deadline = Date.now() + 240_000;
+    while (!existsSync(join(wd, 'last_checkpoint')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(join(wd, 'last_checkpoint'))).toBe(true);
+    child.kill('SIGINT');
+    const stopped = await child;
+    expect(stopped.exitCode).toBe(130);
+    const interrupted = readRun(wd);
+    expect(interrupted.status).toBe('interrupted');
+    expect(String(interrupted.message)).toContain(`mkey-det train --work-dir ${wd} --resume`);
+    expect(alive(Number(interrupted.pid))).toBe(false);
+    const stoppedEvents = readJsonLines(join(wd, 'mkey-events.jsonl')).filter((e) => e.event === 'stopped');
+    expect(stoppedEvents).toHaveLength(1);
+
+    // A work dir holding a run is not overwritten by accident.
+    const again = await runCli(['train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '3']);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toContain('already holds a run; refusing to overwrite it');
+
+    const resumed = await runCli(['train', '--work-dir', wd, '--resume', '--json']);
+    expect(resumed.exitCode).toBe(0);
+    const lines = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const start = lines.find((e) => e.event === 'start')!;
+    expect(Number(start.start_epoch)).toBeGreaterThanOrEqual(1);
+    const result = lines.at(-1)!;
+    expect(result).toMatchObject({ ok: true, status: 'completed' });
+    expect(readRun(wd).status).toBe('completed');
+    const events = readJsonLines(join(wd, 'mkey-events.jsonl'));
+    const vals = events.filter((e) => e.event === 'val');
+    expect(vals.map((v) => v.epoch)).toContain(3);
+    for (const v of vals) expect(typeof (v.metrics as Record<string, unknown>)['coco/bbox_mAP']).toBe('number');
+    const iters = events.filter((e) => e.event === 'iter');
+    for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
+
+    const evaluated = await runCli(['test', '--checkpoint', join(wd, 'epoch_3.pth'), '--json']);
+    expect(evaluated.exitCode).toBe(0);
+    const ev = JSON.parse(evaluated.stdout) as { status: string; metrics: Record<string, number> };
+    expect(ev.status).toBe('completed');
+    for (const k of ['coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/segm_mAP', 'coco/segm_mAP_50', 'coco/segm_mAP_75']) {
+      expect(typeof ev.metrics[k]).toBe('number');
+    }
+    // The same checkpoint evaluated by training's last validation and by `test` agree.
+    expect(ev.metrics['coco/bbox_mAP']).toBeCloseTo(Number((vals.at(-1)!.metrics as Record<string, number>)['coco/bbox_mAP']), 3);
+  });
+
+  it('a NaN loss stops the run with one line, exit 1, and a failed status', async () => {
+    const wd = join(tmp, 'nan');
+    const res = await runCli([
+      'train', ...small, '--data', data, '--work-dir', wd, '--max-iters', '3',
+      '--cfg-options', 'model.data_preprocessor.std=[0,0,0]',
+    ]);
+    expect(res.exitCode).toBe(1);
+    const errLine = res.stderr.split('\n').find((l) => l.startsWith('error: '))!;
+    expect(errLine).toMatch(/^error: training failed: non-finite loss at iteration 1/);
+    expect(readRun(wd).status).toBe('failed');
+    expect(existsSync(join(wd, 'iter_3.pth'))).toBe(false);
+  });
+});
