@@ -46,7 +46,7 @@ export const trainCommand = addExperimentOptions(
     'train Mask R-CNN + FPN with a (manifold-key) Swin-T backbone through MMDetection, watch it, and report box and mask AP',
   ),
 )
-  .option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>)')
+  .option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>)')
   .option('--gpus <n>', 'processes (GPUs) per node; 0 = one process on whatever device torch sees', '0')
   .option('--nnodes <n>', 'nodes in a multi-node run', '1')
   .option('--node-rank <n>', 'rank of this node', '0')

@@ -109,9 +109,16 @@ class MkeyProgressHook(Hook):
         stats['num_charts'] = getattr(backbone, 'num_charts', cfg.get('num_charts'))
         if self.count_flops:
             try:
-                from mkey_det.analysis import count_flops
+                import copy
 
-                stats['backbone_flops'] = int(count_flops(backbone, 224, 224))
+                from mkey_det.analysis import count_complexity
+                from mkey_det.models.keys import set_key_order
+
+                # A copy in eval mode: counting must not touch the training model's state. FLOPs
+                # are counted in the paper's computation order, as Table 1 counts them.
+                counted = copy.deepcopy(backbone).eval()
+                set_key_order(counted, 'paper')
+                stats['backbone_flops'] = count_complexity(counted, 224, 224)['flops']
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
         return stats
