@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { withBridge } from '../src/python/bridge.js';
+import { openBridge, type PythonBridge } from '../src/python/bridge.js';
 import { readNpy } from '../src/core/export/npy.js';
 import type { ExportSidecar } from '../src/core/export/export.js';
 import { repoRoot, runCli } from './helpers/cli.js';
@@ -17,7 +17,7 @@ import { repoRoot, runCli } from './helpers/cli.js';
 const python = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
 
 /** max|a - b| / max|b| */
-export function relDiff(a: Float32Array, b: Float32Array): number {
+function relDiff(a: Float32Array, b: Float32Array): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < b.length; i++) {
@@ -30,15 +30,21 @@ export function relDiff(a: Float32Array, b: Float32Array): number {
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error:'));
 
 let tmp: string;
+/** One Python process for the file's reference computations (the CLI runs its own). */
+let bridge: PythonBridge;
 let png224: string;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mkey-export-'));
-  const [grace] = await withBridge((b) => b.call<string[]>('export.sample_images'));
+  bridge = await openBridge();
+  const [grace] = await bridge.call<string[]>('export.sample_images');
   png224 = join(tmp, 'grace224.png');
   await sharp(grace!).resize(224, 224, { fit: 'fill' }).png().toFile(png224);
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  await bridge?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('mkey-det export (swin-t, fixed shape)', () => {
   let model: string;
@@ -80,7 +86,7 @@ describe('mkey-det export (swin-t, fixed shape)', () => {
     expect(img.inputShape).toEqual([1, 3, 224, 224]);
     expect(img.latencyMs.runs).toHaveLength(2);
     const refDir = join(tmp, 'ref');
-    await withBridge((b) => b.call('export.reference_outputs', { key_type: 'linear', out_dir: refDir, image: png224 }));
+    await bridge.call('export.reference_outputs', { key_type: 'linear', out_dir: refDir, image: png224 });
     // the input tensors agree exactly (same decoding, float32 normalisation)
     for (const o of img.outputs) {
       const got = readNpy(o.file);

@@ -7,7 +7,7 @@ from mkey_det import (KEY_TYPES, FoldedKey, KUAKey, LinearKey, SimpleKey, Spatia
 
 from conftest import MANIFOLD, randomize_, rel_err
 
-C, N = 24, 49
+C, N = 32, 49
 
 
 def make(key_type, charts, order='paper', seed=0):
@@ -35,7 +35,7 @@ def test_shape_and_function_preserving_start(key_type, charts):
 
 @pytest.mark.parametrize('key_type', MANIFOLD)
 @pytest.mark.parametrize('charts', [1, 4, 8])
-@pytest.mark.parametrize('batch', [1, 6])
+@pytest.mark.parametrize('batch', [1, 6])  # 49, 294 tokens: paper, folded (C=32)
 def test_paper_and_fast_give_same_outputs_and_grads(key_type, charts, batch):
     key = randomize_(make(key_type, charts), seed=charts, scale=0.1)
     x = torch.randn(batch, N, C, requires_grad=True)
@@ -59,7 +59,7 @@ def test_paper_and_fast_give_same_outputs_and_grads(key_type, charts, batch):
 @pytest.mark.parametrize('key_type', ['spatialk', 'kua'])
 def test_fast_falls_back_to_paper_when_folding_costs_more(key_type):
     key = randomize_(build_key(key_type, 64, 9, 4, order='fast'), scale=0.1)
-    x = torch.randn(2, 9, 64)  # 18 tokens <= 64 channels: paper order
+    x = torch.randn(14, 9, 64)  # 126 tokens <= 2 * 64 channels: paper order
     assert torch.equal(key(x), key.forward_paper(x))
     x = torch.randn(16, 9, 64)  # 144 tokens: folded
     assert rel_err(key(x), key.forward_paper(x)) < 1e-5
@@ -144,7 +144,7 @@ def test_bad_input_and_order():
         key(torch.randn(2, 16, C))
     with pytest.raises(ValueError, match='order'):
         key.order = 'folded'
-    with pytest.raises(ValueError, match=r'\(24, 24\)'):
+    with pytest.raises(ValueError, match=r'\(32, 32\)'):
         key.init_from_linear(torch.randn(C, C + 1))
 
 

@@ -216,6 +216,9 @@ def _failure_message(parity: Dict[str, Any], fold_report: Optional[Dict[str, Any
     return 'export parity failed'
 
 
+_REFERENCE_CACHE: Dict[str, Any] = {}
+
+
 def reference_outputs(key_type: str, out_dir: str, image: str, charts: int = 8,
                       checkpoint: Optional[str] = None, seed: int = 0, fold_keys: bool = False,
                       size: Optional[List[int]] = None, pad_divisor: Optional[int] = 32) -> Dict[str, Any]:
@@ -225,9 +228,11 @@ def reference_outputs(key_type: str, out_dir: str, image: str, charts: int = 8,
     to compare onnxruntime-node with PyTorch."""
     import numpy as np
     from .images import preprocess, read_image
-    model = build_backbone(key_type, charts, checkpoint=checkpoint, seed=seed)
-    if fold_keys:
-        model = fold(model)
+    key = (key_type, charts, checkpoint, seed, fold_keys)
+    if _REFERENCE_CACHE.get('key') != key:  # repeated calls (several images) build once
+        model = build_backbone(key_type, charts, checkpoint=checkpoint, seed=seed)
+        _REFERENCE_CACHE.update(key=key, model=fold(model) if fold_keys else model)
+    model = _REFERENCE_CACHE['model']
     x = preprocess(read_image(image), size=tuple(size) if size else None, pad_divisor=pad_divisor)
     with torch.no_grad():
         outs = model(x)

@@ -6,6 +6,7 @@
  */
 import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
 import type { DatasetLayout, Experiment } from '../experiment.js';
+import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
 /** Stock schedule length of the 3x recipes. */
@@ -39,16 +40,37 @@ function isDict(v: PyValue | undefined): v is Dict {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PyCode) && !(v instanceof PyTuple);
 }
 
-/** Sets `a.b.c = value` inside nested dicts (creating them), as mmengine's merge would see it. */
+/**
+ * Sets `a.b.c = value` inside nested dicts (creating them), as mmengine's merge would see it.
+ * A numeric part indexes a list that this config itself writes (`param_scheduler.0.end=30`).
+ */
 export function setDotted(target: Dict, key: string, value: PyValue): void {
   const parts = key.split('.');
-  let cur: Dict = target;
-  for (const p of parts.slice(0, -1)) {
-    const next = cur[p];
-    if (!isDict(next)) cur[p] = {};
-    cur = cur[p] as Dict;
+  let cur: Dict | PyValue[] = target;
+  for (const [i, p] of parts.entries()) {
+    const last = i === parts.length - 1;
+    if (Array.isArray(cur)) {
+      const idx = Number(p);
+      if (!/^\d+$/.test(p) || idx >= cur.length) {
+        throw new BadInputError(`--cfg-options ${key}: "${p}" is not an index of that list (it has ${cur.length} items)`);
+      }
+      if (last) cur[idx] = value;
+      else cur = cur[idx] as Dict | PyValue[];
+      continue;
+    }
+    if (/^\d+$/.test(p)) {
+      throw new BadInputError(
+        `--cfg-options ${key}: "${parts.slice(0, i).join('.')}" is not a list in this config (lists inherited from the base config can only be replaced whole)`,
+      );
+    }
+    if (last) {
+      cur[p] = value;
+    } else {
+      const next: PyValue | undefined = cur[p];
+      if (!isDict(next) && !Array.isArray(next)) cur[p] = {};
+      cur = cur[p] as Dict | PyValue[];
+    }
   }
-  cur[parts.at(-1)!] = value;
 }
 
 function scaledMilestones(epochs: number): number[] {
@@ -197,10 +219,9 @@ function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string
       merged.set(top!, value);
       continue;
     }
-    const cur = merged.get(top!);
-    const holder: Dict = isDict(cur) ? cur : {};
-    setDotted(holder, rest.join('.'), value);
-    merged.set(top!, holder);
+    const holder: Dict = { [top!]: merged.get(top!) ?? {} };
+    setDotted(holder, key, value);
+    merged.set(top!, holder[top!]!);
   }
   return [...merged.entries()];
 }

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from .base import context_broadcast
 from .folded import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
-from .spatialk import SpatialKey
+from .spatialk import FOLD_RATIO, SpatialKey
 
 
 class KUAKey(SpatialKey):
@@ -41,7 +41,7 @@ class KUAKey(SpatialKey):
         return self._token_mix().sum(dim=1) / (self.num_charts * self.num_tokens)
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] * x.shape[1] <= self.dim:
+        if x.shape[0] * x.shape[1] <= FOLD_RATIO * self.dim:
             return self.forward_paper(x)
         main = self.fold(with_cb_weight=False)
         out = mix_tokens(main.token_mix, x) @ stack_charts(main.weight)
