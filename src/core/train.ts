@@ -174,6 +174,10 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   if (exp.amp && pre.cuda_devices === 0) throw new BadInputError('--amp needs a CUDA device; this machine has none');
 
   const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : []), ...(exp.amp ? ['--amp'] : [])];
+  if (pre.cuda_devices === 0 && (req.topology.launcher !== 'none' || req.topology.nnodes > 1)) {
+    // The stock config asks for NCCL, which needs GPUs; CPU processes talk through gloo.
+    scriptArgs.push('--cfg-options', 'env_cfg.dist_cfg.backend=gloo');
+  }
   const plan = planLaunch(python, join(pre.tools_dir, 'train.py'), scriptArgs, req.topology);
   const previous = req.resume ? readRunRecord(workDir) : undefined;
   const record: RunRecord = {
