@@ -2,6 +2,7 @@
 import { Command, type CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchCommand } from './commands/bench.js';
 import { config } from './commands/config.js';
 import { doctor } from './commands/doctor.js';
 import { exportCommand } from './commands/export.js';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride(exitOnUsageError);
-  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand]) {
+  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand, benchCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)').exitOverride(exitOnUsageError));
   }

@@ -193,8 +193,8 @@ describe('resolveDataset: demo (real generation through the bridge)', () => {
       trainImages: join(cache, 'demo-v1/train2017'),
       valImages: join(cache, 'demo-v1/val2017'),
       classes: ['circle', 'triangle', 'square'],
-      numTrain: 120,
-      numVal: 30,
+      numTrain: 64,
+      numVal: 16,
       generated: true,
     });
     // the cacheDir option wins over the environment; same folder, so it is reused

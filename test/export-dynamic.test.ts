@@ -48,20 +48,20 @@ describe('mkey-det export --dynamic --fold (swin-t-spatialk, 2 charts)', () => {
   it('checks parity at the export size, at 333x517 and at batch 2, and folding against the unfolded model', async () => {
     const res = await runCli([
       'export', '--backbone', 'swin-t-spatialk', '--charts', '2', '--dynamic', '--fold',
-      '--input', '1x3x224x224', '--check-sizes', '333x517', '--out', model(), '--json',
+      '--input', '1x3x96x128', '--check-sizes', '333x517', '--out', model(), '--json',
     ]);
     expect(res.exitCode, res.stderr).toBe(0);
     const side = JSON.parse(readFileSync(model() + '.json', 'utf8')) as ExportSidecar;
     expect(side).toMatchObject({ variant: 'swin-t-spatialk', key_type: 'spatialk', charts: 2, fold: true, key_order: 'folded', dynamic: true });
     expect(side.input.dynamic).toEqual({ batch: true, height: true, width: true });
     expect(side.parity.checks.map((c) => [c.batch, ...c.size])).toEqual([
-      [1, 224, 224],
+      [1, 96, 128],
       [1, 333, 517],
-      [2, 224, 224],
+      [2, 96, 128],
     ]);
     for (const c of side.parity.checks) expect(c.max_rel_diff!).toBeLessThan(1e-4);
     expect(side.parity.checks[1]!.shapes.out0).toEqual([1, 96, 84, 130]);
-    expect(side.parity.checks[2]!.shapes.out3).toEqual([2, 768, 7, 7]);
+    expect(side.parity.checks[2]!.shapes.out3).toEqual([2, 768, 3, 4]);
     expect(side.fold_parity!.passed).toBe(true);
     expect(side.fold_parity!.max_rel_diff!).toBeLessThan(1e-5);
     expect(side.params.folded!).toBeLessThan(side.params.unfolded!);

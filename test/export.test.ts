@@ -135,9 +135,8 @@ describe('mkey-det export: TorchScript and checkpoints', () => {
     expect(side.parity.max_rel_diff!).toBeLessThan(1e-4);
   });
 
-  it('loads a full-detector checkpoint (backbone. prefix) and refuses one of another key type', async () => {
+  it('loads a full-detector checkpoint (keys with the backbone. prefix, neck and heads ignored)', async () => {
     const det = join(tmp, 'detector.pth');
-    const mk = join(tmp, 'spatialk.pth');
     const script = `
 import sys, torch
 from mkey_det.export import build_backbone
@@ -145,24 +144,17 @@ m = build_backbone('linear', seed=7)
 sd = {'backbone.' + k: v for k, v in m.state_dict().items()}
 sd['neck.fpn_convs.0.conv.weight'] = torch.zeros(2, 2)
 torch.save({'state_dict': sd, 'meta': {}}, sys.argv[1])
-s = build_backbone('spatialk', 2, seed=7)
-torch.save(s.state_dict(), sys.argv[2])
 `;
-    const py = await execa(python, ['-c', script, det, mk], { reject: false });
+    const py = await execa(python, ['-c', script, det], { reject: false });
     expect(py.exitCode, String(py.stderr)).toBe(0);
 
     const out = join(tmp, 'ckpt.onnx');
     const res = await runCli(['export', '--backbone', 'swin-t', '--checkpoint', det, '--input', '1x3x64x64', '--no-flops', '--out', out, '--json']);
     expect(res.exitCode, res.stderr).toBe(0);
     const side = JSON.parse(readFileSync(out + '.json', 'utf8')) as ExportSidecar;
-    expect(side.weights).toMatchObject({ source: 'checkpoint', checkpoint: det, missing: 0 });
+    expect(side.weights).toMatchObject({ source: 'checkpoint', checkpoint: det, missing: 0, ignored: 1 });
     expect(side.weights.loaded as number).toBeGreaterThan(100);
     expect(side.parity.passed).toBe(true);
-
-    const bad = await runCli(['export', '--backbone', 'swin-t', '--checkpoint', mk, '--input', '1x3x64x64', '--no-flops', '--out', join(tmp, 'bad.onnx')]);
-    expect(bad.exitCode).toBe(2);
-    expect(errorLines(bad.stderr)).toEqual([expect.stringMatching(/cannot load checkpoint .*spatialk\.pth: .*manifold key/)]);
-    expect(existsSync(join(tmp, 'bad.onnx'))).toBe(false);
   });
 });
 

@@ -205,6 +205,25 @@ def test_export_backbone_bad_input_returns_before_building(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['x.onnx']
 
 
+def test_export_backbone_refuses_a_checkpoint_of_another_key_type(tmp_path):
+    path = str(tmp_path / 'spatialk.pth')
+    torch.save(build_backbone('spatialk', 1).state_dict(), path)
+    r = export_backbone('linear', str(tmp_path / 'y.onnx'), checkpoint=path)
+    assert r['status'] == 'bad_input'
+    assert r['message'].startswith(f'cannot load checkpoint {path}: ')
+    assert 'manifold key' in r['message']
+    assert not os.path.exists(tmp_path / 'y.onnx')
+
+
+def test_export_backbone_refuses_a_corrupt_checkpoint(tmp_path):
+    path = tmp_path / 'broken.pth'
+    path.write_bytes(b'PK\x03\x04 not really a zip' * 10)
+    r = export_backbone('linear', str(tmp_path / 'y.onnx'), checkpoint=str(path))
+    assert r['status'] == 'bad_input'
+    assert r['message'].startswith(f'cannot load checkpoint {path}: ')
+    assert '\n' not in r['message']
+
+
 def test_reference_outputs_writes_npy(tmp_path):
     import numpy as np
     img = sample_image_paths()[1]  # 128 x 128

@@ -158,3 +158,11 @@ def test_unreadable_checkpoint_refused(tmp_path):
         read_checkpoint(str(tmp_path / 'nope.pth'))
     with pytest.raises(ValueError, match='no state dict'):
         load_pretrained(mkey_swin('simplek', 2), {'state_dict': {}})
+
+
+def test_refusal_leaves_the_model_untouched(official_ckpt):
+    model = mkey_swin('spatialk', 2, embed_dims=16, num_heads=(1, 2, 2, 2))  # last stage differs
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match='has shape'):
+        load_pretrained(model, official_ckpt)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -14,7 +14,7 @@ from mmengine.structures import InstanceData
 
 import mkey_det  # noqa: F401
 
-H, W = 160, 224  # a multiple of 32: no padding noise; small for 2 CPU cores
+H, W = 128, 160  # multiples of 32 (no padding), small for 2 CPU cores
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +27,7 @@ def cfg():
     train = cfg.model.train_cfg
     train.rpn.sampler.num = 64
     train.rpn_proposal.update(nms_pre=300, max_per_img=100)
-    train.rcnn.sampler.num = 64
+    train.rcnn.sampler.num = 32
     return cfg
 
 
@@ -37,7 +37,8 @@ def make_batch(n: int = 2, seed: int = 0) -> dict:
     inputs, samples = [], []
     for i in range(n):
         img = torch.randint(0, 60, (3, H, W), dtype=torch.uint8, generator=g)
-        boxes = torch.tensor([[10., 20., 90., 140.], [110. + 10 * i, 30., 210., 150.]])
+        boxes = torch.tensor([[0.05 * W, 0.1 * H, 0.45 * W, 0.9 * H],
+                              [(0.5 + 0.05 * i) * W, 0.2 * H, 0.95 * W, 0.95 * H]]).round()
         masks = np.zeros((2, H, W), dtype=np.uint8)
         for j, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
             masks[j, y1:y2, x1:x2] = 1
@@ -79,20 +80,21 @@ def test_one_step_stock_swin_t(cfg):
 
 
 def test_spatialk_loss_decreases(cfg):
+    """A few AdamW steps (the config's optimizer, lr 1e-4) on one fixed image."""
     model = build_detector(cfg, key_type='spatialk', num_charts=8, key_order='fast')
     keys = [n for n, _ in model.backbone.named_parameters() if '.qkv.key.' in n]
     assert len(keys) == 12 * 4  # k, gamma, spatial, to_out per block
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     key = model.backbone.stages[0].blocks[0].attn.w_msa.key
     start = {n: p.detach().clone() for n, p in key.named_parameters()}
-    data = make_batch()
+    data = make_batch(1)
     model.train()
     torch.manual_seed(1)
     history = []
-    for _ in range(6):
+    for _ in range(4):
         log = model.train_step(data, optim)
         history.append(float(log['loss'].detach()))
     assert all(math.isfinite(v) for v in history), history
-    assert history[-1] < history[0] and sum(history[3:]) < sum(history[:3]), history
+    assert history[-1] < history[0] and sum(history[2:]) < sum(history[:2]), history
     for name, p in key.named_parameters():  # every key parameter was trained
         assert not torch.equal(p, start[name]), name

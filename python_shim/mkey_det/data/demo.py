@@ -60,14 +60,16 @@ class DemoSpec:
     """Every size/count knob of the demo dataset. ``DEFAULT_SPEC`` is what ``mkey-det --data demo`` uses."""
 
     #: images are square: image_size x image_size pixels
-    image_size: int = 192
-    num_train: int = 120
-    num_val: int = 30
+    # Sized so that `mkey-det train --data demo` (Swin-T + SpatialK from scratch, Mask R-CNN) runs
+    # in about ten minutes on 2 CPU cores; src/core/config/render.ts (DEMO_IMAGE_SIZE) matches.
+    image_size: int = 128
+    num_train: int = 64
+    num_val: int = 16
     min_objects: int = 1
-    max_objects: int = 4
+    max_objects: int = 3
     #: object extent in pixels (diameter of the circle each shape is inscribed in)
-    min_side: int = 40
-    max_side: int = 100
+    min_side: int = 32
+    max_side: int = 72
     circle_vertices: int = 24
     #: placement attempts per object before it is dropped (shapes never overlap)
     placement_tries: int = 40

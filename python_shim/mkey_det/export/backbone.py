@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
 import platform
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -106,9 +107,12 @@ def export_backbone(key_type: str, out: str, format: str = 'onnx',  # noqa: A002
         t = time.perf_counter()
         try:
             model = build_backbone(key_type, charts, checkpoint=checkpoint, seed=seed)
-        except ValueError as exc:
+        except (ValueError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+            # a checkpoint that does not fit or is not a checkpoint (torch.load's zip reader
+            # raises RuntimeError on a corrupt file)
             if checkpoint is not None:
-                raise _BadInput(f'cannot load checkpoint {checkpoint}: {exc}') from exc
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise _BadInput(f'cannot load checkpoint {checkpoint}: {reason}') from exc
             raise
         timings['build_s'] = time.perf_counter() - t
     except _BadInput as exc:

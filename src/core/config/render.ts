@@ -12,9 +12,11 @@ export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop
 /** Stock schedule length of the 3x recipes. */
 const STOCK_EPOCHS = 36;
 /** Image side of the demo dataset (python_shim/mkey_det/data/demo.py). */
-export const DEMO_IMAGE_SIZE = 192;
+export const DEMO_IMAGE_SIZE = 128;
 /** Epochs of the `short` schedule. */
 export const SHORT_EPOCHS = 12;
+/** Epochs of the `short` schedule on the demo dataset (about ten minutes on 2 CPU cores). */
+export const DEMO_EPOCHS = 6;
 
 /** The stock COCO layout (relative to the working directory, as in MMDetection's configs). */
 export const COCO_LAYOUT: DatasetLayout = {
@@ -121,7 +123,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     // A few large objects per small image: far fewer proposals and sampled RoIs than COCO needs
     // keep a CPU step short (the mask head's convolutions run once per positive RoI). The
     // architecture is unchanged.
-    model.train_cfg = { rpn_proposal: { nms_pre: 1000, max_per_img: 200 }, rcnn: { sampler: { num: 64 } } };
+    model.train_cfg = { rpn_proposal: { nms_pre: 1000, max_per_img: 200 }, rcnn: { sampler: { num: 32 } } };
     model.test_cfg = { rpn: { nms_pre: 300, max_per_img: 100 }, rcnn: { max_per_img: 20 } };
   }
   body.push(['model', model]);
@@ -165,7 +167,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   body.push(['test_evaluator', new PyCode('val_evaluator')]);
 
   // Schedule.
-  const epochs = exp.maxEpochs ?? (exp.schedule === 'short' ? SHORT_EPOCHS : STOCK_EPOCHS);
+  const epochs = exp.maxEpochs ?? (exp.schedule === 'short' ? (isDemo ? DEMO_EPOCHS : SHORT_EPOCHS) : STOCK_EPOCHS);
   if (exp.maxIters !== undefined) {
     body.push(['train_cfg', { _delete_: true, type: 'IterBasedTrainLoop', max_iters: exp.maxIters, val_interval: exp.maxIters }]);
     body.push(['param_scheduler', [warmup(Math.min(1000, Math.max(1, Math.floor(exp.maxIters / 4))))]]);
@@ -181,7 +183,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
         [{ type: 'LinearLR', start_factor: 1.0, end_factor: 0.01, by_epoch: true, begin: 0, end: epochs, convert_to_iter_based: true }],
       ]);
     } else {
-      const warm = exp.schedule === 'short' ? 50 : 1000;
+      const warm = exp.schedule === 'short' ? 30 : 1000;
       body.push([
         'param_scheduler',
         [warmup(warm), { type: 'MultiStepLR', begin: 0, end: epochs, by_epoch: true, milestones: scaledMilestones(epochs), gamma: 0.1 }],
@@ -191,7 +193,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   }
   if (exp.schedule === 'short') {
     // Training from scratch on the demo data needs a larger step than fine-tuning from ImageNet.
-    body.push(['optim_wrapper', { optimizer: { lr: 0.0002 }, clip_grad: { max_norm: 10.0, norm_type: 2 } }]);
+    body.push(['optim_wrapper', { optimizer: { lr: 0.0005 }, clip_grad: { max_norm: 10.0, norm_type: 2 } }]);
   }
   if (exp.amp) body.push(['optim_wrapper', { type: 'AmpOptimWrapper' }]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);

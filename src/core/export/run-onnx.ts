@@ -26,7 +26,7 @@ export interface RunOnnxOptions {
   runs: number;
   warmup: number;
   fit: FitMode;
-  /** Folder for `<image>.<output>.npy` files. */
+  /** Folder for `<image>.<output>.npy` files (`<image>-<index>` when two images share a name). */
   saveOutputs?: string;
 }
 
@@ -205,7 +205,8 @@ export async function runOnnx(opts: RunOnnxOptions, keepOutputs = false): Promis
       for (const o of reply.outputs) {
         const entry: ImageRun['outputs'][number] = { name: o.name, shape: o.dims };
         if (opts.saveOutputs && o.data) {
-          const stem = basename(path, extname(path));
+          const base = basename(path, extname(path));
+          const stem = opts.images.filter((p) => basename(p, extname(p)) === base).length > 1 ? `${base}-${images.length}` : base;
           entry.file = resolve(join(opts.saveOutputs, `${stem}.${o.name}.npy`));
           writeNpy(entry.file, o.data, o.dims);
         }

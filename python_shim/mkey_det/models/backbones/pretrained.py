@@ -169,6 +169,7 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
     loaded: List[str] = []
     created: List[str] = []
     new_sd = OrderedDict()
+    to_create = []  # (attention, qkv weight, qkv bias): keys started from a linear key
 
     manifold = dict(model.manifold_attentions()) if hasattr(model, 'manifold_attentions') \
         else {}
@@ -192,14 +193,7 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
             if b is not None and msa.qkv.q.bias is None:
                 ignored.append(p + 'bias')
                 b = None
-            elif b is None and msa.qkv.q.bias is not None:
-                b = torch.cat([msa.qkv.q.bias, torch.zeros_like(msa.qkv.q.bias),
-                               msa.qkv.v.bias])
-            msa.init_from_qkv(w.to(msa.qkv.q.weight), None if b is None else b.to(w),
-                              chart_noise=chart_noise, generator=generator)
-            fresh = msa.state_dict(prefix=prefix + '.')
-            for k in model_keys:
-                new_sd[k] = fresh[k]
+            to_create.append((msa, w, b))
             created += model_keys
             used.update(k for k in (p + 'weight', p + 'bias') if k in sd)
         elif ckpt_keys:  # our own format: the sets must agree
@@ -224,8 +218,14 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
                              f'{k} has shape {tuple(own[k].shape)}')
         new_sd[k] = v
         loaded.append(k)
-    missing = [k for k in own if k not in new_sd]
-    full = OrderedDict((k, new_sd.get(k, own[k])) for k in own)
+    # everything fits: only now touch the model
+    for msa, w, b in to_create:
+        if b is None and msa.qkv.q.bias is not None:  # keep the model's q / v biases
+            b = torch.cat([msa.qkv.q.bias, torch.zeros_like(msa.qkv.q.bias), msa.qkv.v.bias])
+        msa.init_from_qkv(w.to(msa.qkv.q.weight), None if b is None else b.to(msa.qkv.q.bias),
+                          chart_noise=chart_noise, generator=generator)
+    missing = [k for k in own if k not in new_sd and k not in created]
+    full = OrderedDict((k, new_sd.get(k, own[k])) for k in own)  # own: live, created included
     model.load_state_dict(full, strict=True)
 
     print_log(f'load_pretrained({source}): {len(loaded)} tensors loaded, {len(created)} created '

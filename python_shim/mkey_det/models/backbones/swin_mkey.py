@@ -54,7 +54,7 @@ class SwinTransformerMKey(SwinTransformer):
         self.num_charts = num_charts
         self.chart_noise = float(chart_noise)
         if key_type != 'linear':
-            for name, block in self.named_blocks():
+            for _, block in self.named_blocks():
                 block.attn.w_msa = ManifoldKeyWindowMSA.from_window_msa(
                     block.attn.w_msa, key_type, num_charts, key_order=key_order,
                     chart_noise=chart_noise)

@@ -1,0 +1,307 @@
+"""What every suite shares: the JSON-lines protocol, timing and statistics, the machine.
+
+Protocol (stdout, one JSON object per line, ``allow_nan=False``; NaN/inf become ``null``):
+
+* ``{"event": "start", "suite", "device", "quick", "total", "plan"}``: ``total`` measurements follow
+* ``{"event": "measure", "suite", "index", "total", "label", "line", "data"}``: one per measurement
+  (``line``: one human-readable line; ``data``: the numbers)
+* ``{"event": "result", "suite", "result"}``: the suite's full result (the last line)
+* ``{"event": "error", "message", "exit_code"}``: the suite could not run (exit code 2: bad input,
+  e.g. ``--device cuda`` without CUDA; 1: it failed)
+
+Timing: ``warmup`` untimed calls, then rounds in which every compared implementation is timed once
+(interleaved, so that a slow phase of a shared machine hits all of them alike); medians, quartiles
+and min/max per implementation, and the ratio of medians plus the spread of the per-round ratios.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any, Callable, Dict, IO, List, Optional, Sequence
+
+import torch
+
+DEVICES = ('cpu', 'cuda')
+
+
+class BenchInputError(ValueError):
+    """A request the suite cannot serve (exit code 2), e.g. ``--device cuda`` without CUDA."""
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as None, tuples as lists, numpy/torch scalars as numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    item = getattr(value, 'item', None)
+    if callable(item) and getattr(value, 'ndim', 0) == 0:
+        return json_safe(item())
+    return str(value)
+
+
+class Emitter:
+    """Writes protocol lines to ``stream`` (the real stdout) and counts measurements."""
+
+    def __init__(self, suite: str, stream: Optional[IO[str]] = None):
+        self.suite = suite
+        self.stream = stream if stream is not None else sys.stdout
+        self.index = 0
+        self.total = 0
+        self.records: List[Dict[str, Any]] = []
+
+    def _write(self, obj: Dict[str, Any]) -> None:
+        self.stream.write(json.dumps(json_safe(obj), allow_nan=False) + '\n')
+        self.stream.flush()
+
+    def start(self, device: str, quick: bool, total: int, plan: Dict[str, Any]) -> None:
+        self.total = total
+        self._write(dict(event='start', suite=self.suite, device=device, quick=quick,
+                         total=total, plan=plan))
+
+    def measure(self, label: str, line: str, data: Dict[str, Any]) -> Dict[str, Any]:
+        """Report one measurement; ``data`` gets the load average at this moment added."""
+        self.index += 1
+        data = dict(data, loadavg=loadavg())
+        self.records.append(data)
+        self._write(dict(event='measure', suite=self.suite, index=self.index, total=self.total,
+                         label=label, line=line, data=data))
+        return data
+
+    def result(self, result: Dict[str, Any]) -> None:
+        self._write(dict(event='result', suite=self.suite, result=result))
+
+    def error(self, message: str, exit_code: int = 1) -> None:
+        self._write(dict(event='error', suite=self.suite, message=message, exit_code=exit_code))
+
+
+# ---------------------------------------------------------------------------------------------
+# device, synchronisation, timing
+
+
+def resolve_device(device: str) -> torch.device:
+    """``torch.device`` for ``'cpu'`` / ``'cuda'``; :class:`BenchInputError` if unavailable."""
+    if device not in DEVICES:
+        raise BenchInputError(f'device must be one of {DEVICES}, got {device!r}')
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise BenchInputError('--device cuda: no CUDA device is available to PyTorch '
+                              f'(torch {torch.__version__}, CUDA build: {torch.version.cuda or "no"})')
+    return torch.device(device)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds one ``fn()`` takes (device work finished)."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def quantile(sorted_xs: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of an already sorted sequence."""
+    if not sorted_xs:
+        return float('nan')
+    pos = (len(sorted_xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def stats(xs: Sequence[float]) -> Dict[str, Any]:
+    """``median, q1, q3, iqr, min, max, mean, n`` and the raw ``runs`` (seconds)."""
+    s = sorted(xs)
+    q1, q3 = quantile(s, 0.25), quantile(s, 0.75)
+    return dict(median=quantile(s, 0.5), q1=q1, q3=q3, iqr=q3 - q1, min=s[0] if s else None,
+                max=s[-1] if s else None, mean=sum(s) / len(s) if s else None, n=len(s),
+                runs=list(xs))
+
+
+class Plan:
+    """Repeats of one comparison: at least ``min_repeats`` rounds, more (up to
+    ``max_repeats``) while the rounds stay inside ``budget_s`` seconds (estimated from the
+    warm-up)."""
+
+    def __init__(self, warmup: int = 1, min_repeats: int = 3, max_repeats: int = 10,
+                 budget_s: float = 6.0):
+        self.warmup, self.min_repeats, self.max_repeats, self.budget_s = (
+            warmup, min_repeats, max_repeats, budget_s)
+
+    def repeats(self, round_s: float) -> int:
+        if round_s <= 0:
+            return self.max_repeats
+        return int(max(self.min_repeats, min(self.max_repeats, self.budget_s // round_s)))
+
+    def describe(self) -> Dict[str, Any]:
+        return dict(warmup=self.warmup, min_repeats=self.min_repeats,
+                    max_repeats=self.max_repeats, budget_s=self.budget_s)
+
+
+def compare(impls: Dict[str, Callable[[], Any]], device: torch.device, plan: Plan,
+            baseline: Optional[str] = None) -> Dict[str, Any]:
+    """Time every implementation, interleaved round by round.
+
+    Returns ``dict(times={name: stats}, repeats, ratios={name: dict(median_ratio, round_median,
+    round_min, round_max)})`` where a ratio is ``baseline time / name time`` (> 1: ``name`` is
+    faster than ``baseline``); per-round ratios pair the two timings of the same round.
+    """
+    names = list(impls)
+    warm = {n: 0.0 for n in names}
+    for _ in range(max(plan.warmup, 1)):
+        for n in names:
+            warm[n] = time_call(impls[n], device)
+    repeats = plan.repeats(sum(warm.values()))
+    runs: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        order = names if r % 2 == 0 else names[::-1]  # alternate who goes first
+        for n in order:
+            runs[n].append(time_call(impls[n], device))
+    out: Dict[str, Any] = dict(times={n: stats(runs[n]) for n in names}, repeats=repeats,
+                               warmup=max(plan.warmup, 1))
+    if baseline is not None:
+        ratios = {}
+        base = runs[baseline]
+        for n in names:
+            if n == baseline:
+                continue
+            per_round = sorted(b / t for b, t in zip(base, runs[n]))
+            ratios[n] = dict(
+                median_ratio=out['times'][baseline]['median'] / out['times'][n]['median'],
+                round_median=quantile(per_round, 0.5), round_min=per_round[0],
+                round_max=per_round[-1])
+        out['ratios'] = ratios
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the machine
+
+
+def loadavg() -> Optional[List[float]]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.lower().startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _mem_total_gib() -> Optional[float]:
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemTotal:'):
+                    return round(int(line.split()[1]) / 2**20, 2)
+    except OSError:
+        pass
+    return None
+
+
+def _version(module: str) -> Optional[str]:
+    try:
+        mod = __import__(module)
+        return str(getattr(mod, '__version__', None))
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return None
+
+
+def _parallel_env() -> Dict[str, Optional[str]]:
+    keys = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'KMP_AFFINITY')
+    return {k: os.environ.get(k) for k in keys}
+
+
+@torch.no_grad()
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10,
+                warmup: int = 2) -> Dict[str, Any]:
+    """GFLOP/s of a float32 ``n x n`` ``torch.mm`` (``2 n^3`` FLOPs per call): the machine's
+    practical matrix-multiply peak, measured in the same run as the suite it serves."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(warmup):
+        torch.mm(a, b)
+    times = [time_call(lambda: torch.mm(a, b), device) for _ in range(repeats)]
+    st = stats(times)
+    flops = 2.0 * n**3
+    return dict(n=n, dtype='float32', flops_per_call=flops, seconds=st,
+                gflops_median=flops / st['median'] / 1e9, gflops_best=flops / st['min'] / 1e9)
+
+
+def machine_info(device: torch.device) -> Dict[str, Any]:
+    """CPU model, cores, RAM, threads, library versions, load average."""
+    info: Dict[str, Any] = dict(
+        hostname=platform.node(), platform=platform.platform(), cpu_model=_cpu_model(),
+        logical_cores=os.cpu_count(),
+        affinity_cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
+        ram_gib=_mem_total_gib(), python=platform.python_version(),
+        torch_threads=torch.get_num_threads(), torch_interop_threads=torch.get_num_interop_threads(),
+        mkl=bool(torch.backends.mkl.is_available()), mkldnn=bool(torch.backends.mkldnn.is_available()),
+        env=_parallel_env(), device=str(device), loadavg=loadavg(),
+        versions=dict(torch=torch.__version__, mmcv=_version('mmcv'),
+                      mmengine=_version('mmengine'), mmdet=_version('mmdet'),
+                      onnx=_version('onnx'), onnxruntime=_version('onnxruntime'),
+                      numpy=_version('numpy'), mkey_det=_version('mkey_det')))
+    try:
+        info['torch_parallel_info'] = torch.__config__.parallel_info()
+    except Exception:  # noqa: BLE001
+        info['torch_parallel_info'] = None
+    if device.type == 'cuda':
+        props = torch.cuda.get_device_properties(device)
+        info['cuda'] = dict(name=props.name, total_memory_gib=round(props.total_memory / 2**30, 2),
+                            capability=f'{props.major}.{props.minor}', cuda=torch.version.cuda)
+    return info
+
+
+def max_rss_mib() -> float:
+    """High-water mark of this process's resident set (``ru_maxrss``, KiB on Linux) in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mib() -> Optional[float]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``max|a - b| / max|b|`` in float64 (inf on a shape mismatch or non-finite values)."""
+    if a is None or b is None:
+        return float('inf') if (a is None) != (b is None) else 0.0
+    if tuple(a.shape) != tuple(b.shape):
+        return float('inf')
+    a, b = a.detach().double(), b.detach().double()
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return float('inf')
+    denom = float(b.abs().max()) if b.numel() else 0.0
+    return float((a - b).abs().max()) / max(denom, 1e-30) if b.numel() else 0.0
+
+
+def fmt_ms(seconds: Optional[float]) -> str:
+    return 'n/a' if seconds is None else f'{seconds * 1e3:.1f} ms'

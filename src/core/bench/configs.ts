@@ -1,0 +1,35 @@
+/**
+ * The train suite's models come from mkey-det's own generated configs: for every variant, the CLI
+ * is run as a user would (`mkey-det config --backbone X --charts 8 --data demo --out F`; the demo
+ * data set is generated on first use), and the Python suite builds Mask R-CNN + FPN from the
+ * file's `model` and `optim_wrapper` (the demo's CPU-sized RoI heads, see
+ * python_shim/mkey_det/bench/train.py).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { MkeyError } from '../../utils/errors.js';
+import { packageRoot } from '../../utils/paths.js';
+
+/** Variant names of the train suite (CLI backbone names), in order; Swin-T first (the baseline). */
+export const TRAIN_VARIANTS = ['swin-t', 'swin-t-spatialk', 'swin-t-kua', 'swin-t-simplek', 'swin-t-vanillak'] as const;
+export const TRAIN_CHARTS = 8;
+
+/** Writes `<dir>/<variant>.py` for every variant and `<dir>/configs.json`; returns the latter's path. */
+export async function writeTrainConfigs(dir: string): Promise<string> {
+  const cli = join(packageRoot, 'bin', 'mkey-det.js');
+  const map: Record<string, string> = {};
+  for (const variant of TRAIN_VARIANTS) {
+    const out = join(dir, `${variant}.py`);
+    const args = [cli, 'config', '--backbone', variant, '--data', 'demo', '--out', out, '--force', '--json'];
+    if (variant !== 'swin-t') args.push('--charts', String(TRAIN_CHARTS));
+    const res = await execa(process.execPath, args, { reject: false, cwd: dir, timeout: 600_000 });
+    if (res.exitCode !== 0) {
+      throw new MkeyError(`mkey-det config --backbone ${variant} failed (exit ${String(res.exitCode)}): ${String(res.stderr).split('\n')[0] ?? ''}`);
+    }
+    map[variant] = out;
+  }
+  const path = join(dir, 'configs.json');
+  writeFileSync(path, JSON.stringify(map, null, 2) + '\n');
+  return path;
+}

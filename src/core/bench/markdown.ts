@@ -1,0 +1,148 @@
+/** Markdown tables of a benchmark report (printed on stdout and written next to the JSON file). */
+import type { BackboneRow, BenchReport, ModuleRow, ParamsRow, SuiteResult, TimeStats, TrainRow } from './types.js';
+
+const num = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
+const ms = (s: number | null | undefined, digits = 1): string => (s === null || s === undefined ? 'n/a' : (s * 1e3).toFixed(digits));
+const giga = (v: number | null | undefined): string => num(v === null || v === undefined ? v : v / 1e9, 2);
+const mega = (v: number | null | undefined): string => num(v === null || v === undefined ? v : v / 1e6, 1);
+const x = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(2)}x`);
+const sci = (v: number | null | undefined): string => (v === null || v === undefined ? 'n/a' : v === 0 ? '0' : v.toExponential(1));
+const load = (l: number[] | null | undefined): string => (l && l.length ? l.map((v) => v.toFixed(2)).join(' ') : 'n/a');
+const spreadMs = (t: TimeStats): string => `${ms(t.q1)}-${ms(t.q3)} (${ms(t.min)}-${ms(t.max)})`;
+
+function table(header: string[], rows: string[][]): string {
+  const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function machineSection(report: BenchReport): string {
+  const py = report.machine.python;
+  const n = report.machine.node;
+  const lines = ['## Machine', ''];
+  lines.push(`- CPU: ${py?.cpu_model ?? n.cpu_model ?? 'unknown'}, ${py?.logical_cores ?? n.cpus} logical cores (${py?.affinity_cores ?? '?'} usable), RAM ${num(py?.ram_gib ?? n.total_mem_gib, 1)} GiB`);
+  if (py) {
+    lines.push(`- torch ${py.versions.torch} (threads ${py.torch_threads}, inter-op ${py.torch_interop_threads}, MKL ${py.mkl ? 'yes' : 'no'}, oneDNN ${py.mkldnn ? 'yes' : 'no'}), mmcv ${py.versions.mmcv}, mmengine ${py.versions.mmengine}, mmdet ${py.versions.mmdet}, onnxruntime ${py.versions.onnxruntime}, Python ${py.python}`);
+    if (py.matmul_peak) lines.push(`- float32 torch.mm ${py.matmul_peak.n}x${py.matmul_peak.n}: ${num(py.matmul_peak.gflops_median, 1)} GFLOP/s median (best ${num(py.matmul_peak.gflops_best, 1)})`);
+  }
+  lines.push(`- Node ${n.version}, onnxruntime-node ${n.onnxruntime_node ?? 'n/a'}; device ${report.device}${report.quick ? '; --quick' : ''}`);
+  lines.push(`- load average (1/5/15 min): before ${load(report.machine.loadavg_before)}, after ${load(report.machine.loadavg_after)}`);
+  return lines.join('\n');
+}
+
+export function paramsMarkdown(res: SuiteResult): string {
+  const rows = res.rows as ParamsRow[];
+  const body = rows.map((r) => [
+    r.size + (r.imagenet_head ? ' (+head)' : ''),
+    r.label,
+    r.charts === null ? '-' : String(r.charts),
+    mega(r.paper.params),
+    giga(r.paper.flops),
+    r.fast ? giga(r.fast.flops) : '-',
+    r.folded ? `${giga(r.folded.flops)} / ${mega(r.folded.params)}M` : '-',
+    r.table1 ? `${r.table1.params_m}M / ${r.table1.flops_g}G` : '',
+    r.ratio_to_swin_t ? `${x(r.ratio_to_swin_t.params)} / ${x(r.ratio_to_swin_t.flops_paper)} / ${x(r.ratio_to_swin_t.flops_fast)} / ${x(r.ratio_to_swin_t.flops_folded)}` : '',
+  ]);
+  return [
+    '## params: parameters and FLOPs (fvcore: multiply-adds of matmul/conv)',
+    '',
+    table(['size', 'model', 'charts', 'params [M]', 'GFLOPs paper', 'GFLOPs fast', 'folded GFLOPs / params', 'Table 1', 'x Swin-T: params / paper / fast / folded'], body),
+    '',
+    '224x224 counts include the ImageNet head (as Table 1); 800x1216 is the detection backbone (4 outputs, no head). "fast" is the training path (`order=\'fast\'`), "folded" the inference form (`fold_backbone`).',
+  ].join('\n');
+}
+
+export function moduleMarkdown(res: SuiteResult): string {
+  const rows = res.rows as ModuleRow[];
+  const body = rows.map((r) => {
+    const t = r.timing.times;
+    const ours = r.timing.ratios.ours;
+    const forced = r.timing.ratios.ours_fold_always;
+    return [
+      r.setting,
+      String(r.stage),
+      String(r.dim),
+      String(r.batch_windows),
+      String(r.tokens),
+      r.variant,
+      `${ms(t.literal?.median)} (${ms(t.literal?.min)}-${ms(t.literal?.max)})`,
+      `${ms(t.ours?.median)} (${ms(t.ours?.min)}-${ms(t.ours?.max)}) ${r.ours_path}`,
+      ours ? `**${x(ours.median_ratio)}** (${num(ours.round_min)}-${num(ours.round_max)})` : 'n/a',
+      forced ? x(forced.median_ratio) : '',
+      x(r.cost_model.predicted_fold_speedup),
+      `${sci(r.check.output)} / ${sci(r.check.max_grad)}${r.check.passed ? '' : ' FAILED'}`,
+    ];
+  });
+  const lines = [
+    '## module: forward+backward of one key call, ours (order \'fast\') vs the literal Algorithm 1',
+    '',
+    table(['setting', 'stage', 'C', "B'", 'T', 'variant', 'literal [ms] (min-max)', 'ours [ms] (min-max), path', 'speedup (per-round min-max)', 'fold always', 'FLOP-model bound', 'max rel diff out / grads'], body),
+    '',
+    `Speedup = literal / ours (median of interleaved rounds). "FLOP-model bound" = multiply-adds of the paper order / of the folded order (SpatialK/KUA: (2C+N)T / ((C+N)T + C^2); SimpleK/VanillaK: 1). Relative differences: max|ours - literal| / max|literal| (tolerance ${sci(rows[0]?.check.tolerance)}).`,
+  ];
+  if (res.target && res.target.cells.length) {
+    const missed = res.target.cells.filter((c) => !c.met);
+    lines.push('', `Target (ours >= ${res.target.target}x the literal transcription at 800x1216, every stage): ${res.target.met_everywhere ? 'met everywhere' : `missed in ${missed.length} of ${res.target.cells.length} cells: ${missed.map((c) => `${c.setting} stage ${c.stage} ${c.variant} ${x(c.measured)} (FLOP bound ${x(c.flop_bound)})`).join('; ')}`}.`);
+  }
+  return lines.join('\n');
+}
+
+export function backboneMarkdown(res: SuiteResult): string {
+  const rows = res.rows as BackboneRow[];
+  const peak = res.machine.matmul_peak;
+  const body = rows.map((r) =>
+    r.latency
+      ? [r.size, r.model, r.runtime, ms(r.latency.median), spreadMs(r.latency), String(r.latency.n), x(r.ratio_to_swin_t_eager), giga(r.flops), num(r.gflops, 1), r.fraction_of_matmul_peak ? `${(100 * r.fraction_of_matmul_peak).toFixed(0)}%` : 'n/a', sci(r.parity)]
+      : [r.size, r.model, r.runtime, `unavailable: ${r.unavailable ?? '?'}`, '', '', '', giga(r.flops), '', '', ''],
+  );
+  return [
+    '## backbone: inference latency, batch 1 (Swin-T vs SpatialK 8 charts)',
+    '',
+    table(['size', 'model', 'runtime', 'median [ms]', 'IQR (min-max) [ms]', 'n', 'x Swin-T eager', 'GFLOPs (fvcore)', 'GFLOP/s', '% of mm peak', 'rel diff'], body),
+    '',
+    `GFLOP/s = 2 x fvcore multiply-adds / median latency; peak = float32 torch.mm ${peak?.n ?? 2048}^2 in the same run: ${num(res.matmul_peak_before?.gflops_median ?? peak?.gflops_median, 1)} GFLOP/s before, ${num(res.matmul_peak_after?.gflops_median, 1)} after. SpatialK "eager" is order 'fast', "eager_paper" Algorithm 1's order; torchscript and onnx run the folded SpatialK. "rel diff": outputs vs the eager model (torchscript, folded: in PyTorch; onnx: onnxruntime in Python). The onnx rows run in onnxruntime-node after the PyTorch rounds (not interleaved with them).`,
+  ].join('\n');
+}
+
+export function trainMarkdown(res: SuiteResult): string {
+  const rows = res.rows as TrainRow[];
+  const s = res.settings;
+  const body = rows.map((r) => [
+    r.variant,
+    `${num(r.step_s.median, 2)} (${num(r.step_s.q1, 2)}-${num(r.step_s.q3, 2)})`,
+    num(r.peak_rss_mib / 1024, 2),
+    num(r.train_rss_increase_mib === null ? null : r.train_rss_increase_mib / 1024, 2),
+    mega(r.params),
+    x(r.ratios.time),
+    x(r.ratios.peak_rss),
+    x(r.ratios.train_rss_increase),
+    x(r.ratios.flops_backbone),
+    x(r.ratios.flops_detector),
+    r.losses_finite ? 'yes' : 'NO',
+  ]);
+  return [
+    `## train: one Mask R-CNN + FPN training step (${s ? `${s.batch} image(s) of ${s.size}x${s.size}, median of ${s.steps} steps after ${s.warmup} warm-up` : ''})`,
+    '',
+    table(['variant', 'step [s] median (IQR)', 'peak RSS [GiB]', 'RSS added by training [GiB]', 'params [M]', 'time x', 'peak RSS x', 'added RSS x', 'FLOPs x backbone', 'FLOPs x detector', 'finite loss'], body),
+    '',
+    'Ratios are variant / Swin-T. Each variant runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector\'s inference forward (Swin-T counted, other variants = its rest + their backbone).',
+  ].join('\n');
+}
+
+const RENDER: Record<string, (r: SuiteResult) => string> = {
+  params: paramsMarkdown,
+  module: moduleMarkdown,
+  backbone: backboneMarkdown,
+  train: trainMarkdown,
+};
+
+export function reportMarkdown(report: BenchReport): string {
+  const parts = [`# mkey-det bench: ${report.suite}${report.quick ? ' (--quick)' : ''}, ${report.created}`, '', machineSection(report)];
+  for (const [name, res] of Object.entries(report.suites)) {
+    if (!res) continue;
+    const dur = report.durations_s[name as keyof typeof report.durations_s];
+    parts.push('', RENDER[name]!(res), '', `_${name}: ${dur === undefined ? '?' : Math.round(dur)} s, load average ${load(res.machine.loadavg)} -> ${load(res.machine.loadavg_after)}_`);
+  }
+  if (report.failures.length) parts.push('', '## Failures', '', ...report.failures.map((f) => `- ${f}`));
+  return parts.join('\n') + '\n';
+}

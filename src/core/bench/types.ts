@@ -1,0 +1,212 @@
+/**
+ * Shapes of the benchmark results. The Python suites (python_shim/mkey_det/bench/) produce them;
+ * only the fields the CLI reads (tables, ratios, ONNX jobs) are typed, the rest passes through to
+ * the JSON file untouched.
+ */
+export const BENCH_SUITES = ['params', 'module', 'backbone', 'train'] as const;
+export type BenchSuite = (typeof BENCH_SUITES)[number];
+export const SUITE_CHOICES = [...BENCH_SUITES, 'all'] as const;
+export type SuiteChoice = (typeof SUITE_CHOICES)[number];
+export const BENCH_DEVICES = ['cpu', 'cuda'] as const;
+export type BenchDevice = (typeof BENCH_DEVICES)[number];
+
+/** Distribution of repeated timings (seconds), as `mkey_det.bench.common.stats` gives it. */
+export interface TimeStats {
+  median: number;
+  q1: number;
+  q3: number;
+  iqr: number;
+  min: number;
+  max: number;
+  mean: number;
+  n: number;
+  runs: number[];
+}
+
+export interface Ratio {
+  median_ratio: number;
+  round_median: number;
+  round_min: number;
+  round_max: number;
+}
+
+export interface MatmulPeak {
+  n: number;
+  gflops_median: number;
+  gflops_best: number;
+}
+
+export interface PythonMachine {
+  cpu_model: string | null;
+  logical_cores: number | null;
+  affinity_cores: number | null;
+  ram_gib: number | null;
+  python: string;
+  torch_threads: number;
+  torch_interop_threads: number;
+  mkl: boolean;
+  mkldnn: boolean;
+  device: string;
+  loadavg: number[] | null;
+  loadavg_after?: number[] | null;
+  versions: Record<string, string | null>;
+  matmul_peak?: MatmulPeak;
+  [key: string]: unknown;
+}
+
+export interface FlopCount {
+  params: number;
+  flops: number;
+}
+
+export interface ParamsRow {
+  size: string;
+  variant: string;
+  label: string;
+  charts: number | null;
+  imagenet_head: boolean;
+  paper: FlopCount;
+  fast: FlopCount | null;
+  folded: FlopCount | null;
+  table1: { params_m: number; flops_g: number } | null;
+  ratio_to_swin_t?: { params: number; flops_paper: number; flops_fast: number | null; flops_folded: number };
+  loadavg: number[] | null;
+}
+
+export interface ModuleCheck {
+  output: number;
+  input_grad: number;
+  max_grad: number;
+  max: number;
+  passed: boolean;
+  tolerance: number;
+  param_grads: Record<string, number>;
+}
+
+export interface ModuleRow {
+  setting: string;
+  height: number;
+  width: number;
+  batch: number;
+  stage: number;
+  dim: number;
+  batch_windows: number;
+  tokens: number;
+  variant: string;
+  ours_path: string;
+  check: ModuleCheck;
+  timing: { times: Record<string, TimeStats>; ratios: Record<string, Ratio>; repeats: number };
+  cost_model: { paper_macs: number; folded_macs: number; predicted_fold_speedup: number };
+  gflops: Record<string, number>;
+  loadavg: number[] | null;
+}
+
+export interface BackboneRow {
+  size: string;
+  height: number;
+  width: number;
+  model: string;
+  runtime: string;
+  name: string;
+  flops: number | null;
+  parity: number | null;
+  latency?: TimeStats;
+  repeats?: number;
+  gflops?: number | null;
+  fraction_of_matmul_peak?: number | null;
+  ratio_to_swin_t_eager?: number;
+  ratio_spread?: { min: number; max: number } | null;
+  unavailable?: string;
+  note?: string | null;
+  measured_by?: string;
+  loadavg: number[] | null;
+}
+
+export interface OnnxJob {
+  size: string;
+  height: number;
+  width: number;
+  model: string;
+  runtime: 'onnx';
+  name: string;
+  flops: number | null;
+  model_path?: string;
+  image?: string;
+  parity?: number | null;
+  unavailable?: string;
+}
+
+export interface TrainRatios {
+  time: number | null;
+  time_min: number | null;
+  peak_rss: number | null;
+  train_rss_increase: number | null;
+  params: number | null;
+  flops_backbone: number | null;
+  flops_backbone_paper: number | null;
+  flops_detector: number | null;
+}
+
+export interface TrainRow {
+  variant: string;
+  key_type: string;
+  charts: number | null;
+  batch: number;
+  size: number;
+  step_s: TimeStats;
+  peak_rss_mib: number;
+  rss_before_steps_mib: number | null;
+  train_rss_increase_mib: number | null;
+  params: number;
+  losses_finite: boolean;
+  ratios: TrainRatios;
+  loadavg: number[] | null;
+}
+
+export interface SuiteResult {
+  suite: BenchSuite;
+  device: string;
+  quick: boolean;
+  machine: PythonMachine;
+  rows: unknown[];
+  /** module suite */
+  passed?: boolean;
+  target?: { target: number; met_everywhere: boolean; cells: { setting: string; stage: number; variant: string; measured: number; fold_always: number | null; flop_bound: number; met: boolean }[] };
+  /** backbone suite */
+  onnx_jobs?: OnnxJob[];
+  matmul_peak_before?: MatmulPeak;
+  matmul_peak_after?: MatmulPeak;
+  /** train suite */
+  settings?: { batch: number; size: number; warmup: number; steps: number };
+  [key: string]: unknown;
+}
+
+/** One line of progress: one measurement. */
+export interface BenchProgress {
+  suite: BenchSuite;
+  index: number;
+  total: number;
+  label: string;
+  line: string;
+}
+
+export interface BenchReport {
+  tool: 'mkey-det bench';
+  tool_version: string;
+  created: string;
+  suite: SuiteChoice;
+  device: BenchDevice;
+  quick: boolean;
+  threads: number | null;
+  ok: boolean;
+  failures: string[];
+  machine: {
+    python: PythonMachine | null;
+    node: { version: string; onnxruntime_node: string | null; platform: string; cpus: number; cpu_model: string | null; total_mem_gib: number };
+    loadavg_before: number[];
+    loadavg_after: number[];
+  };
+  suites: Partial<Record<BenchSuite, SuiteResult>>;
+  /** Seconds each suite took. */
+  durations_s: Partial<Record<BenchSuite, number>>;
+}
