@@ -4,6 +4,9 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# Test files start Python children next to the bridge: passive OpenMP waits keep them from
+# starving each other on a 2-core machine.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/setup.sh || { echo "[test] setup failed" >&2; exit 1; }
 
 echo "[test] vitest (TypeScript, drives the real bridge, MMDetection and onnxruntime-node)" >&2

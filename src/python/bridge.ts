@@ -68,6 +68,7 @@ export async function openBridge(): Promise<PythonBridge> {
     process.env.PYTHON_BIN = py;
     process.env.PYTHONUNBUFFERED = '1';
     process.env.PYTHONWARNINGS ??= QUIET_PYTHON_WARNINGS;
+    process.env.OMP_WAIT_POLICY ??= 'PASSIVE'; // see spawnLogged in src/core/train.ts
     process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
     const mod = (await import('pythonia')) as PythoniaModule;
     process.on('SIGINT', onSignal);
