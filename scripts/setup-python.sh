@@ -49,21 +49,22 @@ else
   pip install -q "${lock_args[@]}" torch
 fi
 
+say "2/4 mmengine, mmdet (--no-deps) and their runtime needs"
+pip install -q --no-deps "${lock_args[@]}" mmengine mmdet
+pip install -q "${lock_args[@]}" addict yapf terminaltables pyyaml rich termcolor matplotlib \
+  opencv-python-headless pillow shapely scipy six tqdm pycocotools packaging \
+  onnx onnxruntime pytest
+
+# mmcv's own import needs opencv (step 2); its build needs torch (step 1).
 if ! "$py" -c 'import mmcv, mmcv._ext' 2>/dev/null || [ $force = 1 ]; then
-  say "2/4 mmcv from source with compiled ops (about 4 min on 2 cores; cached by pip after the first build)"
+  say "3/4 mmcv from source with compiled ops (about 4 min on 2 cores; cached by pip after the first build)"
   if [ $cuda = 1 ]; then export FORCE_CUDA=1; else export FORCE_CUDA=0; fi
   MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" CFLAGS=-g0 \
     pip install -q --no-build-isolation --no-deps "${lock_args[@]}" mmcv
   "$py" -c 'import mmcv._ext' || { say "mmcv built without its ops (mmcv._ext missing)"; exit 1; }
 else
-  say "2/4 mmcv with ops already present"
+  say "3/4 mmcv with ops already present"
 fi
-
-say "3/4 mmengine, mmdet (--no-deps) and their runtime needs"
-pip install -q --no-deps "${lock_args[@]}" mmengine mmdet
-pip install -q "${lock_args[@]}" addict yapf terminaltables pyyaml rich termcolor matplotlib \
-  opencv-python-headless pillow shapely scipy six tqdm pycocotools packaging \
-  onnx onnxruntime pytest
 
 say "4/4 python_shim as the editable package mkey_det"
 pip install -q --no-deps --no-build-isolation -e python_shim

@@ -9,7 +9,8 @@ Protocol (stdout, one JSON object per line, ``allow_nan=False``; NaN/inf become 
 * ``{"event": "error", "message", "exit_code"}``: the suite could not run (exit code 2: bad input,
   e.g. ``--device cuda`` without CUDA; 1: it failed)
 
-Timing: ``warmup`` untimed calls, then rounds in which every compared implementation is timed once
+Timing: ``warmup`` untimed rounds (none where a correctness check already ran every implementation
+once), then rounds in which every compared implementation is timed once
 (interleaved, so that a slow phase of a shared machine hits all of them alike); medians, quartiles
 and min/max per implementation, and the ratio of medians plus the spread of the per-round ratios.
 """
@@ -155,23 +156,29 @@ def compare(impls: Dict[str, Callable[[], Any]], device: torch.device, plan: Pla
             baseline: Optional[str] = None) -> Dict[str, Any]:
     """Time every implementation, interleaved round by round.
 
-    Returns ``dict(times={name: stats}, repeats, ratios={name: dict(median_ratio, round_median,
-    round_min, round_max)})`` where a ratio is ``baseline time / name time`` (> 1: ``name`` is
-    faster than ``baseline``); per-round ratios pair the two timings of the same round.
+    ``plan.warmup`` untimed rounds first (0 when the caller already ran every implementation,
+    e.g. for a correctness check); the first timed round sets the number of rounds
+    (:meth:`Plan.repeats`). Returns ``dict(times={name: stats}, repeats, warmup,
+    ratios={name: dict(median_ratio, round_median, round_min, round_max)})`` where a ratio is
+    ``baseline time / name time`` (> 1: ``name`` is faster than ``baseline``); per-round ratios
+    pair the two timings of the same round.
     """
     names = list(impls)
-    warm = {n: 0.0 for n in names}
-    for _ in range(max(plan.warmup, 1)):
+    for _ in range(plan.warmup):
         for n in names:
-            warm[n] = time_call(impls[n], device)
-    repeats = plan.repeats(sum(warm.values()))
+            time_call(impls[n], device)
     runs: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(repeats):
+    repeats = plan.max_repeats
+    r = 0
+    while r < repeats:
         order = names if r % 2 == 0 else names[::-1]  # alternate who goes first
         for n in order:
             runs[n].append(time_call(impls[n], device))
+        if r == 0:
+            repeats = plan.repeats(sum(runs[n][0] for n in names))
+        r += 1
     out: Dict[str, Any] = dict(times={n: stats(runs[n]) for n in names}, repeats=repeats,
-                               warmup=max(plan.warmup, 1))
+                               warmup=plan.warmup)
     if baseline is not None:
         ratios = {}
         base = runs[baseline]
