@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import pc from 'picocolors';
+import { outColors as pc } from '../utils/colors.js';
 import { runDoctor } from '../core/doctor.js';
 import { ExitCode, handleError } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import pc from 'picocolors';
+import { outColors as pc } from '../utils/colors.js';
 import { BACKBONE_NAMES, DEFAULT_CHARTS, MAX_CHARTS, backboneVariant, experimentFields } from '../core/experiment.js';
 import {
   DEFAULT_TOLERANCE,

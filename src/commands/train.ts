@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import pc from 'picocolors';
+import { errColors as pc } from '../utils/colors.js';
 import { experimentFields } from '../core/experiment.js';
 import { formatDuration } from '../core/progress.js';
 import { AP_KEYS, train, type RunResult } from '../core/train.js';

@@ -2,7 +2,7 @@
  * Human-facing messages go to stderr so that stdout stays clean for --json output and for
  * results (tables, file paths) that scripts pipe on.
  */
-import pc from 'picocolors';
+import { errColors as pc } from './colors.js';
 
 const write = (line: string): void => {
   process.stderr.write(line + '\n');

@@ -121,7 +121,8 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False,
         Plan(warmup=0, min_repeats=3, max_repeats=10, budget_s=40.0)
     runtimes = ['swin-t/eager', 'swin-t/torchscript', 'spatialk/eager_paper', 'spatialk/eager',
                 'spatialk/folded', 'spatialk/torchscript']
-    emitter.start(str(device), quick, len(sizes) * len(runtimes), dict(
+    # total: the PyTorch rows here, then two onnx rows per size that the Node side adds
+    emitter.start(str(device), quick, len(sizes) * (len(runtimes) + 2), dict(
         sizes=[list(s) for s in sizes], batch=1, charts=CHARTS, runtimes=runtimes,
         onnx='run by the Node side (onnxruntime-node) after this process', timing=plan.describe()))
     peak_before = (machine or {}).get('matmul_peak') or matmul_peak(device)

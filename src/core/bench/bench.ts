@@ -145,7 +145,7 @@ export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
         if (suite === 'backbone') {
           const repeats = Math.max(...(res.rows as BackboneRow[]).map((r) => r.repeats ?? 0), req.quick ? 2 : 3);
           const total = (res.rows as BackboneRow[]).length + (res.onnx_jobs?.length ?? 0);
-          let index = (res.rows as BackboneRow[]).length;
+          let index = (res.rows as BackboneRow[]).length; // the Python side counted these
           await runOnnxJobs(res, {
             threads: req.threads ?? res.machine.torch_threads,
             runs: repeats,
