@@ -29,7 +29,8 @@ export function describeEvent(e: RunEvent): string | undefined {
     case 'val':
     case 'test': {
       const m = e.metrics as Record<string, number | null>;
-      return `${e.event === 'val' ? `epoch ${e.epoch} ` : ''}evaluation: box AP ${pct(m['coco/bbox_mAP'])} (AP50 ${pct(m['coco/bbox_mAP_50'])}, AP75 ${pct(m['coco/bbox_mAP_75'])})  mask AP ${pct(m['coco/segm_mAP'])} (AP50 ${pct(m['coco/segm_mAP_50'])}, AP75 ${pct(m['coco/segm_mAP_75'])})`;
+      const when = e.event !== 'val' ? '' : Number(e.epoch) > 0 ? `epoch ${e.epoch} ` : `iteration ${e.iter} `; // iteration-based runs have no epochs
+      return `${when}evaluation: box AP ${pct(m['coco/bbox_mAP'])} (AP50 ${pct(m['coco/bbox_mAP_50'])}, AP75 ${pct(m['coco/bbox_mAP_75'])})  mask AP ${pct(m['coco/segm_mAP'])} (AP50 ${pct(m['coco/segm_mAP_50'])}, AP75 ${pct(m['coco/segm_mAP_75'])})`;
     }
     case 'error':
       return undefined; // the command ends with this message as its one error line
