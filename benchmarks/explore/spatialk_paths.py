@@ -33,7 +33,8 @@ def paper_mm(key, x):
 
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else 'spatialk'
-    shapes = [tuple(int(v) for v in s.split('/')) for s in (sys.argv[2] if len(sys.argv) > 2 else DEFAULT).split(',')]
+    spec = sys.argv[2] if len(sys.argv) > 2 else DEFAULT
+    shapes = [tuple(int(v) for v in s.split('/')) for s in spec.split(',')]
     print('load average', loadavg(), flush=True)
     for dim, tokens in shapes:
         ours, lit = build_pair(kind, dim, 49, num_charts=8, seed=0)
@@ -59,8 +60,8 @@ def main():
         res = compare(impls, torch.device('cpu'), Plan(1, 3, 6, 6.0), baseline='literal')
         times = ' '.join(f'{k} {v["median"] * 1e3:.0f} ms' for k, v in res['times'].items())
         speed = ', '.join(f'{k} {v["median_ratio"]:.2f}x' for k, v in res['ratios'].items())
-        print(f'{kind} C={dim} T={tokens}: {times} | vs literal: {speed} | paper_mm rel diff {diff:.0e}',
-              flush=True)
+        print(f'{kind} C={dim} T={tokens}: {times} | vs literal: {speed} | '
+              f'paper_mm rel diff {diff:.0e}', flush=True)
     print('load average', loadavg(), flush=True)
 
 

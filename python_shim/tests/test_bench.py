@@ -101,7 +101,8 @@ def test_stage_shapes_match_the_backbone():
     seen = []
     for m in model.modules():
         if isinstance(m, ManifoldKey):
-            m.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].shape[0], inp[0].shape[2])))
+            m.register_forward_hook(
+                lambda mod, inp, out: seen.append((inp[0].shape[0], inp[0].shape[2])))
     with torch.no_grad():
         model(torch.randn(2, 3, 333, 517))
     expected = [(s['batch_windows'], s['dim'])

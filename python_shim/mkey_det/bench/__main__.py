@@ -19,7 +19,8 @@ from . import SUITES
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m mkey_det.bench', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m mkey_det.bench',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--suite', required=True, choices=SUITES)
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument('--quick', action='store_true')

@@ -162,8 +162,10 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False,
                 unavailable[f'{name}/torchscript'] = 'measured on CPU only'
         with torch.no_grad():
             ref = {n: [o.detach() for o in m(x)] for n, m in modules.items()}
-        parity = {n: max(rel_diff(o, r) for o, r in zip(ref[n], ref['swin-t/eager' if n.startswith('swin-t') else 'spatialk/eager_paper']))
-                  for n in modules}
+        def reference(n: str) -> List[torch.Tensor]:
+            return ref['swin-t/eager' if n.startswith('swin-t') else 'spatialk/eager_paper']
+
+        parity = {n: max(rel_diff(o, r) for o, r in zip(ref[n], reference(n))) for n in modules}
         impls = {n: _runner(modules[n], x) for n in runtimes if n in modules}
         timing = compare(impls, device, plan, baseline='swin-t/eager')
         peak = peak_before['gflops_median']
@@ -199,15 +201,15 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False,
             else:
                 exp = _onnx(src, os.path.join(work_dir, f'{name}-{size}.onnx'), shape)
                 if 'path' in exp:
-                    job.update(model_path=exp['path'],
-                               image=_write_image(os.path.join(work_dir, f'input-{size}.png'), h, w),
-                               parity=_onnx_parity(exp['path'], x.cpu(), ref[f'{name}/eager' if name == 'swin-t' else 'spatialk/folded']))
+                    image = _write_image(os.path.join(work_dir, f'input-{size}.png'), h, w)
+                    src_ref = ref['swin-t/eager' if name == 'swin-t' else 'spatialk/folded']
+                    job.update(model_path=exp['path'], image=image,
+                               parity=_onnx_parity(exp['path'], x.cpu(), src_ref))
                 else:
                     job['unavailable'] = exp['unavailable']
             onnx_jobs.append(job)
-        for m in list(modules.values()):
-            del m
         rows[-1]['count_s'] = count_s
+        del swin, mk, mk_paper, folded, modules, impls, ref  # free before the next size
     peak_after = matmul_peak(device)
     return dict(rows=rows, onnx_jobs=onnx_jobs, matmul_peak_before=peak_before,
                 matmul_peak_after=peak_after, charts=CHARTS, timing=plan.describe(),

@@ -94,8 +94,9 @@ def resolve_device(device: str) -> torch.device:
     if device not in DEVICES:
         raise BenchInputError(f'device must be one of {DEVICES}, got {device!r}')
     if device == 'cuda' and not torch.cuda.is_available():
+        build = torch.version.cuda or 'no'
         raise BenchInputError('--device cuda: no CUDA device is available to PyTorch '
-                              f'(torch {torch.__version__}, CUDA build: {torch.version.cuda or "no"})')
+                              f'(torch {torch.__version__}, CUDA build: {build})')
     return torch.device(device)
 
 
@@ -263,8 +264,10 @@ def machine_info(device: torch.device) -> Dict[str, Any]:
         logical_cores=os.cpu_count(),
         affinity_cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None,
         ram_gib=_mem_total_gib(), python=platform.python_version(),
-        torch_threads=torch.get_num_threads(), torch_interop_threads=torch.get_num_interop_threads(),
-        mkl=bool(torch.backends.mkl.is_available()), mkldnn=bool(torch.backends.mkldnn.is_available()),
+        torch_threads=torch.get_num_threads(),
+        torch_interop_threads=torch.get_num_interop_threads(),
+        mkl=bool(torch.backends.mkl.is_available()),
+        mkldnn=bool(torch.backends.mkldnn.is_available()),
         env=_parallel_env(), device=str(device), loadavg=loadavg(),
         versions=dict(torch=torch.__version__, mmcv=_version('mmcv'),
                       mmengine=_version('mmengine'), mmdet=_version('mmdet'),

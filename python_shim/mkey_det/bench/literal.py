@@ -7,7 +7,8 @@ gradients) and should be faster.
 
 Every module maps window tokens ``x: (B', N, C) -> (B', N, C)``:
 
-* expansion (Eq. 2): ``x = gamma * k(x)``, ``k = nn.Linear(C, H*C, bias=False)``, ``gamma`` in R^(H*C)
+* expansion (Eq. 2): ``x = gamma * k(x)``, ``k = nn.Linear(C, H*C, bias=False)``,
+  ``gamma`` in R^(H*C)
 * to charts: ``b n (h c) -> b (h n) c`` (chart-major), written with view/permute instead of einops
 * spatial (Eq. 3): ``nn.Conv1d(H*N, H*N, kernel_size=1, groups=H, bias=False)``
 * CB (Eq. 4; KUA, VanillaK): ``0.5 * (K + gamma2 * mean over the H*N rows of K)``, gamma2 in R^C

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 
@@ -109,7 +109,8 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False) -> Dict[str
                 / base['paper']['flops'] or None,
                 flops_folded=(c['folded'] or c['paper'])['flops'] / base['paper']['flops'])
         p, f = c['paper']['params'] / 1e6, c['paper']['flops'] / 1e9
-        line = f'{label} {LABELS[v]}{f" ({charts} charts)" if charts else ""}: {p:.1f}M params, {f:.2f} GFLOPs paper'
+        what = f'{LABELS[v]} ({charts} charts)' if charts else LABELS[v]
+        line = f'{label} {what}: {p:.1f}M params, {f:.2f} GFLOPs paper'
         if c['fast']:
             line += f', {c["fast"]["flops"] / 1e9:.2f} fast'
         if c['folded']:

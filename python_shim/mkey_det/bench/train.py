@@ -52,8 +52,10 @@ def write_config(path: str, key_type: str, charts: int = CHARTS) -> str:
                 "    roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),\n"
                 "    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=200),\n"
                 "                   rcnn=dict(sampler=dict(num=64))),\n"
-                "    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))\n"
-                "optim_wrapper = dict(optimizer=dict(lr=0.0002), clip_grad=dict(max_norm=10, norm_type=2))\n")
+                "    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100),\n"
+                "                  rcnn=dict(max_per_img=20)))\n"
+                "optim_wrapper = dict(optimizer=dict(lr=0.0002),\n"
+                "                     clip_grad=dict(max_norm=10, norm_type=2))\n")
     return path
 
 
@@ -91,14 +93,16 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
     emitter.start(str(device), quick, len(VARIANTS), dict(
         variants=[v for v, _ in VARIANTS], charts=CHARTS, **settings,
         process='one fresh process per variant', inputs='synthetic, identical for all variants',
-        config_source='mkey-det config --data demo' if given else 'written by the suite (same model part)'))
+        config_source=('mkey-det config --data demo' if given
+                       else 'written by the suite (same model part)')))
     rows: List[Dict[str, Any]] = []
     base: Optional[Dict[str, Any]] = None
     for name, key_type in VARIANTS:
         config = given.get(name) or write_config(os.path.join(work_dir, f'{name}.py'), key_type)
         t0 = time.perf_counter()
         load_before = loadavg()
-        res = run_worker(config, settings, device, 'detector' if key_type == 'linear' else 'backbone',
+        flops = 'detector' if key_type == 'linear' else 'backbone'
+        res = run_worker(config, settings, device, flops,
                          os.path.join(work_dir, f'{name}.log'))
         res.update(variant=name, key_type=key_type, charts=None if key_type == 'linear' else CHARTS,
                    wall_s=time.perf_counter() - t0, loadavg_before=load_before)
@@ -135,7 +139,8 @@ def ratios(res: Dict[str, Any], base: Dict[str, Any]) -> Dict[str, Optional[floa
         time=div(res['step_s']['median'], base['step_s']['median']),
         time_min=div(res['step_s']['min'], base['step_s']['min']),
         peak_rss=div(res['peak_rss_mib'], base['peak_rss_mib']),
-        train_rss_increase=div(res.get('train_rss_increase_mib'), base.get('train_rss_increase_mib')),
+        train_rss_increase=div(res.get('train_rss_increase_mib'),
+                               base.get('train_rss_increase_mib')),
         params=div(res.get('params'), base.get('params')),
         flops_backbone=div(f.get('backbone_train_order'), bf.get('backbone_train_order')),
         flops_backbone_paper=div(f.get('backbone_paper'), bf.get('backbone_paper')),

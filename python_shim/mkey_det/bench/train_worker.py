@@ -87,7 +87,8 @@ def _detector_flops(model, size: int, num_classes: int, device) -> Dict[str, Any
             backbone = int(by_module.get('m.backbone', 0))
         return dict(total=total, backbone=backbone, rest=total - backbone)
     except Exception as exc:  # noqa: BLE001 - informative only
-        return dict(unavailable=f'{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ""}')
+        first = str(exc).splitlines()[0] if str(exc) else ''
+        return dict(unavailable=f'{type(exc).__name__}: {first}')
 
 
 def _quiet_mmengine() -> None:
@@ -151,7 +152,8 @@ def main(argv=None) -> int:
         loss = float(log_vars['loss'])
         losses.append(loss)
         (times if i >= args.warmup else warm).append(dt)
-        print(f'step {i + 1}/{args.warmup + args.steps}: {dt:.2f} s, loss {loss:.4f}', file=sys.stderr)
+        print(f'step {i + 1}/{args.warmup + args.steps}: {dt:.2f} s, loss {loss:.4f}',
+              file=sys.stderr)
     peak = max_rss_mib()
     result: Dict[str, Any] = dict(
         config=args.config, key_type=cfg.model.backbone.get('key_type', 'linear'),

@@ -23,7 +23,10 @@ function machineSection(report: BenchReport): string {
   lines.push(`- CPU: ${py?.cpu_model ?? n.cpu_model ?? 'unknown'}, ${py?.logical_cores ?? n.cpus} logical cores (${py?.affinity_cores ?? '?'} usable), RAM ${num(py?.ram_gib ?? n.total_mem_gib, 1)} GiB`);
   if (py) {
     lines.push(`- torch ${py.versions.torch} (threads ${py.torch_threads}, inter-op ${py.torch_interop_threads}, MKL ${py.mkl ? 'yes' : 'no'}, oneDNN ${py.mkldnn ? 'yes' : 'no'}), mmcv ${py.versions.mmcv}, mmengine ${py.versions.mmengine}, mmdet ${py.versions.mmdet}, onnxruntime ${py.versions.onnxruntime}, Python ${py.python}`);
-    if (py.matmul_peak) lines.push(`- float32 torch.mm ${py.matmul_peak.n}x${py.matmul_peak.n}: ${num(py.matmul_peak.gflops_median, 1)} GFLOP/s median (best ${num(py.matmul_peak.gflops_best, 1)})`);
+    const peaks = Object.entries(report.suites)
+      .filter(([, r]) => r?.machine.matmul_peak)
+      .map(([name, r]) => `${name} ${num(r!.machine.matmul_peak!.gflops_median, 1)} (best ${num(r!.machine.matmul_peak!.gflops_best, 1)})`);
+    if (peaks.length) lines.push(`- float32 torch.mm GFLOP/s at the start of each suite (median of ${py.matmul_peak?.n ?? 2048}^2 products): ${peaks.join(', ')}`);
   }
   lines.push(`- Node ${n.version}, onnxruntime-node ${n.onnxruntime_node ?? 'n/a'}; device ${report.device}${report.quick ? '; --quick' : ''}`);
   lines.push(`- load average (1/5/15 min): before ${load(report.machine.loadavg_before)}, after ${load(report.machine.loadavg_after)}`);
@@ -82,7 +85,7 @@ export function moduleMarkdown(res: SuiteResult): string {
   ];
   if (res.target && res.target.cells.length) {
     const missed = res.target.cells.filter((c) => !c.met);
-    lines.push('', `Target (ours >= ${res.target.target}x the literal transcription at 800x1216, every stage): ${res.target.met_everywhere ? 'met everywhere' : `missed in ${missed.length} of ${res.target.cells.length} cells: ${missed.map((c) => `${c.setting} stage ${c.stage} ${c.variant} ${x(c.measured)} (FLOP bound ${x(c.flop_bound)})`).join('; ')}`}.`);
+    lines.push('', `Target (ours >= ${res.target.target}x the literal transcription at 800x1216, every stage): ${res.target.met_everywhere ? 'met everywhere' : `missed in ${missed.length} of ${res.target.cells.length} cells: ${missed.map((c) => `${c.setting} stage ${c.stage} ${c.variant} ${x(c.measured)}${c.fold_always ? ` (fold always ${x(c.fold_always)})` : ''}, FLOP bound ${x(c.flop_bound)}`).join('; ')}`}. See docs/BENCH.md for the bound.`);
   }
   return lines.join('\n');
 }
@@ -90,15 +93,22 @@ export function moduleMarkdown(res: SuiteResult): string {
 export function backboneMarkdown(res: SuiteResult): string {
   const rows = res.rows as BackboneRow[];
   const peak = res.machine.matmul_peak;
+  // SpatialK against Swin-T in the same runtime (eager_paper/folded: against Swin-T eager)
+  const sameRuntime = (r: BackboneRow): number | null => {
+    if (r.model === 'swin-t' || !r.latency) return r.model === 'swin-t' && r.latency ? 1 : null;
+    const rt = ['torchscript', 'onnx'].includes(r.runtime) ? r.runtime : 'eager';
+    const base = rows.find((b) => b.size === r.size && b.model === 'swin-t' && b.runtime === rt && b.latency);
+    return base?.latency ? r.latency.median / base.latency.median : null;
+  };
   const body = rows.map((r) =>
     r.latency
-      ? [r.size, r.model, r.runtime, ms(r.latency.median), spreadMs(r.latency), String(r.latency.n), x(r.ratio_to_swin_t_eager), giga(r.flops), num(r.gflops, 1), r.fraction_of_matmul_peak ? `${(100 * r.fraction_of_matmul_peak).toFixed(0)}%` : 'n/a', sci(r.parity)]
-      : [r.size, r.model, r.runtime, `unavailable: ${r.unavailable ?? '?'}`, '', '', '', giga(r.flops), '', '', ''],
+      ? [r.size, r.model, r.runtime, ms(r.latency.median), spreadMs(r.latency), String(r.latency.n), x(r.ratio_to_swin_t_eager), x(sameRuntime(r)), giga(r.flops), num(r.gflops, 1), r.fraction_of_matmul_peak ? `${(100 * r.fraction_of_matmul_peak).toFixed(0)}%` : 'n/a', sci(r.parity)]
+      : [r.size, r.model, r.runtime, `unavailable: ${r.unavailable ?? '?'}`, '', '', '', '', giga(r.flops), '', '', ''],
   );
   return [
     '## backbone: inference latency, batch 1 (Swin-T vs SpatialK 8 charts)',
     '',
-    table(['size', 'model', 'runtime', 'median [ms]', 'IQR (min-max) [ms]', 'n', 'x Swin-T eager', 'GFLOPs (fvcore)', 'GFLOP/s', '% of mm peak', 'rel diff'], body),
+    table(['size', 'model', 'runtime', 'median [ms]', 'IQR (min-max) [ms]', 'n', 'x Swin-T eager', 'x Swin-T same runtime', 'GFLOPs (fvcore)', 'GFLOP/s', '% of mm peak', 'rel diff'], body),
     '',
     `GFLOP/s = 2 x fvcore multiply-adds / median latency; peak = float32 torch.mm ${peak?.n ?? 2048}^2 in the same run: ${num(res.matmul_peak_before?.gflops_median ?? peak?.gflops_median, 1)} GFLOP/s before, ${num(res.matmul_peak_after?.gflops_median, 1)} after. SpatialK "eager" is order 'fast', "eager_paper" Algorithm 1's order; torchscript and onnx run the folded SpatialK. "rel diff": outputs vs the eager model (torchscript, folded: in PyTorch; onnx: onnxruntime in Python). The onnx rows run in onnxruntime-node after the PyTorch rounds (not interleaved with them).`,
   ].join('\n');
