@@ -13,7 +13,7 @@ import { logger } from '../utils/logger.js';
 import { renderMmdetConfig } from './config/render.js';
 import { datasetLayout } from './config/dataset-layout.js';
 import type { Experiment } from './experiment.js';
-import { planLaunch, type LaunchPlan, type LaunchTopology } from './launch.js';
+import { DEFAULT_TOPOLOGY, planLaunch, type LaunchPlan, type LaunchTopology } from './launch.js';
 import { ProgressView, type ProgressMode } from './progress.js';
 import {
   CONFIG_FILE,
@@ -263,14 +263,7 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
   mkdirSync(workDir, { recursive: true });
   const pre = await preflight(configPath, 0);
-  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
-    launcher: 'none',
-    gpus: 0,
-    nnodes: 1,
-    nodeRank: 0,
-    masterAddr: '127.0.0.1',
-    masterPort: 29500,
-  });
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], DEFAULT_TOPOLOGY);
   const logPath = join(workDir, 'mkey-test.log');
   const eventsPath = join(workDir, EVENTS_FILE);
   const events = new EventTail(eventsPath);
