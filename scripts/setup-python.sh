@@ -1,74 +1,250 @@
 #!/usr/bin/env bash
 # Creates or refreshes the project's Python environment (.venv/ at the repository root).
-# Idempotent: a stamp file records the hash of the pins and of this script; when nothing changed
-# and the stack imports, it returns in seconds.
-#   scripts/setup-python.sh [--cuda] [--force]
+# Idempotent: a stamp file records the hash of the pins, of this script, of the torch in use and of
+# the GPU architectures; when nothing changed and the stack imports, it returns in seconds.
+#
+#   scripts/setup-python.sh [--cuda] [--torch pypi|system] [--torch-index URL] [--wheels DIR]
+#                           [--mmcv-wheel FILE] [--cuda-arch LIST] [--force]
+#
+#   --cuda             GPU build: a CUDA torch and mmcv compiled with its CUDA ops.
+#   --torch pypi       (default) torch from the lock (2.13.0) from PyPI; on Linux that wheel is a
+#                      CUDA build. --torch-index URL (or TORCH_INDEX_URL) takes it from another
+#                      index, e.g. https://download.pytorch.org/whl/cu126 for another CUDA variant.
+#   --torch system     reuse the torch of an existing interpreter (MKEY_BASE_PYTHON, default python3;
+#                      clusters, containers): the venv sees that interpreter's packages, only what is
+#                      missing is installed; the torch pin is checked and reported, not forced.
+#   --wheels DIR       offline: install only from the wheels (and mmcv's source tarball) in DIR.
+#   --mmcv-wheel FILE  install this prebuilt mmcv wheel instead of building mmcv (or MKEY_MMCV_WHEEL).
+#                      A wheel named mmcv-2.1.0-*.whl in --wheels DIR is tried too; if its compiled
+#                      ops do not load with this torch, mmcv is built from source instead.
+#   --cuda-arch LIST   GPU architectures to build mmcv's ops for, e.g. "8.0;9.0" (or MKEY_CUDA_ARCH;
+#                      default: those of the GPUs present, from torch.cuda.get_device_capability).
+#   --force            reinstall and rebuild even when the stamp says up to date.
 # MKEY_PYTHON names another interpreter to use instead; then this script only checks it.
+# MKEY_VENV puts the venv elsewhere than .venv/ (the CLI reads .venv/ or MKEY_PYTHON).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-cuda=0; force=0
-for a in "$@"; do
-  case "$a" in
+cuda=0; force=0; torch_mode=pypi; wheels=""; mmcv_wheel="${MKEY_MMCV_WHEEL:-}"
+torch_index="${TORCH_INDEX_URL:-}"; cuda_arch="${MKEY_CUDA_ARCH:-}"
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "[setup-python] error: $*" >&2; exit 2; }
+need_value() { [ -n "${2:-}" ] && [ "${2#--}" = "$2" ] || die "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
     --cuda) cuda=1 ;;
     --force) force=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "setup-python: unknown option '$a' (accepted: --cuda, --force)" >&2; exit 2 ;;
+    --torch) need_value "$@"; torch_mode="$2"; shift
+      case "$torch_mode" in pypi|system) ;; *) die "--torch '$torch_mode' (accepted: pypi, system)" ;; esac ;;
+    --torch-index) need_value "$@"; torch_index="$2"; shift ;;
+    --wheels) need_value "$@"; wheels="$(cd "$2" 2>/dev/null && pwd)" || die "--wheels '$2' is not a folder"; shift ;;
+    --mmcv-wheel) need_value "$@"; mmcv_wheel="$2"; shift ;;
+    --cuda-arch) need_value "$@"; cuda_arch="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1' (accepted: --cuda, --torch pypi|system, --torch-index URL, --wheels DIR, --mmcv-wheel FILE, --cuda-arch LIST, --force)" ;;
   esac
+  shift
 done
+if [ -n "$mmcv_wheel" ]; then
+  [ -f "$mmcv_wheel" ] || die "mmcv wheel '$mmcv_wheel' does not exist"
+  mmcv_wheel="$(cd "$(dirname "$mmcv_wheel")" && pwd)/$(basename "$mmcv_wheel")"
+fi
+[ -z "$cuda_arch" ] || [[ "$cuda_arch" =~ ^[0-9]+\.[0-9]+(\+PTX)?([\;\ ][0-9]+\.[0-9]+(\+PTX)?)*$ ]] \
+  || die "--cuda-arch '$cuda_arch' (accepted: compute capabilities such as 9.0 or \"8.0;9.0\")"
 say() { echo "[setup-python] $*" >&2; }
-probe='import torch, mmcv, mmcv.ops, mmengine, mmdet, mkey_det, pycocotools, onnx, onnxruntime, pytest'
+core_probe='import warnings; warnings.simplefilter("ignore"); import torch, mmcv, mmcv.ops, mmengine, mmdet, mkey_det, pycocotools, pkg_resources'
+full_probe="$core_probe, onnx, onnxruntime, pytest"
 
 if [ -n "${MKEY_PYTHON:-}" ]; then
   say "MKEY_PYTHON=$MKEY_PYTHON: checking it, not installing into it"
-  "$MKEY_PYTHON" -c "$probe" || { say "MKEY_PYTHON=$MKEY_PYTHON lacks the stack (see python_shim/requirements.lock)"; exit 1; }
+  "$MKEY_PYTHON" -c "$core_probe" || { say "MKEY_PYTHON=$MKEY_PYTHON lacks the stack (see python_shim/requirements.lock)"; exit 1; }
   exit 0
 fi
 
-venv="$root/.venv"
+venv="${MKEY_VENV:-$root/.venv}"  # MKEY_VENV: another location (tests)
 py="$venv/bin/python"
 stamp="$venv/.mkey-setup-stamp"
-want="$(cat python_shim/requirements.lock python_shim/pyproject.toml "$0" | sha256sum | cut -c1-16)-cuda$cuda"
-if [ $force = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "$probe" 2>/dev/null; then
+mmcv_record="$venv/.mkey-mmcv-build.json"
+lock=python_shim/requirements.lock
+pin() { grep -E "^$1==" "$lock" | head -1; }
+pinned_version() { pin "$1" | cut -d= -f3; }
+
+if [ "$torch_mode" = system ]; then
+  base_py="${MKEY_BASE_PYTHON:-$(command -v python3)}"
+  "$base_py" -c 'import torch' 2>/dev/null || die "--torch system: $base_py cannot import torch (set MKEY_BASE_PYTHON to the interpreter that has it)"
+  torch_py="$base_py"
+  [ $cuda = 0 ] || "$base_py" -c 'import torch, sys; sys.exit(0 if torch.version.cuda else 1)' \
+    || die "--cuda: torch $("$base_py" -c 'import torch; print(torch.__version__)') of $base_py is not a CUDA build"
+else
+  base_py="$(command -v python3.11 || command -v python3)"
+  torch_py="$py"
+fi
+
+# What the stamp depends on besides the files: the torch in use and the GPUs' architectures.
+torch_id() { "$1" -c 'import torch; print(torch.__version__, torch.version.cuda or "cpu")' 2>/dev/null || echo none; }
+detect_arch() {
+  "$1" - <<'EOF' 2>/dev/null || true
+import torch
+if torch.cuda.is_available():
+    caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+    print(';'.join(f'{a}.{b}' for a, b in caps))
+EOF
+}
+if [ $cuda = 1 ] && [ -z "$cuda_arch" ] && [ -x "$torch_py" ]; then cuda_arch="$(detect_arch "$torch_py")"; fi
+want="$(cat "$lock" python_shim/pyproject.toml "$0" | sha256sum | cut -c1-16)-cuda$cuda-$torch_mode-[$( [ -x "$torch_py" ] && torch_id "$torch_py")]-[$cuda_arch]-[${mmcv_wheel##*/}]"
+if [ $force = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "$core_probe" 2>/dev/null; then
   say "up to date ($venv)"
   exit 0
 fi
+t_start=$SECONDS
 
-base_py="$(command -v python3.11 || command -v python3)"
-[ -x "$py" ] || { say "creating $venv with $base_py"; "$base_py" -m venv "$venv"; }
-pip() { "$py" -m pip --disable-pip-version-check "$@"; }
-pins() { grep -E "^$1==" python_shim/requirements.lock | head -1; }
-lock_args=(-c python_shim/requirements.lock)
+# --- the venv -------------------------------------------------------------------------------------
+if [ ! -x "$py" ]; then
+  say "creating $venv with $base_py"
+  # An interpreter without ensurepip (some containers) still gets a venv; pip then runs from outside.
+  "$base_py" -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; "$base_py" -m venv --without-pip "$venv"; }
+fi
+if "$py" -m pip --version >/dev/null 2>&1; then
+  pip() { "$py" -m pip --disable-pip-version-check "$@"; }
+else
+  pip() { "$base_py" -m pip --disable-pip-version-check --python "$py" "$@"; }
+fi
+site="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [ "$torch_mode" = system ]; then
+  # The venv sees the base interpreter's packages after its own (a .pth file, not
+  # --system-site-packages: the base is often itself a venv, whose packages that flag would miss).
+  "$base_py" -c 'import sysconfig; p = sysconfig.get_paths(); print(p["purelib"]); print(p["platlib"])' \
+    | sort -u > "$site/_mkey_system_packages.pth"
+  say "--torch system: using $(torch_id "$py" | sed 's/ / (CUDA /;s/$/)/') from $base_py"
+else
+  rm -f "$site/_mkey_system_packages.pth"
+fi
+install_args=()
+[ -z "$wheels" ] || install_args=(--no-index --find-links "$wheels")
 
+# Installs each given distribution (lock-pinned) that is not importable yet, without dependencies:
+# with --torch system the base's own versions are kept, the pins fill only what is missing.
+install_missing() {
+  local missing=() name
+  for name in "$@"; do
+    "$py" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$name" 2>/dev/null || missing+=("$(pin "$name" || echo "$name")")
+  done
+  [ ${#missing[@]} -eq 0 ] || pip install -q --no-deps "${install_args[@]}" "${missing[@]}"
+}
+
+# --- 1. build tools and torch ---------------------------------------------------------------------
 say "1/4 build tools and torch"
-pip install -q "${lock_args[@]}" setuptools wheel ninja numpy
+if [ "$torch_mode" = system ]; then
+  # mmcv's setup.py and mmengine's config lookup import pkg_resources (gone in setuptools 81).
+  "$py" -c 'import pkg_resources' 2>/dev/null || pip install -q --no-deps "${install_args[@]}" "$(pin setuptools)"
+  install_missing wheel ninja numpy
+  have="$("$py" -c 'import torch; print(torch.__version__)')"
+  [ "${have%%+*}" = "$(pinned_version torch)" ] || say "note: system torch $have, pins say $(pinned_version torch): checked, not forced"
+else
+  pip install -q "${install_args[@]}" -c "$lock" setuptools wheel ninja numpy
+  if [ $cuda = 1 ]; then
+    # PyPI's Linux torch wheel is a CUDA build; --torch-index picks another CUDA variant.
+    pip install -q "${install_args[@]}" ${torch_index:+--index-url "$torch_index"} "$(pin torch)"
+  else
+    pip install -q "${install_args[@]}" -c "$lock" torch
+  fi
+fi
 if [ $cuda = 1 ]; then
-  # CUDA wheels come from PyTorch's own index; not reachable on the project's CI machines.
-  pip install -q "$(pins torch | sed 's/+cpu//')" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu121}"
-else
-  pip install -q "${lock_args[@]}" torch
+  "$py" -c 'import torch, sys; sys.exit(0 if torch.version.cuda else 1)' \
+    || die "--cuda: torch $("$py" -c 'import torch; print(torch.__version__)') is not a CUDA build (use --torch-index URL, or --torch system on a machine with a CUDA torch)"
+  [ -n "$cuda_arch" ] || cuda_arch="$(detect_arch "$py")"
+  [ -n "$cuda_arch" ] || die "--cuda: no GPU visible to torch and no --cuda-arch given (e.g. --cuda-arch 9.0)"
 fi
 
+# --- 2. mmengine, mmdet and their runtime needs ---------------------------------------------------
 say "2/4 mmengine, mmdet (--no-deps) and their runtime needs"
-pip install -q --no-deps "${lock_args[@]}" mmengine mmdet
-pip install -q "${lock_args[@]}" addict yapf terminaltables pyyaml rich termcolor matplotlib \
-  opencv-python-headless pillow shapely scipy six tqdm pycocotools packaging \
-  onnx onnxruntime pytest
-
-# mmcv's own import needs opencv (step 2); its build needs torch (step 1).
-if ! "$py" -c 'import mmcv, mmcv._ext' 2>/dev/null || [ $force = 1 ]; then
-  say "3/4 mmcv from source with compiled ops (about 4 min on 2 cores; cached by pip after the first build)"
-  if [ $cuda = 1 ]; then export FORCE_CUDA=1; else export FORCE_CUDA=0; fi
-  MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" CFLAGS=-g0 \
-    pip install -q --no-build-isolation --no-deps "${lock_args[@]}" mmcv
-  "$py" -c 'import mmcv._ext' || { say "mmcv built without its ops (mmcv._ext missing)"; exit 1; }
+runtime=(addict yapf terminaltables pyyaml rich termcolor matplotlib opencv-python-headless pillow
+  shapely scipy six tqdm pycocotools packaging platformdirs)
+extras=(onnx onnxruntime pytest)
+if [ "$torch_mode" = system ]; then
+  install_missing mmengine mmdet "${runtime[@]}"
+  install_missing "${extras[@]}" 2>/dev/null || say "note: ${extras[*]} not installed (export and tests need them; training does not)"
 else
-  say "3/4 mmcv with ops already present"
+  pip install -q --no-deps "${install_args[@]}" -c "$lock" mmengine mmdet
+  pip install -q "${install_args[@]}" -c "$lock" "${runtime[@]}" "${extras[@]}"
 fi
 
+# --- 3. mmcv with its compiled ops ----------------------------------------------------------------
+mmcv_ok() {
+  "$py" - "$cuda" <<'EOF' 2>/dev/null
+import sys
+import mmcv._ext  # noqa: F401  (the compiled ops load with this torch)
+import torch
+if sys.argv[1] == '1' and torch.cuda.is_available():
+    # Run a CUDA op rather than ask mmcv.ops.get_compiling_cuda_version(): on an H100 with torch
+    # 2.11.0+cu130 that call segfaults in a fresh process (seen 2026-11-26), while the ops work.
+    from mmcv.ops import nms
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]], device='cuda')
+    _, keep = nms(boxes, torch.tensor([0.9, 0.8], device='cuda'), 0.5)
+    sys.exit(0 if keep.tolist() == [0] else 1)
+EOF
+}
+record_mmcv() {  # source seconds
+  "$py" - "$1" "$2" "$cuda_arch" "$mmcv_record" <<'EOF'
+import json, sys, torch
+source, seconds, arch, path = sys.argv[1:5]
+json.dump(dict(source=source, seconds=float(seconds), arch_list=arch or None, torch=torch.__version__,
+               cuda=torch.version.cuda), open(path, 'w'))
+EOF
+}
+build_mmcv() {
+  local t0=$SECONDS src tmp jobs
+  jobs="${MAX_JOBS:-$(nproc)}"
+  tmp="$(mktemp -d)"
+  src="$( [ -n "$wheels" ] && ls "$wheels"/mmcv-2.1.0.tar.gz 2>/dev/null || true)"
+  if [ -z "$src" ]; then
+    [ -z "$wheels" ] || die "offline (--wheels $wheels): no mmcv-2.1.0.tar.gz there to build mmcv from"
+    pip download -q --no-deps --no-binary :all: -d "$tmp" "$(pin mmcv)"
+    src="$(ls "$tmp"/mmcv-2.1.0.tar.gz)"
+  fi
+  tar -xzf "$src" -C "$tmp"
+  if [ $cuda = 1 ]; then
+    export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$cuda_arch"
+    # mmcv 2.1.0 includes THC/THCAtomics.cuh, which newer torch builds no longer ship.
+    if ! "$py" -c 'import os, sys, torch.utils.cpp_extension as c; sys.exit(0 if any(os.path.exists(os.path.join(d, "THC", "THCAtomics.cuh")) for d in c.include_paths()) else 1)'; then
+      say "this torch has no THC/THCAtomics.cuh: using ATen/cuda/Atomic.cuh in mmcv's sources"
+      grep -rl 'THC/THCAtomics.cuh' "$tmp/mmcv-2.1.0" | xargs -r sed -i 's#<THC/THCAtomics.cuh>#<ATen/cuda/Atomic.cuh>#'
+    fi
+    say "3/4 building mmcv 2.1.0 with CUDA ops for arch $cuda_arch with MAX_JOBS=$jobs (about 4 min on 16 cores)"
+  else
+    export FORCE_CUDA=0
+    say "3/4 building mmcv 2.1.0 with CPU ops, MAX_JOBS=$jobs (about 4 min on 2 cores)"
+  fi
+  MMCV_WITH_OPS=1 MAX_JOBS="$jobs" CFLAGS=-g0 pip install -q --no-build-isolation --no-deps "$tmp/mmcv-2.1.0"
+  rm -rf "$tmp"
+  mmcv_ok || { say "mmcv built without working ops (mmcv._ext missing or no CUDA ops)"; exit 1; }
+  say "mmcv built in $((SECONDS - t0)) s"
+  record_mmcv built $((SECONDS - t0))
+}
+candidate="$mmcv_wheel"
+[ -n "$candidate" ] || [ -z "$wheels" ] || candidate="$(ls "$wheels"/mmcv-2.1.0-*.whl 2>/dev/null | head -1 || true)"
+recorded_arch="$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("arch_list") or "")' "$mmcv_record" 2>/dev/null || true)"
+if [ $force = 0 ] && mmcv_ok && { [ $cuda = 0 ] || [ "$recorded_arch" = "$cuda_arch" ] || [ -n "$candidate" ]; }; then
+  say "3/4 mmcv with ops already present"
+elif [ -n "$candidate" ]; then
+  say "3/4 mmcv from the prebuilt wheel $candidate"
+  pip install -q --no-deps --force-reinstall "$candidate"
+  if mmcv_ok; then
+    record_mmcv wheel 0
+  else
+    say "the wheel's ops do not load with torch $("$py" -c 'import torch; print(torch.__version__)'): building from source"
+    pip uninstall -q -y mmcv
+    build_mmcv
+  fi
+else
+  build_mmcv
+fi
+
+# --- 4. the plugin --------------------------------------------------------------------------------
 say "4/4 python_shim as the editable package mkey_det"
 pip install -q --no-deps --no-build-isolation -e python_shim
 
-"$py" -c "$probe"
+"$py" -c "$core_probe"
+"$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest missing: export and the test suite need them"
 echo "$want" > "$stamp"
-say "done: $("$py" -c 'import torch, mmcv, mmengine, mmdet; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"
+say "done in $((SECONDS - t_start)) s: $("$py" -c 'import torch, mmcv, mmengine, mmdet; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"

@@ -23,6 +23,7 @@ type Summary = {
   train_cfg: Record<string, unknown>;
   param_scheduler: Record<string, unknown>[];
   optimizer: Record<string, unknown>;
+  optim_wrapper: Record<string, unknown>;
   custom_imports: { imports: string[] };
 };
 
@@ -126,6 +127,14 @@ describe('generated configs load with mmengine', () => {
 
     const base = await loadWithMmengine(renderMmdetConfig(experiment({ backbone: backboneVariant('swin-t') }), { toolVersion: TOOL_VERSION }), 'base.py');
     expect(base.backbone.key_type).toBe('linear');
+
+    // --amp: what MMDetection's tools/train.py --amp sets, with the dtype chosen.
+    expect(s3x.optim_wrapper.type).toBe('OptimWrapper');
+    const fp16 = await loadWithMmengine(renderMmdetConfig(experiment({ amp: 'fp16' }), { toolVersion: TOOL_VERSION }), 'fp16.py');
+    expect(fp16.optim_wrapper).toMatchObject({ type: 'AmpOptimWrapper', dtype: 'float16', loss_scale: 'dynamic' });
+    const bf16 = await loadWithMmengine(renderMmdetConfig(experiment({ amp: 'bf16' }), { toolVersion: TOOL_VERSION }), 'bf16.py');
+    expect(bf16.optim_wrapper).toMatchObject({ type: 'AmpOptimWrapper', dtype: 'bfloat16' });
+    expect(bf16.optimizer).toMatchObject({ type: 'AdamW', lr: 0.0001 });
   });
 });
 

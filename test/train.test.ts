@@ -44,6 +44,9 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     [['--gpus', '2'], 2, '--gpus 2 needs 2 CUDA device(s); this machine has 0'],
     [['--pretrained', '/nonexistent/swin.pth'], 2, '--pretrained "/nonexistent/swin.pth" does not exist'],
     [['--max-epochs', '2', '--max-iters', '3'], 2, '--max-epochs and --max-iters exclude each other'],
+    [['--amp'], 2, '--amp fp16 needs a CUDA device; this machine has none'],
+    [['--amp', 'bf16'], 2, '--amp bf16 needs a CUDA device; this machine has none'],
+    [['--amp', 'fp8'], 2, 'invalid --amp "fp8": accepted: fp16, bf16'],
   ])('%j', async (args, code, message) => {
     const wd = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const res = await runCli(['train', ...small, '--data', data, '--work-dir', wd, ...args]);
@@ -63,6 +66,17 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     const res = await runCli(['train', ...small, '--data', broken, '--work-dir', join(tmp, 'wd-broken')]);
     expect(res.exitCode).toBe(2);
     expect(res.stderr.split('\n')[0]).toMatch(/instances_train2017\.json.*(JSON|json)/);
+  });
+
+  it('test --gpus asks for GPUs this machine does not have', async () => {
+    const ckpt = join(tmp, 'fake.pth');
+    writeFileSync(ckpt, '');
+    const cfgDir = join(tmp, 'cfg-gpus');
+    const made = await runCli(['config', ...small, '--data', data, '--out', join(cfgDir, 'config.py')]);
+    expect(made.exitCode).toBe(0);
+    const res = await runCli(['test', '--checkpoint', ckpt, '--config', join(cfgDir, 'config.py'), '--gpus', '2']);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toContain('--gpus 2 needs 2 CUDA device(s); this machine has 0');
   });
 
   it('a missing checkpoint for test is named', async () => {
@@ -103,6 +117,10 @@ describe('mkey-det train: a real run', () => {
     const lines = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const start = lines.find((e) => e.event === 'start')!;
     expect(Number(start.start_epoch)).toBeGreaterThanOrEqual(1);
+    // Where the weights are, the precision, and FLOPs counted on a CPU copy (no error field).
+    expect(start).toMatchObject({ device: 'cpu', amp: null });
+    expect(typeof start.backbone_flops).toBe('number');
+    expect(start.backbone_flops_error).toBeUndefined();
     const result = lines.at(-1)!;
     expect(result).toMatchObject({ ok: true, status: 'completed' });
     expect(readRun(wd).status).toBe('completed');
@@ -112,6 +130,7 @@ describe('mkey-det train: a real run', () => {
     for (const v of vals) expect(typeof (v.metrics as Record<string, unknown>)['coco/bbox_mAP']).toBe('number');
     const iters = events.filter((e) => e.event === 'iter');
     for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
+    for (const it of iters) expect(it.memory_kind).toBe('rss');
 
     const evaluated = await runCli(['test', '--checkpoint', join(wd, 'epoch_3.pth'), '--json']);
     expect(evaluated.exitCode).toBe(0);

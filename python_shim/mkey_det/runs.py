@@ -31,6 +31,7 @@ def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
 
     register_all_modules()
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    amp_dtypes = (['fp16', 'bf16'] if torch.cuda.is_bf16_supported() else ['fp16']) if cuda else []
     if gpus > cuda:
         raise RuntimeError(f'--gpus {gpus} needs {gpus} CUDA device(s); this machine has {cuda}')
     cfg = Config.fromfile(config_path)
@@ -43,6 +44,7 @@ def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
         'num_charts': cfg.model.backbone.get('num_charts'),
         'backbone_params': int(sum(p.numel() for p in backbone.parameters())),
         'cuda_devices': cuda,
+        'amp_dtypes': amp_dtypes,
         'tools_dir': mmdet_tools_dir(),
         'max_epochs': cfg.train_cfg.get('max_epochs'),
         'max_iters': cfg.train_cfg.get('max_iters'),
@@ -74,5 +76,7 @@ def load_config_summary(config_path: str) -> dict[str, Any]:
         'train_cfg': dict(cfg.train_cfg),
         'param_scheduler': [dict(s) for s in cfg.param_scheduler],
         'optimizer': dict(cfg.optim_wrapper.optimizer),
+        'optim_wrapper': {k: v for k, v in cfg.optim_wrapper.items()
+                          if isinstance(v, (str, int, float, bool)) or v is None},
         'custom_imports': dict(cfg.get('custom_imports') or {}),
     }

@@ -32,7 +32,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--max-epochs <n>', 'override the schedule length in epochs')
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
-    .option('--amp', 'automatic mixed precision (needs CUDA)', false)
+    .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone, dynamic loss scaling) or bf16')
     .option('--cfg-options <key=value>', 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collect, []);
 }
 
@@ -46,7 +46,7 @@ export const experimentOptionsSchema = z.object({
   pretrained: z.string().optional(),
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
-  amp: z.boolean().default(false),
+  amp: experimentFields.amp,
   imgScale: z
     .string()
     .regex(/^\d{2,5}x\d{2,5}$/, 'expected WIDTHxHEIGHT in pixels, e.g. 512x512')

@@ -3,13 +3,14 @@ import { z } from 'zod';
 import { testCheckpoint } from '../core/train.js';
 import { ExitCode, handleError } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';
-import { parseOptions } from '../utils/options.js';
+import { intOption, parseOptions } from '../utils/options.js';
 import { resultText } from './train.js';
 
 const testOptionsSchema = z.object({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
   config: z.string().optional(),
   workDir: z.string().optional(),
+  gpus: intOption('--gpus', 0, 1024),
   json: z.boolean().default(false),
   verbose: z.boolean().default(false),
 });
@@ -19,8 +20,18 @@ export const testCommand = new Command('test')
   .requiredOption('--checkpoint <file>', 'checkpoint written by mkey-det train (e.g. <work-dir>/epoch_12.pth)')
   .option('--config <file>', "the run's config (default: config.py next to the checkpoint)")
   .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
+  .option('--gpus <n>', 'evaluate with n processes (GPUs) through torchrun; 0 = one process on whatever device torch sees', '0')
   .option('--json', 'print the result as JSON', false)
   .option('--verbose', "also stream MMDetection's own log", false)
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 evaluated, 1 evaluation failed, 2 bad input, 3 Python not set up, 130 interrupted.
+
+Examples:
+  mkey-det test --checkpoint work_dirs/demo-swin-t-spatialk/epoch_8.pth
+  mkey-det test --checkpoint work_dirs/run/epoch_36.pth --gpus 8 --json`,
+  )
   .action(async (raw: unknown) => {
     const opts = parseOptions(testOptionsSchema, raw);
     try {

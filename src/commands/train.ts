@@ -57,6 +57,19 @@ export const trainCommand = addExperimentOptions(
   .option('--force', 'start over in a --work-dir that already holds a run (deletes its checkpoints and logs)', false)
   .option('--json', 'print events as JSON lines and the result as one JSON object', false)
   .option('--verbose', "also stream MMDetection's own log (always kept in <work-dir>/mkey-train.log)", false)
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 completed, 1 training failed, 2 bad input, 3 Python not set up, 130 interrupted
+(resume with --resume).
+
+Examples:
+  mkey-det train --data demo                                   # the demo, SpatialK, on CPU or 1 GPU
+  mkey-det train --backbone swin-t --data demo --max-epochs 2 --gpus 1 --amp bf16
+  mkey-det train --backbone swin-t-spatialk --data coco --gpus 8              # Table 3's row, 1 node
+  mkey-det train --backbone swin-t-spatialk --data coco --gpus 8 --launcher slurm --nnodes 1
+  mkey-det train --work-dir work_dirs/my-run --resume`,
+  )
   .action(async (raw: unknown) => {
     const opts = parseOptions(trainOptionsSchema, raw);
     try {

@@ -46,6 +46,12 @@ export const MAX_CHARTS = 64;
 export const SCHEDULES = ['3x', 'paper-3x', 'short'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 
+/** Mixed-precision dtypes of `--amp`: fp16 (with dynamic loss scaling, MMDetection's `--amp`) or bf16. */
+export const AMP_DTYPES = ['fp16', 'bf16'] as const;
+export type AmpDtype = (typeof AMP_DTYPES)[number];
+/** torch dtype names mmengine's AmpOptimWrapper takes. */
+export const AMP_TORCH_DTYPE: Record<AmpDtype, string> = { fp16: 'float16', bf16: 'bfloat16' };
+
 export const LAUNCHERS = ['none', 'pytorch', 'slurm'] as const;
 export type Launcher = (typeof LAUNCHERS)[number];
 
@@ -75,7 +81,8 @@ export interface Experiment {
   pretrained?: string;
   maxEpochs?: number;
   maxIters?: number;
-  amp: boolean;
+  /** Mixed precision on CUDA (mmengine's AmpOptimWrapper); false = fp32. */
+  amp: AmpDtype | false;
   /**
    * Train and test at one fixed (width, height) instead of the recipe's multi-scale pipeline
    * (smoke runs, small datasets). The demo dataset always uses its own size.
@@ -89,6 +96,17 @@ export const experimentFields = {
   backbone: z.enum(BACKBONE_NAMES, { message: `accepted: ${BACKBONE_NAMES.join(', ')}` }),
   schedule: z.enum(SCHEDULES, { message: `accepted: ${SCHEDULES.join(', ')}` }),
   launcher: z.enum(LAUNCHERS, { message: `accepted: ${LAUNCHERS.join(', ')}` }),
+  /** `--amp` alone means fp16 (commander gives `true`), as MMDetection's own `--amp`. */
+  amp: z
+    .union([z.boolean(), z.string()])
+    .default(false)
+    .transform((v, ctx): AmpDtype | false => {
+      if (v === true) return 'fp16';
+      if (v === false) return false;
+      if ((AMP_DTYPES as readonly string[]).includes(v)) return v as AmpDtype;
+      ctx.addIssue({ code: 'custom', message: `accepted: ${AMP_DTYPES.join(', ')} (or --amp alone for fp16)` });
+      return z.NEVER;
+    }),
 };
 
 export function parseDataSpec(raw: string): DataSpec {

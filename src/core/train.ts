@@ -63,6 +63,8 @@ export interface RunResult {
 interface Preflight {
   backbone_params: number;
   cuda_devices: number;
+  /** Mixed-precision dtypes the visible GPUs support (empty without CUDA). */
+  amp_dtypes: string[];
   tools_dir: string;
 }
 
@@ -177,9 +179,12 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     writeFileSync(configPath, renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION }));
   }
   const pre = await preflight(configPath, req.topology.gpus);
-  if (exp.amp && pre.cuda_devices === 0) throw new BadInputError('--amp needs a CUDA device; this machine has none');
+  if (exp.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${exp.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
+  if (exp.amp && !pre.amp_dtypes.includes(exp.amp)) {
+    throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
+  }
 
-  const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : []), ...(exp.amp ? ['--amp'] : [])];
+  const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : [])];
   if (pre.cuda_devices === 0 && (req.topology.launcher !== 'none' || req.topology.nnodes > 1)) {
     // The stock config asks for NCCL, which needs GPUs; CPU processes talk through gloo.
     scriptArgs.push('--cfg-options', 'env_cfg.dist_cfg.backend=gloo');
@@ -244,6 +249,8 @@ export interface TestRequest {
   checkpoint: string;
   config?: string;
   workDir?: string;
+  /** Processes (GPUs) on this node; 0 or 1 = one process. */
+  gpus: number;
   progress: ProgressMode;
   verbose: boolean;
 }
@@ -262,8 +269,11 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   const python = await checkInterpreter();
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
   mkdirSync(workDir, { recursive: true });
-  const pre = await preflight(configPath, 0);
-  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], DEFAULT_TOPOLOGY);
+  const pre = await preflight(configPath, req.gpus);
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
+    ...DEFAULT_TOPOLOGY,
+    gpus: req.gpus,
+  });
   const logPath = join(workDir, 'mkey-test.log');
   const eventsPath = join(workDir, EVENTS_FILE);
   const events = new EventTail(eventsPath);

@@ -91,10 +91,29 @@ class MkeyProgressHook(Hook):
             f.flush()
 
     @staticmethod
-    def _memory_mb() -> float:
-        if torch.cuda.is_available():
-            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    def _memory() -> dict:
+        """Peak memory so far: the GPU's allocated peak on CUDA (what bounds the batch), else RSS."""
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return dict(memory_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1), memory_kind='cuda')
+        return dict(memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                    memory_kind='rss')
+
+    @staticmethod
+    def _device(runner) -> str:
+        """Where the model's weights are (``cuda:0``, ``cpu``), not merely what torch could use."""
+        try:
+            return str(next(runner.model.parameters()).device)
+        except (StopIteration, AttributeError):
+            return 'cpu'
+
+    @staticmethod
+    def _amp_dtype(runner) -> Optional[str]:
+        """``'float16'``/``'bfloat16'`` under mmengine's AmpOptimWrapper, else None (fp32)."""
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        dtype = getattr(wrapper, 'cast_dtype', None)
+        if type(wrapper).__name__ != 'AmpOptimWrapper':
+            return None
+        return str(dtype).replace('torch.', '') if dtype is not None else 'float16'
 
     def _backbone_stats(self, runner) -> dict:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
@@ -114,9 +133,11 @@ class MkeyProgressHook(Hook):
                 from mkey_det.analysis import count_complexity
                 from mkey_det.models.keys import set_key_order
 
-                # A copy in eval mode: counting must not touch the training model's state. FLOPs
-                # are counted in the paper's computation order, as Table 1 counts them.
-                counted = copy.deepcopy(backbone).eval()
+                # A CPU copy in eval mode: counting must not touch the training model's state nor
+                # its GPU memory, and count_complexity feeds a CPU image (on CUDA the model's own
+                # weights would not match it). FLOPs are counted in the paper's computation order,
+                # as Table 1 counts them.
+                counted = copy.deepcopy(backbone).cpu().float().eval()
                 set_key_order(counted, 'paper')
                 stats['backbone_flops'] = count_complexity(counted, 224, 224)['flops']
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
@@ -142,7 +163,8 @@ class MkeyProgressHook(Hook):
             start_iter=int(runner.iter),
             start_epoch=int(runner.epoch),
             world_size=int(runner.world_size),
-            device='cuda' if torch.cuda.is_available() else 'cpu',
+            device=self._device(runner),
+            amp=self._amp_dtype(runner),
             **self._backbone_stats(runner),
         )
         self._last = time.perf_counter()
@@ -183,7 +205,7 @@ class MkeyProgressHook(Hook):
             lr=lr,
             iter_time_s=round(mean, 4) if mean else None,
             eta_s=round(mean * (int(runner.max_iters) - it), 1) if mean else None,
-            memory_mb=self._memory_mb(),
+            **self._memory(),
         )
 
     def after_val_epoch(self, runner, metrics=None) -> None:

@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import type { DatasetLayout, Experiment } from '../experiment.js';
+import { AMP_TORCH_DTYPE, type DatasetLayout, type Experiment } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -201,7 +201,12 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     // A few hundred steps from scratch: stochastic depth only slows learning at this length.
     body.push(['model', { backbone: { drop_path_rate: 0.0 } }]);
   }
-  if (exp.amp) body.push(['optim_wrapper', { type: 'AmpOptimWrapper' }]);
+  if (exp.amp) {
+    // What MMDetection's tools/train.py --amp sets, with the dtype chosen (bf16 needs no loss scaling).
+    const amp: { [k: string]: PyValue } = { type: 'AmpOptimWrapper', dtype: AMP_TORCH_DTYPE[exp.amp] };
+    if (exp.amp === 'fp16') amp.loss_scale = 'dynamic';
+    body.push(['optim_wrapper', amp]);
+  }
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   body.push(['custom_hooks', [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }]]);
   body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);
