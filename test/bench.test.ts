@@ -1,13 +1,15 @@
 /**
  * `mkey-det bench` through the real CLI: option errors, and well-formed JSON + markdown for the
- * quick params and module suites. Correctness only: no assertion on timings.
+ * quick params, module and train suites (train on CUDA only where a GPU is visible). Correctness
+ * only: no assertion on timings.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { outputPaths, timestamp } from '../src/core/bench/bench.js';
-import { runCli } from './helpers/cli.js';
+import { repoRoot, runCli } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mkey-bench-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,6 +40,33 @@ describe('bench: bad input', () => {
     expect(lines[0]).toMatch(/^.*error: --device cuda: no CUDA device/);
     expect(res.stdout).toBe('');
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('bench: train suite options', () => {
+  const badInput = async (args: string[], pattern: RegExp) => {
+    const res = await runCli(['bench', ...args]);
+    expect(res.exitCode, res.stderr).toBe(2);
+    const lines = oneErrorLine(res.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(pattern);
+    expect(res.stdout).toBe('');
+  };
+
+  it('--precisions fp16/bf16 on cpu: exit 2, one line naming the value', async () => {
+    await badInput(['--suite', 'train', '--precisions', 'fp32,bf16'], /error: invalid --precisions "fp32,bf16": bf16: mixed precision \(AmpOptimWrapper\) needs --device cuda; accepted on cpu: fp32/);
+    await badInput(['--suite', 'train', '--precisions', 'fp8'], /error: invalid --precisions "fp8": "fp8" is not accepted; accepted: a comma list of fp32, fp16, bf16/);
+  });
+
+  it('bad --batch-sizes, --variants, --size: exit 2, one line', async () => {
+    await badInput(['--suite', 'train', '--batch-sizes', '2,x'], /error: invalid --batch-sizes "2,x": "x" is not accepted; accepted: a comma list of integers from 1 to 128/);
+    await badInput(['--suite', 'train', '--batch-sizes', '0'], /invalid --batch-sizes "0"/);
+    await badInput(['--suite', 'train', '--variants', 'swin-t,swin-b'], /error: invalid --variants "swin-t,swin-b": "swin-b" is not accepted; accepted: a comma list of swin-t, swin-t-spatialk, swin-t-kua, swin-t-simplek, swin-t-vanillak/);
+    await badInput(['--suite', 'train', '--size', '12'], /error: invalid --size "12": --size must be an integer between 64 and 4096/);
+  });
+
+  it('train options with another suite: exit 2', async () => {
+    await badInput(['--suite', 'params', '--batch-sizes', '2'], /error: invalid --batch-sizes "2": applies to the train suite only/);
   });
 });
 
@@ -98,5 +127,62 @@ describe('bench: quick suites through the CLI', () => {
     const tableRows = res.stdout.split('\n').filter((l) => /^\| 224x224 b1 \| [1-4] \|/.test(l));
     expect(tableRows).toHaveLength(16);
     expect(res.stderr.split('\n').filter((l) => /^\[module \d+\/16\]/.test(l))).toHaveLength(16);
+  });
+});
+
+describe('bench: train suite on the CPU (quick, tiny)', () => {
+  it('--variants swin-t-spatialk --batch-sizes 1 --size 128: one row per (variant, batch, precision) with images/s and ratios', async () => {
+    const out = join(dir, 'train.json');
+    const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '1', '--json', '--out', out]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout);
+    const suite = report.suites.train;
+    expect(suite.settings).toMatchObject({ variants: ['swin-t', 'swin-t-spatialk'], batch_sizes: [1], precisions: ['fp32'], size: 128, steps: 1 });
+    expect(suite.rows).toHaveLength(2);
+    const [base, sk] = suite.rows;
+    expect([base.variant, sk.variant]).toEqual(['swin-t', 'swin-t-spatialk']);
+    for (const r of suite.rows) {
+      expect(r).toMatchObject({ batch: 1, precision: 'fp32', size: 128, losses_finite: true, peak_mem_kind: 'rss' });
+      expect(r.error).toBeUndefined();
+      expect(r.images_per_s).toBeCloseTo(1 / r.step_s.median, 6);
+      expect(r.peak_mem_gib).toBeGreaterThan(0.1);
+      expect(r.ratios.time).toBeGreaterThan(0);
+      expect(r.ratios.memory).toBeGreaterThan(0);
+    }
+    expect(base.ratios.time).toBe(1);
+    expect(sk.ratios.flops_backbone).toBeGreaterThan(1.2);
+    expect(sk.params).toBeGreaterThan(base.params);
+    const md = readFileSync(join(dir, 'train.md'), 'utf8');
+    expect(md).toContain('## train');
+    expect(md).toMatch(/Device: CPU .*torch /);
+    expect(md).toMatch(/\| swin-t-spatialk \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \| [\d.]+x \|/);
+    expect(res.stderr.split('\n').filter((l) => /^\[train \d\/2\]/.test(l))).toHaveLength(2);
+  });
+});
+
+// CUDA: only where PyTorch sees a GPU (the acceptance machine); skipped with the reason otherwise.
+const hasCuda = (() => {
+  try {
+    const py = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
+    return execFileSync(py, ['-c', 'import torch; print(torch.cuda.is_available())'], { encoding: 'utf8', timeout: 60_000 }).trim() === 'True';
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasCuda)('bench: train suite on CUDA (skipped: no CUDA device visible to PyTorch)', () => {
+  it('--device cuda --quick: GPU peak memory, fp32 and fp16 (AMP) rows with ratios', async () => {
+    const out = join(dir, 'train-cuda.json');
+    const res = await runCli(['bench', '--suite', 'train', '--device', 'cuda', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1,2', '--precisions', 'fp32,fp16', '--size', '256', '--steps', '2', '--json', '--out', out]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const suite = JSON.parse(res.stdout).suites.train;
+    expect(suite.rows).toHaveLength(8);
+    for (const r of suite.rows) {
+      expect(r.error).toBeUndefined();
+      expect(r.peak_mem_kind).toBe('cuda_max_allocated');
+      expect(r.images_per_s).toBeGreaterThan(0);
+      expect(r.ratios.memory).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(dir, 'train-cuda.md'), 'utf8')).toMatch(/Device: .*CUDA /);
   });
 });

@@ -10,9 +10,12 @@ from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey,
 
 from . import engine  # noqa: F401,E402  (registers MkeyProgressHook in mmdet's HOOKS)
 from .compat import allow_mmengine_checkpoints
+from .engine import allow_bf16_mmcv_ops
 
 # mmengine 0.10.7 + torch >= 2.6: make its checkpoints loadable with the safe loader (see compat.py).
 allow_mmengine_checkpoints()
+# mmcv 2.1.0 has no bfloat16 RoIAlign (nor CPU nms): --amp bf16 needs a float32 detour (see engine/).
+allow_bf16_mmcv_ops()
 
 __version__ = '0.1.0'
 

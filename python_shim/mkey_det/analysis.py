@@ -68,7 +68,9 @@ def count_complexity(model: nn.Module, height: int = 224, width: int = 224) -> D
     """``dict(params, flops, skipped)`` of ``model`` on one ``(1, 3, height, width)`` image;
     ``skipped``: op name -> occurrences the counter did not count."""
     from mmengine.analysis import FlopAnalyzer, parameter_count
-    x = torch.zeros(1, 3, height, width)
+    # The image goes where the weights are (a model on CUDA counts too).
+    device = next((p.device for p in model.parameters()), torch.device('cpu'))
+    x = torch.zeros(1, 3, height, width, device=device)
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, (x, ))
         analyzer.unsupported_ops_warnings(False)

@@ -1,29 +1,45 @@
-"""One variant of the ``train`` suite, in its own process (so ``ru_maxrss`` is this variant's).
+"""One variant of the ``train`` suite, in its own process.
 
-    python -m mkey_det.bench.train_worker --config F [--batch 2] [--size 512] [--warmup 1]
-        [--steps 3] [--device cpu] [--seed 0] [--flops none|backbone|detector]
+    python -m mkey_det.bench.train_worker --config F [--batch-sizes 2[,8]] [--size 512]
+        [--precisions fp32[,fp16,bf16]] [--warmup 1] [--steps 3] [--device cpu|cuda] [--seed 0]
+        [--flops none|backbone|detector]
 
 Builds Mask R-CNN + FPN from the (mkey-det generated) MMDetection config ``F`` (its ``model`` and
-``optim_wrapper``; the dataset part is not read), makes a synthetic batch of ``batch`` images of
+``optim_wrapper``; the dataset part is not read), makes synthetic batches of ``batch`` images of
 ``size x size`` with three painted objects each (boxes, labels, bitmap masks), and runs
 ``warmup + steps`` full training steps through mmengine's ``model.train_step`` (data
-preprocessor, forward with losses, backward, gradient clipping if configured, optimizer step).
+preprocessor, forward with losses, backward, gradient clipping if configured, optimizer step)
+for every (batch size, precision) pair, in that order.
 
-Prints one JSON line: step times, peak RSS (``ru_maxrss``: the whole process's high-water mark,
-imports and model included) and the RSS before the first step, then (after the peak was read)
-FLOPs: the backbone alone at ``size x size`` (order as built, and the paper order) and the whole
-detector's forward in inference mode (``_forward``: backbone, neck, RPN, RoI heads on the RPN's
-proposals), each for one image.
+Precision ``fp16``/``bf16`` builds the optimizer wrapper as MMDetection's ``tools/train.py --amp``
+(and ``mkey-det train --amp``) does: ``optim_wrapper.type='AmpOptimWrapper'`` with ``dtype``
+``float16`` (``loss_scale='dynamic'``) or ``bfloat16``, i.e. autocast around the forward and a
+loss scaler around backward and step. It needs CUDA (mmengine refuses it on the CPU).
+
+Every pair starts from the same weights (the model's state after ``init_weights``, restored) with
+a fresh optimizer wrapper. On CUDA, the peak memory of a pair is ``torch.cuda.max_memory_allocated``
+(reset before the pair; the caching allocator's reserved peak is reported too). On the CPU the only
+peak is the process's ``ru_maxrss`` (imports and model included), so the suite runs one pair per
+process there. A CUDA out-of-memory error fails that pair only: its line has
+``error: "CUDA out of memory"`` and the next pair runs.
+
+Prints one JSON line per pair (``{"kind": "row", ...}``: step times, peak memory, losses), then
+``{"kind": "flops", ...}`` (after the peaks were read): FLOPs of the backbone alone at
+``size x size`` (order as built, and the paper order), counted on a CPU copy of the backbone, and,
+with ``--flops detector`` on the CPU, the whole detector's forward in inference mode
+(``_forward``: backbone, neck, RPN, RoI heads on the RPN's proposals), each for one image.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import gc
 import json
 import math
 import sys
 import time
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +56,7 @@ def make_batch(n: int, size: int, num_classes: int, seed: int = 0) -> Dict[str, 
     for i in range(n):
         img = torch.randint(0, 80, (3, size, size), dtype=torch.uint8, generator=g)
         s = size / 512
-        boxes = torch.tensor([[40, 60, 260, 300], [280 + 10 * i, 80, 480, 420],
+        boxes = torch.tensor([[40, 60, 260, 300], [280 + 10 * (i % 16), 80, 480, 420],
                               [100, 340, 240, 500]], dtype=torch.float32) * s
         masks = np.zeros((3, size, size), dtype=np.uint8)
         for j, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
@@ -99,85 +115,223 @@ def _quiet_mmengine() -> None:
     logging.getLogger('mmengine').setLevel(logging.ERROR)
 
 
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+OOM_MESSAGE = 'CUDA out of memory'
+
+
+def amp_optim_wrapper_cfg(optim_cfg, precision: str):
+    """``optim_wrapper`` config for ``precision``: unchanged for fp32; for fp16/bf16 what
+    MMDetection's ``tools/train.py --amp`` and ``mkey-det config --amp`` set (``AmpOptimWrapper``,
+    ``dtype``; fp16 with ``loss_scale='dynamic'``, bf16 with mmengine's default scaler)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    cfg = copy.deepcopy(optim_cfg)
+    if precision == 'fp32':
+        return cfg
+    cfg['type'] = 'AmpOptimWrapper'
+    cfg['dtype'] = AMP_DTYPES[precision]
+    if precision == 'fp16':
+        cfg['loss_scale'] = 'dynamic'
+    return cfg
+
+
+def is_oom(exc: BaseException) -> bool:
+    """A CUDA allocation failure (torch's OutOfMemoryError, or cuDNN/cuBLAS failing to allocate
+    their workspace)."""
+    oom_types = tuple(t for t in (getattr(torch, 'OutOfMemoryError', None),
+                                  getattr(torch.cuda, 'OutOfMemoryError', None)) if t)
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ('out of memory' in text.lower()
+                                              or 'ALLOC_FAILED' in text)
+
+
+def parse_list(text: str, kind=str) -> List[Any]:
+    return [kind(v.strip()) for v in str(text).split(',') if v.strip()]
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def run_pair(model, optim_cfg, init_state, batch: int, precision: str, args, num_classes: int,
+             device: torch.device) -> Dict[str, Any]:
+    """Warm-up and timed steps of one (batch, precision) pair; the row's numbers."""
+    from mmengine.optim import build_optim_wrapper
+    from mkey_det.bench.common import current_rss_mib, max_rss_mib, stats, synchronize
+    model.load_state_dict(init_state)
+    model.zero_grad(set_to_none=True)
+    model.train()
+    _free(device)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+        mem_before = torch.cuda.memory_allocated(device)
+    row: Dict[str, Any] = dict(batch=batch, precision=precision, size=args.size,
+                               warmup=args.warmup, steps=args.steps)
+    times: List[float] = []
+    warm: List[float] = []
+    losses: List[float] = []
+    error: Optional[str] = None
+    optim_wrapper = None
+    batches: List[Dict[str, Any]] = []
+    rss_before = current_rss_mib()
+    try:
+        optim_wrapper = build_optim_wrapper(model, amp_optim_wrapper_cfg(optim_cfg, precision))
+        # synthetic batches made before the clock runs (CPU tensors, as a data loader gives them;
+        # the data preprocessor moves them to the device inside the step, as in training)
+        batches = [make_batch(batch, args.size, num_classes, seed=args.seed + i)
+                   for i in range(min(args.warmup + args.steps, 4))]
+        rss_before = current_rss_mib()
+        for i in range(args.warmup + args.steps):
+            data = batches[i % len(batches)]
+            synchronize(device)
+            t0 = time.perf_counter()
+            log_vars = model.train_step(data, optim_wrapper)
+            synchronize(device)
+            dt = time.perf_counter() - t0
+            loss = float(log_vars['loss'])  # a CUDA scalar: .item() after the clock stopped
+            del log_vars
+            losses.append(loss)
+            (times if i >= args.warmup else warm).append(dt)
+            print(f'b{batch} {precision} step {i + 1}/{args.warmup + args.steps}: {dt:.3f} s, '
+                  f'loss {loss:.4f}', file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - one failed pair must not end the others
+        if is_oom(exc):
+            error = OOM_MESSAGE
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+            error = f'{type(exc).__name__}: {first}'[:500]
+        import traceback
+        traceback.print_exc(file=sys.stderr)
+    row.update(optim_wrapper=type(optim_wrapper).__name__ if optim_wrapper is not None else None,
+               amp_dtype=AMP_DTYPES.get(precision),
+               optimizer=(type(optim_wrapper.optimizer).__name__
+                          if optim_wrapper is not None else None))
+    if device.type == 'cuda':
+        synchronize(device)
+        row.update(cuda_peak_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
+                   cuda_peak_reserved_mib=torch.cuda.max_memory_reserved(device) / 2**20,
+                   cuda_allocated_before_mib=mem_before / 2**20)
+    peak = max_rss_mib()
+    row.update(rss_before_steps_mib=rss_before, peak_rss_mib=peak,
+               train_rss_increase_mib=(peak - rss_before) if rss_before is not None else None)
+    if error is not None:
+        row.update(error=error, steps_done=len(warm) + len(times), losses=losses)
+    else:
+        st = stats(times)
+        row.update(step_s=st, warmup_s=warm, losses=losses,
+                   losses_finite=all(math.isfinite(v) for v in losses),
+                   images_per_s=batch / st['median'] if st['median'] else None)
+    del optim_wrapper, batches
+    model.zero_grad(set_to_none=True)
+    _free(device)
+    return row
+
+
+def backbone_flops(model, size: int) -> Dict[str, Any]:
+    """fvcore FLOPs of the backbone at ``size x size`` (order as built, and the paper order),
+    counted on a CPU copy: ``count_complexity`` feeds a CPU tensor, and the copy leaves the
+    model (and the GPU's memory) alone."""
+    from mkey_det.analysis import count_complexity
+    from mkey_det.models.keys import set_key_order
+    try:
+        bb = copy.deepcopy(model.backbone).float().cpu().eval()
+        with torch.no_grad():
+            fast = count_complexity(bb, size, size)['flops']
+            set_key_order(bb, 'paper')
+            paper = count_complexity(bb, size, size)['flops']
+        del bb
+        return dict(backbone_train_order=int(fast), backbone_paper=int(paper))
+    except Exception as exc:  # noqa: BLE001 - informative only
+        first = str(exc).splitlines()[0] if str(exc) else ''
+        return dict(unavailable=f'{type(exc).__name__}: {first}')
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--config', required=True)
-    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--batch-sizes', '--batch', dest='batch_sizes', default='2',
+                   help='comma list of batch sizes (run in this order)')
+    p.add_argument('--precisions', default='fp32', help='comma list of fp32, fp16, bf16')
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--device', default='cpu')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--flops', choices=('none', 'backbone', 'detector'), default='backbone',
-                   help='count FLOPs after timing: none, the backbone, or backbone + detector')
+                   help='count FLOPs after timing: none, the backbone, or backbone + detector '
+                        '(the detector only on the CPU)')
     args = p.parse_args(argv)
+    batch_sizes = parse_list(args.batch_sizes, int)
+    precisions = parse_list(args.precisions)
+    bad = [v for v in precisions if v not in PRECISIONS]
+    if bad or not precisions or not batch_sizes or min(batch_sizes) < 1:
+        p.error(f'bad --batch-sizes {args.batch_sizes!r} or --precisions {args.precisions!r}')
     out = sys.stdout
-    sys.stdout = sys.stderr  # library prints must not reach the protocol line
+    sys.stdout = sys.stderr  # library prints must not reach the protocol lines
+    try:
+        return _run(args, batch_sizes, precisions, out)
+    finally:
+        sys.stdout = out
+
+
+def _run(args, batch_sizes: List[int], precisions: List[str], out) -> int:
     warnings.filterwarnings('ignore')
 
+    def emit(obj: Dict[str, Any]) -> None:
+        from mkey_det.bench.common import json_safe
+        out.write(json.dumps(json_safe(obj), allow_nan=False) + '\n')
+        out.flush()
+
     from mmengine.config import Config
-    from mmengine.optim import build_optim_wrapper
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     import mkey_det  # noqa: F401  (registers SwinTransformerMKey)
-    from mkey_det.analysis import count_complexity
-    from mkey_det.bench.common import (current_rss_mib, json_safe, max_rss_mib, stats,
-                                       synchronize)
-    from mkey_det.models.keys import set_key_order
 
     register_all_modules()
     _quiet_mmengine()
     device = torch.device(args.device)
+    if device.type == 'cuda' and device.index is None:
+        # an explicit index: the memory statistics and synchronisation name this device
+        device = torch.device('cuda', torch.cuda.current_device())
     cfg = Config.fromfile(args.config)
     cfg.model.backbone.init_cfg = None  # nothing is downloaded; random weights time the same
+    # what mmengine's Runner applies from the config (mmdet's default: cudnn_benchmark=False)
+    torch.backends.cudnn.benchmark = bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark', False))
     num_classes = _num_classes(cfg)
     torch.manual_seed(args.seed)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.to(device).train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.to(device).train()  # mmengine's BaseModel.to also moves its data preprocessor
+    # every pair starts from these weights (a CPU copy: it must not count as GPU memory)
+    init_state = {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
+    optim_cfg = cfg.optim_wrapper.to_dict() if hasattr(cfg.optim_wrapper, 'to_dict') \
+        else dict(cfg.optim_wrapper)
     params = int(sum(p.numel() for p in model.parameters()))
     backbone_params = int(sum(p.numel() for p in model.backbone.parameters()))
-    rss_before = current_rss_mib()
-    times: List[float] = []
-    warm: List[float] = []
-    losses: List[float] = []
-    for i in range(args.warmup + args.steps):
-        batch = make_batch(args.batch, args.size, num_classes, seed=args.seed + i)
-        synchronize(device)
-        t0 = time.perf_counter()
-        log_vars = model.train_step(batch, optim_wrapper)
-        synchronize(device)
-        dt = time.perf_counter() - t0
-        loss = float(log_vars['loss'])
-        losses.append(loss)
-        (times if i >= args.warmup else warm).append(dt)
-        print(f'step {i + 1}/{args.warmup + args.steps}: {dt:.2f} s, loss {loss:.4f}',
-              file=sys.stderr)
-    peak = max_rss_mib()
-    result: Dict[str, Any] = dict(
-        config=args.config, key_type=cfg.model.backbone.get('key_type', 'linear'),
-        charts=cfg.model.backbone.get('num_charts'), batch=args.batch, size=args.size,
-        warmup=args.warmup, steps=args.steps, step_s=stats(times), warmup_s=warm,
-        losses=losses, losses_finite=all(math.isfinite(v) for v in losses), params=params,
-        backbone_params=backbone_params, rss_before_steps_mib=rss_before, peak_rss_mib=peak,
-        train_rss_increase_mib=(peak - rss_before) if rss_before is not None else None,
-        threads=torch.get_num_threads(), device=str(device),
-        optimizer=type(optim_wrapper.optimizer).__name__)
-    if device.type == 'cuda':
-        result['cuda_peak_allocated_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
+    common = dict(config=args.config, key_type=cfg.model.backbone.get('key_type', 'linear'),
+                  charts=cfg.model.backbone.get('num_charts'), params=params,
+                  backbone_params=backbone_params, threads=torch.get_num_threads(),
+                  device=str(device), cudnn_benchmark=torch.backends.cudnn.benchmark)
+    for batch in batch_sizes:
+        for precision in precisions:
+            row = run_pair(model, optim_cfg, init_state, batch, precision, args, num_classes,
+                           device)
+            emit(dict(common, kind='row', **row))
+    del init_state
     if args.flops != 'none':
-        bb = model.backbone.eval()
-        with torch.no_grad():
-            fast = count_complexity(bb, args.size, args.size)['flops']
-            set_key_order(bb, 'paper')
-            paper = count_complexity(bb, args.size, args.size)['flops']
-            set_key_order(bb, 'fast')
-        result['flops'] = dict(backbone_train_order=int(fast), backbone_paper=int(paper))
+        flops = backbone_flops(model, args.size)
         if args.flops == 'detector':
-            result['flops']['detector'] = _detector_flops(model, args.size, num_classes, device)
-    out.write(json.dumps(json_safe(result), allow_nan=False) + '\n')
-    out.flush()
+            if device.type == 'cpu':
+                flops['detector'] = _detector_flops(model, args.size, num_classes, device)
+            else:
+                flops['detector'] = dict(unavailable='not counted on CUDA (the CPU suite counts it)')
+        emit(dict(kind='flops', flops=flops))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Training-time pieces registered into MMDetection: the progress hook."""
+"""Training-time pieces for MMDetection: the progress hook, and bf16 AMP support for mmcv ops."""
+from .bf16_mmcv_ops import allow_bf16_mmcv_ops
 from .progress_hook import MkeyProgressHook
 
-__all__ = ['MkeyProgressHook']
+__all__ = ['MkeyProgressHook', 'allow_bf16_mmcv_ops']

@@ -9,7 +9,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { packageRoot } from '../../utils/paths.js';
-import { writeTrainConfigs } from './configs.js';
+import { TRAIN_BASELINE, TRAIN_VARIANTS, writeTrainConfigs } from './configs.js';
 import { reportMarkdown } from './markdown.js';
 import { runOnnxJobs } from './onnx.js';
 import { runSuite } from './run-suite.js';
@@ -23,6 +23,8 @@ import {
   type ModuleRow,
   type SuiteChoice,
   type SuiteResult,
+  type TrainOptions,
+  type TrainRow,
 } from './types.js';
 
 export interface BenchRequest {
@@ -30,6 +32,8 @@ export interface BenchRequest {
   device: BenchDevice;
   quick: boolean;
   threads?: number;
+  /** Train suite settings the user gave (the rest: the device's defaults, resolved by the Python side). */
+  train?: TrainOptions;
   /** JSON (or .md) output path; default benchmarks/results/<suite>-<timestamp>.json under the cwd. */
   out?: string;
   toolVersion: string;
@@ -81,6 +85,19 @@ function checkModule(res: SuiteResult): string | undefined {
     .join('; ')})`;
 }
 
+/** The train suite's variants: the given ones (default all), Swin-T first (the baseline of every ratio). */
+export function trainVariants(given: string[] | undefined, all: readonly string[]): string[] {
+  const names = given && given.length ? given : [...all];
+  return [TRAIN_BASELINE, ...names.filter((v, i) => v !== TRAIN_BASELINE && names.indexOf(v) === i)];
+}
+
+function checkTrain(res: SuiteResult): string | undefined {
+  const errors = res.errors ?? [];
+  if (!errors.length) return undefined;
+  const rows = (res.rows as TrainRow[]).filter((r) => r.error && r.error !== 'CUDA out of memory');
+  return `train: ${rows.length || errors.length} run(s) failed (${errors.slice(0, 2).join('; ')})`;
+}
+
 export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
   const suites: BenchSuite[] = req.suite === 'all' ? [...BENCH_SUITES] : [req.suite];
   const paths = outputPaths(req.suite, req.out);
@@ -128,13 +145,15 @@ export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
       const suiteDir = join(workDir, suite);
       mkdirSync(suiteDir, { recursive: true });
       try {
-        const configs = suite === 'train' ? await writeTrainConfigs(suiteDir) : undefined;
+        const train = suite === 'train' ? { ...req.train, variants: trainVariants(req.train?.variants, TRAIN_VARIANTS) } : undefined;
+        const configs = train ? await writeTrainConfigs(suiteDir, train.variants) : undefined;
         const res = await runSuite({
           python,
           suite,
           device: req.device,
           quick: req.quick,
           threads: req.threads,
+          train,
           workDir: suiteDir,
           configs,
           onProgress: req.onProgress,
@@ -154,7 +173,7 @@ export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
           });
         }
         report.suites[suite] = res;
-        const bad = suite === 'module' ? checkModule(res) : undefined;
+        const bad = suite === 'module' ? checkModule(res) : suite === 'train' ? checkTrain(res) : undefined;
         if (bad) {
           report.failures.push(bad);
           report.ok = false;

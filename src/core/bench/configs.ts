@@ -8,18 +8,20 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { BACKBONE_NAMES } from '../experiment.js';
 import { MkeyError } from '../../utils/errors.js';
 import { packageRoot } from '../../utils/paths.js';
 
-/** Variant names of the train suite (CLI backbone names), in order; Swin-T first (the baseline). */
-export const TRAIN_VARIANTS = ['swin-t', 'swin-t-spatialk', 'swin-t-kua', 'swin-t-simplek', 'swin-t-vanillak'] as const;
+/** Variant names of the train suite (CLI backbone names, experiment.ts), in order; Swin-T first (the baseline). */
+export const TRAIN_VARIANTS: readonly string[] = BACKBONE_NAMES;
+export const TRAIN_BASELINE = 'swin-t';
 export const TRAIN_CHARTS = 8;
 
-/** Writes `<dir>/<variant>.py` for every variant and `<dir>/configs.json`; returns the latter's path. */
-export async function writeTrainConfigs(dir: string): Promise<string> {
+/** Writes `<dir>/<variant>.py` for every variant (default: all) and `<dir>/configs.json`; returns the latter's path. */
+export async function writeTrainConfigs(dir: string, variants: readonly string[] = TRAIN_VARIANTS): Promise<string> {
   const cli = join(packageRoot, 'bin', 'mkey-det.js');
   const map: Record<string, string> = {};
-  for (const variant of TRAIN_VARIANTS) {
+  for (const variant of variants) {
     const out = join(dir, `${variant}.py`);
     const args = [cli, 'config', '--backbone', variant, '--data', 'demo', '--out', out, '--force', '--json'];
     if (variant !== 'swin-t') args.push('--charts', String(TRAIN_CHARTS));

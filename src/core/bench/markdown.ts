@@ -28,7 +28,9 @@ function machineSection(report: BenchReport): string {
       .map(([name, r]) => `${name} ${num(r!.machine.matmul_peak!.gflops_median, 1)} (best ${num(r!.machine.matmul_peak!.gflops_best, 1)})`);
     if (peaks.length) lines.push(`- float32 torch.mm GFLOP/s at the start of each suite (median of ${py.matmul_peak?.n ?? 2048}^2 products): ${peaks.join(', ')}`);
   }
-  lines.push(`- Node ${n.version}, onnxruntime-node ${n.onnxruntime_node ?? 'n/a'}; device ${report.device}${report.quick ? '; --quick' : ''}`);
+  const gpu = py?.cuda;
+  if (gpu) lines.push(`- GPU: ${gpu.name} (${num(gpu.total_memory_gib, 1)} GiB, compute capability ${gpu.capability}), CUDA ${gpu.cuda ?? '?'}`);
+  lines.push(`- Node ${n.version}, onnxruntime-node ${n.onnxruntime_node ?? 'n/a'} (CPU); device ${report.device}${report.quick ? '; --quick' : ''}`);
   lines.push(`- load average (1/5/15 min): before ${load(report.machine.loadavg_before)}, after ${load(report.machine.loadavg_after)}`);
   return lines.join('\n');
 }
@@ -114,28 +116,58 @@ export function backboneMarkdown(res: SuiteResult): string {
   ].join('\n');
 }
 
+/** One line naming what the suite ran on: the GPU (name, memory, capability), torch and CUDA; or the CPU. */
+export function deviceLine(res: SuiteResult): string {
+  const m = res.machine;
+  const torch = `torch ${m.versions?.torch ?? '?'}`;
+  if (m.cuda) return `Device: ${m.cuda.name} (${num(m.cuda.total_memory_gib, 1)} GiB, compute capability ${m.cuda.capability}), ${torch}, CUDA ${m.cuda.cuda ?? '?'}`;
+  return `Device: CPU ${m.cpu_model ?? 'unknown'} (${m.torch_threads} torch threads), ${torch}`;
+}
+
 export function trainMarkdown(res: SuiteResult): string {
   const rows = res.rows as TrainRow[];
   const s = res.settings;
-  const body = rows.map((r) => [
-    r.variant,
-    `${num(r.step_s.median, 2)} (${num(r.step_s.q1, 2)}-${num(r.step_s.q3, 2)})`,
-    num(r.peak_rss_mib / 1024, 2),
-    num(r.train_rss_increase_mib === null ? null : r.train_rss_increase_mib / 1024, 2),
-    mega(r.params),
-    x(r.ratios.time),
-    x(r.ratios.peak_rss),
-    x(r.ratios.train_rss_increase),
-    x(r.ratios.flops_backbone),
-    x(r.ratios.flops_detector),
-    r.losses_finite ? 'yes' : 'NO',
-  ]);
+  const gpu = res.device.startsWith('cuda') || rows.some((r) => r.peak_mem_kind === 'cuda_max_allocated');
+  const memName = gpu ? 'peak GPU mem [GiB]' : 'peak RSS [GiB]';
+  const body = rows.map((r) => {
+    const head = [r.variant, String(r.batch), r.precision];
+    if (r.error || !r.step_s) return [...head, `error: ${r.error ?? 'no timing'}`, '', '', '', '', ...(gpu ? ['', ''] : ['', '', '', '', ''])];
+    const rt = r.ratios;
+    const mem = r.peak_mem_gib ?? (r.peak_rss_mib === undefined ? null : r.peak_rss_mib / 1024);
+    const added = r.train_rss_increase_mib === null || r.train_rss_increase_mib === undefined ? null : r.train_rss_increase_mib / 1024;
+    return [
+      ...head,
+      `${num(r.step_s.median, 3)} (${num(r.step_s.q1, 3)}-${num(r.step_s.q3, 3)})`,
+      num(r.images_per_s, 1),
+      num(mem, 2),
+      x(rt?.time),
+      x(rt?.memory ?? (gpu ? null : rt?.peak_rss)),
+      ...(gpu ? [] : [num(added, 2), x(rt?.train_rss_increase)]),
+      x(rt?.flops_backbone),
+      ...(gpu ? [] : [x(rt?.flops_detector)]),
+      r.losses_finite ? 'yes' : 'NO',
+    ];
+  });
+  const header = ['variant', 'batch', 'precision', 'step [s] median (IQR)', 'images/s', memName, 'time x Swin-T', 'memory x Swin-T'];
+  if (!gpu) header.push('RSS added by training [GiB]', 'added RSS x');
+  header.push('FLOPs x backbone', ...(gpu ? [] : ['FLOPs x detector']), 'finite loss');
+  const setting = s ? `${s.size}x${s.size} synthetic images, median of ${s.steps} steps after ${s.warmup} warm-up` : '';
+  const notes = [
+    `Ratios are variant / Swin-T at the same batch and precision. fp16/bf16: mmengine's AmpOptimWrapper (as \`tools/train.py --amp\` / \`mkey-det train --amp\`). images/s = batch / median step.`,
+    gpu
+      ? 'Peak GPU memory = torch.cuda.max_memory_allocated during the pair\'s steps (reset before each pair; one process per variant). FLOPs: the backbone in its training order (fast), counted on a CPU copy; the detector is not counted on CUDA.'
+      : "Each (variant, batch, precision) runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector's inference forward (Swin-T counted, other variants = its rest + their backbone).",
+  ];
+  if (res.oom?.length) notes.push(`Out of GPU memory: ${res.oom.join(', ')}.`);
+  for (const note of new Set(rows.map((r) => r.note).filter((n): n is string => !!n))) notes.push(`Note: ${note}.`);
   return [
-    `## train: one Mask R-CNN + FPN training step (${s ? `${s.batch} image(s) of ${s.size}x${s.size}, median of ${s.steps} steps after ${s.warmup} warm-up` : ''})`,
+    `## train: one Mask R-CNN + FPN training step (${setting})`,
     '',
-    table(['variant', 'step [s] median (IQR)', 'peak RSS [GiB]', 'RSS added by training [GiB]', 'params [M]', 'time x', 'peak RSS x', 'added RSS x', 'FLOPs x backbone', 'FLOPs x detector', 'finite loss'], body),
+    deviceLine(res),
     '',
-    'Ratios are variant / Swin-T. Each variant runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector\'s inference forward (Swin-T counted, other variants = its rest + their backbone).',
+    table(header, body),
+    '',
+    ...notes,
   ].join('\n');
 }
 

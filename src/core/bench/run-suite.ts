@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { pythonShimDir } from '../../utils/paths.js';
-import type { BenchDevice, BenchProgress, BenchSuite, SuiteResult } from './types.js';
+import type { BenchDevice, BenchProgress, BenchSuite, SuiteResult, TrainOptions } from './types.js';
 
 export interface SuiteRequest {
   python: string;
@@ -23,6 +23,8 @@ export interface SuiteRequest {
   workDir: string;
   /** train suite: JSON file `{variant: config path}`. */
   configs?: string;
+  /** train suite: what to run (unset values: the device's defaults, chosen by the Python side). */
+  train?: TrainOptions;
   onProgress?: (p: BenchProgress) => void;
   /** Called once with a function that stops the child (Ctrl-C handling). */
   onChild?: (stop: () => void) => void;
@@ -39,12 +41,24 @@ function logTail(path: string, lines = 5): string {
   return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** The train suite's arguments of `python -m mkey_det.bench` (only what was given). */
+export function trainArgs(t: TrainOptions): string[] {
+  const args: string[] = [];
+  if (t.variants?.length) args.push('--variants', t.variants.join(','));
+  if (t.batchSizes?.length) args.push('--batch-sizes', t.batchSizes.join(','));
+  if (t.precisions?.length) args.push('--precisions', t.precisions.join(','));
+  if (t.size !== undefined) args.push('--size', String(t.size));
+  if (t.steps !== undefined) args.push('--steps', String(t.steps));
+  return args;
+}
+
 export async function runSuite(req: SuiteRequest): Promise<SuiteResult> {
   const logPath = join(req.workDir, `${req.suite}.log`);
   const log = createWriteStream(logPath, { flags: 'w' });
   const args = ['-m', 'mkey_det.bench', '--suite', req.suite, '--device', req.device, '--work-dir', req.workDir];
   if (req.quick) args.push('--quick');
   if (req.configs) args.push('--configs', req.configs);
+  if (req.suite === 'train' && req.train) args.push(...trainArgs(req.train));
   const env: Record<string, string> = {
     PYTHONUNBUFFERED: '1',
     PYTHONWARNINGS: process.env.PYTHONWARNINGS ?? QUIET_PYTHON_WARNINGS,

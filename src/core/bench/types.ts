@@ -9,6 +9,28 @@ export const SUITE_CHOICES = [...BENCH_SUITES, 'all'] as const;
 export type SuiteChoice = (typeof SUITE_CHOICES)[number];
 export const BENCH_DEVICES = ['cpu', 'cuda'] as const;
 export type BenchDevice = (typeof BENCH_DEVICES)[number];
+/** Training precisions of the train suite: fp32, or mmengine's AmpOptimWrapper with float16/bfloat16 (CUDA only). */
+export const BENCH_PRECISIONS = ['fp32', 'fp16', 'bf16'] as const;
+export type BenchPrecision = (typeof BENCH_PRECISIONS)[number];
+
+/** What the train suite runs (given values; the rest are the device's defaults, see TRAIN_DEFAULTS). */
+export interface TrainOptions {
+  /** Backbone names (BACKBONE_NAMES); swin-t is always added first (the baseline of the ratios). */
+  variants?: string[];
+  batchSizes?: number[];
+  precisions?: BenchPrecision[];
+  /** Side of the square synthetic images. */
+  size?: number;
+  /** Timed steps. */
+  steps?: number;
+}
+
+/** The train suite's defaults per device (mirrors mkey_det.bench.train.DEFAULTS; --quick has its own). */
+export const TRAIN_DEFAULTS: Record<BenchDevice, { batchSizes: number[]; precisions: BenchPrecision[]; size: number; warmup: number; steps: number }> = {
+  cpu: { batchSizes: [2], precisions: ['fp32'], size: 384, warmup: 1, steps: 3 },
+  // fp16, not bf16: mmcv 2.1.0's RoIAlign CUDA kernel has no bfloat16 (Mask R-CNN under bf16 autocast fails there)
+  cuda: { batchSizes: [2, 8], precisions: ['fp32', 'fp16'], size: 1024, warmup: 3, steps: 8 },
+};
 
 /** Distribution of repeated timings (seconds), as `mkey_det.bench.common.stats` gives it. */
 export interface TimeStats {
@@ -51,6 +73,8 @@ export interface PythonMachine {
   loadavg_after?: number[] | null;
   versions: Record<string, string | null>;
   matmul_peak?: MatmulPeak;
+  /** --device cuda: the GPU (mkey_det.bench.common.machine_info). */
+  cuda?: { name: string; total_memory_gib: number; capability: string; cuda: string | null };
   [key: string]: unknown;
 }
 
@@ -139,6 +163,9 @@ export interface OnnxJob {
 export interface TrainRatios {
   time: number | null;
   time_min: number | null;
+  images_per_s?: number | null;
+  /** Peak memory ratio: CUDA max_memory_allocated on cuda, peak RSS on cpu. */
+  memory?: number | null;
   peak_rss: number | null;
   train_rss_increase: number | null;
   params: number | null;
@@ -147,20 +174,41 @@ export interface TrainRatios {
   flops_detector: number | null;
 }
 
+/** One (variant, batch, precision) of the train suite; `error` set (and no timings) when it failed, e.g. "CUDA out of memory". */
 export interface TrainRow {
   variant: string;
   key_type: string;
   charts: number | null;
   batch: number;
+  precision: BenchPrecision;
   size: number;
-  step_s: TimeStats;
-  peak_rss_mib: number;
-  rss_before_steps_mib: number | null;
-  train_rss_increase_mib: number | null;
-  params: number;
-  losses_finite: boolean;
-  ratios: TrainRatios;
+  error?: string;
+  /** An explanation of a known error (e.g. bf16 in mmcv's roi_align). */
+  note?: string;
+  step_s?: TimeStats;
+  images_per_s?: number | null;
+  /** GiB: CUDA max_memory_allocated (peak_mem_kind 'cuda_max_allocated') or the process's peak RSS ('rss'). */
+  peak_mem_gib?: number;
+  peak_mem_kind?: 'cuda_max_allocated' | 'rss';
+  cuda_peak_allocated_mib?: number;
+  cuda_peak_reserved_mib?: number;
+  peak_rss_mib?: number;
+  rss_before_steps_mib?: number | null;
+  train_rss_increase_mib?: number | null;
+  params?: number;
+  losses_finite?: boolean;
+  optim_wrapper?: string | null;
+  ratios: TrainRatios | null;
   loadavg: number[] | null;
+}
+
+export interface TrainSettings {
+  variants: string[];
+  batch_sizes: number[];
+  precisions: BenchPrecision[];
+  size: number;
+  warmup: number;
+  steps: number;
 }
 
 export interface SuiteResult {
@@ -177,7 +225,11 @@ export interface SuiteResult {
   matmul_peak_before?: MatmulPeak;
   matmul_peak_after?: MatmulPeak;
   /** train suite */
-  settings?: { batch: number; size: number; warmup: number; steps: number };
+  settings?: TrainSettings;
+  /** train suite: failures other than CUDA out of memory (the suite then fails) */
+  errors?: string[];
+  /** train suite: the (variant, batch, precision) rows that ran out of GPU memory */
+  oom?: string[];
   [key: string]: unknown;
 }
 
