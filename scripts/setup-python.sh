@@ -91,7 +91,7 @@ if torch.cuda.is_available():
 EOF
 }
 if [ $cuda = 1 ] && [ -z "$cuda_arch" ] && [ -x "$torch_py" ]; then cuda_arch="$(detect_arch "$torch_py")"; fi
-want="$(cat "$lock" python_shim/pyproject.toml "$0" | sha256sum | cut -c1-16)-cuda$cuda-$torch_mode-[$( [ -x "$torch_py" ] && torch_id "$torch_py")]-[$cuda_arch]-[${mmcv_wheel##*/}]"
+want="$(cat "$lock" python_shim/pyproject.toml "$0" | sha256sum | cut -c1-16)-cuda$cuda-$torch_mode-[$( [ -x "$torch_py" ] && torch_id "$torch_py" || true)]-[$cuda_arch]-[${mmcv_wheel##*/}]"
 if [ $force = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "$core_probe" 2>/dev/null; then
   say "up to date ($venv)"
   exit 0
