@@ -179,6 +179,27 @@ describe('mkey-det config (CLI)', () => {
     expect(cfg.stderr).toContain('invalid --cfg-options "not a key=1"');
   });
 
+  it('refuses --cfg-options keys that would load code, and keywords as keys, naming the key', async () => {
+    // A _base_ or custom_imports pointing at this file would execute it and create the marker.
+    const marker = join(tmp, 'base-marker');
+    const evil = join(tmp, 'evil_base.py');
+    writeFileSync(evil, `open(${JSON.stringify(marker)}, 'w').write('ran')\n`);
+    const out = join(tmp, 'refused.py');
+    for (const [option, message] of [
+      [`_base_=${evil}`, '--cfg-options key "_base_" is refused: it makes mmengine load code'],
+      [`custom_imports.imports=[${JSON.stringify(evil)}]`, '--cfg-options key "custom_imports.imports" is refused'],
+      ['model.__class__=1', '--cfg-options key "model.__class__" is refused'],
+      ['class=1', '--cfg-options key "class": "class" is a Python keyword'],
+      ['model.backbone.lambda=1', '"lambda" is a Python keyword'],
+    ] as const) {
+      const res = await runCli(['config', '--data', 'coco', '--cfg-options', option, '--out', out]);
+      expect(res.exitCode, option).toBe(2);
+      expect(res.stderr.trim().split('\n')[0]).toContain(message);
+    }
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it('does not overwrite an existing --out without --force', async () => {
     const out = join(tmp, 'exists.py');
     writeFileSync(out, '# mine\n');

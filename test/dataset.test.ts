@@ -46,7 +46,8 @@ function makeCoco(opts: { train?: number; val?: number } = {}): string {
       const file_name = `${String(i).padStart(12, '0')}.png`;
       writeFileSync(join(root, split, file_name), PNG_1X1);
       images.push({ id: i, file_name, width: 1, height: 1 });
-      annotations.push({ id: i, image_id: i, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: [[0, 0, 1, 0, 1, 1]] });
+      // both categories used: a train category without annotations is refused
+      annotations.push({ id: i, image_id: i, category_id: 2 - (i % 2), bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: [[0, 0, 1, 0, 1, 1]] });
     }
     writeAnn(root, split, { images, annotations, categories });
   }
@@ -157,7 +158,11 @@ describe('resolveDataset: directories', () => {
 
   it('rejects train and val with different categories', async () => {
     const root = makeCoco();
-    writeAnn(root, 'val2017', { images: [], annotations: [], categories: [{ id: 1, name: 'cat' }] });
+    writeAnn(root, 'val2017', {
+      images: [{ id: 1, file_name: '000000000001.png', width: 1, height: 1 }],
+      annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 1, 1], area: 1, iscrowd: 0, segmentation: [[0, 0, 1, 0, 1, 1]] }],
+      categories: [{ id: 1, name: 'cat' }],
+    });
     expect(await badInput(root)).toMatch(/^categories differ between .*instances_train2017\.json \(2: cat, dog\) and .*instances_val2017\.json \(1: cat\)/);
   });
 });

@@ -7,9 +7,8 @@ import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, repoRoot, runCli } from './helpers/cli.js';
+import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli } from './helpers/cli.js';
 
-const python = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
 let tmp: string;
 let data: string;
 
@@ -19,20 +18,11 @@ const readJsonLines = (p: string) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 const readRun = (wd: string) => JSON.parse(readFileSync(join(wd, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const small = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mkey-train-'));
-  data = join(tmp, 'tiny');
-  await execa(python, ['-m', 'mkey_det.data.demo', '--out', data, '--num-train', '4', '--num-val', '2', '--image-size', '128']);
+  data = await makeTinyDataset(join(tmp, 'tiny'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

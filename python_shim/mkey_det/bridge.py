@@ -27,6 +27,7 @@ ENTRIES: dict[str, str] = {
     'selftest.raise': 'mkey_det.bridge:_selftest_raise',
     'selftest.nan': 'mkey_det.bridge:_selftest_nan',
     'runs.preflight': 'mkey_det.runs:preflight',
+    'runs.check_checkpoint': 'mkey_det.runs:check_checkpoint',
     'runs.tools_dir': 'mkey_det.runs:mmdet_tools_dir',
     'config.summary': 'mkey_det.runs:load_config_summary',
     'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',

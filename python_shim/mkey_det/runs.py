@@ -80,3 +80,82 @@ def load_config_summary(config_path: str) -> dict[str, Any]:
                           if isinstance(v, (str, int, float, bool)) or v is None},
         'custom_imports': dict(cfg.get('custom_imports') or {}),
     }
+
+
+def _variant_of(cfg_text: str) -> str:
+    """'spatialk, 8 charts' from a config's text (a checkpoint's ``meta.cfg``); '?' when unknown."""
+    import re
+
+    key = re.search(r"key_type\s*=\s*'(\w+)'", cfg_text or '')
+    charts = re.search(r'num_charts\s*=\s*(\d+)', cfg_text or '')
+    if not key:
+        return 'linear (stock Swin-T)' if 'SwinTransformer' in (cfg_text or '') else '?'
+    return key.group(1) + (f', {charts.group(1)} charts' if charts and key.group(1) != 'linear' else '')
+
+
+def _load_error(path: str, exc: BaseException) -> str:
+    """What a checkpoint file is, in one line, from torch's load error (never torch's advice to
+    turn the safe loader off: a checkpoint that needs it could run code)."""
+    import re
+
+    text = str(exc)
+    name = os.path.basename(path)
+    glob = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
+    if glob:
+        return (f'checkpoint {name} holds a pickled object the safe loader refuses ({glob.group(1)}): '
+                'not loaded, since loading it could run code')
+    if 'central directory' in text or 'zip archive' in text or isinstance(exc, EOFError) or 'Ran out of input' in text:
+        return f'checkpoint {name} is not a complete PyTorch checkpoint (truncated, or not a checkpoint file)'
+    if 'invalid load key' in text or 'UnpicklingError' in type(exc).__name__ or isinstance(exc, KeyError):
+        return f'checkpoint {name} is not a PyTorch checkpoint'
+    return f'checkpoint {name} cannot be read: {type(exc).__name__}: {text.splitlines()[0] if text else ""}'
+
+
+def check_checkpoint(config_path: str, checkpoint_path: str) -> dict[str, Any]:
+    """Checks that a checkpoint's weights fit the model a config builds, key for key and shape for
+    shape, before an evaluation loads it (MMDetection's tools/test.py loads non-strictly and would
+    report AP of randomly initialised layers). Raises ValueError with one line naming the first
+    missing, unexpected or mis-shaped keys and both variants.
+
+    Returns ``dict(tensors=N)`` when everything fits.
+    """
+    import torch
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import mkey_det  # noqa: F401  (registers the backbones; allow-lists mmengine's checkpoint classes)
+
+    if not os.path.isfile(checkpoint_path):
+        raise ValueError(f'checkpoint {checkpoint_path} is not a regular file')
+    register_all_modules()
+    cfg = Config.fromfile(config_path)
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone['init_cfg'] = None
+    expected = MODELS.build(model_cfg).state_dict()
+    try:
+        ckpt = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - turned into one line
+        raise ValueError(_load_error(checkpoint_path, exc)) from None
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f'checkpoint {os.path.basename(checkpoint_path)} holds no state dict of tensors')
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        meta_cfg = (ckpt.get('meta') or {}).get('cfg', '') if isinstance(ckpt, dict) else ''
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing (first: {", ".join(missing[:3])})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected (first: {", ".join(unexpected[:3])})')
+        if shapes:
+            k = shapes[0]
+            parts.append(f'{len(shapes)} of another shape (first: {k} {list(state[k].shape)} '
+                         f'vs {list(expected[k].shape)})')
+        raise ValueError(
+            f'checkpoint {os.path.basename(checkpoint_path)} does not fit the config\'s model '
+            f'(config: {_variant_of(cfg.pretty_text)}; checkpoint: {_variant_of(meta_cfg)}): '
+            + '; '.join(parts))
+    return {'tensors': len(expected)}

@@ -1,7 +1,6 @@
 /** Options shared by `config` and `train`: how an experiment is described on the command line. */
 import { Command, Option } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import {
   BACKBONE_NAMES,
@@ -15,10 +14,20 @@ import {
   parseDataSpec,
   type Experiment,
 } from '../core/experiment.js';
-import { BadInputError } from '../utils/errors.js';
+import { describePath } from '../core/dataset.js';
+import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/**
+ * Accepted sides of `--img-scale`, in pixels. Below 32 an image is smaller than one cell of the
+ * backbone's last stage (stride 32), so there is nothing left to detect on (and `0x0` reached
+ * MMDetection's resize as is); above 8192 one image alone needs far more memory than a GPU has
+ * for Swin-T + Mask R-CNN, so such a value is a typo (an extra digit) rather than a plan.
+ */
+export const IMG_SCALE_MIN = 32;
+export const IMG_SCALE_MAX = 8192;
 
 export function addExperimentOptions(cmd: Command): Command {
   return cmd
@@ -49,8 +58,21 @@ export const experimentOptionsSchema = z.object({
   amp: experimentFields.amp,
   imgScale: z
     .string()
-    .regex(/^\d{2,5}x\d{2,5}$/, 'expected WIDTHxHEIGHT in pixels, e.g. 512x512')
-    .transform((s) => s.split('x').map(Number) as [number, number])
+    .transform((s, ctx): [number, number] => {
+      const range = `${IMG_SCALE_MIN} to ${IMG_SCALE_MAX} pixels`;
+      const m = /^(\d+)x(\d+)$/.exec(s.trim());
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: `expected WIDTHxHEIGHT in pixels, each side ${range}, e.g. 512x512` });
+        return z.NEVER;
+      }
+      const [w, h] = [Number(m[1]), Number(m[2])];
+      if (![w, h].every((v) => v >= IMG_SCALE_MIN && v <= IMG_SCALE_MAX)) {
+        const accepted = `${IMG_SCALE_MIN}x${IMG_SCALE_MIN} to ${IMG_SCALE_MAX}x${IMG_SCALE_MAX}`;
+        ctx.addIssue({ code: 'custom', message: `each side must be ${range} (accepted: ${accepted}), e.g. 512x512` });
+        return z.NEVER;
+      }
+      return [w, h];
+    })
     .optional(),
   cfgOptions: z.array(z.string()).default([]),
 });
@@ -66,8 +88,17 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
   let pretrained = o.pretrained;
   if (pretrained !== undefined) {
     pretrained = resolve(pretrained);
-    if (opts.checkPaths && !existsSync(pretrained)) {
-      throw new BadInputError(`--pretrained ${JSON.stringify(o.pretrained)} does not exist`, 'give a local .pth file; nothing is downloaded');
+    const shown = quoteValue(o.pretrained);
+    // stat (following links), never open: torch.load on a FIFO waits forever for a writer, and on
+    // a directory fails deep inside the backbone's init_weights after the run has started.
+    const kind = describePath(pretrained, `--pretrained ${shown}`);
+    if (kind === undefined) {
+      if (opts.checkPaths) throw new BadInputError(`--pretrained ${shown} does not exist`, 'give a local .pth file; nothing is downloaded');
+    } else if (kind.kind !== 'file') {
+      // refused by `config` too: a path that exists here and is not a file is a mistake here
+      throw new BadInputError(`--pretrained ${shown} is ${kind.what}, not a checkpoint file (expected a local .pth file)`);
+    } else if (kind.size === 0) {
+      throw new BadInputError(`--pretrained ${shown} is empty (0 bytes; expected a local .pth checkpoint)`);
     }
   }
   let cfgOptions: [string, string][];

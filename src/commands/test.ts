@@ -11,6 +11,7 @@ const testOptionsSchema = z.object({
   config: z.string().optional(),
   workDir: z.string().optional(),
   gpus: intOption('--gpus', 0, 1024),
+  nonStrict: z.boolean().default(false),
   json: z.boolean().default(false),
   verbose: z.boolean().default(false),
 });
@@ -21,6 +22,7 @@ export const testCommand = new Command('test')
   .option('--config <file>', "the run's config (default: config.py next to the checkpoint)")
   .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
   .option('--gpus <n>', 'evaluate with n processes (GPUs) through torchrun; 0 = one process on whatever device torch sees', '0')
+  .option('--non-strict', "load the checkpoint even when its weights do not fit the config's model (MMDetection's default; the mismatch is only in the log)", false)
   .option('--json', 'print the result as JSON', false)
   .option('--verbose', "also stream MMDetection's own log", false)
   .addHelpText(

@@ -120,13 +120,40 @@ export function defaultSchedule(data: DataSpec): Schedule {
   return data.kind === 'demo' ? 'short' : '3x';
 }
 
+/**
+ * Top-level config keys that make mmengine load or run code from a file or module the value names
+ * (`_base_` reads and executes another config file; `custom_imports` imports modules). A value is
+ * always written as data, but these keys would turn data into code, so `--cfg-options` refuses them.
+ */
+export const CODE_LOADING_CFG_KEYS = ['_base_', 'custom_imports'] as const;
+
+/** Python's keywords: not valid as a name in a `dict(key=...)` call, the form a config is written in. */
+const PYTHON_KEYWORDS = new Set(
+  ('False None True and as assert async await break class continue def del elif else except finally for from ' +
+    'global if import in is lambda nonlocal not or pass raise return try while with yield').split(' '),
+);
+
+/** A user value in a message: long ones shortened, so a 100 KB option does not flood the terminal. */
+const shown = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}… (${s.length} characters)` : s);
+
 /** Splits `a.b=c` pairs; the key must be a dotted identifier path (list indices allowed). */
 export function parseCfgOptionPairs(pairs: string[]): [string, string][] {
   return pairs.map((p) => {
     const eq = p.indexOf('=');
     const key = eq > 0 ? p.slice(0, eq) : '';
     if (!/^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\d+))*$/.test(key)) {
-      throw new Error(`invalid --cfg-options ${JSON.stringify(p)}: expected key=value with a dotted key such as model.backbone.drop_path_rate=0.1`);
+      throw new Error(`invalid --cfg-options ${shown(p)}: expected key=value with a dotted key such as model.backbone.drop_path_rate=0.1`);
+    }
+    const parts = key.split('.');
+    const top = parts[0]!;
+    if ((CODE_LOADING_CFG_KEYS as readonly string[]).includes(top) || parts.some((s) => /^__.*__$/.test(s))) {
+      throw new Error(
+        `--cfg-options key ${JSON.stringify(key)} is refused: it makes mmengine load code (${CODE_LOADING_CFG_KEYS.join(', ')} and dunder names are not accepted); values are data only`,
+      );
+    }
+    const keyword = parts.find((s) => PYTHON_KEYWORDS.has(s));
+    if (keyword) {
+      throw new Error(`--cfg-options key ${JSON.stringify(key)}: ${JSON.stringify(keyword)} is a Python keyword and cannot name a config field`);
     }
     return [key, p.slice(eq + 1)];
   });

@@ -2,15 +2,19 @@
  * A run directory (`--work-dir`): its status file, its events file, and the rule that a directory
  * holding a run is never overwritten without `--resume` or `--force`.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BadInputError } from '../utils/errors.js';
 
 export const RUN_FILE = 'mkey-run.json';
 export const EVENTS_FILE = 'mkey-events.jsonl';
 export const CONFIG_FILE = 'config.py';
+/** Held while a run is live: who supervises it and which process trains (see `acquireRunLock`). */
+export const LOCK_FILE = 'mkey-run.lock';
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted';
+/** `lost`: the file says `running` but no process of the run is alive (its supervisor was killed). */
+export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted' | 'lost';
 
 export interface RunRecord {
   status: RunStatus;
@@ -44,18 +48,119 @@ export function writeRunRecord(workDir: string, record: RunRecord): void {
 /** Whether `dir` already holds (part of) a run: ours or a plain MMDetection one. */
 export function holdsRun(dir: string): boolean {
   if (!existsSync(dir)) return false;
-  return readdirSync(dir).some((f) => f === RUN_FILE || f === EVENTS_FILE || f === 'last_checkpoint' || f.endsWith('.pth'));
+  return readdirSync(dir).some((f) => f === RUN_FILE || f === EVENTS_FILE || f === LOCK_FILE || f === 'last_checkpoint' || f.endsWith('.pth'));
+}
+
+export interface RunLock {
+  /** The mkey-det CLI that supervises the run. */
+  supervisor: number;
+  /** The process that trains (MMDetection's tools/train.py, torchrun or srun), once started. */
+  trainer?: number;
+  host: string;
+  started: string;
+}
+
+function pidAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
+export function readRunLock(dir: string): RunLock | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as RunLock;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Prepares the work dir for a new run or a resumed one. Without `resume` or `force`, a dir that
- * holds a run is refused; with `force`, mkey-det's and mmengine's outputs are removed first.
+ * The live process of the run in `dir`, if any: its lock names a supervisor or trainer that is
+ * still alive on this host. A lock from another host counts as live (this host cannot tell).
  */
-export function prepareWorkDir(dir: string, opts: { resume: boolean; force: boolean }): void {
+export function liveRunProcess(dir: string): { pid: number; lock: RunLock } | undefined {
+  const lock = readRunLock(dir);
+  if (!lock) return undefined;
+  if (lock.host !== hostname()) return { pid: lock.trainer ?? lock.supervisor, lock };
+  for (const pid of [lock.trainer, lock.supervisor]) if (pid && pidAlive(pid)) return { pid, lock };
+  return undefined;
+}
+
+/**
+ * What a run's status really is: a status file that says `running` while no process named by its
+ * lock is alive (the CLI was killed hard, the machine rebooted) reads `lost`. Without a lock file
+ * (runs of older versions, copied folders) nothing can be told and the file's word stands.
+ */
+export function effectiveStatus<S extends string>(dir: string, record: { status?: S } | undefined): S | 'lost' | undefined {
+  if (!record) return undefined;
+  if (record.status === 'running' && readRunLock(dir) && !liveRunProcess(dir)) return 'lost';
+  return record.status;
+}
+
+function refuseLiveRun(dir: string): void {
+  const live = liveRunProcess(dir);
+  if (live) {
+    throw new BadInputError(
+      `--work-dir ${JSON.stringify(dir)} holds a live run (pid ${live.pid} on ${live.lock.host}, started ${live.lock.started})`,
+      'wait for it, stop it (Ctrl-C in its terminal, or kill -TERM the pid), or pick another --work-dir',
+    );
+  }
+}
+
+/**
+ * Takes the work dir's run lock, atomically (O_EXCL): of two commands started together exactly one
+ * gets it. A stale lock (no live process) is replaced. Returns the functions that record the
+ * trainer's pid and release the lock.
+ */
+export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefined) => void; release: () => void } {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, LOCK_FILE);
+  const lock: RunLock = { supervisor: process.pid, host: hostname(), started: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, JSON.stringify(lock) + '\n');
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
+        refuseLiveRun(dir);
+        throw err;
+      }
+      refuseLiveRun(dir);
+      rmSync(path, { force: true }); // stale: its processes are gone
+    }
+  }
+  const write = () => {
+    writeFileSync(path + '.tmp', JSON.stringify(lock) + '\n');
+    renameSync(path + '.tmp', path);
+  };
+  return {
+    setTrainer: (pid) => {
+      lock.trainer = pid;
+      write();
+    },
+    release: () => {
+      const current = readRunLock(dir);
+      if (current?.supervisor === process.pid) rmSync(path, { force: true });
+    },
+  };
+}
+
+/**
+ * Checks, without changing anything, that `dir` may receive a new run (or resume one): refuses a
+ * dir holding a run without `resume`/`force`, a live run in any case, and `resume` without a
+ * checkpoint. Runs before anything is written.
+ */
+export function checkWorkDir(dir: string, opts: { resume: boolean; force: boolean }): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
     throw new BadInputError(`--work-dir ${JSON.stringify(dir)} exists and is not a directory`);
   }
-  const has = holdsRun(dir);
+  refuseLiveRun(dir);
   if (opts.resume) {
     if (!existsSync(join(dir, 'last_checkpoint'))) {
       throw new BadInputError(
@@ -65,13 +170,20 @@ export function prepareWorkDir(dir: string, opts: { resume: boolean; force: bool
     }
     return;
   }
-  if (has && !opts.force) {
+  if (holdsRun(dir) && !opts.force) {
     throw new BadInputError(
       `--work-dir ${JSON.stringify(dir)} already holds a run; refusing to overwrite it`,
       'add --resume to continue it, --force to start over (deletes its checkpoints and logs), or pick another --work-dir',
     );
   }
-  if (has && opts.force) {
+}
+
+/**
+ * Prepares the work dir for a new run or a resumed one, after `checkWorkDir` passed and the lock is
+ * held: with `force`, mkey-det's and mmengine's outputs of the previous run are removed.
+ */
+export function prepareWorkDir(dir: string, opts: { resume: boolean; force: boolean }): void {
+  if (!opts.resume && opts.force && existsSync(dir)) {
     for (const f of readdirSync(dir)) {
       if (f === RUN_FILE || f === EVENTS_FILE || f === 'last_checkpoint' || f.endsWith('.pth') || /^\d{8}_\d{6}$/.test(f)) {
         rmSync(join(dir, f), { recursive: true, force: true });
@@ -82,7 +194,7 @@ export function prepareWorkDir(dir: string, opts: { resume: boolean; force: bool
 }
 
 export interface RunEvent {
-  event: 'start' | 'iter' | 'val' | 'test' | 'checkpoint' | 'end' | 'error';
+  event: 'start' | 'iter' | 'val' | 'test' | 'checkpoint' | 'stopped' | 'end' | 'error';
   time: string;
   [key: string]: unknown;
 }

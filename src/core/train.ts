@@ -3,7 +3,8 @@
  * MMDetection's own tools/train.py or tools/test.py as a child process, watch the events file,
  * and leave the run directory in a state that says honestly how the run ended.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { withBridge, PythonError, QUIET_PYTHON_WARNINGS } from '../python/bridge.js';
@@ -19,6 +20,8 @@ import {
   CONFIG_FILE,
   EVENTS_FILE,
   EventTail,
+  acquireRunLock,
+  checkWorkDir,
   prepareWorkDir,
   readRunRecord,
   writeRunRecord,
@@ -79,13 +82,29 @@ async function preflight(configPath: string, gpus: number): Promise<Preflight> {
   }
 }
 
+/** Refuses a checkpoint whose weights do not fit the config's model (tools/test.py would load it non-strictly). */
+async function checkCheckpoint(configPath: string, checkpoint: string): Promise<void> {
+  try {
+    await withBridge((b) => b.call('runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint }, { timeoutMs: 600_000 }));
+  } catch (err) {
+    if (err instanceof PythonError && err.pythonType === 'ValueError') {
+      const message = err.message.replace(/^\w+Error: /, '');
+      const mismatch = message.includes('does not fit');
+      throw new BadInputError(message, mismatch ? 'evaluate it with the config it was trained with (--config), or pass --non-strict to load what fits' : undefined);
+    }
+    throw err;
+  }
+}
+
 /**
  * Starts a launch plan as a child process whose combined output goes to `logPath` (and to stderr
  * with `verbose`); mmengine writes its own log too, this one also catches crashes before it starts.
  */
-function spawnLogged(plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
+function spawnLogged(python: string, plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
   const log = createWriteStream(logPath, { flags });
-  const child = execa(plan.command, plan.args, {
+  // The guard ends the child when this CLI dies, even by SIGKILL (python_shim/mkey_det/launch_guard.py).
+  const guarded = ['-m', 'mkey_det.launch_guard', '--supervisor', String(process.pid), '--', plan.command, ...plan.args];
+  const child = execa(python, guarded, {
     reject: false,
     all: true,
     buffer: false,
@@ -170,18 +189,70 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   const python = await checkInterpreter();
   const configPath = join(workDir, CONFIG_FILE);
 
-  prepareWorkDir(workDir, { resume: req.resume, force: req.force });
+  // Every check runs before anything is written into the work dir: a refused command leaves it as
+  // it was. The new config is checked from a scratch copy.
+  checkWorkDir(workDir, { resume: req.resume, force: req.force });
+  let configText: string | undefined;
   if (req.resume) {
     if (!existsSync(configPath)) throw new BadInputError(`--resume: ${configPath} is missing; cannot resume this run`);
     logger.info(`resuming ${workDir} with its own ${CONFIG_FILE} (backbone and schedule flags are ignored)`);
   } else {
     const layout = await datasetLayout(exp, { check: true });
-    writeFileSync(configPath, renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION }));
+    configText = renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION });
   }
-  const pre = await preflight(configPath, req.topology.gpus);
+  const scratch = mkdtempSync(join(tmpdir(), 'mkey-preflight-'));
+  let pre: Preflight;
+  try {
+    const checked = configText === undefined ? configPath : join(scratch, CONFIG_FILE);
+    if (configText !== undefined) writeFileSync(checked, configText);
+    pre = await preflight(checked, req.topology.gpus);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
   if (exp.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${exp.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
   if (exp.amp && !pre.amp_dtypes.includes(exp.amp)) {
     throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
+  }
+
+  // All checks passed: take the work dir (one live run at most), then write.
+  const lock = acquireRunLock(workDir);
+  process.once('exit', lock.release);
+  try {
+    return await runTraining(req, { workDir, configPath, configText, python, pre, started, lock });
+  } finally {
+    lock.release();
+    process.off('exit', lock.release);
+  }
+}
+
+/** A config.py the tool did not write is kept: moved aside, and said so. */
+function keepForeignConfig(configPath: string): void {
+  if (!existsSync(configPath)) return;
+  const text = readFileSync(configPath, 'utf8');
+  if (text.includes('mkey_experiment')) return; // written by mkey-det: replaced by the new one
+  const backup = `${configPath}.user-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(configPath, backup);
+  logger.warn(`${configPath} was not written by mkey-det: kept as ${backup}`);
+}
+
+async function runTraining(
+  req: TrainRequest,
+  ctx: {
+    workDir: string;
+    configPath: string;
+    configText: string | undefined;
+    python: string;
+    pre: Preflight;
+    started: number;
+    lock: ReturnType<typeof acquireRunLock>;
+  },
+): Promise<RunResult> {
+  const { workDir, configPath, configText, python, pre, started, lock } = ctx;
+  const exp = req.experiment;
+  prepareWorkDir(workDir, { resume: req.resume, force: req.force });
+  if (configText !== undefined) {
+    keepForeignConfig(configPath);
+    writeFileSync(configPath, configText);
   }
 
   const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : [])];
@@ -211,8 +282,9 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   const events = new EventTail(join(workDir, EVENTS_FILE));
   events.poll(); // on --resume, skip the previous launch's events
   const logPath = join(workDir, 'mkey-train.log');
-  const { child, closeLog } = spawnLogged(plan, logPath, 'a', req.verbose);
+  const { child, closeLog } = spawnLogged(python, plan, logPath, 'a', req.verbose);
   record.pid = child.pid;
+  lock.setTrainer(child.pid);
   writeRunRecord(workDir, record);
 
   let metrics: Record<string, number | null> | undefined;
@@ -251,6 +323,8 @@ export interface TestRequest {
   workDir?: string;
   /** Processes (GPUs) on this node; 0 or 1 = one process. */
   gpus: number;
+  /** Skip the key-for-key check of the checkpoint against the config's model. */
+  nonStrict: boolean;
   progress: ProgressMode;
   verbose: boolean;
 }
@@ -262,14 +336,18 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   if (!existsSync(checkpoint)) {
     throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} does not exist`, 'give a .pth file written by mkey-det train (e.g. <work-dir>/epoch_12.pth)');
   }
+  // A FIFO or a device would make the reader wait forever: only regular files are opened.
+  if (!statSync(checkpoint).isFile()) throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} is not a regular file`);
   const configPath = resolve(req.config ?? join(dirname(checkpoint), CONFIG_FILE));
   if (!existsSync(configPath)) {
     throw new BadInputError(`no config for ${basename(checkpoint)}: ${configPath} does not exist`, 'pass --config <config.py>');
   }
+  if (!statSync(configPath).isFile()) throw new BadInputError(`--config ${JSON.stringify(configPath)} is not a regular file`);
   const python = await checkInterpreter();
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
   mkdirSync(workDir, { recursive: true });
   const pre = await preflight(configPath, req.gpus);
+  if (!req.nonStrict) await checkCheckpoint(configPath, checkpoint);
   const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
     ...DEFAULT_TOPOLOGY,
     gpus: req.gpus,
@@ -278,7 +356,7 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   const eventsPath = join(workDir, EVENTS_FILE);
   const events = new EventTail(eventsPath);
   events.poll();
-  const { child, closeLog } = spawnLogged(plan, logPath, 'w', req.verbose);
+  const { child, closeLog } = spawnLogged(python, plan, logPath, 'w', req.verbose);
   let metrics: Record<string, number | null> | undefined;
   const view = new ProgressView(req.progress === 'bar' ? 'lines' : req.progress, logger.info);
   const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {

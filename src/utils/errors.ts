@@ -60,3 +60,36 @@ export function handleError(err: unknown, opts: { json?: boolean; verbose?: bool
   }
   process.exit(e.exitCode);
 }
+
+/**
+ * A user value as it appears in a one-line message: the first `max` characters, then
+ * `… (N characters)`, so that a 100 KB option value or annotation field does not flood the
+ * terminal (or a log collector's line limit) and the error line stays readable.
+ */
+export function abbreviate(text: string, max = 80): string {
+  if (text.length <= max) return text;
+  let head = text.slice(0, max);
+  // do not cut a surrogate pair in half (it would print as a replacement character)
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return `${head}… (${text.length} characters)`;
+}
+
+/**
+ * A user value JSON-quoted for a message (so spaces, quotes and newlines stay visible on one line),
+ * shortened like `abbreviate`: `"abc…" (100000 characters)`.
+ */
+export function quoteValue(value: unknown, max = 80): string {
+  if (typeof value === 'string') {
+    if (value.length <= max) return JSON.stringify(value);
+    const short = abbreviate(value, max);
+    const cut = short.lastIndexOf('… (');
+    return `${JSON.stringify(short.slice(0, cut + 1))}${short.slice(cut + 1)}`;
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return abbreviate(text, max);
+}

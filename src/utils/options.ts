@@ -1,8 +1,12 @@
 /** Parses a command's raw commander options with its zod schema into a typed object. */
 import { z } from 'zod';
-import { BadInputError } from './errors.js';
+import { BadInputError, quoteValue } from './errors.js';
 
-/** Turns zod's first issue into one line naming the option, the bad value and what is accepted. */
+/**
+ * Turns zod's first issue into one line naming the option, the bad value and what is accepted.
+ * The value is shortened (first 80 characters, then `… (N characters)`): a 100 KB value pasted by
+ * mistake must not become a 100 KB error line.
+ */
 export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
@@ -10,7 +14,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown): z.in
   const key = issue.path.map(String).join('.');
   const flag = key ? `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}` : 'input';
   const value = key ? (raw as Record<string, unknown>)[String(issue.path[0])] : raw;
-  const shown = value === undefined ? '(missing)' : JSON.stringify(value);
+  const shown = value === undefined ? '(missing)' : quoteValue(value);
   throw new BadInputError(`invalid ${flag} ${shown}: ${issue.message}`);
 }
 

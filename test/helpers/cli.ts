@@ -10,3 +10,22 @@ export async function runCli(args: string[], opts: Options = {}) {
   const res = await execa('node', [cliPath, ...args], { reject: false, cwd: repoRoot, ...opts });
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout ?? ''), stderr: String(res.stderr ?? '') };
 }
+
+/** The interpreter the CLI uses in tests. */
+export const testPython = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
+
+/** Whether a process is alive (signal 0). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A tiny COCO-layout dataset (4 train, 2 val images of 128x128) from the demo generator. */
+export async function makeTinyDataset(out: string): Promise<string> {
+  await execa(testPython, ['-m', 'mkey_det.data.demo', '--out', out, '--num-train', '4', '--num-val', '2', '--image-size', '128']);
+  return out;
+}

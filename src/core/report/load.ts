@@ -1,6 +1,7 @@
 /** Reads one run directory into a `RunData`: merged training/validation entries, status, timing, problems. */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { effectiveStatus } from '../run-dir.js';
 import { sessionDirs } from './discover.js';
 import { parseEvents, parseRunFile, parseScalars, parseTextLog, type BadLine, type ParsedEvents } from './parse.js';
 import type { EvalPoint, RunData, RunIdentity, TrainPoint } from './types.js';
@@ -58,6 +59,8 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
   else if (runJson.text !== undefined) {
     try {
       runFile = parseRunFile(runJson.text);
+      // `running` with no live process: the supervisor was killed hard; the run is lost, not running.
+      if (runFile.status === 'running' && effectiveStatus(dir, runFile) === 'lost') runFile = { ...runFile, status: 'lost' };
     } catch (err) {
       issues.push(`mkey-run.json unreadable (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
     }

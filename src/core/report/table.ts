@@ -98,6 +98,8 @@ function runState(run: RunData): { state: RunRow['state']; base: string } {
       return { state: 'failed', base: `failed ${at}${msg}` };
     case 'interrupted':
       return { state: 'interrupted', base: `interrupted ${at}` };
+    case 'lost':
+      return { state: 'interrupted', base: `lost ${at}: its status says running but no process of it is alive (resume with --resume)` };
     case undefined:
       break;
     default:
