@@ -37,6 +37,7 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     [['--amp'], 2, '--amp fp16 needs a CUDA device; this machine has none'],
     [['--amp', 'bf16'], 2, '--amp bf16 needs a CUDA device; this machine has none'],
     [['--amp', 'fp8'], 2, 'invalid --amp "fp8": accepted: fp16, bf16'],
+    [['--launcher', 'slurm'], 3, '--launcher slurm: srun is not on PATH'],
   ])('%j', async (args, code, message) => {
     const wd = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const res = await runCli(['train', ...small, '--data', data, '--work-dir', wd, ...args]);

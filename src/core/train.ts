@@ -3,9 +3,9 @@
  * MMDetection's own tools/train.py or tools/test.py as a child process, watch the events file,
  * and leave the run directory in a state that says honestly how the run ended.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { withBridge, PythonError, QUIET_PYTHON_WARNINGS } from '../python/bridge.js';
 import { checkInterpreter } from '../python/interpreter.js';
@@ -214,6 +214,13 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
   }
 
+  if (req.topology.launcher === 'slurm' && !onPath('srun')) {
+    throw new MkeyError('--launcher slurm: srun is not on PATH (Slurm is not installed here, or its module is not loaded)', {
+      exitCode: ExitCode.environment,
+      hint: 'run inside a Slurm allocation (salloc/sbatch), or use --launcher pytorch',
+    });
+  }
+
   // All checks passed: take the work dir (one live run at most), then write.
   const lock = acquireRunLock(workDir);
   process.once('exit', lock.release);
@@ -223,6 +230,17 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     lock.release();
     process.off('exit', lock.release);
   }
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** A config.py the tool did not write is kept: moved aside, and said so. */

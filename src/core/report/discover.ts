@@ -1,5 +1,5 @@
 /** Finds run directories under the paths the user gave. */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 
@@ -40,7 +40,20 @@ export function isRunDir(dir: string): boolean {
 
 const SKIP = new Set(['node_modules', '__pycache__', 'vis_data']);
 
-function walk(dir: string, depth: number, out: string[]): void {
+function realPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** Each folder is visited once by its real path: a symlink loop or a second link to a run cannot
+ * count the same run twice (which would skew a seed group's mean and std). */
+function walk(dir: string, depth: number, out: string[], seen: Set<string>): void {
+  const real = realPath(dir);
+  if (seen.has(real)) return;
+  seen.add(real);
   if (isRunDir(dir)) {
     out.push(dir);
     return;
@@ -49,7 +62,7 @@ function walk(dir: string, depth: number, out: string[]): void {
   for (const name of listDir(dir).sort()) {
     if (name.startsWith('.') || SKIP.has(name)) continue;
     const child = join(dir, name);
-    if (isDir(child)) walk(child, depth - 1, out);
+    if (isDir(child)) walk(child, depth - 1, out, seen);
   }
 }
 
@@ -60,13 +73,15 @@ function walk(dir: string, depth: number, out: string[]): void {
 export function discoverRuns(paths: string[], maxDepth = 4): string[] {
   if (paths.length === 0) throw new BadInputError('no path given: ' + ACCEPTED);
   const found: string[] = [];
+  const seen = new Set<string>();
   for (const p of paths) {
     const abs = resolve(p);
     if (!existsSync(abs)) throw new BadInputError(`no such path ${JSON.stringify(p)}: ${ACCEPTED}`);
     if (!isDir(abs)) throw new BadInputError(`${JSON.stringify(p)} is a file, not a directory: ${ACCEPTED}`);
     const before = found.length;
-    walk(abs, maxDepth, found);
-    if (found.length === before) throw new BadInputError(`no runs found in ${JSON.stringify(p)}: ${ACCEPTED}`);
+    const known = seen.has(realPath(abs));
+    walk(abs, maxDepth, found, seen);
+    if (found.length === before && !known) throw new BadInputError(`no runs found in ${JSON.stringify(p)}: ${ACCEPTED}`);
   }
   return [...new Set(found)];
 }

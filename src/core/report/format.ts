@@ -78,8 +78,15 @@ export function describeSelection(report: Report): string {
 
 // ---------- Markdown ----------
 
+/** A cell of a Markdown table: names come from folders and configs, so nothing in them may turn
+ * into markup (a `|` splitting the row, raw HTML, a code span). */
 function mdCell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/([|`\\])/g, '\\$1')
+    .replace(/\r?\n/g, ' ');
 }
 
 function mdTable(head: string[], rows: string[][]): string {
@@ -157,9 +164,12 @@ export function renderMarkdown(report: Report, plots: PlotFiles = {}): string {
 
 // ---------- CSV ----------
 
+/** A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a
+ * leading apostrophe. Numbers, signed deltas such as -0.3 included, stay numbers. */
 function csvCell(v: string | number | undefined | null): string {
   if (v === undefined || v === null) return '';
-  const s = String(v);
+  let s = String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
