@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderMmdetConfig } from '../src/core/config/render.js';
@@ -210,5 +210,11 @@ describe('mkey-det config (CLI)', () => {
     const forced = await runCli(['config', '--data', 'coco', '--out', out, '--force', '--json']);
     expect(forced.exitCode).toBe(0);
     expect(JSON.parse(forced.stdout)).toMatchObject({ ok: true, path: out, backbone: 'swin-t-spatialk', charts: 8 });
+    // --force replaces a file, never a directory: refused before any work.
+    const dir = join(tmp, 'a-dir');
+    mkdirSync(dir);
+    const onDir = await runCli(['config', '--data', 'coco', '--out', dir, '--force']);
+    expect(onDir.exitCode).toBe(2);
+    expect(onDir.stderr.split('\n')[0]).toBe(`error: --out ${JSON.stringify(dir)} is not a regular file (a directory?); give a file name such as config.py`);
   });
 });

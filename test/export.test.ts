@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -102,6 +102,12 @@ describe('mkey-det export (swin-t, fixed shape)', () => {
     expect(res.exitCode).toBe(2);
     expect(errorLines(res.stderr)).toEqual([expect.stringMatching(/already exists; refusing to overwrite/)]);
     expect(statSync(model).mtimeMs).toBe(before);
+    // --force replaces files, never a directory; refused before the export's work.
+    const dir = join(tmp, 'out-dir');
+    mkdirSync(dir);
+    const onDir = await runCli(['export', '--backbone', 'swin-t', '--out', dir, '--force']);
+    expect(onDir.exitCode).toBe(2);
+    expect(errorLines(onDir.stderr)).toEqual([expect.stringMatching(/is not a regular file \(a directory\?\)/)]);
   });
 
   it('fails (exit 1) and leaves no file when parity exceeds the tolerance', async () => {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { renderMmdetConfig } from '../core/config/render.js';
@@ -36,6 +36,9 @@ export const config = addExperimentOptions(
         return;
       }
       const out = resolve(opts.out);
+      if (existsSync(out) && !statSync(out).isFile()) {
+        throw new BadInputError(`--out ${JSON.stringify(opts.out)} is not a regular file (a directory?); give a file name such as config.py`);
+      }
       if (existsSync(out) && !opts.force) {
         throw new BadInputError(`--out ${JSON.stringify(opts.out)} already exists; refusing to overwrite it`, 'add --force or choose another file');
       }
