@@ -3,38 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot, runCli } from './helpers/cli.js';
+import type { DoctorReport } from '../src/core/doctor.js';
 
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-  fix?: string;
-}
-interface Report {
-  ok: boolean;
-  versions: Record<string, string | null>;
-  checks: Check[];
-  cuda: {
-    available: boolean;
-    devices: { index: number; name: string; capability: string; memoryGiB: number }[];
-    torch: { version: string | null; file: string | null; source: '.venv' | 'system' | null; cudaBuild: boolean };
-    cudaVersion: string | null;
-    cudnn: string | null;
-    nccl: string | null;
-    torchArchs: string[];
-    ampDtypes: string[];
-    nvidiaSmi: { path: string; gpus: string[] } | null;
-    mmcv: null | {
-      ok: boolean;
-      compiledCuda: string | null;
-      archs: string[] | null;
-      archSource: string;
-      coverage: { index: number; capability: string | null; covered: boolean | null }[];
-      ops: { ok: boolean; error?: string };
-    };
-    notes: string[];
-  };
-}
+/** The report's type is the CLI's own: a field renamed there must fail here. */
+type Report = DoctorReport;
 
 const GPU_CHECKS = ['cuda', 'mmcv CUDA ops', 'mmcv archs', 'torch CUDA build'];
 
