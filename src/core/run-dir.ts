@@ -120,19 +120,22 @@ export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefi
   mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
   const lock: RunLock = { supervisor: process.pid, host: hostname(), started: new Date().toISOString() };
-  for (let attempt = 0; ; attempt++) {
+  const create = () => {
+    const fd = openSync(path, 'wx'); // fails with EEXIST when another command holds it
+    writeSync(fd, JSON.stringify(lock) + '\n');
+    closeSync(fd);
+  };
+  try {
+    create();
+  } catch (err) {
+    refuseLiveRun(dir); // a live holder: one line naming its pid
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    rmSync(path, { force: true }); // stale: its processes are gone
     try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify(lock) + '\n');
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-        refuseLiveRun(dir);
-        throw err;
-      }
-      refuseLiveRun(dir);
-      rmSync(path, { force: true }); // stale: its processes are gone
+      create();
+    } catch (again) {
+      refuseLiveRun(dir); // another command took it in between
+      throw again;
     }
   }
   const write = () => {

@@ -71,25 +71,22 @@ interface Preflight {
   tools_dir: string;
 }
 
-async function preflight(configPath: string, gpus: number): Promise<Preflight> {
+/**
+ * Checks a config through one bridge session: builds its backbone, counts the GPUs, and with
+ * `checkpoint` also refuses weights that do not fit the config's model (tools/test.py would load
+ * them non-strictly).
+ */
+async function preflight(configPath: string, gpus: number, checkpoint?: string): Promise<Preflight> {
   try {
-    return await withBridge((b) => b.call<Preflight>('runs.preflight', { config_path: configPath, gpus }, { timeoutMs: 300_000 }));
+    return await withBridge(async (b) => {
+      const pre = await b.call<Preflight>('runs.preflight', { config_path: configPath, gpus }, { timeoutMs: 300_000 });
+      if (checkpoint) await b.call('runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint }, { timeoutMs: 600_000 });
+      return pre;
+    });
   } catch (err) {
     if (err instanceof PythonError && (err.pythonType === 'ValueError' || err.pythonType === 'RuntimeError')) {
-      throw new BadInputError(err.message.replace(/^\w+Error: /, ''));
-    }
-    throw err;
-  }
-}
-
-/** Refuses a checkpoint whose weights do not fit the config's model (tools/test.py would load it non-strictly). */
-async function checkCheckpoint(configPath: string, checkpoint: string): Promise<void> {
-  try {
-    await withBridge((b) => b.call('runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint }, { timeoutMs: 600_000 }));
-  } catch (err) {
-    if (err instanceof PythonError && err.pythonType === 'ValueError') {
       const message = err.message.replace(/^\w+Error: /, '');
-      const mismatch = message.includes('does not fit');
+      const mismatch = message.includes('does not fit the config');
       throw new BadInputError(message, mismatch ? 'evaluate it with the config it was trained with (--config), or pass --non-strict to load what fits' : undefined);
     }
     throw err;
@@ -200,15 +197,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     const layout = await datasetLayout(exp, { check: true });
     configText = renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION });
   }
-  const scratch = mkdtempSync(join(tmpdir(), 'mkey-preflight-'));
-  let pre: Preflight;
-  try {
-    const checked = configText === undefined ? configPath : join(scratch, CONFIG_FILE);
-    if (configText !== undefined) writeFileSync(checked, configText);
-    pre = await preflight(checked, req.topology.gpus);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  const pre = configText === undefined ? await preflight(configPath, req.topology.gpus) : await preflightScratch(configText, req.topology.gpus);
   if (exp.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${exp.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
   if (exp.amp && !pre.amp_dtypes.includes(exp.amp)) {
     throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
@@ -229,6 +218,17 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   } finally {
     lock.release();
     process.off('exit', lock.release);
+  }
+}
+
+/** Preflight of a config not written yet, from a scratch copy outside the work dir. */
+async function preflightScratch(configText: string, gpus: number): Promise<Preflight> {
+  const scratch = mkdtempSync(join(tmpdir(), 'mkey-preflight-'));
+  try {
+    writeFileSync(join(scratch, CONFIG_FILE), configText);
+    return await preflight(join(scratch, CONFIG_FILE), gpus);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
@@ -363,9 +363,8 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   if (!statSync(configPath).isFile()) throw new BadInputError(`--config ${JSON.stringify(configPath)} is not a regular file`);
   const python = await checkInterpreter();
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
-  mkdirSync(workDir, { recursive: true });
-  const pre = await preflight(configPath, req.gpus);
-  if (!req.nonStrict) await checkCheckpoint(configPath, checkpoint);
+  const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
+  mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
   const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
     ...DEFAULT_TOPOLOGY,
     gpus: req.gpus,
