@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TABLE3_CONFIGS, renderTable3Config } from '../dist/core/config/table3.js';
-import { TOOL_VERSION } from '../dist/core/train.js';
+import { TOOL_VERSION } from '../dist/version.js';
 
 const dir = new URL('../configs/', import.meta.url).pathname;
 for (const entry of TABLE3_CONFIGS) {

@@ -6,7 +6,7 @@ import { renderMmdetConfig } from '../src/core/config/render.js';
 import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
 import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
 import { backboneVariant, type Experiment } from '../src/core/experiment.js';
-import { TOOL_VERSION } from '../src/core/train.js';
+import { TOOL_VERSION } from '../src/version.js';
 import { openBridge, type PythonBridge } from '../src/python/bridge.js';
 import { repoRoot, runCli } from './helpers/cli.js';
 

@@ -53,7 +53,7 @@ describe('mkey-det doctor', () => {
 });
 
 /**
- * The GPU side of the report, judged from python_shim/mkey_det/doctor.py's output as recorded on
+ * The GPU side of the report, judged from python_shim/mkey_det/cli/doctor.py's output as recorded on
  * an H100 (torch 2.11.0+cu130 from the machine's own environment, mmcv 2.1.0 built for sm_90):
  * a stand-in interpreter (MKEY_PYTHON) prints it, and the real CLI does the rest.
  */

@@ -114,11 +114,12 @@ describe('mkey-det export (swin-t, fixed shape)', () => {
     const out = join(tmp, 'strict.onnx');
     const res = await runCli(['export', '--backbone', 'swin-t', '--input', '1x3x64x64', '--tolerance', '1e-12', '--no-flops', '--out', out, '--json']);
     expect(res.exitCode).toBe(1);
-    const body = JSON.parse(res.stdout) as { ok: boolean; error: { message: string }; parity: { passed: boolean; max_rel_diff: number } };
+    const body = JSON.parse(res.stdout) as { ok: boolean; error: { code: string; message: string; data: { parity: { passed: boolean; max_rel_diff: number } } } };
     expect(body.ok).toBe(false);
+    expect(body.error.code).toBe('failure');
     expect(body.error.message).toMatch(/export parity failed at batch 1 64x64: max relative difference .* > 1e-12/);
-    expect(body.parity.passed).toBe(false);
-    expect(body.parity.max_rel_diff).toBeGreaterThan(0);
+    expect(body.error.data.parity.passed).toBe(false);
+    expect(body.error.data.parity.max_rel_diff).toBeGreaterThan(0);
     expect(existsSync(out)).toBe(false);
     expect(existsSync(out + '.json')).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.includes('partial'))).toEqual([]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOPOLOGY, planLaunch } from '../src/core/launch.js';
+import { DEFAULT_TOPOLOGY, planLaunch } from '../src/core/run/launch.js';
 
 const py = '/venv/bin/python';
 const script = '/mmdet/.mim/tools/train.py';

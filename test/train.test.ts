@@ -7,7 +7,8 @@ import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli } from './helpers/cli.js';
+import { RUN_EVENT_NAMES, runEventSchema } from '../src/core/run/events.js';
+import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
 
 let tmp: string;
 let data: string;
@@ -17,6 +18,16 @@ const readJsonLines = (p: string) =>
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+/** Every line of an events file validates against the one schema (src/core/run/events.ts); returns the event names seen. */
+function expectEventsMatchSchema(path: string): string[] {
+  const seen: string[] = [];
+  for (const [i, e] of readJsonLines(path).entries()) {
+    const res = runEventSchema.safeParse(e);
+    expect(res.success ? '' : `${path}:${i + 1} ${String(e.event)}: ${JSON.stringify(res.error.issues)}`).toBe('');
+    seen.push(String(e.event));
+  }
+  return seen;
+}
 const readRun = (wd: string) => JSON.parse(readFileSync(join(wd, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
 const small = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
 
@@ -47,6 +58,23 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     expect(first).toContain(message);
     expect(res.stderr).not.toContain('Traceback');
     expect(existsSync(join(wd, 'mkey-run.json'))).toBe(false);
+  });
+
+  it('a --pretrained checkpoint that does not fit is refused in the preflight, before anything is written', async () => {
+    // A stock Swin-T (linear key) checkpoint missing its last stage: strict loading names the gap.
+    const ckpt = join(tmp, 'partial-swin.pth');
+    const script = [
+      'import sys, torch',
+      'from mmdet.models.backbones import SwinTransformer',
+      'sd = {k: v for k, v in SwinTransformer().state_dict().items() if not k.startswith("stages.3.")}',
+      'torch.save({"state_dict": sd}, sys.argv[1])',
+    ].join('\n');
+    await execa(testPython, ['-c', script, ckpt]);
+    const wd = join(tmp, 'bad-pretrained');
+    const res = await runCli(['train', ...small, '--data', data, '--work-dir', wd, '--pretrained', ckpt]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n').find((l) => l.startsWith('error: '))).toMatch(/^error: checkpoint .*partial-swin\.pth does not fit the backbone \(key_type='spatialk', 2 charts\): \d+ of its tensors are missing from the checkpoint, first stages\.3\./);
+    expect(existsSync(wd)).toBe(false);
   });
 
   it('a malformed annotation file is named', async () => {
@@ -132,6 +160,11 @@ describe('mkey-det train: a real run', () => {
     }
     // The same checkpoint evaluated by training's last validation and by `test` agree.
     expect(ev.metrics['coco/bbox_mAP']).toBeCloseTo(Number((vals.at(-1)!.metrics as Record<string, number>)['coco/bbox_mAP']), 3);
+
+    // The events format is defined once: every event of this run (train, interrupted, resumed) and of
+    // its evaluation validates against the schema, and together they cover all but 'error' (next test).
+    const seen = new Set([...expectEventsMatchSchema(join(wd, 'mkey-events.jsonl')), ...expectEventsMatchSchema(join(wd, 'test-epoch_3', 'mkey-events.jsonl'))]);
+    expect([...seen].sort()).toEqual(RUN_EVENT_NAMES.filter((n) => n !== 'error').sort());
   });
 
   it('a NaN loss stops the run with one line, exit 1, and a failed status', async () => {
@@ -145,5 +178,6 @@ describe('mkey-det train: a real run', () => {
     expect(errLine).toMatch(/^error: training failed: non-finite loss at iteration 1/);
     expect(readRun(wd).status).toBe('failed');
     expect(existsSync(join(wd, 'iter_3.pth'))).toBe(false);
+    expect(expectEventsMatchSchema(join(wd, 'mkey-events.jsonl'))).toContain('error');
   });
 });

@@ -6,7 +6,8 @@ matrix products and convolutions are counted (``linear``, ``matmul``, ``bmm``, `
 
     python -m mkey_det.analysis [--charts 8] [--size 224 224]
 
-prints the table for every key type and both computation orders.
+prints the table for every registered key type (:mod:`mkey_det.models.keys.registry`) and both
+computation orders.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from .models.backbones import SwinTransformerMKey
-from .models.keys import KEY_TYPES, check_key_type, set_key_order
+from .models.keys import KEYS, check_key_type, key_types, set_key_order
 from .models.keys.base import check_int, check_order
 
 #: Swin-T as in the paper / mmdet's ``mask-rcnn_swin-t-p4-w7`` config (no drop path: counting).
@@ -25,14 +26,9 @@ SWIN_T = dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), wind
               mlp_ratio=4, qkv_bias=True, patch_norm=True, drop_path_rate=0.0,
               out_indices=(0, 1, 2, 3), init_cfg=None)
 
-#: Table 1 of the paper (Swin-T, 8 charts, 224 x 224): (params [M], FLOPs [G]).
-PAPER_TABLE1 = {
-    'linear': (28, 4.6),
-    'spatialk': (61, 10.4),
-    'kua': (61, 10.4),
-    'simplek': (44, 7.6),
-    'vanillak': (44, 7.6),
-}
+#: Table 1 of the paper (Swin-T, 8 charts, 224 x 224): (params [M], FLOPs [G]), per key type
+#: (the registry's ``table1``; variants the paper does not list have none).
+PAPER_TABLE1 = {s.key_type: s.table1 for s in KEYS.specs() if s.table1 is not None}
 
 
 class _Classifier(nn.Module):
@@ -100,9 +96,9 @@ def backbone_complexity(key_type: str, num_charts: int = 8, height: int = 224,
 
 def complexity_table(num_charts: int = 8, height: int = 224, width: int = 224,
                      num_classes: int = 1000) -> list:
-    """Rows ``(key_type, params, flops_paper, flops_fast)`` for every key type."""
+    """Rows ``(key_type, params, flops_paper, flops_fast)`` for every registered key type."""
     rows = []
-    for key_type in KEY_TYPES:
+    for key_type in key_types():
         model = build_swin_t(key_type, num_charts, 'paper', num_classes)
         paper = count_complexity(model, height, width)
         set_key_order(model, 'fast')
@@ -121,9 +117,9 @@ def main(argv: Optional[list] = None) -> None:
     print(f'{"key":10s} {"params[M]":>10s} {"GFLOPs paper":>13s} {"GFLOPs fast":>12s} '
           f'{"Table 1":>12s}')
     for key_type, params, fp, ff in complexity_table(args.charts, *args.size, args.classes):
-        ref = PAPER_TABLE1[key_type]
-        print(f'{key_type:10s} {params / 1e6:10.2f} {fp / 1e9:13.2f} {ff / 1e9:12.2f} '
-              f'{ref[0]:>6}M/{ref[1]}G')
+        ref = KEYS.get(key_type).table1
+        paper = f'{ref[0]:>6g}M/{ref[1]:g}G' if ref else f'{"-":>12s}'
+        print(f'{key_type:10s} {params / 1e6:10.2f} {fp / 1e9:13.2f} {ff / 1e9:12.2f} {paper}')
 
 
 if __name__ == '__main__':

@@ -14,6 +14,22 @@ from mkey_det.models.keys import build_key
 VARIANTS = ('spatialk', 'kua', 'simplek', 'vanillak')
 
 
+def test_suite_variants_come_from_the_key_registry():
+    from mkey_det.bench import params, train
+    assert module.VARIANTS == VARIANTS
+    assert params.VARIANTS == ('linear', ) + VARIANTS
+    assert params.LABELS == {'linear': 'Swin-T', 'spatialk': '+ SpatialK', 'kua': '+ KUA',
+                             'simplek': '+ SimpleK', 'vanillak': '+ VanillaK'}
+    assert params.TABLE1 == {'linear': (28, 4.6), 'spatialk': (61, 10.4), 'kua': (61, 10.4),
+                             'simplek': (44, 7.6), 'vanillak': (44, 7.6)}
+    assert train.VARIANTS == (('swin-t', 'linear'), ('swin-t-spatialk', 'spatialk'),
+                              ('swin-t-kua', 'kua'), ('swin-t-simplek', 'simplek'),
+                              ('swin-t-vanillak', 'vanillak'))
+    assert train.BASELINE == 'swin-t'
+    assert PARAM_NAMES == {k: literal.LITERAL_KEYS[k].param_names for k in VARIANTS}
+    assert all(module.literal_class(k) is literal.LITERAL_KEYS[k] for k in VARIANTS)
+
+
 def test_literal_is_independent_of_our_keys():
     src = inspect.getsource(literal)
     assert 'mkey_det' not in src.replace('``mkey_det.models.keys``', '')

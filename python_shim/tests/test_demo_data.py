@@ -175,7 +175,7 @@ def test_invalid_spec_is_rejected() -> None:
 
 
 def test_bridge_entry_is_registered(tmp_path: Path) -> None:
-    from mkey_det import bridge
+    from mkey_det.cli import bridge
 
     out = json.loads(bridge.call('data.ensure_demo', json.dumps({'root': str(tmp_path / 'd'), 'spec': {'num_train': 2, 'num_val': 1}})))
     assert out['ok'] is True, out

@@ -1,4 +1,4 @@
-"""mkey_det/doctor.py: the pure helpers behind the GPU report, the CPU report, and (on a CUDA
+"""mkey_det/cli/doctor.py: the pure helpers behind the GPU report, the CPU report, and (on a CUDA
 machine only) the CUDA probes themselves."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mkey_det import doctor
+from mkey_det.cli import doctor
 
 DOCTOR = Path(doctor.__file__)
 

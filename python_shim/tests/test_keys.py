@@ -159,3 +159,41 @@ def test_set_key_order_and_fold_backbone():
     assert all(isinstance(m, FoldedKey) for m in model)
     assert rel_err(model(x), ref) < 1e-5
     assert set(KEY_TYPES) == {'linear', 'spatialk', 'kua', 'simplek', 'vanillak'}
+
+
+def test_lists_derive_from_the_registry():
+    from mkey_det.models.keys import KEYS, MANIFOLD_KEYS, check_key_type
+    assert KEY_TYPES == KEYS.key_types() == ('linear', 'spatialk', 'kua', 'simplek', 'vanillak')
+    assert MANIFOLD_KEYS == {s.key_type: s.cls for s in KEYS.manifold_specs()}
+    assert [KEYS.get(t).label for t in KEY_TYPES] == ['Linear', 'SpatialK', 'KUA', 'SimpleK',
+                                                      'VanillaK']
+    assert [KEYS.get(t).backbone_name for t in KEY_TYPES] == [
+        'swin-t', 'swin-t-spatialk', 'swin-t-kua', 'swin-t-simplek', 'swin-t-vanillak']
+    assert all(KEYS.get(t).cls.key_type == t for t in KEY_TYPES)
+    with pytest.raises(ValueError, match="must be one of .*'vanillak'"):
+        check_key_type('spatial')
+
+
+def test_expansion_belongs_to_the_base_class():
+    """``k`` and ``gamma`` are created by ManifoldKey.__init__; the variants only add theirs."""
+    from mkey_det.models.keys import MANIFOLD_KEYS
+    for key_type, cls in MANIFOLD_KEYS.items():
+        assert '__init__' not in vars(cls), key_type
+        key = build_key(key_type, C, N, 3)
+        assert key.k.weight.shape == (3 * C, C) and key.k.bias is None
+        assert key.gamma.shape == (3 * C, )
+
+
+def test_no_import_cycle_between_key_modules():
+    import ast
+    import inspect
+    from mkey_det.models.keys import base, folded, folded_ops, registry
+
+    def relative_imports(mod):
+        tree = ast.parse(inspect.getsource(mod))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+
+    assert relative_imports(folded_ops) == set()
+    assert relative_imports(base) == {'folded_ops'}
+    assert relative_imports(registry) == {'base'}
+    assert relative_imports(folded) == {'base', 'folded_ops'}

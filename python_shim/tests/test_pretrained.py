@@ -166,3 +166,28 @@ def test_refusal_leaves_the_model_untouched(official_ckpt):
     with pytest.raises(ValueError, match='has shape'):
         load_pretrained(model, official_ckpt)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_partial_checkpoint_refused_unless_non_strict(tmp_path, small_image):
+    """Strict by default: tensors the checkpoint lacks (here the last stage) are named, the model
+    untouched; strict=False (init_cfg too) loads what fits and reports the rest."""
+    full = mkey_swin('spatialk', 4, seed=1).state_dict()
+    partial = OrderedDict((k, v) for k, v in full.items() if not k.startswith('stages.3.'))
+    path = tmp_path / 'partial.pth'
+    torch.save({'state_dict': partial}, path)
+    model = mkey_swin('spatialk', 4, seed=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"does not fit the backbone \(key_type='spatialk', 4 charts\): "
+                       r"\d+ of its tensors are missing from the checkpoint, first stages\.3\."):
+        load_pretrained(model, str(path))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    report = load_pretrained(model, str(path), strict=False)
+    assert report['missing'] and all(k.startswith('stages.3.') or k.startswith('norm') for k in report['missing'])
+    built = MODELS.build(dict(type='SwinTransformerMKey', key_type='spatialk', num_charts=4,
+                              **pretrained_cfg(str(path))))
+    with pytest.raises(ValueError, match='missing from the checkpoint'):
+        built.init_weights()
+    cfg = pretrained_cfg(str(path))
+    cfg['init_cfg'] = ConfigDict(type='Pretrained', checkpoint=str(path), strict=False)
+    lenient = MODELS.build(dict(type='SwinTransformerMKey', key_type='spatialk', num_charts=4, **cfg))
+    lenient.init_weights()

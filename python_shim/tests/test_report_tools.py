@@ -1,4 +1,4 @@
-"""mkey_det.report_tools: run identity from configs (mmengine Config.fromfile) and the PNG plots."""
+"""mkey_det.cli.report_tools: run identity from configs (mmengine Config.fromfile) and the PNG plots."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mkey_det import bridge, report_tools
+from mkey_det.cli import bridge, report_tools
 
 RUNS = Path(__file__).resolve().parents[2] / 'test' / 'fixtures' / 'report' / 'runs'
 

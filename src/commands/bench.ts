@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { runBench } from '../core/bench/bench.js';
 import { BENCH_DEVICES, BENCH_PRECISIONS, SUITE_CHOICES, TRAIN_DEFAULTS, type BenchPrecision } from '../core/bench/types.js';
 import { BACKBONE_NAMES } from '../core/experiment.js';
-import { TOOL_VERSION } from '../core/train.js';
-import { ExitCode, handleError } from '../utils/errors.js';
+import { TOOL_VERSION } from '../version.js';
+import { guardedAction } from '../utils/command.js';
+import { ExitCode } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
 
@@ -97,9 +98,9 @@ Examples:
   mkey-det bench --suite train --device cuda --variants swin-t,swin-t-spatialk \\
       --batch-sizes 2,8 --precisions fp32,bf16 --out benchmarks/results/train-gpu.json`,
   )
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(benchOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(benchOptionsSchema, raw);
       const outcome = await runBench({
         suite: opts.suite,
         device: opts.device,
@@ -118,7 +119,5 @@ Examples:
         if (opts.keepWorkDir || outcome.report.failures.some((f) => !f.startsWith('module:'))) logger.hint(`scratch folder with the suites' logs: ${outcome.workDir}`);
         process.exitCode = ExitCode.failure;
       }
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

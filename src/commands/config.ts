@@ -3,8 +3,9 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { renderMmdetConfig } from '../core/config/render.js';
-import { TOOL_VERSION } from '../core/train.js';
-import { BadInputError, handleError } from '../utils/errors.js';
+import { TOOL_VERSION } from '../version.js';
+import { guardedAction } from '../utils/command.js';
+import { BadInputError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
@@ -24,9 +25,9 @@ export const config = addExperimentOptions(
   .option('-o, --out <file>', 'write the config here (default: print it to stdout)')
   .option('--force', 'overwrite an existing --out file', false)
   .option('--json', 'print {path, backbone, ...} as JSON instead of the source', false)
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(configOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(configOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: false });
       const dataset = await datasetLayout(exp, { check: false });
       const source = renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION });
@@ -46,7 +47,5 @@ export const config = addExperimentOptions(
       writeFileSync(out, source);
       emit({ ok: true, path: out, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => out);
       if (!opts.json) logger.success(`wrote ${exp.backbone.name} (${exp.charts} charts, ${exp.schedule}) config`);
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { outColors as pc } from '../utils/colors.js';
 import { describeGpu, runDoctor, type CudaReport } from '../core/doctor.js';
-import { ExitCode, handleError } from '../utils/errors.js';
+import { guardedAction } from '../utils/command.js';
+import { ExitCode } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 
@@ -51,9 +52,9 @@ Examples:
   mkey-det doctor --json
   mkey-det doctor --json | jq '.cuda | {devices, cudaVersion, cudnn, nccl, ampDtypes, mmcv}'`,
   )
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(doctorOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(doctorOptionsSchema, raw);
       const report = await runDoctor();
       emit(report, opts, () => {
         const lines = report.checks.map(
@@ -64,7 +65,5 @@ Examples:
         return lines.join('\n');
       });
       if (!report.ok) process.exitCode = ExitCode.environment;
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

@@ -14,28 +14,13 @@ import {
   type ParityReport,
 } from '../core/export/export.js';
 import { parseInputShape, parseSizes } from '../core/export/shapes.js';
-import { TOOL_VERSION } from '../core/train.js';
-import { ExitCode, handleError } from '../utils/errors.js';
+import { TOOL_VERSION } from '../version.js';
+import { guardedAction } from '../utils/command.js';
 import { emit, logger } from '../utils/logger.js';
-import { intOption, parseOptions } from '../utils/options.js';
+import { intOption, parseOptions, parsedOption } from '../utils/options.js';
 
-const shapeOption = z.string().transform((s, ctx) => {
-  try {
-    return parseInputShape(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
-
-const sizesOption = z.string().transform((s, ctx) => {
-  try {
-    return parseSizes(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const shapeOption = parsedOption(parseInputShape);
+const sizesOption = parsedOption(parseSizes);
 
 const toleranceOption = z.coerce.string().transform((s, ctx) => {
   const v = Number(s.trim());
@@ -129,9 +114,10 @@ Examples:
   mkey-det export --backbone swin-t-spatialk --charts 8 --dynamic --fold --out spatialk.onnx
   mkey-det export --backbone swin-t --format torchscript --input 1x3x800x1216 --checkpoint epoch_36.pth`,
   )
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(exportOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(exportOptionsSchema, raw);
+      try {
       const variant = backboneVariant(opts.backbone);
       if (opts.charts !== undefined && !variant.usesCharts) logger.warn(`--charts has no effect on ${variant.name} (linear key)`);
       const charts = opts.charts ?? DEFAULT_CHARTS;
@@ -155,17 +141,12 @@ Examples:
       });
       emit({ ok: true, path: res.path, sidecarPath: res.sidecarPath, ...res.sidecar }, opts, () => summary(res));
       if (!opts.json) logger.success(`exported ${variant.name}: parity ${fmtRel(res.sidecar.parity.max_rel_diff)} <= ${opts.tolerance}`);
-    } catch (err) {
-      if (err instanceof ParityError) {
-        if (opts.json) {
-          process.stdout.write(
-            JSON.stringify({ ok: false, error: { message: err.message, hint: err.hint, exitCode: err.exitCode }, parity: err.parity, fold_parity: err.foldParity }) + '\n',
-          );
-          process.exit(ExitCode.failure);
+      } catch (err) {
+        // the checks that failed, before the one error line (under --json they are the error's `data`)
+        if (err instanceof ParityError && !opts.json) {
+          logger.plain([...parityLines('parity vs PyTorch', err.parity), ...(err.foldParity ? parityLines('fold parity', err.foldParity) : [])].join('\n'));
         }
-        const lines = [...parityLines('parity vs PyTorch', err.parity), ...(err.foldParity ? parityLines('fold parity', err.foldParity) : [])];
-        logger.plain(lines.join('\n'));
+        throw err;
       }
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

@@ -2,8 +2,9 @@ import { Command } from 'commander';
 import { extname } from 'node:path';
 import { z } from 'zod';
 import { FORMATS, generateReport, type ReportFormat } from '../core/report/index.js';
-import { BadInputError, handleError } from '../utils/errors.js';
-import { logger } from '../utils/logger.js';
+import { guardedAction } from '../utils/command.js';
+import { BadInputError } from '../utils/errors.js';
+import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 
 const reportOptionsSchema = z
@@ -38,9 +39,8 @@ export const report = new Command('report')
   .option('--last', 'report each run\'s last evaluation (default)')
   .option('--no-plots', 'do not write PNG plots next to --out')
   .option('--json', 'same as --format json (errors as JSON too)')
-  .action(async (paths: string[], raw: unknown) => {
-    const json = Boolean((raw as { json?: unknown }).json);
-    try {
+  .action(
+    guardedAction(async (paths: string[], raw: unknown) => {
       const opts = parseOptions(reportOptionsSchema, raw);
       const format = resolveFormat(opts);
       if (opts.json && format !== 'json') throw new BadInputError(`--json conflicts with --format ${opts.format}: pass one`);
@@ -56,12 +56,9 @@ export const report = new Command('report')
       if (res.outFile) {
         logger.success(`report written: ${res.outFile}`);
         for (const f of Object.values(res.plotFiles)) logger.info(`plot: ${f}`);
-        if (format === 'json') process.stdout.write(JSON.stringify({ ok: true, out: res.outFile, plots: res.plotFiles }) + '\n');
-        else process.stdout.write(res.outFile + '\n');
+        emit({ ok: true, out: res.outFile, plots: res.plotFiles }, { json: format === 'json' }, () => res.outFile!);
       } else {
         process.stdout.write(res.text);
       }
-    } catch (err) {
-      handleError(err, { json });
-    }
-  });
+    }),
+  );

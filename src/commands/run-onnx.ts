@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { FIT_MODES, runOnnx, type RunOnnxResult } from '../core/export/run-onnx.js';
 import { formatShape } from '../core/export/shapes.js';
-import { handleError } from '../utils/errors.js';
+import { guardedAction } from '../utils/command.js';
 import { emit } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
 
@@ -54,9 +54,9 @@ to a multiple of 32 (a fixed-shape model: to its size). The model runs in a work
 Exit codes: 0 ok, 1 onnxruntime failed, 2 bad input (missing or corrupt model, unreadable image,
 a size the model refuses).`,
   )
-  .action(async (model: string, images: string[], raw: Record<string, unknown>) => {
-    const opts = parseOptions(runOnnxOptionsSchema, { ...raw, model, images });
-    try {
+  .action(
+    guardedAction(async (model: string, images: string[], raw: Record<string, unknown>) => {
+      const opts = parseOptions(runOnnxOptionsSchema, { ...raw, model, images });
       const res = await runOnnx({
         model: opts.model,
         images: opts.images,
@@ -67,7 +67,5 @@ a size the model refuses).`,
         saveOutputs: opts.saveOutputs,
       });
       emit({ ok: true, ...res }, opts, () => table(res));
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

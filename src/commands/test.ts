@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { testCheckpoint } from '../core/train.js';
-import { ExitCode, handleError } from '../utils/errors.js';
+import { resultText } from '../core/run/progress.js';
+import { testCheckpoint } from '../core/run/test.js';
+import { guardedAction } from '../utils/command.js';
+import { ExitCode } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { resultText } from './train.js';
 
 const testOptionsSchema = z.object({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
@@ -34,13 +35,11 @@ Examples:
   mkey-det test --checkpoint work_dirs/demo-swin-t-spatialk/epoch_8.pth
   mkey-det test --checkpoint work_dirs/run/epoch_36.pth --gpus 8 --json`,
   )
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(testOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(testOptionsSchema, raw);
       const result = await testCheckpoint({ ...opts, progress: opts.json ? 'silent' : 'lines' });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
       if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+    }),
+  );

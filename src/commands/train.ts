@@ -1,10 +1,12 @@
 import { Command } from 'commander';
+import { relative } from 'node:path';
 import { z } from 'zod';
 import { errColors as pc } from '../utils/colors.js';
 import { experimentFields } from '../core/experiment.js';
-import { formatDuration } from '../core/progress.js';
-import { AP_KEYS, train, type RunResult } from '../core/train.js';
-import { ExitCode, MkeyError, handleError } from '../utils/errors.js';
+import { resultText } from '../core/run/progress.js';
+import { train } from '../core/run/train.js';
+import { guardedAction } from '../utils/command.js';
+import { ExitCode, MkeyError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
 import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
@@ -23,22 +25,16 @@ const trainOptionsSchema = experimentOptionsSchema.extend({
   verbose: z.boolean().default(false),
 });
 
-/** Box and mask AP as the paper prints them (percent, one decimal). */
-export function formatMetrics(metrics: Record<string, number | null> | undefined): string {
-  if (!metrics) return 'no evaluation';
-  const v = (k: string) => (typeof metrics[k] === 'number' ? (100 * (metrics[k] as number)).toFixed(1) : '-');
-  return [
-    `box  AP ${v(AP_KEYS[0])}  AP50 ${v(AP_KEYS[1])}  AP75 ${v(AP_KEYS[2])}`,
-    `mask AP ${v(AP_KEYS[3])}  AP50 ${v(AP_KEYS[4])}  AP75 ${v(AP_KEYS[5])}`,
-  ].join('\n');
-}
-
-export function resultText(r: RunResult, what: string): string {
-  return [
-    `${what} ${r.status} in ${formatDuration(r.seconds)}: ${r.workDir}`,
-    formatMetrics(r.metrics),
-    ...(r.checkpoint ? [`checkpoint: ${r.checkpoint}`] : []),
-  ].join('\n');
+/** What a person runs after a finished training: the commands, ready to paste. */
+function nextSteps(workDir: string, checkpoint: string | undefined, backbone: string, charts: number): string[] {
+  const rel = relative(process.cwd(), workDir) || '.';
+  const lines = ['next:', `  mkey-det report ${rel}   # AP table and plots`];
+  if (checkpoint) {
+    const ckpt = relative(process.cwd(), checkpoint);
+    lines.push(`  mkey-det test --checkpoint ${ckpt}   # evaluate it again`);
+    lines.push(`  mkey-det export --backbone ${backbone} --charts ${charts} --checkpoint ${ckpt} --fold   # ONNX backbone`);
+  }
+  return lines;
 }
 
 export const trainCommand = addExperimentOptions(
@@ -70,9 +66,9 @@ Examples:
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8 --launcher slurm --nnodes 1
   mkey-det train --work-dir work_dirs/my-run --resume`,
   )
-  .action(async (raw: unknown) => {
-    const opts = parseOptions(trainOptionsSchema, raw);
-    try {
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(trainOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: true });
       const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
       const workDir =
@@ -99,8 +95,9 @@ Examples:
       if (result.status === 'interrupted') {
         if (!opts.json) logger.warn(result.message ?? 'interrupted');
         process.exitCode = ExitCode.interrupted;
-      } else if (!opts.json) logger.success(pc.bold('done'));
-    } catch (err) {
-      handleError(err, opts);
-    }
-  });
+      } else if (!opts.json) {
+        logger.success(pc.bold('done'));
+        for (const line of nextSteps(result.workDir, result.checkpoint, exp.backbone.name, exp.charts)) logger.info(line);
+      }
+    }),
+  );

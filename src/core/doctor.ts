@@ -349,7 +349,7 @@ export async function runDoctor(): Promise<DoctorReport> {
   const { version: _v, ...ortCheck } = ort;
   checks.push(ortCheck);
 
-  const run = await execa(interp.path, [join(pythonShimDir, 'mkey_det', 'doctor.py')], {
+  const run = await execa(interp.path, [join(pythonShimDir, 'mkey_det', 'cli', 'doctor.py')], {
     reject: false,
     timeout: 180_000,
   }).catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: String(err), failed: true }));

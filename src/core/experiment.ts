@@ -1,30 +1,64 @@
 /**
- * The typed description of one experiment, and the single source of truth for the backbone
- * variants. Everything else (config rendering, training, reports, export) reads these.
+ * The typed description of one experiment, and the backbone variants. Everything else (config
+ * rendering, training, reports, export) reads these. The variants themselves come from the Python
+ * key registry (the single source), through the generated manifest `key-variants.generated.ts`.
  */
 import { z } from 'zod';
+import { KEY_VARIANT_MANIFEST } from './key-variants.generated.js';
 
-/** Key types understood by the Python backbone `SwinTransformerMKey` (python_shim/mkey_det/models). */
-export const KEY_TYPES = ['linear', 'spatialk', 'kua', 'simplek', 'vanillak'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
+/**
+ * One entry of the key-variant manifest: what the Python key registry
+ * (python_shim/mkey_det/models/keys/registry.py) says about a key variant. The checked-in manifest
+ * is `key-variants.generated.ts` (regenerate with `bash scripts/gen-key-variants.sh`).
+ */
+export interface KeyVariantManifestEntry<K extends string = string> {
+  /** `key_type` of `SwinTransformerMKey`, e.g. `spatialk`. */
+  readonly keyType: K;
+  /** The name the paper prints, e.g. `SpatialK`. */
+  readonly label: string;
+  /** Whether `num_charts` / `--charts` applies. */
+  readonly usesCharts: boolean;
+  /** Whether it is a manifold key (false: Swin's linear key). */
+  readonly manifold: boolean;
+  /** CLI backbone name: `swin-t` for the linear key, `swin-t-<keyType>` otherwise. */
+  readonly backbone: string;
+  /** Row label: `Swin-T` for the linear key, `+ <label>` otherwise. */
+  readonly backboneLabel: string;
+  /** Python module that registers the key class. */
+  readonly pythonModule: string;
+}
 
-export interface BackboneVariant {
+/** Key types understood by the Python backbone `SwinTransformerMKey` (python_shim/mkey_det/models), in display order. */
+export type KeyType = (typeof KEY_VARIANT_MANIFEST)[number]['keyType'];
+export const KEY_TYPES: readonly KeyType[] = KEY_VARIANT_MANIFEST.map((v) => v.keyType);
+
+export interface BackboneVariant<K extends string = KeyType> {
   /** CLI name, e.g. `swin-t-spatialk`. */
   name: string;
-  keyType: KeyType;
+  keyType: K;
   /** Row label as the paper prints it. */
   label: string;
   /** Whether `--charts` applies. */
   usesCharts: boolean;
+  /** The Python module that registers the key (a variant outside `mkey_det` is imported by the config). */
+  pythonModule?: string;
 }
 
-export const BACKBONE_VARIANTS: readonly BackboneVariant[] = [
-  { name: 'swin-t', keyType: 'linear', label: 'Swin-T', usesCharts: false },
-  { name: 'swin-t-spatialk', keyType: 'spatialk', label: '+ SpatialK', usesCharts: true },
-  { name: 'swin-t-kua', keyType: 'kua', label: '+ KUA', usesCharts: true },
-  { name: 'swin-t-simplek', keyType: 'simplek', label: '+ SimpleK', usesCharts: true },
-  { name: 'swin-t-vanillak', keyType: 'vanillak', label: '+ VanillaK', usesCharts: true },
-] as const;
+/**
+ * The backbone variants of a manifest, in its order: `swin-t` (label `Swin-T`) for the linear key,
+ * `swin-t-<keyType>` (label `+ <Label>`) for every manifold key. Pure, so tests can pass another
+ * manifest (e.g. one with a toy variant).
+ */
+export function backboneVariantsFrom<K extends string>(manifest: readonly KeyVariantManifestEntry<K>[]): BackboneVariant<K>[] {
+  const seen = new Set<string>();
+  return manifest.map((e) => {
+    if (seen.has(e.backbone)) throw new Error(`key-variant manifest: backbone ${JSON.stringify(e.backbone)} appears twice`);
+    seen.add(e.backbone);
+    return { name: e.backbone, keyType: e.keyType, label: e.backboneLabel, usesCharts: e.usesCharts, pythonModule: e.pythonModule };
+  });
+}
+
+export const BACKBONE_VARIANTS: readonly BackboneVariant[] = backboneVariantsFrom(KEY_VARIANT_MANIFEST);
 export const BACKBONE_NAMES = BACKBONE_VARIANTS.map((v) => v.name) as [string, ...string[]];
 
 export function backboneVariant(name: string): BackboneVariant {

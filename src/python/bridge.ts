@@ -1,7 +1,7 @@
 /**
  * The Python bridge: short calls (config validation, model build, counting, export) into the
- * `mkey_det.bridge` module through pythonia. Long work (training, evaluation) runs in child
- * processes instead (see src/core/launch.ts).
+ * `mkey_det.cli.bridge` module through pythonia. Long work (training, evaluation) runs in child
+ * processes instead (see src/core/run/launch.ts).
  *
  * pythonia is imported lazily so commands that need no Python never start one. Every call returns
  * a JSON string built on the Python side (`{ok, value}` or `{ok:false, error:{type,message,traceback}}`),
@@ -68,14 +68,14 @@ export async function openBridge(): Promise<PythonBridge> {
     process.env.PYTHON_BIN = py;
     process.env.PYTHONUNBUFFERED = '1';
     process.env.PYTHONWARNINGS ??= QUIET_PYTHON_WARNINGS;
-    process.env.OMP_WAIT_POLICY ??= 'PASSIVE'; // see spawnLogged in src/core/train.ts
+    process.env.OMP_WAIT_POLICY ??= 'PASSIVE'; // see spawnLogged in src/core/run/supervise.ts
     process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
     const mod = (await import('pythonia')) as PythoniaModule;
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     let entry: any;
     try {
-      entry = await mod.python('mkey_det.bridge');
+      entry = await mod.python('mkey_det.cli.bridge');
     } catch (err) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -18,18 +18,47 @@ export const ExitCode = {
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** The `error.code` of the JSON error object: the exit code's name, stable for scripts. */
+export const ERROR_CODES: Record<ExitCodeValue, string> = {
+  0: 'ok',
+  1: 'failure',
+  2: 'bad_input',
+  3: 'environment',
+  130: 'interrupted',
+};
+
+/** What every command prints on stdout under `--json` when it fails (one line, then it exits with `exitCode`). */
+export interface JsonError {
+  ok: false;
+  error: {
+    /** `bad_input`, `failure`, `environment` or `interrupted`: the name of `exitCode`. */
+    code: string;
+    exitCode: ExitCodeValue;
+    /** One line naming the bad value and what is accepted (or what failed). */
+    message: string;
+    hint?: string;
+    /** e.g. a Python traceback. */
+    detail?: string;
+    /** Structured facts of the failure (e.g. export's parity checks). */
+    data?: Record<string, unknown>;
+  };
+}
+
 export class MkeyError extends Error {
   readonly exitCode: ExitCodeValue;
   readonly hint: string | undefined;
   /** Extra detail (e.g. a Python traceback) shown only with --verbose or in --json output. */
   readonly detail: string | undefined;
+  /** Structured facts for `--json` (`error.data`); text output shows only the message. */
+  readonly data: Record<string, unknown> | undefined;
 
-  constructor(message: string, opts: { exitCode?: ExitCodeValue; hint?: string; detail?: string } = {}) {
+  constructor(message: string, opts: { exitCode?: ExitCodeValue; hint?: string; detail?: string; data?: Record<string, unknown> } = {}) {
     super(message);
     this.name = 'MkeyError';
     this.exitCode = opts.exitCode ?? ExitCode.failure;
     this.hint = opts.hint;
     this.detail = opts.detail;
+    this.data = opts.data;
   }
 }
 
@@ -41,18 +70,38 @@ export class BadInputError extends MkeyError {
   }
 }
 
-/** Prints one line (and an optional hint) for `err`, then exits with its code. */
+/** `err` as an MkeyError (anything else is an unexpected failure, exit 1, its stack as detail). */
+function asMkeyError(err: unknown): MkeyError {
+  if (err instanceof MkeyError) return err;
+  return new MkeyError(err instanceof Error ? err.message || String(err.stack ?? err) : String(err), {
+    detail: err instanceof Error ? err.stack : undefined,
+  });
+}
+
+/** The JSON error object of `err` (see {@link JsonError}); undefined fields are left out. */
+export function jsonError(err: unknown): JsonError {
+  const e = asMkeyError(err);
+  return {
+    ok: false,
+    error: {
+      code: ERROR_CODES[e.exitCode],
+      exitCode: e.exitCode,
+      message: e.message,
+      ...(e.hint !== undefined ? { hint: e.hint } : {}),
+      ...(e.detail !== undefined ? { detail: e.detail } : {}),
+      ...(e.data !== undefined ? { data: e.data } : {}),
+    },
+  };
+}
+
+/**
+ * The one error handler of every command: with `json`, the {@link JsonError} object on stdout;
+ * else one line (and an optional hint) on stderr. Then exits with the error's code.
+ */
 export function handleError(err: unknown, opts: { json?: boolean; verbose?: boolean } = {}): never {
-  const e =
-    err instanceof MkeyError
-      ? err
-      : new MkeyError(err instanceof Error ? err.message || String(err.stack ?? err) : String(err), {
-          detail: err instanceof Error ? err.stack : undefined,
-        });
+  const e = asMkeyError(err);
   if (opts.json) {
-    process.stdout.write(
-      JSON.stringify({ ok: false, error: { message: e.message, hint: e.hint, exitCode: e.exitCode, detail: e.detail } }) + '\n',
-    );
+    process.stdout.write(JSON.stringify(jsonError(e)) + '\n');
   } else {
     logger.error(e.message.split('\n')[0] ?? e.message);
     if (e.hint) logger.hint(e.hint);

@@ -35,3 +35,14 @@ export const intOption = (name: string, min: number, max = Number.MAX_SAFE_INTEG
       }
       return n;
     });
+
+/** A string option turned into a value by `parse`, whose thrown message becomes the option's error. */
+export const parsedOption = <T>(parse: (s: string) => T) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return parse(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });

@@ -6,7 +6,8 @@ JSON object per line to stdout (the protocol, see :mod:`.common`), everything el
 Suites:
 
 ``params``    parameters and FLOPs (fvcore convention, :mod:`mkey_det.analysis`) of Swin-T and the
-              four variants at 4 and 8 charts, at 224x224 and 800x1216, paper / fast / folded.
+              manifold-key variants at 4 and 8 charts, at 224x224 and 800x1216, paper / fast /
+              folded.
 ``module``    forward+backward time of our key modules (order ``'fast'``) against a literal
               transcription of Algorithm 1 (:mod:`.literal`) at every Swin-T stage's shapes,
               with outputs and parameter gradients checked equal.
@@ -14,6 +15,8 @@ Suites:
               ONNX (run by the Node side in onnxruntime-node), GFLOP/s against torch.mm's.
 ``train``     one Mask R-CNN + FPN training step per variant, each in a fresh process: time and
               peak RSS, ratios to the baseline next to the FLOPs ratio.
+
+The variants of every suite come from the key registry (:mod:`mkey_det.models.keys.registry`).
 """
 SUITES = ('params', 'module', 'backbone', 'train')
 

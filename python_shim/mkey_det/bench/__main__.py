@@ -35,7 +35,8 @@ def main(argv=None) -> int:
                         help='train suite: JSON file {variant: config path} written by the CLI')
     train = parser.add_argument_group('train suite')
     train.add_argument('--variants', default=None,
-                       help='comma list of variants (default all five; swin-t is always run)')
+                       help='comma list of variants (default: all registered backbone '
+                            'variants; swin-t is always run)')
     train.add_argument('--batch-sizes', default=None,
                        help='comma list of batch sizes (default: cpu 2, cuda 2,8)')
     train.add_argument('--precisions', default=None,

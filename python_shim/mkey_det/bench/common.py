@@ -27,27 +27,13 @@ from typing import Any, Callable, Dict, IO, List, Optional, Sequence
 
 import torch
 
+from ..utils import json_safe, rel_diff  # noqa: F401  (the suites import them from here)
+
 DEVICES = ('cpu', 'cuda')
 
 
 class BenchInputError(ValueError):
     """A request the suite cannot serve (exit code 2), e.g. ``--device cuda`` without CUDA."""
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN/inf as None, tuples as lists, numpy/torch scalars as numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    item = getattr(value, 'item', None)
-    if callable(item) and getattr(value, 'ndim', 0) == 0:
-        return json_safe(item())
-    return str(value)
 
 
 class Emitter:
@@ -298,19 +284,6 @@ def current_rss_mib() -> Optional[float]:
     except OSError:
         pass
     return None
-
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``max|a - b| / max|b|`` in float64 (inf on a shape mismatch or non-finite values)."""
-    if a is None or b is None:
-        return float('inf') if (a is None) != (b is None) else 0.0
-    if tuple(a.shape) != tuple(b.shape):
-        return float('inf')
-    a, b = a.detach().double(), b.detach().double()
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return float('inf')
-    denom = float(b.abs().max()) if b.numel() else 0.0
-    return float((a - b).abs().max()) / max(denom, 1e-30) if b.numel() else 0.0
 
 
 def fmt_ms(seconds: Optional[float]) -> str:

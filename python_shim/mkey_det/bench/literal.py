@@ -15,19 +15,42 @@ Every module maps window tokens ``x: (B', N, C) -> (B', N, C)``:
 * back: ``b (h n) c -> b n (h c)``
 * aggregation: ``nn.Linear(H*C, C, bias=False)`` (SpatialK, KUA) or the mean over the H charts
   (VanillaK, Eq. 5); SimpleK condenses with one ``nn.Conv1d(H*N, N, 1, bias=False)`` instead.
+
+Which transcription belongs to which key variant: each variant names its transcription in the key
+registry (``literal='module:Class'`` of ``register_key``); :func:`.module.literal_class` imports
+that class and registers it here (:func:`register_literal`). A transcription is an ``nn.Module``
+``Class(dim, num_tokens, num_charts)`` with ``key_type`` and ``param_names`` (its parameter
+names, the same as the key's) class attributes; a variant defined outside this file (a plugin, a
+test's toy variant) keeps its transcription next to it.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-#: variant name -> literal module class (filled below)
+#: variant name -> literal module class (filled by :func:`register_literal`)
 LITERAL_KEYS: dict = {}
+#: variant name -> parameter names of its literal module; ours carry the same names (checked when
+#: copying, :func:`copy_weights`)
+PARAM_NAMES: dict = {}
 
 
-def _register(cls):
-    LITERAL_KEYS[cls.key_type] = cls
+def register_literal(cls, key_type=None):
+    """Register the literal transcription ``cls`` under ``key_type`` (default ``cls.key_type``);
+    returns ``cls``. Registering another class under a taken name is refused."""
+    name = key_type or cls.key_type
+    names = tuple(getattr(cls, 'param_names', ()))
+    if not names:
+        raise ValueError(f'literal transcription {cls.__name__} has no param_names')
+    if LITERAL_KEYS.get(name, cls) is not cls:
+        raise ValueError(f'a literal transcription of {name!r} is already registered '
+                         f'({LITERAL_KEYS[name].__name__})')
+    LITERAL_KEYS[name] = cls
+    PARAM_NAMES[name] = names
     return cls
+
+
+_register = register_literal
 
 
 def rearrange_to_charts(x: torch.Tensor, h: int) -> torch.Tensor:
@@ -62,6 +85,7 @@ class _LiteralBase(nn.Module):
 class LiteralSpatialK(_LiteralBase):
     """Algorithm 1: expansion, to charts, grouped Conv1d, back, ``Linear(H*C, C)``."""
     key_type = 'spatialk'
+    param_names = ('k.weight', 'gamma', 'spatial.weight', 'to_out.weight')
     use_cb = False
 
     def __init__(self, dim: int, num_tokens: int, num_charts: int):
@@ -87,6 +111,7 @@ class LiteralSpatialK(_LiteralBase):
 class LiteralKUA(LiteralSpatialK):
     """SpatialK with CB right after the spatial mixing."""
     key_type = 'kua'
+    param_names = ('k.weight', 'gamma', 'spatial.weight', 'gamma2', 'to_out.weight')
     use_cb = True
 
 
@@ -94,6 +119,7 @@ class LiteralKUA(LiteralSpatialK):
 class LiteralSimpleK(_LiteralBase):
     """Expansion, to charts, one plain ``Conv1d(H*N, N, 1)`` down to N rows of width C."""
     key_type = 'simplek'
+    param_names = ('k.weight', 'gamma', 'condense.weight')
 
     def __init__(self, dim: int, num_tokens: int, num_charts: int):
         super().__init__(dim, num_tokens, num_charts)
@@ -108,6 +134,7 @@ class LiteralSimpleK(_LiteralBase):
 class LiteralVanillaK(_LiteralBase):
     """Expansion, to charts, grouped Conv1d, CB, back, mean over the H charts (Eq. 5)."""
     key_type = 'vanillak'
+    param_names = ('k.weight', 'gamma', 'spatial.weight', 'gamma2')
 
     def __init__(self, dim: int, num_tokens: int, num_charts: int):
         super().__init__(dim, num_tokens, num_charts)
@@ -126,20 +153,12 @@ class LiteralVanillaK(_LiteralBase):
 
 
 def build_literal(key_type: str, dim: int, num_tokens: int, num_charts: int) -> nn.Module:
-    """The literal module of ``key_type`` (``'spatialk' | 'kua' | 'simplek' | 'vanillak'``)."""
+    """The literal module of ``key_type`` (``'spatialk' | 'kua' | 'simplek' | 'vanillak'``, or a
+    transcription registered with :func:`register_literal`)."""
     if key_type not in LITERAL_KEYS:
         raise ValueError(f'no literal transcription of {key_type!r} '
                          f'(known: {", ".join(sorted(LITERAL_KEYS))})')
     return LITERAL_KEYS[key_type](dim, num_tokens, num_charts)
-
-
-#: Parameter names of the literal modules; ours carry the same names (checked when copying).
-PARAM_NAMES = {
-    'spatialk': ('k.weight', 'gamma', 'spatial.weight', 'to_out.weight'),
-    'kua': ('k.weight', 'gamma', 'spatial.weight', 'gamma2', 'to_out.weight'),
-    'simplek': ('k.weight', 'gamma', 'condense.weight'),
-    'vanillak': ('k.weight', 'gamma', 'spatial.weight', 'gamma2'),
-}
 
 
 @torch.no_grad()

@@ -1,16 +1,17 @@
 """``module`` suite: our key modules against the literal transcription of Algorithm 1.
 
-For every variant (8 charts) and every Swin-T stage's shapes (``C``, ``N = 49``, ``B'`` windows of
-that stage, padding included, see :mod:`.shapes`) at the chosen input settings, one forward +
-backward (input and parameter gradients) of
+For every variant (8 charts; the registered manifold keys that name a transcription,
+``literal=`` in :func:`~mkey_det.models.keys.register_key`) and every Swin-T stage's shapes
+(``C``, ``N = 49``, ``B'`` windows of that stage, padding included, see :mod:`.shapes`) at the
+chosen input settings, one forward + backward (input and parameter gradients) of
 
 * ``literal``: :mod:`.literal` (independent transcription of the paper),
-* ``ours``: ``mkey_det.models.keys`` in order ``'fast'`` (what training uses): SpatialK/KUA fold
-  their weights when ``T > FOLD_RATIO * C``, else run the paper order; SimpleK/VanillaK always run
-  the folded form (same FLOPs as the paper order),
-* ``ours_fold_always`` (SpatialK/KUA where ``ours`` does not fold): the folded path forced by
-  setting ``FOLD_RATIO = 0`` for the call (a runtime switch, the source is untouched): what a
-  smaller ``FOLD_RATIO`` would give.
+* ``ours``: ``mkey_det.models.keys`` in order ``'fast'`` (what training uses): SpatialK/KUA (the
+  registry's ``fold_when_cheaper`` variants) fold their weights when ``T > FOLD_RATIO * C``, else
+  run the paper order; SimpleK/VanillaK always run the folded form (same FLOPs as the paper order),
+* ``ours_fold_always`` (``fold_when_cheaper`` variants where ``ours`` does not fold): the folded
+  path forced by setting ``FOLD_RATIO = 0`` for the call (a runtime switch, the source is
+  untouched): what a smaller ``FOLD_RATIO`` would give.
 
 Weights are random (seeded), copied from ours into the literal module, so both compute the same
 function; the outputs and all gradients are compared (``max|ours - literal| / max|literal|``)
@@ -22,16 +23,21 @@ before anything is timed. The cost model (multiply-adds, forward + backward, ``T
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
+from ..models.keys import KEYS
+from . import literal as _literal
 from .common import Emitter, Plan, compare, rel_diff
-from .literal import build_literal, copy_weights
+from .literal import copy_weights
 from .shapes import stage_shapes
 
-VARIANTS = ('spatialk', 'kua', 'simplek', 'vanillak')
+#: the manifold keys with a literal transcription (registry ``literal=``), in display order
+VARIANTS = tuple(s.key_type for s in KEYS.manifold_specs() if s.literal)
 CHARTS = 8
 #: --quick: 4 charts at 224x224, batch 1 (a smoke run: every code path, a quarter of the work)
 QUICK_CHARTS = 4
@@ -52,25 +58,52 @@ def _fold_ratio() -> Optional[float]:
         return None
 
 
+def _folds_when_cheaper(key_type: str) -> bool:
+    return key_type in KEYS and KEYS.get(key_type).fold_when_cheaper
+
+
 @contextlib.contextmanager
 def fold_ratio_override(value: float):
-    """Temporarily set ``FOLD_RATIO`` in the SpatialK and KUA modules (runtime only)."""
-    from ..models.keys import kua, spatialk
-    saved = spatialk.FOLD_RATIO, getattr(kua, 'FOLD_RATIO', None)
-    spatialk.FOLD_RATIO = value
-    if saved[1] is not None:
-        kua.FOLD_RATIO = value
+    """Temporarily set ``FOLD_RATIO`` in the modules of the ``fold_when_cheaper`` variants
+    (SpatialK, KUA; runtime only)."""
+    modules = {}
+    for spec in KEYS.specs():
+        mod = sys.modules.get(spec.module)
+        if spec.fold_when_cheaper and mod is not None and hasattr(mod, 'FOLD_RATIO'):
+            modules.setdefault(spec.module, mod)
+    saved = [(mod, mod.FOLD_RATIO) for mod in modules.values()]
+    for mod, _ in saved:
+        mod.FOLD_RATIO = value
     try:
         yield
     finally:
-        spatialk.FOLD_RATIO = saved[0]
-        if saved[1] is not None:
-            kua.FOLD_RATIO = saved[1]
+        for mod, old in saved:
+            mod.FOLD_RATIO = old
+
+
+def literal_class(key_type: str) -> type:
+    """The literal transcription of ``key_type``: the class its registry entry names
+    (``literal='module:Class'``), imported and registered in :mod:`.literal` on first use.
+    ValueError ('no literal transcription') when there is none."""
+    if key_type in _literal.LITERAL_KEYS:
+        return _literal.LITERAL_KEYS[key_type]
+    ref = KEYS.get(key_type).literal if key_type in KEYS else None
+    if not ref:
+        raise ValueError(f'no literal transcription of {key_type!r} (known: '
+                         f'{", ".join(s.key_type for s in KEYS.specs() if s.literal)})')
+    module_name, _, attr = ref.partition(':')
+    cls = getattr(importlib.import_module(module_name), attr)
+    return _literal.register_literal(cls, key_type)
+
+
+def build_literal(key_type: str, dim: int, num_tokens: int, num_charts: int) -> nn.Module:
+    """The literal module of ``key_type`` (see :func:`literal_class`)."""
+    return literal_class(key_type)(dim, num_tokens, num_charts)
 
 
 def ours_path(key_type: str, tokens: int, dim: int) -> str:
     """Which computation ``order='fast'`` runs for ``T`` tokens of width ``C``."""
-    if key_type in ('spatialk', 'kua'):
+    if _folds_when_cheaper(key_type):
         ratio = _fold_ratio()
         if ratio is None:
             return 'unknown'
@@ -83,13 +116,13 @@ def cost_model(key_type: str, tokens: int, dim: int, n: int = 49,
     """Multiply-adds (forward + backward) of the paper order and of the folded order."""
     t, c = tokens, dim
     mix = 3 * h * n * c * t
-    if key_type in ('spatialk', 'kua'):
+    if _folds_when_cheaper(key_type):
         paper = 6 * h * c * c * t + mix
         folded = 3 * h * c * c * t + 3 * h * c**3 + mix
     else:
         paper = folded = 3 * h * c * c * t + mix
     return dict(paper_macs=paper, folded_macs=folded, predicted_fold_speedup=paper / folded,
-                fold_breakeven_tokens=(c if key_type in ('spatialk', 'kua') else None))
+                fold_breakeven_tokens=(c if _folds_when_cheaper(key_type) else None))
 
 
 @torch.no_grad()
@@ -154,7 +187,7 @@ def measure_one(key_type: str, dim: int, batch_windows: int, num_tokens: int,
     tokens = batch_windows * num_tokens
     path = ours_path(key_type, tokens, dim)
     impls = {'literal': lambda: fwd_bwd(literal, x, grad), 'ours': lambda: fwd_bwd(ours, x, grad)}
-    if key_type in ('spatialk', 'kua') and path == 'paper':
+    if _folds_when_cheaper(key_type) and path == 'paper':
         def forced():
             with fold_ratio_override(0):
                 return fwd_bwd(ours, x, grad)

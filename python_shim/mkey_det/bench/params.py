@@ -1,4 +1,4 @@
-"""``params`` suite: parameters and FLOPs of Swin-T and the four variants, next to Table 1.
+"""``params`` suite: parameters and FLOPs of Swin-T and the key variants, next to Table 1.
 
 Counted with :mod:`mkey_det.analysis` (mmengine's fvcore-derived ``FlopAnalyzer``: one
 multiply-add = one FLOP, only matrix products and convolutions counted, as the paper's fvcore):
@@ -11,44 +11,38 @@ multiply-add = one FLOP, only matrix products and convolutions counted, as the p
 Sizes: 224x224 with the ImageNet head (``num_classes=1000``, only the last stage's norm), as
 Table 1 counts; 800x1216 (a COCO detection input) as the detection backbone (four outputs, no
 head). Charts: 4 and 8. ``--quick``: 224x224 and 8 charts only, without the ``fast`` count.
+
+Variants, labels and the Table 1 figures come from the key registry
+(:mod:`mkey_det.models.keys.registry`).
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from typing import Any, Dict, List
 
 import torch
 
+from ..models.keys import KEYS
+from ..utils import quiet_mmengine
 from .common import Emitter
 
-VARIANTS = ('linear', 'spatialk', 'kua', 'simplek', 'vanillak')
+#: every registered key type, in display order (the stock linear key first)
+VARIANTS = KEYS.key_types()
 #: (label, height, width, imagenet classes: 1000 = Table 1's classifier, 0 = detection backbone)
 FULL_SIZES = (('224x224', 224, 224, 1000), ('800x1216', 800, 1216, 0))
 QUICK_SIZES = (('224x224', 224, 224, 1000), )
 FULL_CHARTS = (4, 8)
 QUICK_CHARTS = (8, )
 
-#: Table 1 columns (Swin-T, 8 charts, 224x224): params [M], FLOPs [G]
-TABLE1 = {'linear': (28, 4.6), 'spatialk': (61, 10.4), 'kua': (61, 10.4), 'simplek': (44, 7.6),
-          'vanillak': (44, 7.6)}
-LABELS = {'linear': 'Swin-T', 'spatialk': '+ SpatialK', 'kua': '+ KUA', 'simplek': '+ SimpleK',
-          'vanillak': '+ VanillaK'}
+#: Table 1 columns (Swin-T, 8 charts, 224x224): params [M], FLOPs [G] (variants the paper lists)
+TABLE1 = {s.key_type: s.table1 for s in KEYS.specs() if s.table1 is not None}
+#: row labels as the paper prints them ('Swin-T', '+ SpatialK', ...)
+LABELS = {s.key_type: s.backbone_label for s in KEYS.specs()}
 
 
-@contextlib.contextmanager
 def _quiet():
-    """mmengine's analyzer logs every op it skips; those are listed in the result instead."""
-    loggers = [logging.getLogger(n) for n in ('mmengine', 'fvcore')]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
+    """mmengine's and fvcore's analyzers log every op they skip; those are listed in the result instead."""
+    return quiet_mmengine('fvcore')
 
 
 def count_variant(key_type: str, charts: int, height: int, width: int,
@@ -63,7 +57,7 @@ def count_variant(key_type: str, charts: int, height: int, width: int,
         paper = count_complexity(model, height, width)
         out: Dict[str, Any] = dict(paper=dict(params=paper['params'], flops=paper['flops'],
                                               skipped_ops=paper['skipped']))
-        if key_type == 'linear':
+        if not KEYS.get(key_type).manifold:
             out['fast'] = out['folded'] = None
         else:
             out['fast'] = None
@@ -84,7 +78,7 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False) -> Dict[str
     jobs = []
     for label, h, w, classes in sizes:
         for v in VARIANTS:
-            for charts in ((None, ) if v == 'linear' else charts_list):
+            for charts in (charts_list if KEYS.get(v).uses_charts else (None, )):
                 jobs.append((label, h, w, classes, v, charts))
     emitter.start(str(device), quick, len(jobs), dict(
         sizes=[dict(label=s[0], height=s[1], width=s[2], imagenet_head=bool(s[3])) for s in sizes],
@@ -94,22 +88,23 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False) -> Dict[str
     baseline: Dict[str, Dict[str, Any]] = {}
     for label, h, w, classes, v, charts in jobs:
         c = count_variant(v, charts or 8, h, w, classes, fast=not quick)
-        if v == 'linear':
+        manifold = KEYS.get(v).manifold
+        if not manifold:
             baseline[label] = c
         base = baseline.get(label)
-        ref = TABLE1[v] if (h, w) == (224, 224) and charts in (None, 8) else None
+        ref = TABLE1.get(v) if (h, w) == (224, 224) and charts in (None, 8) else None
         row = dict(size=label, height=h, width=w, imagenet_head=bool(classes), variant=v,
-                   label=LABELS[v], charts=charts, **c,
+                   label=LABELS.get(v, v), charts=charts, **c,
                    table1=dict(params_m=ref[0], flops_g=ref[1]) if ref else None)
         if base is not None:
             row['ratio_to_swin_t'] = dict(
                 params=c['paper']['params'] / base['paper']['params'],
                 flops_paper=c['paper']['flops'] / base['paper']['flops'],
-                flops_fast=(c['paper'] if v == 'linear' else c['fast'] or {}).get('flops', 0)
+                flops_fast=((c['fast'] or {}) if manifold else c['paper']).get('flops', 0)
                 / base['paper']['flops'] or None,
                 flops_folded=(c['folded'] or c['paper'])['flops'] / base['paper']['flops'])
         p, f = c['paper']['params'] / 1e6, c['paper']['flops'] / 1e9
-        what = f'{LABELS[v]} ({charts} charts)' if charts else LABELS[v]
+        what = f'{LABELS.get(v, v)} ({charts} charts)' if charts else LABELS.get(v, v)
         line = f'{label} {what}: {p:.1f}M params, {f:.2f} GFLOPs paper'
         if c['fast']:
             line += f', {c["fast"]["flops"] / 1e9:.2f} fast'

@@ -40,12 +40,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..models.keys import KEYS
+from ..models.keys.registry import BASE_BACKBONE
 from .common import BenchInputError, Emitter, loadavg
 
-VARIANTS = (('swin-t', 'linear'), ('swin-t-spatialk', 'spatialk'), ('swin-t-kua', 'kua'),
-            ('swin-t-simplek', 'simplek'), ('swin-t-vanillak', 'vanillak'))
+#: (CLI backbone name, key type) of every registered key variant, in display order (the names of
+#: ``mkey-det config --backbone``: 'swin-t', 'swin-t-spatialk', ...)
+VARIANTS = tuple((s.backbone_name, s.key_type) for s in KEYS.specs())
 VARIANT_NAMES = tuple(v for v, _ in VARIANTS)
-BASELINE = 'swin-t'
+BASELINE = BASE_BACKBONE[0]
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 CHARTS = 8
 MAX_BATCH = 128
@@ -129,11 +132,14 @@ def resolve_settings(device: str, quick: bool = False, variants=None, batch_size
 
 
 def write_config(path: str, key_type: str, charts: int = CHARTS) -> str:
-    """A config with the model part of ``mkey-det config --data demo`` (for standalone runs)."""
-    extra = '' if key_type == 'linear' else f", num_charts={charts}"
+    """A config with the model part of ``mkey-det config --data demo`` (for standalone runs).
+    A variant registered outside ``mkey_det`` (a plugin) has its module imported as well."""
+    spec = KEYS.get(key_type)
+    extra = f", num_charts={charts}" if spec.uses_charts else ''
+    imports = ['mkey_det'] + ([] if spec.module.startswith('mkey_det.') else [spec.module])
     with open(path, 'w') as f:
         f.write(f"_base_ = '{_BASE}'\n"
-                "custom_imports = dict(imports=['mkey_det'], allow_failed_imports=False)\n"
+                f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n"
                 f"model = dict(backbone=dict(type='SwinTransformerMKey', key_type='{key_type}'"
                 f"{extra}, init_cfg=None),\n"
                 "    roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),\n"
@@ -244,7 +250,8 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
         key_type = key_types[name]
         res = dict(res)
         res.pop('kind', None)
-        res.update(variant=name, key_type=key_type, charts=None if key_type == 'linear' else CHARTS,
+        res.update(variant=name, key_type=key_type,
+                   charts=CHARTS if KEYS.get(key_type).uses_charts else None,
                    wall_s=wall_s, loadavg_before=load_before)
         if 'cuda_peak_allocated_mib' in res:
             res['peak_mem_gib'] = res['cuda_peak_allocated_mib'] / 1024

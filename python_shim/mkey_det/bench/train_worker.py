@@ -44,6 +44,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from mkey_det.utils import silence_mmengine
+
 
 def make_batch(n: int, size: int, num_classes: int, seed: int = 0) -> Dict[str, Any]:
     """``n`` synthetic ``size x size`` images, three painted rectangles each, with boxes, labels
@@ -105,14 +107,6 @@ def _detector_flops(model, size: int, num_classes: int, device) -> Dict[str, Any
     except Exception as exc:  # noqa: BLE001 - informative only
         first = str(exc).splitlines()[0] if str(exc) else ''
         return dict(unavailable=f'{type(exc).__name__}: {first}')
-
-
-def _quiet_mmengine() -> None:
-    """mmengine logs every parameter's init and paramwise option at INFO: keep errors only."""
-    import logging
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine', log_level='ERROR').setLevel(logging.ERROR)
-    logging.getLogger('mmengine').setLevel(logging.ERROR)
 
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -294,7 +288,7 @@ def _run(args, batch_sizes: List[int], precisions: List[str], out) -> int:
     import mkey_det  # noqa: F401  (registers SwinTransformerMKey)
 
     register_all_modules()
-    _quiet_mmengine()
+    silence_mmengine()  # mmengine logs every parameter's init at INFO; this process keeps errors only
     device = torch.device(args.device)
     if device.type == 'cuda' and device.index is None:
         # an explicit index: the memory statistics and synchronisation name this device

@@ -55,6 +55,7 @@ class MkeyProgressHook(Hook):
         self._last: Optional[float] = None
         self._path: Optional[str] = None
         self._stop_signal: Optional[int] = None
+        self._checkpoint: Optional[str] = None  # what last_checkpoint named when last looked at
 
     # -- graceful stop -------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
@@ -144,9 +145,28 @@ class MkeyProgressHook(Hook):
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
         return stats
 
+    def _last_checkpoint(self, runner) -> Optional[str]:
+        path = os.path.join(runner.work_dir, 'last_checkpoint')
+        try:
+            with open(path, encoding='utf-8') as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    def _emit_new_checkpoint(self, runner) -> None:
+        """A ``checkpoint`` event once mmengine's CheckpointHook has saved one. mmengine has no
+        after-save hook point, and the CheckpointHook runs after this hook (lower priority), so a
+        new ``last_checkpoint`` is noticed at the next hook point: before validation or the next
+        epoch, or at the end."""
+        current = self._last_checkpoint(runner)
+        if current and current != self._checkpoint:
+            self._checkpoint = current
+            self._emit(runner, 'checkpoint', path=current, epoch=int(runner.epoch), iter=int(runner.iter))
+
     # -- hook points ---------------------------------------------------------------------------
     def before_train(self, runner) -> None:
         self._install_signal_handlers()
+        self._checkpoint = self._last_checkpoint(runner)  # a resumed run's: not new
         loop = runner.train_loop
         max_epochs = getattr(loop, 'max_epochs', None)
         iters_per_epoch = None
@@ -176,7 +196,11 @@ class MkeyProgressHook(Hook):
         self._stop_if_asked(runner)
 
     def before_val_epoch(self, runner) -> None:
+        self._emit_new_checkpoint(runner)
         self._stop_if_asked(runner)
+
+    def before_train_epoch(self, runner) -> None:
+        self._emit_new_checkpoint(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         now = time.perf_counter()
@@ -217,8 +241,6 @@ class MkeyProgressHook(Hook):
         clean = {k: _finite_or_none(float(v)) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
         self._emit(runner, 'test', metrics=clean)
 
-    def after_save_checkpoint(self, runner, checkpoint) -> None:
-        self._emit(runner, 'checkpoint', epoch=int(runner.epoch), iter=int(runner.iter))
-
     def after_train(self, runner) -> None:
+        self._emit_new_checkpoint(runner)
         self._emit(runner, 'end', status='completed', iter=int(runner.iter), epoch=int(runner.epoch))

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from ..models.keys import KEYS
 from .core import (DEFAULT_OPSET, EXPORT_THRESHOLD, FOLD_THRESHOLD,
                    build_backbone, count_params, export_onnx, export_torchscript, fold,
                    parity_check, quiet_tracing)
@@ -99,9 +100,9 @@ def export_backbone(key_type: str, out: str, format: str = 'onnx',  # noqa: A002
         if shape[2] < 32 or shape[3] < 32:
             raise _BadInput(f'input height and width must be at least 32, got {shape[2]}x{shape[3]}')
         plan = _plan(shape, dynamic, check_sizes)
-        if fold_keys and key_type == 'linear':
-            raise _BadInput('--fold needs a manifold-key variant: the linear key of swin-t has '
-                            'nothing to fold')
+        if fold_keys and key_type in KEYS and not KEYS.get(key_type).manifold:
+            raise _BadInput(f'--fold needs a manifold-key variant: the {key_type} key of '
+                            f'{KEYS.get(key_type).backbone_name} has nothing to fold')
         if checkpoint is not None and not os.path.isfile(checkpoint):
             raise _BadInput(f'checkpoint file not found: {checkpoint}')
         t = time.perf_counter()
@@ -177,7 +178,7 @@ def export_backbone(key_type: str, out: str, format: str = 'onnx',  # noqa: A002
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
         format=format, file=os.path.basename(out), file_bytes=file_bytes,
         variant=variant, key_type=key_type,
-        charts=None if key_type == 'linear' else charts,
+        charts=charts if key_type in KEYS and KEYS.get(key_type).uses_charts else None,
         key_order='folded' if fold_keys else 'paper', fold=bool(fold_keys),
         weights=weights,
         input=dict(name=info['input_name'], shape=shape, layout='NCHW', dtype='float32',
@@ -196,7 +197,7 @@ def export_backbone(key_type: str, out: str, format: str = 'onnx',  # noqa: A002
         timings_s={k: round(v, 3) for k, v in timings.items()},
     )
     sidecar['timings_s']['total_s'] = round(time.perf_counter() - t_start, 3)
-    from ..bridge import json_safe
+    from ..utils import json_safe
     tmp = sidecar_path + f'.partial-{os.getpid()}'
     with open(tmp, 'w') as f:
         json.dump(json_safe(sidecar), f, indent=2, allow_nan=False)

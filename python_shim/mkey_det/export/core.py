@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 import torch.nn as nn
 
+from ..utils import quiet_mmengine, rel_diff
 from .images import image_batch
 from .swin_export import prepare_for_export
 
@@ -44,19 +45,6 @@ def quiet_tracing():
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         yield
-
-
-@contextlib.contextmanager
-def _quiet_mmengine():
-    import logging
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def build_backbone(key_type: str = 'spatialk', num_charts: int = 8,
@@ -89,7 +77,7 @@ def build_backbone(key_type: str = 'spatialk', num_charts: int = 8,
                     loaded=len(report['loaded']), created=len(report['created']),
                     ignored=len(report['ignored']), missing=len(report['missing']))
     else:
-        with _quiet_mmengine():  # 'No pre-trained weights ... from scratch': expected here
+        with quiet_mmengine():  # 'No pre-trained weights ... from scratch': expected here
             model.init_weights()
         if randomize:
             randomize_weights(model, seed)
@@ -255,18 +243,6 @@ def load_exported(path: str, fmt: Optional[str] = None,
                 return list(module(x))
         return run_ts
     raise ValueError(f"format must be 'onnx' or 'torchscript', got {fmt!r}")
-
-
-def rel_diff(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """``max|out - ref| / max|ref|`` in float64 (``inf`` for a shape mismatch or non-finite
-    values)."""
-    if tuple(out.shape) != tuple(ref.shape):
-        return float('inf')
-    a, b = out.detach().double(), ref.detach().double()
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return float('inf')
-    denom = float(b.abs().max()) if b.numel() else 0.0
-    return float((a - b).abs().max()) / max(denom, 1e-30) if b.numel() else 0.0
 
 
 def _as_runner(exported, fmt: Optional[str]) -> Callable[[torch.Tensor], List[torch.Tensor]]:

@@ -8,13 +8,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BACKBONE_NAMES } from '../experiment.js';
+import { BACKBONE_NAMES, BACKBONE_VARIANTS } from '../experiment.js';
 import { MkeyError } from '../../utils/errors.js';
 import { packageRoot } from '../../utils/paths.js';
 
-/** Variant names of the train suite (CLI backbone names, experiment.ts), in order; Swin-T first (the baseline). */
+/** Variant names of the train suite (CLI backbone names, experiment.ts, from the key registry), in order; Swin-T first (the baseline). */
 export const TRAIN_VARIANTS: readonly string[] = BACKBONE_NAMES;
-export const TRAIN_BASELINE = 'swin-t';
+/** The baseline of the ratios: the variant with Swin's own linear key (`swin-t`). */
+export const TRAIN_BASELINE: string = BACKBONE_VARIANTS.find((v) => v.keyType === 'linear')?.name ?? 'swin-t';
 export const TRAIN_CHARTS = 8;
 
 /** Writes `<dir>/<variant>.py` for every variant (default: all) and `<dir>/configs.json`; returns the latter's path. */
@@ -24,7 +25,9 @@ export async function writeTrainConfigs(dir: string, variants: readonly string[]
   for (const variant of variants) {
     const out = join(dir, `${variant}.py`);
     const args = [cli, 'config', '--backbone', variant, '--data', 'demo', '--out', out, '--force', '--json'];
-    if (variant !== 'swin-t') args.push('--charts', String(TRAIN_CHARTS));
+    // an unknown name still reaches the CLI (with --charts), which names what is accepted
+    const usesCharts = BACKBONE_VARIANTS.find((v) => v.name === variant)?.usesCharts ?? variant !== TRAIN_BASELINE;
+    if (usesCharts) args.push('--charts', String(TRAIN_CHARTS));
     const res = await execa(process.execPath, args, { reject: false, cwd: dir, timeout: 600_000 });
     if (res.exitCode !== 0) {
       throw new MkeyError(`mkey-det config --backbone ${variant} failed (exit ${String(res.exitCode)}): ${String(res.stderr).split('\n')[0] ?? ''}`);

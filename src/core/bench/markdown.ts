@@ -1,4 +1,5 @@
 /** Markdown tables of a benchmark report (printed on stdout and written next to the JSON file). */
+import { markdownTable as table } from '../../utils/format.js';
 import type { BackboneRow, BenchReport, ModuleRow, ParamsRow, SuiteResult, TimeStats, TrainRow } from './types.js';
 
 const num = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
@@ -9,12 +10,6 @@ const x = (v: number | null | undefined): string => (v === null || v === undefin
 const sci = (v: number | null | undefined): string => (v === null || v === undefined ? 'n/a' : v === 0 ? '0' : v.toExponential(1));
 const load = (l: number[] | null | undefined): string => (l && l.length ? l.map((v) => v.toFixed(2)).join(' ') : 'n/a');
 const spreadMs = (t: TimeStats): string => `${ms(t.q1)}-${ms(t.q3)} (${ms(t.min)}-${ms(t.max)})`;
-
-function table(header: string[], rows: string[][]): string {
-  const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
-  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
-  return lines.join('\n');
-}
 
 function machineSection(report: BenchReport): string {
   const py = report.machine.python;

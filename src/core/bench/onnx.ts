@@ -5,15 +5,9 @@
  * latency joins the suite's rows. Anything missing is reported as `unavailable: <reason>`.
  */
 import { loadavg } from 'node:os';
+import { quantile } from '../../utils/stats.js';
 import type { BackboneRow, OnnxJob, SuiteResult, TimeStats } from './types.js';
 
-const quantile = (sorted: number[], q: number): number => {
-  if (!sorted.length) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-};
 
 /** Seconds, from runOnnx's per-run milliseconds. */
 export function statsFromMs(runsMs: number[]): TimeStats {

@@ -93,7 +93,10 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   const isDemo = exp.data.kind === 'demo';
 
   body.push(['_base_', STOCK_BASE_CONFIG]);
-  body.push(['custom_imports', { imports: ['mkey_det'], allow_failed_imports: false }]);
+  // A key variant registered outside the plugin (python_shim/mkey_det) is imported by the config too.
+  const keyModule = exp.backbone.pythonModule;
+  const imports = keyModule && keyModule !== 'mkey_det' && !keyModule.startsWith('mkey_det.') ? ['mkey_det', keyModule] : ['mkey_det'];
+  body.push(['custom_imports', { imports, allow_failed_imports: false }]);
   body.push([
     'mkey_experiment',
     {

@@ -101,7 +101,11 @@ export class ParityError extends MkeyError {
   readonly parity: ParityReport;
   readonly foldParity: ParityReport | null;
   constructor(message: string, parity: ParityReport, foldParity: ParityReport | null) {
-    super(message, { exitCode: ExitCode.failure, hint: 'no file was written; run with --json for every figure' });
+    super(message, {
+      exitCode: ExitCode.failure,
+      hint: 'no file was written; run with --json for every figure',
+      data: { parity, fold_parity: foldParity },
+    });
     this.name = 'ParityError';
     this.parity = parity;
     this.foldParity = foldParity;

@@ -13,6 +13,7 @@ import type { ValueInfo, WorkerReply, WorkerRequest } from './onnx-worker.js';
 import { writeNpy } from './npy.js';
 import { ceilTo, decodeImage, PAD_DIVISOR, toNetworkInput, type RgbImage } from './preprocess.js';
 import { formatShape } from './shapes.js';
+import { median } from '../../utils/stats.js';
 
 /** How an image meets a model whose height/width are fixed. */
 export const FIT_MODES = ['pad', 'resize', 'none'] as const;
@@ -100,11 +101,6 @@ function workerPath(): string {
   return join(packageRoot, 'dist', 'core', 'export', 'onnx-worker.js');
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 function readSidecar(model: string): RunOnnxResult['sidecar'] {

@@ -1,4 +1,5 @@
 /** Text formats of the report: Markdown (default), CSV and JSON; shared number formatting. */
+import { formatDuration, markdownCell, markdownTable } from '../../utils/format.js';
 import { AP_IDS, type ApId, type GroupRow, type Report, type RunRow } from './types.js';
 
 export const FORMATS = ['md', 'csv', 'json', 'html'] as const;
@@ -43,14 +44,8 @@ export function fmtFlops(n: number | undefined): string {
   return `${(n / 1e6).toFixed(1)}M`;
 }
 
-/** `45s`, `3m 12s`, `2h 05m`. */
-export function fmtDuration(s: number | undefined): string {
-  if (s === undefined) return '';
-  const t = Math.round(s);
-  if (t < 60) return `${t}s`;
-  if (t < 3600) return `${Math.floor(t / 60)}m ${String(t % 60).padStart(2, '0')}s`;
-  return `${Math.floor(t / 3600)}h ${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
-}
+/** `45s`, `3m 12s`, `2h 05m`; empty when unknown. */
+export const fmtDuration = (s: number | undefined): string => formatDuration(s, '');
 
 export function fmtCharts(c: number | null | undefined): string {
   return c === undefined || c === null ? '' : String(c);
@@ -78,21 +73,9 @@ export function describeSelection(report: Report): string {
 
 // ---------- Markdown ----------
 
-/** A cell of a Markdown table: names come from folders and configs, so nothing in them may turn
- * into markup (a `|` splitting the row, raw HTML, a code span). */
-function mdCell(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/([|`\\])/g, '\\$1')
-    .replace(/\r?\n/g, ' ');
-}
-
+/** The report's tables: number columns right-aligned. */
 function mdTable(head: string[], rows: string[][]): string {
-  const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h) => (/^(AP|Δ|n$|Epoch|Seed|Charts|Backbone|Train time)/.test(h) ? '---:' : '---')).join(' | ')} |`];
-  for (const r of rows) lines.push(`| ${r.map(mdCell).join(' | ')} |`);
-  return lines.join('\n');
+  return markdownTable(head, rows, (h) => /^(AP|Δ|n$|Epoch|Seed|Charts|Backbone|Train time)/.test(h));
 }
 
 export interface PlotFiles {

@@ -7,7 +7,7 @@ import { withBridge } from '../../python/bridge.js';
 import { MkeyError } from '../../utils/errors.js';
 import type { RunIdentity } from './types.js';
 
-/** What `mkey_det.report_tools.describe_configs` returns per file. */
+/** What `mkey_det.cli.report_tools.describe_configs` returns per file. */
 interface Described {
   path: string;
   ok: boolean;

@@ -1,7 +1,7 @@
 /** Reads one run directory into a `RunData`: merged training/validation entries, status, timing, problems. */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { effectiveStatus } from '../run-dir.js';
+import { effectiveStatus } from '../run/run-dir.js';
 import { sessionDirs } from './discover.js';
 import { parseEvents, parseRunFile, parseScalars, parseTextLog, type BadLine, type ParsedEvents } from './parse.js';
 import type { EvalPoint, RunData, RunIdentity, TrainPoint } from './types.js';

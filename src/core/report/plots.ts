@@ -1,6 +1,6 @@
 /**
  * PNG plots (training loss, learning rate, box/mask AP) drawn by matplotlib in a Python child
- * process (`python_shim/mkey_det/report_tools.py plot`), written next to the `--out` file.
+ * process (`python_shim/mkey_det/cli/report_tools.py plot`), written next to the `--out` file.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import { pythonShimDir } from '../../utils/paths.js';
 import type { PlotFiles } from './format.js';
 import type { PlotSeries } from './types.js';
 
-export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'report_tools.py');
+export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_tools.py');
 
 /** `reports/summary.html` -> `reports/summary` (the plots become `summary-loss.png`, ...). */
 export function plotPrefix(outFile: string): string {

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { KEY_TYPES } from '../experiment.js';
+import { BOX_AP, MASK_AP } from '../metrics.js';
 import {
   AP_COLUMNS,
   AP_IDS,
@@ -69,7 +70,7 @@ function apOf(e: EvalPoint): ApValues {
 export function pickEval(evals: EvalPoint[], selection: Selection): PickedEval | undefined {
   const withAp = evals.filter((e) => AP_COLUMNS.some((c) => e.metrics[c.metric] !== undefined));
   if (withAp.length === 0) return undefined;
-  const bbox = (e: EvalPoint) => e.metrics['coco/bbox_mAP'] ?? -Infinity;
+  const bbox = (e: EvalPoint) => e.metrics[BOX_AP] ?? -Infinity;
   const chosen =
     selection === 'best' ? withAp.reduce((best, e) => (bbox(e) > bbox(best) ? e : best), withAp[0]!) : withAp[withAp.length - 1]!;
   return { step: chosen.step, by: chosen.by, ap: apOf(chosen), source: chosen.source };
@@ -337,8 +338,8 @@ export function buildReport(runs: RunData[], opts: BuildOptions): Report {
     label: r.label,
     loss: r.train.filter((p) => p.loss !== undefined).map((p) => [p.iter, p.loss!] as [number, number]),
     lr: r.train.filter((p) => p.lr !== undefined).map((p) => [p.iter, p.lr!] as [number, number]),
-    apBox: r.evals.filter((e) => e.metrics['coco/bbox_mAP'] !== undefined).map((e) => [e.step, toPercent(e.metrics['coco/bbox_mAP']!)] as [number, number]),
-    apMask: r.evals.filter((e) => e.metrics['coco/segm_mAP'] !== undefined).map((e) => [e.step, toPercent(e.metrics['coco/segm_mAP']!)] as [number, number]),
+    apBox: r.evals.filter((e) => e.metrics[BOX_AP] !== undefined).map((e) => [e.step, toPercent(e.metrics[BOX_AP]!)] as [number, number]),
+    apMask: r.evals.filter((e) => e.metrics[MASK_AP] !== undefined).map((e) => [e.step, toPercent(e.metrics[MASK_AP]!)] as [number, number]),
     evalBy: r.evals[0]?.by ?? (r.maxIters !== undefined && r.maxEpochs === undefined ? 'iter' : 'epoch'),
   }));
 

@@ -1,16 +1,7 @@
 /** The data model of `mkey-det report`: what is read from a run directory and what the report shows. */
 
-/** The six COCO numbers of Table 3, with mmengine's metric names (CocoMetric, 0-1 scale). */
-export const AP_COLUMNS = [
-  { id: 'APb', metric: 'coco/bbox_mAP' },
-  { id: 'APb50', metric: 'coco/bbox_mAP_50' },
-  { id: 'APb75', metric: 'coco/bbox_mAP_75' },
-  { id: 'APm', metric: 'coco/segm_mAP' },
-  { id: 'APm50', metric: 'coco/segm_mAP_50' },
-  { id: 'APm75', metric: 'coco/segm_mAP_75' },
-] as const;
-export type ApId = (typeof AP_COLUMNS)[number]['id'];
-export const AP_IDS: readonly ApId[] = AP_COLUMNS.map((c) => c.id);
+import type { ApId } from '../metrics.js';
+export { AP_COLUMNS, AP_IDS, type ApId } from '../metrics.js';
 /** AP values in percent (one row); a missing metric is absent. */
 export type ApValues = Partial<Record<ApId, number>>;
 

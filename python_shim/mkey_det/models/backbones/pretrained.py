@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Union
 
@@ -141,7 +142,7 @@ def _short(names: List[str], limit: int = 8) -> str:
 def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
                     convert: Optional[bool] = None, chart_noise: Optional[float] = None,
                     generator: Optional[torch.Generator] = None,
-                    logger: str = 'current') -> Dict[str, List[str]]:
+                    logger: str = 'current', strict: bool = True) -> Dict[str, List[str]]:
     """Load Swin weights into a ``SwinTransformerMKey`` (or mmdet ``SwinTransformer``).
 
     Args:
@@ -151,6 +152,9 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
         chart_noise: chart perturbation of the created keys (None: the model's).
         generator: random generator of that perturbation.
         logger: mmengine logger name for the report.
+        strict: refuse a checkpoint that leaves any model tensor at its initialisation other
+            than the per-output norms ``norm0..norm3`` (which official Swin checkpoints do not
+            have, as in MMDetection). False: load what fits and report the rest.
 
     Returns:
         ``dict(loaded=[...], created=[...], ignored=[...], missing=[...])`` with model keys
@@ -158,8 +162,9 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
         at their initialisation) and checkpoint keys (``ignored``: not used).
 
     Raises:
-        ValueError: a tensor shape does not fit (names the key and both shapes), or a block's
-            key parameters are of another key type than the model's.
+        ValueError: a tensor shape does not fit (names the key and both shapes), a block's
+            key parameters are of another key type than the model's, or (``strict``) model
+            tensors the checkpoint does not provide (names the first ones and the model).
     """
     source = checkpoint if isinstance(checkpoint, str) else '<dict>'
     raw = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
@@ -218,6 +223,8 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
                              f'{k} has shape {tuple(own[k].shape)}')
         new_sd[k] = v
         loaded.append(k)
+    if strict:
+        _refuse_missing(model, source, [k for k in own if k not in new_sd and k not in created])
     # everything fits: only now touch the model
     for msa, w, b in to_create:
         if b is None and msa.qkv.q.bias is not None:  # keep the model's q / v biases
@@ -234,6 +241,26 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
               f'{len(missing)} model tensors kept at their initialisation '
               f'({_short(missing)})', logger=logger)
     return dict(loaded=loaded, created=created, ignored=ignored, missing=missing)
+
+
+#: model tensors a Swin checkpoint may lack: the per-output norms MMDetection adds (official
+#: checkpoints have a single final ``norm``, which is not mapped onto them, as in mmdet).
+_MAY_BE_MISSING = re.compile(r'norm\d+\.')
+
+
+def _refuse_missing(model: torch.nn.Module, source: str, missing: List[str]) -> None:
+    """ValueError naming the first model tensors ``source`` does not provide and the model."""
+    unexpected = [k for k in missing if not _MAY_BE_MISSING.match(k)]
+    if not unexpected:
+        return
+    key_type = getattr(model, 'key_type', 'linear')
+    charts = getattr(model, 'num_charts', None)
+    what = f'key_type={key_type!r}' + (f', {charts} charts' if key_type != 'linear' else '')
+    raise ValueError(
+        f'checkpoint {source} does not fit the backbone ({what}): {len(unexpected)} of its '
+        f'tensors are missing from the checkpoint, first {_short(unexpected, 3)}; give a Swin '
+        f'checkpoint (official or mmdet layout) or one of this key type and chart count, or '
+        f'load non-strictly (init_cfg strict=False)')
 
 
 def official_from_mmdet(state_dict: Mapping) -> 'OrderedDict[str, torch.Tensor]':

@@ -8,7 +8,7 @@ import torch
 from mmdet.models.backbones.swin import SwinTransformer
 from mmdet.registry import MODELS
 
-from ..keys import KEY_TYPES, check_key_type, set_key_order
+from ..keys import KEY_TYPES, key_spec, set_key_order
 from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
 from .window_msa import ManifoldKeyWindowMSA
 
@@ -23,8 +23,9 @@ class SwinTransformerMKey(SwinTransformer):
     and outputs: a list of ``(B, C_i, H_i, W_i)`` maps for ``out_indices``), plus:
 
     Args:
-        key_type: one of ``'linear'`` (the stock model, bit for bit, same state dict),
-            ``'spatialk'``, ``'kua'``, ``'simplek'``, ``'vanillak'``.
+        key_type: a registered key type (:mod:`mkey_det.models.keys.registry`):
+            ``'linear'`` (the stock model, bit for bit, same state dict) or a manifold key
+            (``'spatialk'``, ``'kua'``, ``'simplek'``, ``'vanillak'``, or a plugin's).
         num_charts: H, an int >= 1 (8 in the paper).
         key_order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function and
             gradients); switch later with :meth:`set_key_order`.
@@ -41,7 +42,7 @@ class SwinTransformerMKey(SwinTransformer):
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
                  key_order: str = 'fast', chart_noise: float = 0.1, **kwargs):
-        check_key_type(key_type)
+        spec = key_spec(key_type)
         check_int('num_charts', num_charts)
         check_order(key_order)
         check_noise(chart_noise)
@@ -53,7 +54,7 @@ class SwinTransformerMKey(SwinTransformer):
         self.key_type = key_type
         self.num_charts = num_charts
         self.chart_noise = float(chart_noise)
-        if key_type != 'linear':
+        if spec.manifold:
             for _, block in self.named_blocks():
                 block.attn.w_msa = ManifoldKeyWindowMSA.from_window_msa(
                     block.attn.w_msa, key_type, num_charts, key_order=key_order,
@@ -92,7 +93,8 @@ class SwinTransformerMKey(SwinTransformer):
 
     def init_weights(self) -> None:
         """No ``init_cfg``: Swin's own init, then every key from a fresh linear key.
-        ``init_cfg=dict(type='Pretrained', checkpoint=...)``: :func:`load_pretrained`."""
+        ``init_cfg=dict(type='Pretrained', checkpoint=..., [strict=False])``: :func:`load_pretrained`
+        (strict by default: every tensor but the per-output norms must come from the checkpoint)."""
         if self.init_cfg is None:
             super().init_weights()
             self.reset_keys()
@@ -102,8 +104,10 @@ class SwinTransformerMKey(SwinTransformer):
             raise ValueError(f'{type(self).__name__} supports init_cfg=None or '
                              f"dict(type='Pretrained', checkpoint=PATH), got {self.init_cfg!r}")
         from .pretrained import load_pretrained
-        load_pretrained(self, cfg['checkpoint'],
-                        convert=True if self.convert_weights else None)
+        # The layout is detected from the keys (official or mmdet), whatever convert_weights says:
+        # the stock config sets it for official files, and forcing the conversion on an
+        # mmdet-layout file would rename its tensors away from the model.
+        load_pretrained(self, cfg['checkpoint'], convert=None, strict=bool(cfg.get('strict', True)))
 
     def extra_repr(self) -> str:
         return f'key_type={self.key_type!r}, num_charts={self.num_charts}'

@@ -13,7 +13,7 @@ import torch.nn as nn
 from mmdet.models.backbones.swin import WindowMSA
 from mmengine.utils import to_2tuple
 
-from ..keys import build_key, check_key_type
+from ..keys import build_key, key_spec, manifold_key_types
 
 
 class ManifoldQKV(nn.Module):
@@ -38,8 +38,8 @@ class ManifoldKeyWindowMSA(WindowMSA):
     """mmdet ``WindowMSA`` with ``qkv`` replaced by :class:`ManifoldQKV`.
 
     Input ``(B', N, C)`` with ``N = window_size**2``, output ``(B', N, C)``; ``mask`` as in
-    ``WindowMSA``. Args as ``WindowMSA`` plus ``key_type`` (a manifold key: ``'spatialk'``,
-    ``'kua'``, ``'simplek'``, ``'vanillak'``), ``num_charts``, ``key_order`` and
+    ``WindowMSA``. Args as ``WindowMSA`` plus ``key_type`` (a registered manifold key type,
+    :func:`~mkey_det.models.keys.manifold_key_types`), ``num_charts``, ``key_order`` and
     ``chart_noise`` (see :func:`~mkey_det.models.keys.build_key`). The key has no bias: a key
     bias adds ``q . b_k`` to every logit of a row, which softmax ignores.
     """
@@ -48,10 +48,10 @@ class ManifoldKeyWindowMSA(WindowMSA):
                  num_charts: int = 8, key_order: str = 'fast', chart_noise: float = 0.1,
                  qkv_bias: bool = True, qk_scale: Optional[float] = None,
                  attn_drop_rate: float = 0., proj_drop_rate: float = 0., init_cfg=None):
-        if check_key_type(key_type) == 'linear':
-            raise ValueError("key_type 'linear' is mmdet's WindowMSA itself; "
-                             "ManifoldKeyWindowMSA accepts 'spatialk', 'kua', 'simplek', "
-                             "'vanillak'")
+        if not key_spec(key_type).manifold:
+            accepted = ', '.join(repr(t) for t in manifold_key_types())
+            raise ValueError(f"key_type {key_type!r} is mmdet's WindowMSA itself; "
+                             f'ManifoldKeyWindowMSA accepts {accepted}')
         window_size = to_2tuple(window_size)
         super().__init__(embed_dims, num_heads, window_size, qkv_bias=qkv_bias,
                          qk_scale=qk_scale, attn_drop_rate=attn_drop_rate,

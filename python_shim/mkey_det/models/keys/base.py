@@ -2,12 +2,13 @@
 
 Every key maps window tokens ``x: (B', N, C) -> (B', N, C)`` with ``B' = batch * windows`` and
 ``N = window_size ** 2``. The manifold keys (paper section 4) first expand ``x`` into ``H``
-charts of width ``C`` (``k = Linear(C, H*C, bias=False)``, ``gamma`` in R^(H*C)), laid out
-chart-major as ``(B', H*N, C)`` so that a ``Conv1d`` with ``groups=H`` mixes the tokens of each
-chart separately.
+charts of width ``C`` (``k = Linear(C, H*C, bias=False)``, ``gamma`` in R^(H*C), both created
+by :class:`ManifoldKey` itself), laid out chart-major as ``(B', H*N, C)`` so that a ``Conv1d``
+with ``groups=H`` mixes the tokens of each chart separately.
 
 All the paths are linear in ``x``, so each variant can be *folded* into per-chart ``C x C``
-matrices and ``N x N`` token-mixing matrices (see ``folded.py``). Two computation orders exist:
+matrices and ``N x N`` token-mixing matrices (see ``folded_ops.py``). Two computation orders
+exist:
 
 ``'paper'``
     the literal order of Algorithm 1 (expansion, rearrange, spatial, [CB], aggregation).
@@ -15,6 +16,9 @@ matrices and ``N x N`` token-mixing matrices (see ``folded.py``). Two computatio
     the same function computed from the folded weights (autograd runs through the weight
     products, so parameter gradients are the same as well). Only chooses the folded product
     where it is cheaper (see each variant's ``forward_fast``).
+
+A variant is a subclass of :class:`ManifoldKey` registered with
+:func:`~.registry.register_key` (see ``docs/ARCHITECTURE.md``, "Adding a key variant").
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+
+from .folded_ops import FoldedKeyTensors, folded_forward
 
 KEY_ORDERS = ('paper', 'fast')
 
@@ -105,6 +111,25 @@ class ManifoldKey(nn.Module):
         order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function).
         chart_noise: relative std of the zero-sum chart perturbation used by
             :meth:`init_from_linear` (see :func:`chart_weights`).
+
+    The contract between this class and a variant (a subclass):
+
+    * ``__init__`` (here, not in the subclass) checks the arguments, creates the expansion
+      shared by every variant, in this order (parameter order, state-dict names and the RNG
+      draws of their default initialisation are part of the checkpoint format):
+
+      - ``self.k = nn.Linear(C, H*C, bias=False)``: the H chart projections ``k_h`` stacked,
+        chart-major (rows ``h*C:(h+1)*C`` are chart ``h``);
+      - ``self.gamma = nn.Parameter(torch.ones(H*C))``: the per-chart channel scale;
+
+      then calls :meth:`_init_layers` (the variant creates its own modules there, e.g.
+      ``spatial``, ``to_out``), then :meth:`reset_parameters` (a function-preserving start from
+      a fresh linear key).
+    * the variant implements :meth:`forward_paper` (Algorithm 1's order), :meth:`fold` (its
+      :class:`~.folded_ops.FoldedKeyTensors`; the default :meth:`forward_fast` applies them) and
+      :meth:`init_from_linear` (usually :meth:`_expansion_from_linear` plus its own modules).
+    * helpers on ``k`` and ``gamma``: :meth:`_expansion_from_linear`, :meth:`_expansion_charts`.
+    * it registers itself with :func:`~.registry.register_key` (type name, paper label, ...).
     """
 
     key_type = 'base'
@@ -117,6 +142,15 @@ class ManifoldKey(nn.Module):
         self.num_charts = check_int('num_charts', num_charts)
         self._order = check_order(order)
         self.chart_noise = check_noise(chart_noise)
+        h, c = self.num_charts, self.dim
+        self.k = nn.Linear(c, h * c, bias=False)
+        self.gamma = nn.Parameter(torch.ones(h * c))
+        self._init_layers()
+        self.reset_parameters()
+
+    def _init_layers(self) -> None:
+        """Create the variant's own modules (after ``k`` and ``gamma``, before
+        :meth:`reset_parameters`). Default: none."""
 
     @property
     def order(self) -> str:
@@ -144,11 +178,10 @@ class ManifoldKey(nn.Module):
         raise NotImplementedError
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        from .folded import folded_forward
         return folded_forward(x, self.fold())
 
-    def fold(self):
-        """The folded tensors (:class:`~.folded.FoldedKeyTensors`), differentiable."""
+    def fold(self) -> FoldedKeyTensors:
+        """The folded tensors (:class:`~.folded_ops.FoldedKeyTensors`), differentiable."""
         raise NotImplementedError
 
     @torch.no_grad()

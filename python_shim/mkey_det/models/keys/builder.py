@@ -1,29 +1,25 @@
-"""Key factory and the switch of the computation order."""
+"""Key factory and the switch of the computation order; the variant lists, from the registry."""
 from __future__ import annotations
+
+from typing import Dict, Tuple
 
 import torch.nn as nn
 
 from .base import ManifoldKey, check_int, check_noise, check_order
-from .kua import KUAKey
-from .linear import LinearKey
-from .simplek import SimpleKey
-from .spatialk import SpatialKey
-from .vanillak import VanillaKey
+from .registry import KEYS
 
-#: key types accepted by :func:`build_key` and the backbone's ``key_type``.
-KEY_TYPES = ('linear', 'spatialk', 'kua', 'simplek', 'vanillak')
-MANIFOLD_KEYS = {
-    'spatialk': SpatialKey,
-    'kua': KUAKey,
-    'simplek': SimpleKey,
-    'vanillak': VanillaKey,
-}
+#: key types accepted by :func:`build_key` and the backbone's ``key_type``, in display order:
+#: the variants registered when the package was imported (every module of ``models/keys/``).
+#: A plugin variant registered later (``custom_imports``) is accepted too; the live list is
+#: :func:`~.registry.key_types`.
+KEY_TYPES: Tuple[str, ...] = KEYS.key_types()
+#: manifold key type -> class (same snapshot as :data:`KEY_TYPES`).
+MANIFOLD_KEYS: Dict[str, type] = {s.key_type: s.cls for s in KEYS.manifold_specs()}
 
 
 def check_key_type(key_type) -> str:
-    """Return ``key_type`` if it is one of :data:`KEY_TYPES`; else raise ValueError."""
-    if not isinstance(key_type, str) or key_type not in KEY_TYPES:
-        raise ValueError(f'key_type must be one of {KEY_TYPES}, got {key_type!r}')
+    """Return ``key_type`` if it is a registered key type; else raise ValueError."""
+    KEYS.get(key_type)
     return key_type
 
 
@@ -32,22 +28,21 @@ def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
     """Build a key ``(B', N, C) -> (B', N, C)``.
 
     Args:
-        key_type: one of :data:`KEY_TYPES`.
+        key_type: a registered key type (:data:`KEY_TYPES`, plus any plugin's).
         dim: C. num_tokens: N (``window_size ** 2``). num_charts: H, an int >= 1
             (validated for ``'linear'`` too, where it is unused).
         order: ``'paper'`` or ``'fast'`` (manifold keys).
         chart_noise: relative std of the zero-sum chart perturbation at init.
     """
-    check_key_type(key_type)
+    spec = KEYS.get(key_type)
     check_int('dim', dim)
     check_int('num_tokens', num_tokens)
     check_int('num_charts', num_charts)
     check_order(order)
     check_noise(chart_noise)
-    if key_type == 'linear':
-        return LinearKey(dim, num_tokens)
-    return MANIFOLD_KEYS[key_type](dim, num_tokens, num_charts, order=order,
-                                   chart_noise=chart_noise)
+    if not spec.manifold:
+        return spec.cls(dim, num_tokens)
+    return spec.cls(dim, num_tokens, num_charts, order=order, chart_noise=chart_noise)
 
 
 def set_key_order(module: nn.Module, order: str) -> int:

@@ -1,80 +1,22 @@
 """Folded keys: the whole key path as per-chart C x C matrices and N x N token mixings.
 
-Every key variant is linear in its input ``x: (B', N, C)``, so it equals
-
-    out = sum_h  Lambda_h @ x @ M_h^T                                  (main term)
-        + 1_N (x) [ sum_h (c_h^T @ x) @ G_h^T ] * r                    (CB term, KUA/VanillaK)
-
-with ``Lambda_h: (N, N)`` (token mixing of chart h), ``M_h: (C, C)`` (output x input),
-``c_h: (N,)`` (pooling of chart h), ``G_h: (C, C)`` (``G_h = M_h`` when not given) and
-``r: (C,)`` (elementwise scale, 1 when not given). ``1_N (x)`` broadcasts one row to the N
-tokens. The CB term (paper Eq. 4) is linear too: the mean over all H*N rows of
-``K_h = Lambda_h E_h`` is ``sum_h (u_h / (H N))^T E_h`` with ``u_h = Lambda_h^T 1`` (column sums),
-so ``c_h = u_h / (H N)``; the variants' ``fold()`` work out ``M_h``, ``G_h`` and ``r``.
+The folded form and its product live in :mod:`.folded_ops` (re-exported here); this module adds
+:class:`FoldedKey` (a module computed from folded tensors only), :func:`fold_key` and
+:func:`fold_backbone`. Imports go one way: ``folded_ops <- base <- folded``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn as nn
 
 from .base import ManifoldKey
+from .folded_ops import (FoldedKeyTensors, folded_forward, mix_tokens, pool_tokens,
+                         stack_charts)
 
-
-@dataclass
-class FoldedKeyTensors:
-    """Folded form of a key (shapes for H charts, N tokens, width C).
-
-    Attributes:
-        token_mix: ``(H, N, N)``, Lambda_h.
-        weight: ``(H, C, C)``, M_h (output x input).
-        cb_pool: ``(H, N)`` or None, c_h.
-        cb_weight: ``(H, C, C)`` or None, G_h (None: use ``weight``).
-        cb_scale: ``(C,)`` or None, r.
-    """
-    token_mix: torch.Tensor
-    weight: torch.Tensor
-    cb_pool: Optional[torch.Tensor] = None
-    cb_weight: Optional[torch.Tensor] = None
-    cb_scale: Optional[torch.Tensor] = None
-
-    def detach(self) -> 'FoldedKeyTensors':
-        """Detached copies (for export / :class:`FoldedKey`)."""
-        return FoldedKeyTensors(*[None if t is None else t.detach().clone() for t in (
-            self.token_mix, self.weight, self.cb_pool, self.cb_weight, self.cb_scale)])
-
-
-def mix_tokens(token_mix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-chart token mixing ``Lambda_h @ x``: (H, N, N), (B', N, C) -> (B', N, H*C)."""
-    b, n, c = x.shape
-    h = token_mix.shape[0]
-    return torch.einsum('hmn,bnc->bmhc', token_mix, x).reshape(b, n, h * c)
-
-
-def stack_charts(weight: torch.Tensor) -> torch.Tensor:
-    """``(H, C_out, C_in) -> (H*C_in, C_out)``, so that ``y @ stacked = sum_h y_h @ W_h^T``."""
-    h, c_out, c_in = weight.shape
-    return weight.transpose(1, 2).reshape(h * c_in, c_out)
-
-
-def pool_tokens(cb_pool: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-chart token pooling ``c_h^T @ x``: (H, N), (B', N, C) -> (B', H*C)."""
-    b, _, c = x.shape
-    return torch.einsum('hn,bnc->bhc', cb_pool, x).reshape(b, cb_pool.shape[0] * c)
-
-
-def folded_forward(x: torch.Tensor, t: FoldedKeyTensors) -> torch.Tensor:
-    """Apply folded tensors: ``x: (B', N, C) -> (B', N, C)`` (see the module docstring)."""
-    out = mix_tokens(t.token_mix, x) @ stack_charts(t.weight)
-    if t.cb_pool is not None:
-        cb_w = t.weight if t.cb_weight is None else t.cb_weight
-        cb = pool_tokens(t.cb_pool, x) @ stack_charts(cb_w)  # (B', C)
-        if t.cb_scale is not None:
-            cb = cb * t.cb_scale
-        out = out + cb.unsqueeze(1)
-    return out
+__all__ = ['FoldedKey', 'FoldedKeyTensors', 'fold_key', 'fold_backbone', 'folded_forward',
+           'mix_tokens', 'pool_tokens', 'stack_charts']
 
 
 class FoldedKey(nn.Module):
@@ -118,8 +60,8 @@ class FoldedKey(nn.Module):
 
     @classmethod
     def from_key(cls, key: nn.Module, drop_cb: bool = False) -> 'FoldedKey':
-        """Fold a key module (any of :data:`~.builder.KEY_TYPES`); ``drop_cb``: leave out the
-        CB term (see :func:`fold_backbone`)."""
+        """Fold a key module (any registered key type, see :mod:`.registry`); ``drop_cb``:
+        leave out the CB term (see :func:`fold_backbone`)."""
         t = fold_key(key)
         if drop_cb:
             return cls(t.token_mix, t.weight)

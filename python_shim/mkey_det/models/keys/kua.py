@@ -7,10 +7,13 @@ import torch
 import torch.nn as nn
 
 from .base import context_broadcast
-from .folded import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
+from .folded_ops import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
+from .registry import register_key
 from .spatialk import FOLD_RATIO, SpatialKey
 
 
+@register_key('kua', label='KUA', display_order=20, table1=(61, 10.4),
+              literal='mkey_det.bench.literal:LiteralKUA', fold_when_cheaper=True)
 class KUAKey(SpatialKey):
     """KUA: ``(B', N, C) -> (B', N, C)``; SpatialK plus ``gamma2: (C,)`` and
     ``K = 0.5 * (K + gamma2 * mean over all H*N rows of K)`` after ``spatial``.
@@ -27,7 +30,6 @@ class KUAKey(SpatialKey):
     (up to rounding); KUA then acts as SpatialK with ``to_out`` halved.
     """
 
-    key_type = 'kua'
     _main_scale = 0.5
 
     def _build_cb(self) -> None:

@@ -5,17 +5,17 @@ import torch
 import torch.nn as nn
 
 from .base import check_int
-from .folded import FoldedKeyTensors
+from .folded_ops import FoldedKeyTensors
+from .registry import register_key
 
 
+@register_key('linear', label='Linear', uses_charts=False, display_order=0, table1=(28, 4.6))
 class LinearKey(nn.Module):
     """``k = Linear(C, C)``: ``(B', N, C) -> (B', N, C)``; per-token, no token mixing.
 
     Inside :class:`~mkey_det.models.backbones.SwinTransformerMKey`, ``key_type='linear'`` keeps
     Swin's fused ``qkv`` instead; this module serves the factory's uniform contract.
     """
-
-    key_type = 'linear'
 
     def __init__(self, dim: int, num_tokens: int, bias: bool = False):
         super().__init__()

@@ -7,13 +7,16 @@ import torch
 import torch.nn as nn
 
 from .base import ManifoldKey, to_charts
-from .folded import FoldedKeyTensors
+from .folded_ops import FoldedKeyTensors
+from .registry import register_key
 
 
+@register_key('simplek', label='SimpleK', display_order=30, table1=(44, 7.6),
+              literal='mkey_det.bench.literal:LiteralSimpleK')
 class SimpleKey(ManifoldKey):
     """SimpleK: ``(B', N, C) -> (B', N, C)``.
 
-    ``k: Linear(C, H*C)``, ``gamma: (H*C,)``, chart-major ``(B', H*N, C)``, then
+    ``k: Linear(C, H*C)``, ``gamma: (H*C,)`` (the base class's), chart-major ``(B', H*N, C)``, then
     ``condense: Conv1d(H*N, N, 1)`` (no groups) gives N rows of width C (no ``spatial``, no
     ``to_out``). Parameters: ``H C^2 + H C + H N^2``.
 
@@ -21,16 +24,9 @@ class SimpleKey(ManifoldKey):
     uses it (same cost as the paper order).
     """
 
-    key_type = 'simplek'
-
-    def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
-                 chart_noise: float = 0.1):
-        super().__init__(dim, num_tokens, num_charts, order, chart_noise)
-        h, c, n = self.num_charts, self.dim, self.num_tokens
-        self.k = nn.Linear(c, h * c, bias=False)
-        self.gamma = nn.Parameter(torch.ones(h * c))
+    def _init_layers(self) -> None:
+        h, n = self.num_charts, self.num_tokens
         self.condense = nn.Conv1d(h * n, n, kernel_size=1, bias=False)
-        self.reset_parameters()
 
     def forward_paper(self, x: torch.Tensor) -> torch.Tensor:
         e = self.k(x) * self.gamma                                # (B', N, H*C)

@@ -7,18 +7,21 @@ import torch
 import torch.nn as nn
 
 from .base import ManifoldKey, from_charts, identity_token_mix, to_charts
-from .folded import FoldedKeyTensors, folded_forward
+from .folded_ops import FoldedKeyTensors, folded_forward
+from .registry import register_key
 
 #: ``'fast'`` folds SpatialK / KUA weights when a call has more than ``FOLD_RATIO * C`` tokens.
 FOLD_RATIO = 2
 
 
+@register_key('spatialk', label='SpatialK', display_order=10, table1=(61, 10.4),
+              literal='mkey_det.bench.literal:LiteralSpatialK', fold_when_cheaper=True)
 class SpatialKey(ManifoldKey):
     """SpatialK: ``(B', N, C) -> (B', N, C)``.
 
-    ``k: Linear(C, H*C)`` and ``gamma: (H*C,)`` expand to ``(B', N, H*C)``; rearranged
-    chart-major to ``(B', H*N, C)``; ``spatial: Conv1d(H*N, H*N, 1, groups=H)`` mixes the N tokens
-    of each chart; back to ``(B', N, H*C)``; ``to_out: Linear(H*C, C)`` aggregates.
+    ``k: Linear(C, H*C)`` and ``gamma: (H*C,)`` (the base class's) expand to ``(B', N, H*C)``;
+    rearranged chart-major to ``(B', H*N, C)``; ``spatial: Conv1d(H*N, H*N, 1, groups=H)`` mixes
+    the N tokens of each chart; back to ``(B', N, H*C)``; ``to_out: Linear(H*C, C)`` aggregates.
     Parameters: ``2 H C^2 + H C + H N^2``.
 
     Folded (``fold``): ``M_h = to_out_h @ diag(gamma_h) @ k_h`` and ``Lambda_h = spatial_h``.
@@ -28,20 +31,14 @@ class SpatialKey(ManifoldKey):
     break-even ``T = C``), else runs the paper order. Both give the same function.
     """
 
-    key_type = 'spatialk'
     #: 0.5 for the CB variant (KUA), which halves the main term.
     _main_scale = 1.0
 
-    def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
-                 chart_noise: float = 0.1):
-        super().__init__(dim, num_tokens, num_charts, order, chart_noise)
+    def _init_layers(self) -> None:
         h, c, n = self.num_charts, self.dim, self.num_tokens
-        self.k = nn.Linear(c, h * c, bias=False)
-        self.gamma = nn.Parameter(torch.ones(h * c))
         self.spatial = nn.Conv1d(h * n, h * n, kernel_size=1, groups=h, bias=False)
         self._build_cb()
         self.to_out = nn.Linear(h * c, c, bias=False)
-        self.reset_parameters()
 
     def _build_cb(self) -> None:
         """Hook for KUA (adds ``gamma2``)."""

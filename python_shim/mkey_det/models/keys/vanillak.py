@@ -7,13 +7,16 @@ import torch
 import torch.nn as nn
 
 from .base import ManifoldKey, context_broadcast, identity_token_mix, to_charts
-from .folded import FoldedKeyTensors
+from .folded_ops import FoldedKeyTensors
+from .registry import register_key
 
 
+@register_key('vanillak', label='VanillaK', display_order=40, table1=(44, 7.6),
+              literal='mkey_det.bench.literal:LiteralVanillaK')
 class VanillaKey(ManifoldKey):
     """VanillaK: ``(B', N, C) -> (B', N, C)``.
 
-    ``k: Linear(C, H*C)``, ``gamma: (H*C,)``, chart-major ``(B', H*N, C)``,
+    ``k: Linear(C, H*C)``, ``gamma: (H*C,)`` (the base class's), chart-major ``(B', H*N, C)``,
     ``spatial: Conv1d(H*N, H*N, 1, groups=H)``, CB with ``gamma2: (C,)``, then the mean over the
     H charts (no ``to_out``). Parameters: ``H C^2 + H C + H N^2 + C``.
 
@@ -25,17 +28,10 @@ class VanillaKey(ManifoldKey):
     attention ignores it, so inside a Swin block ``gamma2`` has no effect and a zero gradient.
     """
 
-    key_type = 'vanillak'
-
-    def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
-                 chart_noise: float = 0.1):
-        super().__init__(dim, num_tokens, num_charts, order, chart_noise)
+    def _init_layers(self) -> None:
         h, c, n = self.num_charts, self.dim, self.num_tokens
-        self.k = nn.Linear(c, h * c, bias=False)
-        self.gamma = nn.Parameter(torch.ones(h * c))
         self.spatial = nn.Conv1d(h * n, h * n, kernel_size=1, groups=h, bias=False)
         self.gamma2 = nn.Parameter(torch.zeros(c))
-        self.reset_parameters()
 
     def forward_paper(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape

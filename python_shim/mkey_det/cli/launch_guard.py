@@ -1,6 +1,6 @@
 """Runs a command so that it ends when the mkey-det CLI that supervises it dies.
 
-    python -m mkey_det.launch_guard --supervisor PID -- COMMAND [ARGS...]
+    python -m mkey_det.cli.launch_guard --supervisor PID -- COMMAND [ARGS...]
 
 The CLI starts training (MMDetection's tools/train.py, torchrun or srun) in its own process group,
 so that a terminal's Ctrl-C reaches only the CLI, which stops the run cleanly. Without a guard, a

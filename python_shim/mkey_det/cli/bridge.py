@@ -7,54 +7,36 @@ Every call goes through :func:`call`, which
 * keeps Python's stdout off Node's stdout (it is redirected to stderr) so ``--json`` output stays
   clean,
 * and returns a JSON string ``{"ok": true, "value": ...}`` or
-  ``{"ok": false, "error": {"type", "message", "traceback"}}``. Values are made JSON-safe first:
-  NaN and infinities become ``null`` (a raw NaN crashes pythonia's Node side), numpy and torch
-  scalars become Python numbers.
+  ``{"ok": false, "error": {"type", "message", "traceback"}}``. Values are made JSON-safe first
+  (:func:`mkey_det.utils.json_safe`): NaN and infinities become ``null`` (a raw NaN crashes
+  pythonia's Node side), numpy and torch scalars become Python numbers.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import json
-import math
 import sys
 import traceback
 from typing import Any, Callable
 
+from ..utils import json_safe
+
 # name -> "module:function". Later features register their entry points here.
 ENTRIES: dict[str, str] = {
-    'selftest.echo': 'mkey_det.bridge:_selftest_echo',
-    'selftest.raise': 'mkey_det.bridge:_selftest_raise',
-    'selftest.nan': 'mkey_det.bridge:_selftest_nan',
-    'runs.preflight': 'mkey_det.runs:preflight',
-    'runs.check_checkpoint': 'mkey_det.runs:check_checkpoint',
-    'runs.tools_dir': 'mkey_det.runs:mmdet_tools_dir',
-    'config.summary': 'mkey_det.runs:load_config_summary',
+    'selftest.echo': 'mkey_det.cli.bridge:_selftest_echo',
+    'selftest.raise': 'mkey_det.cli.bridge:_selftest_raise',
+    'selftest.nan': 'mkey_det.cli.bridge:_selftest_nan',
+    'runs.preflight': 'mkey_det.cli.runs:preflight',
+    'runs.check_checkpoint': 'mkey_det.cli.runs:check_checkpoint',
+    'runs.tools_dir': 'mkey_det.cli.runs:mmdet_tools_dir',
+    'config.summary': 'mkey_det.cli.runs:load_config_summary',
     'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',
-    'report.describe_config': 'mkey_det.report_tools:describe_configs',
+    'report.describe_config': 'mkey_det.cli.report_tools:describe_configs',
     'export.backbone': 'mkey_det.export.backbone:export_backbone',
     'export.reference_outputs': 'mkey_det.export.backbone:reference_outputs',
     'export.sample_images': 'mkey_det.export.images:sample_image_paths',
 }
-
-
-def json_safe(value: Any) -> Any:
-    """Returns ``value`` with NaN/inf replaced by None and numpy/torch scalars as Python numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [json_safe(v) for v in value]
-    item = getattr(value, 'item', None)  # numpy / torch scalars
-    if callable(item) and getattr(value, 'ndim', 0) == 0:
-        return json_safe(item())
-    tolist = getattr(value, 'tolist', None)  # numpy arrays / torch tensors
-    if callable(tolist):
-        return json_safe(tolist())
-    return str(value)
 
 
 def _resolve(name: str) -> Callable[..., Any]:

@@ -5,10 +5,10 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { BadInputError } from '../utils/errors.js';
+import { BadInputError } from '../../utils/errors.js';
+import { EVENTS_FILE } from './events.js';
 
 export const RUN_FILE = 'mkey-run.json';
-export const EVENTS_FILE = 'mkey-events.jsonl';
 export const CONFIG_FILE = 'config.py';
 /** Held while a run is live: who supervises it and which process trains (see `acquireRunLock`). */
 export const LOCK_FILE = 'mkey-run.lock';
@@ -194,40 +194,4 @@ export function prepareWorkDir(dir: string, opts: { resume: boolean; force: bool
     }
   }
   mkdirSync(dir, { recursive: true });
-}
-
-export interface RunEvent {
-  event: 'start' | 'iter' | 'val' | 'test' | 'checkpoint' | 'stopped' | 'end' | 'error';
-  time: string;
-  [key: string]: unknown;
-}
-
-/**
- * Incremental reader of the events file: `poll()` returns the complete lines appended since the
- * last call (a half-written last line waits for the next poll).
- */
-export class EventTail {
-  private offset = 0;
-  private rest = '';
-  constructor(private readonly path: string) {}
-
-  poll(): RunEvent[] {
-    if (!existsSync(this.path)) return [];
-    const buf = readFileSync(this.path);
-    if (buf.length <= this.offset) return [];
-    const chunk = this.rest + buf.subarray(this.offset).toString('utf8');
-    this.offset = buf.length;
-    const lines = chunk.split('\n');
-    this.rest = lines.pop() ?? '';
-    const events: RunEvent[] = [];
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      try {
-        events.push(JSON.parse(line) as RunEvent);
-      } catch {
-        /* a corrupt line is skipped; the report command flags such lines */
-      }
-    }
-    return events;
-  }
 }

@@ -106,6 +106,28 @@ def describe_configs(paths: list[str]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- plots
 
+#: One color per run, in order (Okabe-Ito, readable with color-vision deficiencies).
+COLORS = ('#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442')
+
+
+def _draw_series(ax: Any, series: list[dict[str, Any]], key: str, title: str, xlabel: str,
+                 ylabel: str, empty: str, **style: Any) -> None:
+    """One line per run from its ``key`` points ``[[x, y], ...]``; ``empty`` when no run has any."""
+    for i, s in enumerate(series):
+        pts = s.get(key) or []
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=s['label'],
+                    color=COLORS[i % len(COLORS)], lw=1.4, **style)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if any(s.get(key) for s in series):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty, ha='center', va='center', transform=ax.transAxes, color='#777')
+
+
 def write_plots(series: list[dict[str, Any]], prefix: str) -> dict[str, str]:
     """Writes ``<prefix>-loss.png``, ``-lr.png`` and ``-ap.png``; returns their paths."""
     import matplotlib
@@ -114,52 +136,25 @@ def write_plots(series: list[dict[str, Any]], prefix: str) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    colors = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442']
     files: dict[str, str] = {}
 
-    def line_plot(key: str, title: str, ylabel: str) -> None:
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-        for i, s in enumerate(series):
-            pts = s.get(key) or []
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=s['label'], color=colors[i % len(colors)], lw=1.4)
-        ax.set_title(title)
-        ax.set_xlabel('iteration')
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if any(s.get(key) for s in series):
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, 'no data yet', ha='center', va='center', transform=ax.transAxes, color='#777')
+    def save(fig: Any, key: str) -> None:
         fig.tight_layout()
-        path = f'{prefix}-{key}.png'
-        fig.savefig(path)
+        files[key] = f'{prefix}-{key}.png'
+        fig.savefig(files[key])
         plt.close(fig)
-        files[key] = path
 
-    line_plot('loss', 'Training loss', 'loss')
-    line_plot('lr', 'Learning rate', 'lr')
+    for key, title in (('loss', 'Training loss'), ('lr', 'Learning rate')):
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+        _draw_series(ax, series, key, title, 'iteration', key, 'no data yet')
+        save(fig, key)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     by_iter = bool(series) and all(s.get('evalBy') == 'iter' for s in series)
     for ax, key, title in ((axes[0], 'apBox', 'Box AP'), (axes[1], 'apMask', 'Mask AP')):
-        for i, s in enumerate(series):
-            pts = s.get(key) or []
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', ms=4, label=s['label'], color=colors[i % len(colors)], lw=1.4)
-        ax.set_title(title)
-        ax.set_xlabel('iteration' if by_iter else 'epoch')
-        ax.set_ylabel('AP (%)')
-        ax.grid(alpha=0.3)
-        if any(s.get(key) for s in series):
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, 'no evaluation yet', ha='center', va='center', transform=ax.transAxes, color='#777')
-    fig.tight_layout()
-    path = f'{prefix}-ap.png'
-    fig.savefig(path)
-    plt.close(fig)
-    files['ap'] = path
+        _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', 'AP (%)',
+                     'no evaluation yet', marker='o', ms=4)
+    save(fig, 'ap')
     return files
 
 

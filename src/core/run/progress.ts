@@ -3,27 +3,19 @@
  * lines otherwise, the raw events with --json.
  */
 import cliProgress from 'cli-progress';
-import type { RunEvent } from './run-dir.js';
+import { formatDuration } from '../../utils/format.js';
+import { formatApInline, formatApLines } from '../metrics.js';
+import type { RunEvent } from './events.js';
+import type { RunResult } from './train.js';
 
 export type ProgressMode = 'bar' | 'lines' | 'json' | 'silent';
 
-export function formatDuration(seconds: number | null | undefined): string {
-  if (seconds == null || !Number.isFinite(seconds)) return '?';
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
-}
-
 /** Peak memory of an `iter` event: the GPU's allocated peak on CUDA, the process RSS on CPU. */
-export function formatMemory(e: RunEvent): string {
+export function formatMemory(e: { memory_mb?: number; memory_kind?: string }): string {
   if (typeof e.memory_mb !== 'number') return 'mem ?';
   const gib = (e.memory_mb / 1024).toFixed(1);
   return e.memory_kind === 'cuda' ? `GPU ${gib} GiB` : `RSS ${gib} GiB`;
 }
-
-const pct = (v: unknown): string => (typeof v === 'number' ? (100 * v).toFixed(1) : '-');
 
 export function describeEvent(e: RunEvent): string | undefined {
   switch (e.event) {
@@ -35,10 +27,11 @@ export function describeEvent(e: RunEvent): string | undefined {
     }
     case 'val':
     case 'test': {
-      const m = e.metrics as Record<string, number | null>;
-      const when = e.event !== 'val' ? '' : Number(e.epoch) > 0 ? `epoch ${e.epoch} ` : `iteration ${e.iter} `; // iteration-based runs have no epochs
-      return `${when}evaluation: box AP ${pct(m['coco/bbox_mAP'])} (AP50 ${pct(m['coco/bbox_mAP_50'])}, AP75 ${pct(m['coco/bbox_mAP_75'])})  mask AP ${pct(m['coco/segm_mAP'])} (AP50 ${pct(m['coco/segm_mAP_50'])}, AP75 ${pct(m['coco/segm_mAP_75'])})`;
+      const when = e.event !== 'val' ? '' : e.epoch > 0 ? `epoch ${e.epoch} ` : `iteration ${e.iter} `; // iteration-based runs have no epochs
+      return `${when}evaluation: ${formatApInline(e.metrics)}`;
     }
+    case 'checkpoint':
+      return `checkpoint saved: ${e.path}`;
     case 'error':
       return undefined; // the command ends with this message as its one error line
     case 'end':
@@ -52,6 +45,8 @@ export class ProgressView {
   private bar: cliProgress.SingleBar | undefined;
   /** The bar's last values: a restarted bar (after an evaluation) must not show its template. */
   private payload: Record<string, unknown> = { epoch: '-', loss: '-', speed: '-', etaText: '?', mem: '-' };
+  /** The last iteration shown: where a bar stopped for a printed line starts again. */
+  private iter = 0;
 
   constructor(
     private readonly mode: ProgressMode,
@@ -80,7 +75,8 @@ export class ProgressView {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(Number(e.max_iters), Number(e.start_iter ?? 0), this.payload);
+      this.iter = Number(e.start_iter) || 0;
+      this.bar.start(e.max_iters, this.iter, this.payload);
       return;
     }
     if (e.event === 'iter' && this.bar) {
@@ -92,15 +88,16 @@ export class ProgressView {
         etaText: formatDuration(e.eta_s as number),
         mem: formatMemory(e),
       };
-      this.bar.update(Number(e.iter), this.payload);
+      this.iter = e.iter;
+      this.bar.update(e.iter, this.payload);
       return;
     }
     const line = describeEvent(e);
     if (line) {
       this.bar?.stop();
       this.out(line);
-      if (this.bar && e.event === 'val') {
-        this.bar.start(this.bar.getTotal(), Number(e.iter ?? 0), this.payload);
+      if (this.bar && e.event !== 'end') {
+        this.bar.start(this.bar.getTotal(), this.iter, this.payload);
       }
     }
   }
@@ -108,4 +105,13 @@ export class ProgressView {
   stop(): void {
     this.bar?.stop();
   }
+}
+
+/** The end of a `train` or `test` in text: status, time, work dir, AP, checkpoint. */
+export function resultText(r: RunResult, what: string): string {
+  return [
+    `${what} ${r.status} in ${formatDuration(r.seconds)}: ${r.workDir}`,
+    ...formatApLines(r.metrics),
+    ...(r.checkpoint ? [`checkpoint: ${r.checkpoint}`] : []),
+  ].join('\n');
 }

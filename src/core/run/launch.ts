@@ -2,7 +2,7 @@
  * How a training or evaluation process is started: one Python process, torchrun for several
  * processes (and nodes), or Slurm's srun. Pure: returns the command line, runs nothing.
  */
-import type { Launcher } from './experiment.js';
+import type { Launcher } from '../experiment.js';
 
 export interface LaunchTopology {
   launcher: Launcher;

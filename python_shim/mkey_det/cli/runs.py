@@ -30,14 +30,16 @@ def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
     from mmdet.utils import register_all_modules
 
     register_all_modules()
-    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cuda = cuda_device_count()
     amp_dtypes = (['fp16', 'bf16'] if torch.cuda.is_bf16_supported() else ['fp16']) if cuda else []
     if gpus > cuda:
         raise RuntimeError(f'--gpus {gpus} needs {gpus} CUDA device(s); this machine has {cuda}')
     cfg = Config.fromfile(config_path)
-    backbone_cfg = cfg.model.backbone.copy()
-    backbone_cfg['init_cfg'] = None  # building only: do not read the checkpoint here
-    backbone = MODELS.build(backbone_cfg)
+    backbone = MODELS.build(cfg.model.backbone.copy())
+    if cfg.model.backbone.get('init_cfg'):
+        # --pretrained: load it now (strictly, see load_pretrained), so that a checkpoint that does
+        # not fit is refused before the run writes anything, not minutes later inside training.
+        backbone.init_weights()
     return {
         'backbone_type': cfg.model.backbone.type,
         'key_type': cfg.model.backbone.get('key_type', 'linear'),

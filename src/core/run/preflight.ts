@@ -1,0 +1,52 @@
+/**
+ * The check every run passes before anything is written or launched: one bridge session builds
+ * the config's backbone, counts the GPUs, finds MMDetection's tools/, and (for `test`) refuses a
+ * checkpoint whose weights do not fit the config's model.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PythonError, withBridge } from '../../python/bridge.js';
+import { BadInputError } from '../../utils/errors.js';
+import { CONFIG_FILE } from './run-dir.js';
+
+export interface Preflight {
+  backbone_params: number;
+  cuda_devices: number;
+  /** Mixed-precision dtypes the visible GPUs support (empty without CUDA). */
+  amp_dtypes: string[];
+  tools_dir: string;
+}
+
+/**
+ * Checks a config through one bridge session: builds its backbone, counts the GPUs, and with
+ * `checkpoint` also refuses weights that do not fit the config's model (tools/test.py would load
+ * them non-strictly).
+ */
+export async function preflight(configPath: string, gpus: number, checkpoint?: string): Promise<Preflight> {
+  try {
+    return await withBridge(async (b) => {
+      const pre = await b.call<Preflight>('runs.preflight', { config_path: configPath, gpus }, { timeoutMs: 300_000 });
+      if (checkpoint) await b.call('runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint }, { timeoutMs: 600_000 });
+      return pre;
+    });
+  } catch (err) {
+    if (err instanceof PythonError && (err.pythonType === 'ValueError' || err.pythonType === 'RuntimeError')) {
+      const message = err.message.replace(/^\w+Error: /, '');
+      const mismatch = message.includes('does not fit the config');
+      throw new BadInputError(message, mismatch ? 'evaluate it with the config it was trained with (--config), or pass --non-strict to load what fits' : undefined);
+    }
+    throw err;
+  }
+}
+
+/** Preflight of a config not written yet, from a scratch copy outside the work dir. */
+export async function preflightScratch(configText: string, gpus: number): Promise<Preflight> {
+  const scratch = mkdtempSync(join(tmpdir(), 'mkey-preflight-'));
+  try {
+    writeFileSync(join(scratch, CONFIG_FILE), configText);
+    return await preflight(join(scratch, CONFIG_FILE), gpus);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,66 @@
+/** `mkey-det test`: COCO evaluation of a checkpoint with MMDetection's tools/test.py, supervised like training. */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { checkInterpreter } from '../../python/interpreter.js';
+import { BadInputError, MkeyError } from '../../utils/errors.js';
+import { logger } from '../../utils/logger.js';
+import type { CocoMetrics } from '../metrics.js';
+import { EVENTS_FILE, EventTail } from './events.js';
+import { DEFAULT_TOPOLOGY, planLaunch } from './launch.js';
+import { preflight } from './preflight.js';
+import { ProgressView, type ProgressMode } from './progress.js';
+import { CONFIG_FILE } from './run-dir.js';
+import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
+import type { RunResult } from './train.js';
+
+export interface TestRequest {
+  checkpoint: string;
+  config?: string;
+  workDir?: string;
+  /** Processes (GPUs) on this node; 0 or 1 = one process. */
+  gpus: number;
+  /** Skip the key-for-key check of the checkpoint against the config's model. */
+  nonStrict: boolean;
+  progress: ProgressMode;
+  verbose: boolean;
+}
+
+/** COCO evaluation (box and mask AP) of a checkpoint with MMDetection's tools/test.py. */
+export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
+  const started = Date.now();
+  const checkpoint = resolve(req.checkpoint);
+  if (!existsSync(checkpoint)) {
+    throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} does not exist`, 'give a .pth file written by mkey-det train (e.g. <work-dir>/epoch_12.pth)');
+  }
+  // A FIFO or a device would make the reader wait forever: only regular files are opened.
+  if (!statSync(checkpoint).isFile()) throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} is not a regular file`);
+  const configPath = resolve(req.config ?? join(dirname(checkpoint), CONFIG_FILE));
+  if (!existsSync(configPath)) {
+    throw new BadInputError(`no config for ${basename(checkpoint)}: ${configPath} does not exist`, 'pass --config <config.py>');
+  }
+  if (!statSync(configPath).isFile()) throw new BadInputError(`--config ${JSON.stringify(configPath)} is not a regular file`);
+  const python = await checkInterpreter();
+  const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
+  const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
+  mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
+    ...DEFAULT_TOPOLOGY,
+    gpus: req.gpus,
+  });
+  const logPath = join(workDir, 'mkey-test.log');
+  const eventsPath = join(workDir, EVENTS_FILE);
+  const events = new EventTail(eventsPath, logger.warn);
+  events.poll();
+  const { child, closeLog } = spawnLogged(python, plan, logPath, 'w', req.verbose);
+  let metrics: CocoMetrics | undefined;
+  const view = new ProgressView(req.progress === 'bar' ? 'lines' : req.progress, logger.info);
+  const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
+    if (e.event === 'test') metrics = e.metrics;
+  });
+  await closeLog();
+  if (interrupted) return { status: 'interrupted', workDir, configPath, seconds: (Date.now() - started) / 1000 };
+  if (exitCode !== 0 || !metrics) {
+    throw new MkeyError(`evaluation failed: ${lastErrorLine(logPath) ?? `exit code ${exitCode}`}`, { hint: `full log: ${logPath}` });
+  }
+  return { status: 'completed', workDir, configPath, metrics, checkpoint, seconds: (Date.now() - started) / 1000 };
+}

@@ -1,0 +1,182 @@
+/**
+ * `mkey-det train`: write the config (after every check passed), take the work dir's lock, launch
+ * MMDetection's own tools/train.py under supervision, and leave the run directory in a state that
+ * says honestly how the run ended.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { checkInterpreter } from '../../python/interpreter.js';
+import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
+import { logger } from '../../utils/logger.js';
+import { TOOL_VERSION } from '../../version.js';
+import { renderMmdetConfig } from '../config/render.js';
+import { datasetLayout } from '../config/dataset-layout.js';
+import type { Experiment } from '../experiment.js';
+import type { CocoMetrics } from '../metrics.js';
+import { EVENTS_FILE, EventTail } from './events.js';
+import { planLaunch, type LaunchTopology } from './launch.js';
+import { preflight, preflightScratch, type Preflight } from './preflight.js';
+import { ProgressView, type ProgressMode } from './progress.js';
+import { CONFIG_FILE, acquireRunLock, checkWorkDir, prepareWorkDir, readRunRecord, writeRunRecord, type RunRecord } from './run-dir.js';
+import { lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
+
+export interface TrainRequest {
+  experiment: Experiment;
+  workDir: string;
+  topology: LaunchTopology;
+  resume: boolean;
+  force: boolean;
+  progress: ProgressMode;
+  /** Stream the child's own output to stderr instead of only to `<work-dir>/mkey-train.log`. */
+  verbose: boolean;
+}
+
+export interface RunResult {
+  status: RunRecord['status'];
+  workDir: string;
+  configPath: string;
+  metrics?: CocoMetrics;
+  checkpoint?: string;
+  seconds: number;
+  message?: string;
+}
+
+function lastCheckpoint(workDir: string): string | undefined {
+  const p = join(workDir, 'last_checkpoint');
+  if (!existsSync(p)) return undefined;
+  return readFileSync(p, 'utf8').trim() || undefined;
+}
+
+export async function train(req: TrainRequest): Promise<RunResult> {
+  const started = Date.now();
+  const workDir = resolve(req.workDir);
+  const exp = req.experiment;
+  const python = await checkInterpreter();
+  const configPath = join(workDir, CONFIG_FILE);
+
+  // Every check runs before anything is written into the work dir: a refused command leaves it as
+  // it was. The new config is checked from a scratch copy.
+  checkWorkDir(workDir, { resume: req.resume, force: req.force });
+  let configText: string | undefined;
+  if (req.resume) {
+    if (!existsSync(configPath)) throw new BadInputError(`--resume: ${configPath} is missing; cannot resume this run`);
+    logger.info(`resuming ${workDir} with its own ${CONFIG_FILE} (backbone and schedule flags are ignored)`);
+  } else {
+    const layout = await datasetLayout(exp, { check: true });
+    configText = renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION });
+  }
+  const pre = configText === undefined ? await preflight(configPath, req.topology.gpus) : await preflightScratch(configText, req.topology.gpus);
+  if (exp.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${exp.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
+  if (exp.amp && !pre.amp_dtypes.includes(exp.amp)) {
+    throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
+  }
+
+  if (req.topology.launcher === 'slurm' && !onPath('srun')) {
+    throw new MkeyError('--launcher slurm: srun is not on PATH (Slurm is not installed here, or its module is not loaded)', {
+      exitCode: ExitCode.environment,
+      hint: 'run inside a Slurm allocation (salloc/sbatch), or use --launcher pytorch',
+    });
+  }
+
+  // All checks passed: take the work dir (one live run at most), then write.
+  const lock = acquireRunLock(workDir);
+  process.once('exit', lock.release);
+  try {
+    return await runTraining(req, { workDir, configPath, configText, python, pre, started, lock });
+  } finally {
+    lock.release();
+    process.off('exit', lock.release);
+  }
+}
+
+/** A config.py the tool did not write is kept: moved aside, and said so. */
+function keepForeignConfig(configPath: string): void {
+  if (!existsSync(configPath)) return;
+  const text = readFileSync(configPath, 'utf8');
+  if (text.includes('mkey_experiment')) return; // written by mkey-det: replaced by the new one
+  const backup = `${configPath}.user-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(configPath, backup);
+  logger.warn(`${configPath} was not written by mkey-det: kept as ${backup}`);
+}
+
+async function runTraining(
+  req: TrainRequest,
+  ctx: {
+    workDir: string;
+    configPath: string;
+    configText: string | undefined;
+    python: string;
+    pre: Preflight;
+    started: number;
+    lock: ReturnType<typeof acquireRunLock>;
+  },
+): Promise<RunResult> {
+  const { workDir, configPath, configText, python, pre, started, lock } = ctx;
+  const exp = req.experiment;
+  prepareWorkDir(workDir, { resume: req.resume, force: req.force });
+  if (configText !== undefined) {
+    keepForeignConfig(configPath);
+    writeFileSync(configPath, configText);
+  }
+
+  const scriptArgs = [configPath, '--work-dir', workDir, ...(req.resume ? ['--resume'] : [])];
+  if (pre.cuda_devices === 0 && (req.topology.launcher !== 'none' || req.topology.nnodes > 1)) {
+    // The stock config asks for NCCL, which needs GPUs; CPU processes talk through gloo.
+    scriptArgs.push('--cfg-options', 'env_cfg.dist_cfg.backend=gloo');
+  }
+  const plan = planLaunch(python, join(pre.tools_dir, 'train.py'), scriptArgs, req.topology);
+  const previous = req.resume ? readRunRecord(workDir) : undefined;
+  const record: RunRecord = {
+    status: 'running',
+    experiment: previous?.experiment ?? {
+      backbone: exp.backbone.name,
+      keyType: exp.backbone.keyType,
+      charts: exp.charts,
+      schedule: exp.schedule,
+      data: exp.data,
+      batchSize: exp.batchSize,
+      seed: exp.seed,
+      backboneParams: pre.backbone_params,
+    },
+    command: [plan.command, ...plan.args],
+    started: new Date(started).toISOString(),
+  };
+  writeRunRecord(workDir, record);
+
+  const events = new EventTail(join(workDir, EVENTS_FILE), logger.warn);
+  events.poll(); // on --resume, skip the previous launch's events
+  const logPath = join(workDir, 'mkey-train.log');
+  const { child, closeLog } = spawnLogged(python, plan, logPath, 'a', req.verbose);
+  record.pid = child.pid;
+  lock.setTrainer(child.pid);
+  writeRunRecord(workDir, record);
+
+  let metrics: CocoMetrics | undefined;
+  let errorMessage: string | undefined;
+  const view = new ProgressView(req.progress, logger.info);
+  const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
+    if (e.event === 'val') metrics = e.metrics;
+    if (e.event === 'error') errorMessage = e.message;
+  });
+  await closeLog();
+
+  const checkpoint = lastCheckpoint(workDir);
+  const result: RunResult = { status: 'completed', workDir, configPath, metrics, checkpoint, seconds: (Date.now() - started) / 1000 };
+  if (interrupted) {
+    result.status = 'interrupted';
+    result.message = checkpoint
+      ? `interrupted; last checkpoint ${checkpoint}. Resume with: mkey-det train --work-dir ${workDir} --resume`
+      : 'interrupted before the first checkpoint was saved; start again with --force';
+  } else if (exitCode !== 0) {
+    result.status = 'failed';
+    result.message = errorMessage ?? lastErrorLine(logPath) ?? `training exited with code ${exitCode}`;
+  }
+  writeRunRecord(workDir, {
+    ...record,
+    status: result.status,
+    finished: new Date().toISOString(),
+    ...(result.message ? { message: result.message } : {}),
+    ...(metrics ? { metrics } : {}),
+  });
+  return result;
+}
