@@ -98,6 +98,15 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     expect(res.stderr.split('\n')[0]).toContain('--gpus 2 needs 2 CUDA device(s); this machine has 0');
   });
 
+  it('test refuses --cfg-options keys that load code, before anything runs', async () => {
+    const marker = join(tmp, 'marker.py');
+    writeFileSync(marker, `open(${JSON.stringify(join(tmp, 'pwned'))}, 'w').write('x')\n`);
+    const res = await runCli(['test', '--checkpoint', join(tmp, 'any.pth'), '--cfg-options', `_base_=${marker}`]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toContain('--cfg-options key "_base_" is refused: it makes mmengine load code');
+    expect(existsSync(join(tmp, 'pwned'))).toBe(false);
+  });
+
   it('a missing checkpoint for test is named', async () => {
     const res = await runCli(['test', '--checkpoint', join(tmp, 'nope.pth')]);
     expect(res.exitCode).toBe(2);
@@ -151,7 +160,8 @@ describe('mkey-det train: a real run', () => {
     for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
     for (const it of iters) expect(it.memory_kind).toBe('rss');
 
-    const evaluated = await runCli(['test', '--checkpoint', join(wd, 'epoch_3.pth'), '--json']);
+    // --cfg-options reach tools/test.py (mmengine's own parser): a harmless one, results unchanged
+    const evaluated = await runCli(['test', '--checkpoint', join(wd, 'epoch_3.pth'), '--cfg-options', 'default_hooks.logger.interval=1', '--json']);
     expect(evaluated.exitCode).toBe(0);
     const ev = JSON.parse(evaluated.stdout) as { status: string; metrics: Record<string, number> };
     expect(ev.status).toBe('completed');

@@ -18,7 +18,8 @@ import { describePath } from '../core/dataset.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+/** commander's accumulator for repeatable options. */
+export const collectValues = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /**
  * Accepted sides of `--img-scale`, in pixels. Below 32 an image is smaller than one cell of the
@@ -28,6 +29,18 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
  */
 export const IMG_SCALE_MIN = 32;
 export const IMG_SCALE_MAX = 8192;
+
+/** `--cfg-options` values as checked key/value pairs (keys that load code refused: exit 2). */
+export function cfgOptionPairs(values: string[]): [string, string][] {
+  try {
+    return parseCfgOptionPairs(values);
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
+}
+
+/** The `--cfg-options` option itself (repeatable). */
+export const CFG_OPTIONS_FLAG = '--cfg-options <key=value>';
 
 export function addExperimentOptions(cmd: Command): Command {
   return cmd
@@ -42,7 +55,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone, dynamic loss scaling) or bf16')
-    .option('--cfg-options <key=value>', 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collect, []);
+    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, []);
 }
 
 export const experimentOptionsSchema = z.object({
@@ -101,12 +114,7 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
       throw new BadInputError(`--pretrained ${shown} is empty (0 bytes; expected a local .pth checkpoint)`);
     }
   }
-  let cfgOptions: [string, string][];
-  try {
-    cfgOptions = parseCfgOptionPairs(o.cfgOptions);
-  } catch (err) {
-    throw new BadInputError((err as Error).message);
-  }
+  const cfgOptions = cfgOptionPairs(o.cfgOptions);
   return {
     backbone: backboneVariant(o.backbone),
     charts: o.charts,

@@ -6,6 +6,7 @@ import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
+import { CFG_OPTIONS_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
 
 const testOptionsSchema = z.object({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
@@ -13,6 +14,7 @@ const testOptionsSchema = z.object({
   workDir: z.string().optional(),
   gpus: intOption('--gpus', 0, 1024),
   nonStrict: z.boolean().default(false),
+  cfgOptions: z.array(z.string()).default([]),
   json: z.boolean().default(false),
   verbose: z.boolean().default(false),
 });
@@ -24,6 +26,7 @@ export const testCommand = new Command('test')
   .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
   .option('--gpus <n>', 'evaluate with n processes (GPUs) through torchrun; 0 = one process on whatever device torch sees', '0')
   .option('--non-strict', "load the checkpoint even when its weights do not fit the config's model (MMDetection's default; the mismatch is only in the log)", false)
+  .option(CFG_OPTIONS_FLAG, "override a value of the run's config for this evaluation, parsed by MMDetection's tools/test.py (mmengine's DictAction); keys that load code are refused (repeatable)", collectValues, [])
   .option('--json', 'print the result as JSON', false)
   .option('--verbose', "also stream MMDetection's own log", false)
   .addHelpText(
@@ -33,12 +36,14 @@ Exit codes: 0 evaluated, 1 evaluation failed, 2 bad input, 3 Python not set up, 
 
 Examples:
   mkey-det test --checkpoint work_dirs/demo-swin-t-spatialk/epoch_8.pth
-  mkey-det test --checkpoint work_dirs/run/epoch_36.pth --gpus 8 --json`,
+  mkey-det test --checkpoint work_dirs/run/epoch_36.pth --gpus 8 --json
+  mkey-det test --checkpoint work_dirs/run/epoch_36.pth --cfg-options test_evaluator.metric=bbox`,
   )
   .action(
     guardedAction(async (raw: unknown) => {
       const opts = parseOptions(testOptionsSchema, raw);
-      const result = await testCheckpoint({ ...opts, progress: opts.json ? 'silent' : 'lines' });
+      const cfgOptions = cfgOptionPairs(opts.cfgOptions);
+      const result = await testCheckpoint({ ...opts, cfgOptions, progress: opts.json ? 'silent' : 'lines' });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
       if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;
     }),

@@ -21,6 +21,8 @@ export interface TestRequest {
   gpus: number;
   /** Skip the key-for-key check of the checkpoint against the config's model. */
   nonStrict: boolean;
+  /** Checked `--cfg-options` pairs, handed to tools/test.py (mmengine's DictAction parses the values). */
+  cfgOptions: [string, string][];
   progress: ProgressMode;
   verbose: boolean;
 }
@@ -43,7 +45,8 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
   const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
   mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
-  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir], {
+  const overrides = req.cfgOptions.length ? ['--cfg-options', ...req.cfgOptions.map(([k, v]) => `${k}=${v}`)] : [];
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir, ...overrides], {
     ...DEFAULT_TOPOLOGY,
     gpus: req.gpus,
   });
