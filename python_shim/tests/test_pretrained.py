@@ -191,3 +191,30 @@ def test_partial_checkpoint_refused_unless_non_strict(tmp_path, small_image):
     cfg['init_cfg'] = ConfigDict(type='Pretrained', checkpoint=str(path), strict=False)
     lenient = MODELS.build(dict(type='SwinTransformerMKey', key_type='spatialk', num_charts=4, **cfg))
     lenient.init_weights()
+
+
+@pytest.mark.parametrize('key_type', ['linear', 'spatialk'])
+def test_timm_layout_loads_like_the_official_one(key_type, stock, small_image):
+    """timm >= 0.9 names: patch merging at the start of the next stage, head.fc, no index buffers."""
+    import re
+
+    official = official_from_mmdet(stock.state_dict())
+    timm = OrderedDict()
+    for k, v in official.items():
+        if k.endswith('relative_position_index') or k.endswith('attn_mask'):
+            continue
+        k = re.sub(r'layers\.(\d+)\.downsample\.', lambda m: f'layers.{int(m.group(1)) + 1}.downsample.', k)
+        timm[k] = v
+    timm['head.fc.weight'] = torch.randn(10, 128)
+    timm['head.fc.bias'] = torch.randn(10)
+    assert any(k.startswith('layers.3.downsample.') for k in timm)
+    model = mkey_swin(key_type, 4, seed=3)
+    report = load_pretrained(model, {'model': timm})
+    assert {'head.weight', 'head.bias'} <= set(report['ignored'])
+    ref = mkey_swin(key_type, 4, seed=3)  # same init: the per-output norms (in neither file) agree
+    load_pretrained(ref, {'model': official}, generator=torch.Generator().manual_seed(0))
+    model = mkey_swin(key_type, 4, seed=3)
+    load_pretrained(model, {'model': timm}, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for a, b in zip(model(small_image), ref(small_image)):
+            assert torch.equal(a, b)

@@ -50,7 +50,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--data <coco|demo|dir>', 'dataset: coco (data/coco or $MKEY_COCO_ROOT), demo (embedded, generated on first use), or a folder in COCO layout', 'demo')
     .option('--batch-size <n>', 'images per GPU (per process)', '2')
     .option('--seed <n>', 'random seed', '0')
-    .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official or mmdet-converted)')
+    .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official, timm or mmdet layout; loaded strictly)')
     .option('--max-epochs <n>', 'override the schedule length in epochs')
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")

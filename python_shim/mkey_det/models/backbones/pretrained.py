@@ -4,6 +4,10 @@ Accepted checkpoints (a path or an already loaded dict):
 
 * the official Swin format (``swin_tiny_patch4_window7_224.pth``: ``layers.0.blocks.0.attn.qkv
   .weight`` ... under ``'model'``), converted with mmdet's ``swin_converter``;
+* timm's Swin layout (timm >= 0.9, e.g. ``model.safetensors`` turned into a ``.pth``): the
+  official names except that each stage's patch merging sits at the start of the next stage
+  (``layers.1.downsample`` is the official ``layers.0.downsample``) and the classifier is
+  ``head.fc``; the tensors are the same, so it is renamed to the official layout first;
 * mmdet-format Swin weights, with or without a ``backbone.`` prefix (other prefixes, e.g. a
   detector's neck and heads, are ignored), under ``'state_dict'``, ``'model'`` or plain;
 * checkpoints of :class:`SwinTransformerMKey` itself (same ``key_type`` and ``num_charts``),
@@ -97,6 +101,23 @@ def read_checkpoint(path: str) -> dict:
         torch.serialization.add_safe_globals(saved)
 
 
+_TIMM_DOWNSAMPLE = re.compile(r'layers\.(\d+)\.downsample\.')
+
+
+def _from_timm(sd: 'OrderedDict[str, torch.Tensor]') -> 'OrderedDict[str, torch.Tensor]':
+    """timm's Swin layout renamed to the official one (unchanged when it is not timm's): timm
+    puts stage i's patch merging at the start of stage i + 1 (no ``layers.0.downsample``) and
+    names the classifier ``head.fc``."""
+    stages = {int(m.group(1)) for m in map(_TIMM_DOWNSAMPLE.match, sd) if m}
+    if not stages or 0 in stages:
+        return sd
+    out = OrderedDict()
+    for k, v in sd.items():
+        k = _TIMM_DOWNSAMPLE.sub(lambda m: f'layers.{int(m.group(1)) - 1}.downsample.', k, count=1)
+        out[k[:5] + k[8:] if k.startswith('head.fc.') else k] = v
+    return out
+
+
 def _is_official(keys: List[str]) -> bool:
     return any(k.startswith('layers.') or k.startswith('patch_embed.proj.') for k in keys)
 
@@ -120,6 +141,7 @@ def backbone_state_dict(checkpoint: Mapping, convert: Optional[bool] = None):
     sd = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in ckpt.items()
                      if torch.is_tensor(v))
     ignored = [k for k, v in ckpt.items() if not torch.is_tensor(v)]
+    sd = _from_timm(sd)
     if convert is None:
         convert = _is_official(list(sd))
     if convert:
@@ -245,7 +267,9 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
 
 #: model tensors a Swin checkpoint may lack: the per-output norms MMDetection adds (official
 #: checkpoints have a single final ``norm``, which is not mapped onto them, as in mmdet).
-_MAY_BE_MISSING = re.compile(r'norm\d+\.')
+#: Also the relative position index buffers, which timm does not save (they are fixed by the
+#: window size and rebuilt at init).
+_MAY_BE_MISSING = re.compile(r'norm\d+\.|.*\.relative_position_index$')
 
 
 def _refuse_missing(model: torch.nn.Module, source: str, missing: List[str]) -> None:
