@@ -1,5 +1,6 @@
 /** The `mkey-det` command line: one commander Command per file under src/commands/. */
 import { Command } from 'commander';
+import { analyzeCommand } from './commands/analyze.js';
 import { benchCommand } from './commands/bench.js';
 import { config } from './commands/config.js';
 import { doctor } from './commands/doctor.js';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
       .description('Train, compare, export and report Swin detection backbones with a manifold key (MMDetection)')
       .version(TOOL_VERSION),
   );
-  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand, benchCommand]) {
+  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(withUsageErrors(cmd));
   }

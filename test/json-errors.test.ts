@@ -11,7 +11,7 @@ interface JsonErrorBody {
   error: { code: string; exitCode: number; message: string; hint?: string };
 }
 
-/** A bad value for each of the eight commands, and the words its message must contain. */
+/** A bad value for each command, and the words its message must contain. */
 const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['doctor', ['doctor', '--json', 'extra-argument'], /too many arguments|extra-argument/],
   ['config', ['config', '--charts', '0', '--json'], /--charts "0".*between 1 and 64/],
@@ -21,6 +21,7 @@ const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['export', ['export', '--tolerance', '2', '--json'], /--tolerance "2".*between 0 and 1/],
   ['run-onnx', ['run-onnx', 'model.onnx', 'image.png', '--runs', '0', '--json'], /--runs "0"/],
   ['bench', ['bench', '--suite', 'nope', '--json'], /--suite "nope".*accepted: /],
+  ['analyze qk', ['analyze', 'qk', 'run', '--labels', 'a,,b', '--json'], /--labels .*non-empty labels/],
 ];
 
 function parseOnlyLine(stdout: string): JsonErrorBody {
@@ -29,7 +30,7 @@ function parseOnlyLine(stdout: string): JsonErrorBody {
   return JSON.parse(lines[0]!) as JsonErrorBody;
 }
 
-describe('--json errors: one shape for all eight commands', () => {
+describe('--json errors: one shape for every command', () => {
   it.each(BAD_VALUES)('%s: a bad value is a JSON error on stdout, exit 2', async (_name, args, mentions) => {
     const res = await runCli(args);
     expect(res.exitCode).toBe(2);
@@ -44,8 +45,8 @@ describe('--json errors: one shape for all eight commands', () => {
 
   it.each(BAD_VALUES.map(([name]) => [name]))('%s: an unknown option is a JSON error on stdout, exit 2', async (name) => {
     // the command's required arguments, so that the unknown option is the only mistake
-    const required: Record<string, string[]> = { 'run-onnx': ['model.onnx', 'image.png'], report: ['work_dirs'], test: ['--checkpoint', 'x.pth'] };
-    const args = [name, ...(required[name] ?? [])];
+    const required: Record<string, string[]> = { 'run-onnx': ['model.onnx', 'image.png'], report: ['work_dirs'], test: ['--checkpoint', 'x.pth'], 'analyze qk': ['run'] };
+    const args = [...name.split(' '), ...(required[name] ?? [])];
     const res = await runCli([...args, '--no-such-option', '--json']);
     expect(res.exitCode).toBe(2);
     const body = parseOnlyLine(res.stdout);

@@ -36,6 +36,7 @@ ENTRIES: dict[str, str] = {
     'export.backbone': 'mkey_det.export.backbone:export_backbone',
     'export.reference_outputs': 'mkey_det.export.backbone:reference_outputs',
     'export.sample_images': 'mkey_det.export.images:sample_image_paths',
+    'analyze.qk': 'mkey_det.cli.analyze:qk',
 }
 
 

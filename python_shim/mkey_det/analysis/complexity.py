@@ -17,9 +17,9 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from .models.backbones import SwinTransformerMKey
-from .models.keys import KEYS, check_key_type, key_types, set_key_order
-from .models.keys.base import check_int, check_order
+from ..models.backbones import SwinTransformerMKey
+from ..models.keys import KEYS, check_key_type, key_types, set_key_order
+from ..models.keys.base import check_int, check_order
 
 #: Swin-T as in the paper / mmdet's ``mask-rcnn_swin-t-p4-w7`` config (no drop path: counting).
 SWIN_T = dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7,

@@ -1,0 +1,99 @@
+/**
+ * `mkey-det analyze qk`: the query-key interaction of every attention head (SVD of
+ * scale * W_q^T W_k; for a manifold key, its folded key at zero token offset), computed in Python
+ * (python_shim/mkey_det/analysis/qk.py, definitions in its docstring and docs/ANALYZE.md).
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { PythonError, withBridge } from '../../python/bridge.js';
+import { checkInterpreter } from '../../python/interpreter.js';
+import { BadInputError } from '../../utils/errors.js';
+import { describePath } from '../dataset.js';
+
+export interface QkHead {
+  similarity: number;
+  singular_values: number[];
+  /** Per chart, its top 3 singular values (manifold keys only). */
+  chart_top_singular_values?: number[][];
+}
+
+export interface QkLayer {
+  stage: number;
+  block: number;
+  /** Depth order over all stages. */
+  layer: number;
+  width: number;
+  charts: number;
+  /** How much of the key comes from other tokens than its own (0 for the linear key). */
+  off_zero_offset_share: number;
+  similarity_mean: number;
+  heads: QkHead[];
+}
+
+export interface QkModel {
+  label: string;
+  path: string;
+  checkpoint: string;
+  config: string | null;
+  key_type: string;
+  charts: number | null;
+  layers: QkLayer[];
+}
+
+export interface QkResult {
+  models: QkModel[];
+  /** Written files (with --out). */
+  json?: string;
+  plot?: string;
+}
+
+export interface QkRequest {
+  paths: string[];
+  labels?: string[];
+  /** Folder for qk.json and qk.png. */
+  out?: string;
+  force: boolean;
+}
+
+/** Checks every path before Python starts: a run directory or a regular checkpoint file. */
+function checkSource(path: string): void {
+  const info = describePath(path, JSON.stringify(path));
+  if (!info) throw new BadInputError(`${JSON.stringify(path)} does not exist`, 'give a run directory (a --work-dir of mkey-det train) or a .pth checkpoint');
+  if (info.kind === 'other') throw new BadInputError(`${JSON.stringify(path)} is ${info.what}, not a run directory or a checkpoint file`);
+}
+
+export async function analyzeQk(req: QkRequest): Promise<QkResult> {
+  if (req.labels && req.labels.length !== req.paths.length) {
+    throw new BadInputError(`--labels gives ${req.labels.length} label(s) for ${req.paths.length} path(s): give one per path, in order`);
+  }
+  req.paths.forEach(checkSource);
+  const sources = req.paths.map((p, i) => ({ path: resolve(p), label: req.labels?.[i] ?? basename(resolve(p)) }));
+  let jsonPath: string | undefined;
+  let plotPath: string | undefined;
+  if (req.out !== undefined) {
+    const dir = resolve(req.out);
+    const info = describePath(dir);
+    if (info && info.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(req.out)} is ${info.what}, not a directory`);
+    jsonPath = join(dir, 'qk.json');
+    plotPath = join(dir, 'qk.png');
+    const taken = [jsonPath, plotPath].filter((f) => existsSync(f));
+    if (taken.length && !req.force) throw new BadInputError(`${taken.join(' and ')} already exist(s); refusing to overwrite`, 'add --force or choose another --out');
+  }
+  await checkInterpreter();
+  // the folder is made for the plot only now, and removed again if the analysis fails
+  const madeDir = req.out !== undefined && !existsSync(resolve(req.out)) ? mkdirSync(resolve(req.out), { recursive: true }) : undefined;
+  let result: QkResult;
+  try {
+    result = await withBridge((b) => b.call<QkResult>('analyze.qk', { sources, plot: plotPath ?? null }, { timeoutMs: 600_000 }));
+  } catch (err) {
+    if (madeDir) rmSync(madeDir, { recursive: true, force: true });
+    // a checkpoint that does not fit, a folder without config or checkpoint: the user's input
+    if (err instanceof PythonError && err.pythonType === 'ValueError') throw new BadInputError(err.message.replace(/^ValueError: /, ''));
+    throw err;
+  }
+  if (jsonPath) {
+    writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
+    return { ...result, json: jsonPath, plot: plotPath };
+  }
+  return result;
+}

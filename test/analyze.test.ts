@@ -1,0 +1,100 @@
+/**
+ * `mkey-det analyze qk` end to end: a Swin-T checkpoint without a config (read as the linear key)
+ * and a run-like folder (config.py written by `mkey-det config`, a detector-layout checkpoint of
+ * its SpatialK backbone), analysed side by side through the bridge, files written once.
+ */
+import { execa } from 'execa';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, testPython } from './helpers/cli.js';
+
+let tmp: string;
+let stockCkpt: string;
+let runDir: string;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'mkey-analyze-'));
+  stockCkpt = join(tmp, 'swin-t.pth');
+  runDir = join(tmp, 'spatialk-run');
+  mkdirSync(runDir);
+  const made = await runCli(['config', '--backbone', 'swin-t-spatialk', '--charts', '2', '--data', 'demo', '--out', join(runDir, 'config.py')]);
+  expect(made.exitCode, made.stderr).toBe(0);
+  const script = [
+    'import sys, torch',
+    'from mmengine.config import Config',
+    'from mmdet.registry import MODELS',
+    'from mmdet.utils import register_all_modules',
+    'from mmdet.models.backbones import SwinTransformer',
+    'import mkey_det',
+    'register_all_modules()',
+    'torch.manual_seed(0)',
+    'torch.save({"state_dict": SwinTransformer().state_dict()}, sys.argv[1])',
+    'cfg = Config.fromfile(sys.argv[2]).model.backbone',
+    'cfg["init_cfg"] = None',
+    'b = MODELS.build(cfg); b.init_weights()',
+    '# as after training: the keys moved away from their function-preserving start',
+    'with torch.no_grad():',
+    '    [p.add_(0.05 * torch.randn_like(p)) for n, p in b.named_parameters() if ".key." in n]',
+    'torch.save({"meta": {"epoch": 1}, "state_dict": {"backbone." + k: v for k, v in b.state_dict().items()}}, sys.argv[3])',
+  ].join('\n');
+  const res = await execa(testPython, ['-c', script, stockCkpt, join(runDir, 'config.py'), join(runDir, 'epoch_1.pth')], { reject: false });
+  expect(res.exitCode, String(res.stderr)).toBe(0);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Layer {
+  stage: number;
+  block: number;
+  charts: number;
+  off_zero_offset_share: number;
+  similarity_mean: number;
+  heads: { similarity: number; singular_values: number[] }[];
+}
+
+describe('mkey-det analyze qk', () => {
+  it('analyses a bare Swin checkpoint and a run side by side, writing qk.json and qk.png once', async () => {
+    const out = join(tmp, 'qk');
+    const res = await runCli(['analyze', 'qk', stockCkpt, runDir, '--labels', 'swin-t,spatialk', '--out', out, '--json']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const body = JSON.parse(res.stdout) as { ok: boolean; json: string; plot: string; models: { label: string; key_type: string; charts: number | null; layers: Layer[] }[] };
+    expect(body.ok).toBe(true);
+    expect(body.models.map((m) => [m.label, m.key_type, m.charts])).toEqual([
+      ['swin-t', 'linear', null],
+      ['spatialk', 'spatialk', 2],
+    ]);
+    for (const m of body.models) {
+      expect(m.layers.map((l) => `${l.stage}.${l.block}`)).toEqual(['0.0', '0.1', '1.0', '1.1', '2.0', '2.1', '2.2', '2.3', '2.4', '2.5', '3.0', '3.1']);
+      expect(m.layers.map((l) => l.heads.length)).toEqual([3, 3, 6, 6, 12, 12, 12, 12, 12, 12, 24, 24]);
+      for (const l of m.layers) {
+        for (const h of l.heads) {
+          expect(h.similarity).toBeGreaterThanOrEqual(-1);
+          expect(h.similarity).toBeLessThanOrEqual(1);
+          expect(h.singular_values).toHaveLength(32); // the head dimension
+        }
+      }
+    }
+    expect(body.models[0]!.layers.every((l) => l.off_zero_offset_share === 0 && l.charts === 1)).toBe(true);
+    expect(body.models[1]!.layers.every((l) => l.off_zero_offset_share > 0 && l.charts === 2)).toBe(true);
+    expect(JSON.parse(readFileSync(body.json, 'utf8')).models).toHaveLength(2);
+    expect(readFileSync(body.plot).subarray(0, 4).toString('hex')).toBe('89504e47');
+
+    const again = await runCli(['analyze', 'qk', stockCkpt, '--out', out]);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr.split('\n')[0]).toMatch(/qk\.json and .*qk\.png already exist\(s\); refusing to overwrite/);
+  });
+
+  it('a checkpoint that does not fit its run config is refused with one line, exit 2, and no --out folder', async () => {
+    const wrong = join(tmp, 'wrong-run');
+    mkdirSync(wrong);
+    const made = await runCli(['config', '--backbone', 'swin-t-kua', '--charts', '2', '--data', 'demo', '--out', join(wrong, 'config.py')]);
+    expect(made.exitCode).toBe(0);
+    await execa('cp', [join(runDir, 'epoch_1.pth'), join(wrong, 'epoch_1.pth')]);
+    const out = join(tmp, 'qk-wrong');
+    const res = await runCli(['analyze', 'qk', wrong, '--out', out]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toMatch(/^error: .*(do not match the model|does not fit)/);
+    expect(existsSync(out)).toBe(false);
+  });
+});
