@@ -5,6 +5,7 @@ import { benchCommand } from './commands/bench.js';
 import { config } from './commands/config.js';
 import { doctor } from './commands/doctor.js';
 import { exportCommand } from './commands/export.js';
+import { inferCommand } from './commands/infer.js';
 import { runOnnxCommand } from './commands/run-onnx.js';
 import { report } from './commands/report.js';
 import { testCommand } from './commands/test.js';
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
       .description('Train, compare, export and report Swin detection backbones with a manifold key (MMDetection)')
       .version(TOOL_VERSION),
   );
-  for (const cmd of [doctor, config, trainCommand, testCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
+  for (const cmd of [doctor, config, trainCommand, testCommand, inferCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(withUsageErrors(cmd));
   }

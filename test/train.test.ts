@@ -171,6 +171,23 @@ describe('mkey-det train: a real run', () => {
     // The same checkpoint evaluated by training's last validation and by `test` agree.
     expect(ev.metrics['coco/bbox_mAP']).toBeCloseTo(Number((vals.at(-1)!.metrics as Record<string, number>)['coco/bbox_mAP']), 3);
 
+    // infer: the run's detector on the val images, pictures (PNG) and detections written once
+    const inferOut = join(tmp, 'infer');
+    const inferred = await runCli(['infer', wd, join(data, 'val2017'), '--out', inferOut, '--score-thr', '0', '--json']);
+    expect(inferred.exitCode, inferred.stderr).toBe(0);
+    const inf = JSON.parse(inferred.stdout) as { classes: string[]; images: { vis: string; preds: string; detections: { score: number; bbox: number[] }[] }[]; json: string };
+    expect(inf.classes).toEqual(['circle', 'triangle', 'square']);
+    expect(inf.images).toHaveLength(2);
+    for (const img of inf.images) {
+      expect(readFileSync(img.vis).subarray(0, 4).toString('hex')).toBe('89504e47');
+      expect(existsSync(img.preds)).toBe(true);
+      for (const d of img.detections) expect(d.bbox).toHaveLength(4);
+    }
+    expect(JSON.parse(readFileSync(inf.json, 'utf8')).images).toHaveLength(2);
+    const inferAgain = await runCli(['infer', wd, join(data, 'val2017'), '--out', inferOut]);
+    expect(inferAgain.exitCode).toBe(2);
+    expect(inferAgain.stderr.split('\n')[0]).toContain('is not empty; refusing to write into it');
+
     // The events format is defined once: every event of this run (train, interrupted, resumed) and of
     // its evaluation validates against the schema, and together they cover all but 'error' (next test).
     const seen = new Set([...expectEventsMatchSchema(join(wd, 'mkey-events.jsonl')), ...expectEventsMatchSchema(join(wd, 'test-epoch_3', 'mkey-events.jsonl'))]);

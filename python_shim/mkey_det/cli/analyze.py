@@ -2,25 +2,9 @@
 (:mod:`mkey_det.analysis.qk`). Called through the bridge (``analyze.qk``)."""
 from __future__ import annotations
 
-import glob
-import os
-import re
 from typing import Any, Dict, List, Optional
 
-
-def _latest_checkpoint(run_dir: str) -> str:
-    last = os.path.join(run_dir, 'last_checkpoint')
-    if os.path.isfile(last):
-        with open(last, encoding='utf-8') as f:
-            path = f.read().strip()
-        if path and os.path.isfile(path):
-            return path
-    found = sorted(glob.glob(os.path.join(run_dir, '*.pth')),
-                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', p)])
-    if not found:
-        raise ValueError(f'{run_dir} holds no checkpoint (no last_checkpoint, no *.pth): '
-                         'give a run directory after its first epoch, or a .pth file')
-    return found[-1]
+from .runs import resolve_run
 
 
 def load_backbone(path: str) -> Dict[str, Any]:
@@ -39,22 +23,17 @@ def load_backbone(path: str) -> Dict[str, Any]:
     from ..utils import quiet_mmengine
 
     register_all_modules()
-    run_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    checkpoint = _latest_checkpoint(path) if os.path.isdir(path) else path
-    config = os.path.join(run_dir, 'config.py')
+    run = resolve_run(path)
     with quiet_mmengine():
-        if os.path.isfile(config):
-            cfg = Config.fromfile(config).model.backbone.copy()
+        if run['config']:
+            cfg = Config.fromfile(run['config']).model.backbone.copy()
             cfg['init_cfg'] = None
             backbone = MODELS.build(cfg)
-        elif os.path.isdir(path):
-            raise ValueError(f'{path} has no config.py: not a run directory of mkey-det train')
         else:
             backbone = SwinTransformerMKey(key_type='linear', **SWIN_T)
-        load_pretrained(backbone, checkpoint)
+        load_pretrained(backbone, run['checkpoint'])
     backbone.eval()
-    return dict(backbone=backbone, checkpoint=os.path.abspath(checkpoint),
-                config=config if os.path.isfile(config) else None,
+    return dict(backbone=backbone, checkpoint=run['checkpoint'], config=run['config'],
                 key_type=getattr(backbone, 'key_type', 'linear'),
                 charts=getattr(backbone, 'num_charts', None) if getattr(backbone, 'key_type', 'linear') != 'linear' else None)
 

@@ -1,8 +1,10 @@
 """Short checks the Node CLI runs through the bridge before it launches a training or test process."""
 from __future__ import annotations
 
+import glob
 import os
-from typing import Any
+import re
+from typing import Any, Optional
 
 
 def mmdet_tools_dir() -> str:
@@ -161,3 +163,31 @@ def check_checkpoint(config_path: str, checkpoint_path: str) -> dict[str, Any]:
             f'(config: {_variant_of(cfg.pretty_text)}; checkpoint: {_variant_of(meta_cfg)}): '
             + '; '.join(parts))
     return {'tensors': len(expected)}
+
+
+def latest_checkpoint(run_dir: str) -> str:
+    """The checkpoint ``last_checkpoint`` names in a run directory, else its highest ``*.pth``."""
+    last = os.path.join(run_dir, 'last_checkpoint')
+    if os.path.isfile(last):
+        with open(last, encoding='utf-8') as f:
+            path = f.read().strip()
+        if path and os.path.isfile(path):
+            return path
+    found = sorted(glob.glob(os.path.join(run_dir, '*.pth')),
+                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', p)])
+    if not found:
+        raise ValueError(f'{run_dir} holds no checkpoint (no last_checkpoint, no *.pth): '
+                         'give a run directory after its first epoch, or a .pth file')
+    return found[-1]
+
+
+def resolve_run(path: str) -> dict[str, Optional[str]]:
+    """``{config, checkpoint}`` of a run directory (its ``config.py`` and last checkpoint) or of
+    a checkpoint file (the ``config.py`` next to it, None when there is none)."""
+    if os.path.isdir(path):
+        config = os.path.join(path, 'config.py')
+        if not os.path.isfile(config):
+            raise ValueError(f'{path} has no config.py: not a run directory of mkey-det train')
+        return dict(config=config, checkpoint=os.path.abspath(latest_checkpoint(path)))
+    config = os.path.join(os.path.dirname(os.path.abspath(path)), 'config.py')
+    return dict(config=config if os.path.isfile(config) else None, checkpoint=os.path.abspath(path))

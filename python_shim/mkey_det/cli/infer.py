@@ -1,0 +1,100 @@
+"""``mkey-det infer``: a trained detector on images, with MMDetection's own ``DetInferencer``
+(the pipeline of the run's config, the classes saved in the checkpoint): pictures with boxes,
+masks and class names drawn, and the detections as JSON. Called through the bridge
+(``infer.images``)."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Dict, List, Optional
+
+from .runs import check_checkpoint, resolve_run
+
+
+def _device(device: Optional[str]) -> str:
+    import torch
+
+    if device in (None, 'auto'):
+        return 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f'--device {device}: no CUDA device is visible here; use --device cpu')
+    return device
+
+
+def _draw(visualizer, path: str, sample, out_file: str, score_thr: float, min_side: int) -> None:
+    """Boxes, masks and class names drawn on the image, scaled up (nearest) so that its shorter
+    side is at least ``min_side`` pixels: on a small image the labels would hide the objects."""
+    import math
+
+    import cv2
+    import numpy as np
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f'{path}: not an image OpenCV can read')
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    k = max(1, math.ceil(min_side / min(img.shape[:2])))
+    sample = sample.clone()
+    if k > 1:
+        img = cv2.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=cv2.INTER_NEAREST)
+        inst = sample.pred_instances
+        inst.bboxes = inst.bboxes * k
+        if 'masks' in inst:
+            masks = inst.masks.cpu().numpy().astype(np.uint8)
+            inst.masks = np.stack([cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+                                   for m in masks]).astype(bool) if len(masks) else inst.masks
+    visualizer.add_datasample(os.path.basename(path), img, sample, draw_gt=False,
+                              pred_score_thr=score_thr, out_file=out_file)
+
+
+def infer_images(source: str, images: List[str], out_dir: str, score_thr: float = 0.3,
+                 device: Optional[str] = None, min_side: int = 512) -> Dict[str, Any]:
+    """Runs the detector of ``source`` (a run directory or a checkpoint next to its config.py)
+    on ``images``; writes ``out_dir/vis/<image>`` (drawn) and ``out_dir/preds/<image>.json``
+    (MMDetection's prediction files), and returns, per image, the detections at or above
+    ``score_thr``: class, score, box (x1, y1, x2, y2, pixels of the input image)."""
+    from mmdet.apis import DetInferencer
+    from mmdet.utils import register_all_modules
+
+    from ..utils import quiet_mmengine
+
+    register_all_modules()
+    run = resolve_run(source)
+    if not run['config']:
+        raise ValueError(f'{source}: no config.py next to the checkpoint; infer needs the run it '
+                         'came from (give the run directory)')
+    check_checkpoint(run['config'], run['checkpoint'])  # strict: refuse weights that do not fit
+    dev = _device(device)
+    with quiet_mmengine(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # e.g. mmengine's "polygon is out of bounds"
+        inferencer = DetInferencer(model=run['config'], weights=run['checkpoint'], device=dev,
+                                   palette='random', show_progress=False)
+        # the pictures are drawn below, at a readable size; the prediction files after them
+        result = inferencer(images, pred_score_thr=score_thr, no_save_vis=True,
+                            return_datasamples=True, print_result=False)
+        os.makedirs(os.path.join(out_dir, 'vis'), exist_ok=True)
+        for path, sample in zip(images, result['predictions']):
+            _draw(inferencer.visualizer, path, sample, os.path.join(out_dir, 'vis', os.path.basename(path)),
+                  score_thr, min_side)
+        # MMDetection's own prediction files (boxes, scores, labels, RLE masks): preds/<image>.json
+        os.makedirs(os.path.join(out_dir, 'preds'), exist_ok=True)
+        result['predictions'] = [inferencer.pred2dict(sample, out_dir) for sample in result['predictions']]
+    classes = list((inferencer.model.dataset_meta or {}).get('classes') or [])
+    out = []
+    for path, pred in zip(images, result['predictions']):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        dets = [dict(label=int(label), **({'class': classes[int(label)]} if int(label) < len(classes) else {}),
+                     score=float(score), bbox=[float(v) for v in box])
+                for label, score, box in zip(pred['labels'], pred['scores'], pred['bboxes'])
+                if float(score) >= score_thr]
+        vis = os.path.join(out_dir, 'vis', os.path.basename(path))
+        preds = os.path.join(out_dir, 'preds', stem + '.json')
+        out.append(dict(image=path, vis=vis if os.path.isfile(vis) else None,
+                        preds=preds if os.path.isfile(preds) else None, detections=dets))
+    summary = dict(config=run['config'], checkpoint=run['checkpoint'], device=dev,
+                   score_thr=score_thr, classes=classes, images=out)
+    with open(os.path.join(out_dir, 'detections.json'), 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2)
+    summary['json'] = os.path.join(out_dir, 'detections.json')
+    return summary

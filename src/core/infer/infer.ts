@@ -1,0 +1,99 @@
+/**
+ * `mkey-det infer`: a trained run's detector on images through MMDetection's DetInferencer
+ * (python_shim/mkey_det/cli/infer.py): drawn pictures and the detections as JSON.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import { PythonError, withBridge } from '../../python/bridge.js';
+import { checkInterpreter } from '../../python/interpreter.js';
+import { BadInputError } from '../../utils/errors.js';
+import { describePath } from '../dataset.js';
+
+/** Image files a folder argument contributes (what OpenCV reads). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff'];
+
+export interface Detection {
+  label: number;
+  class?: string;
+  score: number;
+  /** x1, y1, x2, y2 in pixels of the input image. */
+  bbox: [number, number, number, number];
+}
+
+export interface InferResult {
+  config: string;
+  checkpoint: string;
+  device: string;
+  score_thr: number;
+  classes: string[];
+  images: { image: string; vis: string | null; preds: string | null; detections: Detection[] }[];
+  /** `<out>/detections.json`. */
+  json: string;
+  out: string;
+}
+
+export interface InferRequest {
+  source: string;
+  inputs: string[];
+  out?: string;
+  scoreThr: number;
+  device?: string;
+  force: boolean;
+}
+
+/** The image files of the arguments: files as given, folders by extension (sorted), each checked. */
+export function collectImages(inputs: string[]): string[] {
+  const images: string[] = [];
+  for (const input of inputs) {
+    const info = describePath(input, JSON.stringify(input));
+    if (!info) throw new BadInputError(`image ${JSON.stringify(input)} does not exist`);
+    if (info.kind === 'dir') {
+      const found = readdirSync(input)
+        .filter((f) => IMAGE_EXTENSIONS.includes(extname(f).toLowerCase()))
+        .sort()
+        .map((f) => resolve(input, f))
+        .filter((f) => describePath(f)?.kind === 'file');
+      if (!found.length) throw new BadInputError(`${JSON.stringify(input)} holds no image (${IMAGE_EXTENSIONS.join(', ')})`);
+      images.push(...found);
+    } else if (info.kind === 'file') {
+      if (info.size === 0) throw new BadInputError(`image ${JSON.stringify(input)} is empty (0 bytes)`);
+      images.push(resolve(input));
+    } else {
+      throw new BadInputError(`image ${JSON.stringify(input)} is ${info.what}, not an image file or a folder`);
+    }
+  }
+  const names = images.map((p) => basename(p));
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new BadInputError(`two images are named ${JSON.stringify(twice)}: their pictures would overwrite each other in --out; infer them in two runs`);
+  return images;
+}
+
+export async function inferImages(req: InferRequest): Promise<InferResult> {
+  const src = describePath(req.source, JSON.stringify(req.source));
+  if (!src) throw new BadInputError(`${JSON.stringify(req.source)} does not exist`, 'give a run directory of mkey-det train or a checkpoint next to its config.py');
+  if (src.kind === 'other') throw new BadInputError(`${JSON.stringify(req.source)} is ${src.what}, not a run directory or a checkpoint`);
+  const images = collectImages(req.inputs);
+  const runDir = src.kind === 'dir' ? resolve(req.source) : resolve(req.source, '..');
+  const out = resolve(req.out ?? join(runDir, `infer-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const outInfo = describePath(out);
+  if (outInfo && outInfo.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(relative(process.cwd(), out) || out)} is ${outInfo.what}, not a folder`);
+  if (outInfo && readdirSync(out).length && !req.force) {
+    throw new BadInputError(`--out ${JSON.stringify(relative(process.cwd(), out) || out)} is not empty; refusing to write into it`, 'add --force or choose another --out');
+  }
+  await checkInterpreter();
+  const created = existsSync(out) ? undefined : mkdirSync(out, { recursive: true });
+  try {
+    const res = await withBridge((b) =>
+      b.call<Omit<InferResult, 'out'>>(
+        'infer.images',
+        { source: resolve(req.source), images, out_dir: out, score_thr: req.scoreThr, device: req.device ?? null },
+        { timeoutMs: 1_800_000 },
+      ),
+    );
+    return { ...res, out };
+  } catch (err) {
+    if (created) rmSync(created, { recursive: true, force: true });
+    if (err instanceof PythonError && err.pythonType === 'ValueError') throw new BadInputError(err.message.replace(/^ValueError: /, ''));
+    throw err;
+  }
+}
