@@ -22,6 +22,7 @@ const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['run-onnx', ['run-onnx', 'model.onnx', 'image.png', '--runs', '0', '--json'], /--runs "0"/],
   ['bench', ['bench', '--suite', 'nope', '--json'], /--suite "nope".*accepted: /],
   ['analyze qk', ['analyze', 'qk', 'run', '--labels', 'a,,b', '--json'], /--labels .*non-empty labels/],
+  ['infer', ['infer', 'run', 'image.png', '--score-thr', '2', '--json'], /--score-thr "2".*between 0 and 1/],
 ];
 
 function parseOnlyLine(stdout: string): JsonErrorBody {
@@ -45,7 +46,7 @@ describe('--json errors: one shape for every command', () => {
 
   it.each(BAD_VALUES.map(([name]) => [name]))('%s: an unknown option is a JSON error on stdout, exit 2', async (name) => {
     // the command's required arguments, so that the unknown option is the only mistake
-    const required: Record<string, string[]> = { 'run-onnx': ['model.onnx', 'image.png'], report: ['work_dirs'], test: ['--checkpoint', 'x.pth'], 'analyze qk': ['run'] };
+    const required: Record<string, string[]> = { 'run-onnx': ['model.onnx', 'image.png'], report: ['work_dirs'], test: ['--checkpoint', 'x.pth'], 'analyze qk': ['run'], infer: ['run', 'image.png'] };
     const args = [...name.split(' '), ...(required[name] ?? [])];
     const res = await runCli([...args, '--no-such-option', '--json']);
     expect(res.exitCode).toBe(2);
