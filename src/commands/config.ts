@@ -25,6 +25,16 @@ export const config = addExperimentOptions(
   .option('-o, --out <file>', 'write the config here (default: print it to stdout)')
   .option('--force', 'overwrite an existing --out file', false)
   .option('--json', 'print {path, backbone, ...} as JSON instead of the source', false)
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 written, 2 bad input (an option, an existing --out without --force).
+
+Examples:
+  mkey-det config --backbone swin-t-spatialk --charts 8 --data coco --out configs/spatialk.py
+  mkey-det config --backbone swin-t --data demo --max-epochs 2 | less
+  mkey-det config --data /data/my_coco --cfg-options model.backbone.drop_path_rate=0.1 --out my.py`,
+  )
   .action(
     guardedAction(async (raw: unknown) => {
       const opts = parseOptions(configOptionsSchema, raw);

@@ -39,6 +39,16 @@ export const report = new Command('report')
   .option('--last', 'report each run\'s last evaluation (default)')
   .option('--no-plots', 'do not write PNG plots next to --out')
   .option('--json', 'same as --format json (errors as JSON too)')
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 written, 2 bad input (no run found, a conflicting option, an unknown --baseline).
+
+Examples:
+  mkey-det report work_dirs/                                   # every run below, Markdown on stdout
+  mkey-det report work_dirs/swin-t-* work_dirs/swin-t-spatialk-* --out report.html
+  mkey-det report work_dirs/ --best --format csv --out table3.csv`,
+  )
   .action(
     guardedAction(async (paths: string[], raw: unknown) => {
       const opts = parseOptions(reportOptionsSchema, raw);

@@ -52,7 +52,11 @@ Images are preprocessed as MMDetection's DetDataPreprocessor does for Swin: RGB,
 with mean [123.675, 116.28, 103.53] and std [58.395, 57.12, 57.375], zero-padded bottom/right
 to a multiple of 32 (a fixed-shape model: to its size). The model runs in a worker thread.
 Exit codes: 0 ok, 1 onnxruntime failed, 2 bad input (missing or corrupt model, unreadable image,
-a size the model refuses).`,
+a size the model refuses).
+
+Examples:
+  mkey-det run-onnx swin-t-spatialk-8c-folded-dynamic.onnx photo.jpg --runs 20
+  mkey-det run-onnx spatialk.onnx images/*.jpg --fit resize --save-outputs features/ --json`,
   )
   .action(
     guardedAction(async (model: string, images: string[], raw: Record<string, unknown>) => {
