@@ -66,3 +66,11 @@ describe('--json errors: one shape for every command', () => {
     expect(unknown.stderr.split('\n')[0]).toBe("error: unknown option '--no-such-option'");
   });
 });
+
+describe('--help: every command shows examples', () => {
+  it.each(['doctor', 'config', 'train', 'test', 'infer', 'report', 'export', 'run-onnx', 'bench', 'analyze', 'analyze qk'])('%s', async (name) => {
+    const res = await runCli([...name.split(' '), '--help']);
+    expect(res.exitCode).toBe(0);
+    expect(res.stdout).toMatch(/\nExamples:\n {2}mkey-det /);
+  });
+});
