@@ -74,6 +74,33 @@ describe('python literals', () => {
     expect(parseCfgValue('(1,2)')).toBeInstanceOf(PyTuple);
     expect(parseCfgValue("__import__('os').system('x')")).toBe("__import__('os').system('x')");
   });
+
+  it('gives what mmengine\'s own DictAction gives, value for value (the written config loaded by mmengine)', async () => {
+    const values = ['3', '-2', '+3', '1_000', '1e-4', '0.5', '.5', '-inf', 'nan', 'True', 'true', 'TRUE', 'False', 'false',
+      'None', 'none', 'null', '[1,2,[3,4]]', '(1,2)', "'quoted'", 'a,b', 'abc', '[a,b]', "__import__('os').system('x')"];
+    const dir = mkdtempSync(join(tmpdir(), 'mkey-dictaction-'));
+    try {
+      const cfg = join(dir, 'values.py');
+      writeFileSync(cfg, values.map((v, i) => `k${i} = ${toPythonLiteral(parseCfgValue(v))}`).join('\n') + '\n');
+      const script = [
+        'import argparse, json, math, sys',
+        'from mmengine.config import Config, DictAction',
+        'values = json.loads(sys.argv[2])',
+        'action = DictAction(option_strings=["--cfg-options"], dest="x"); ns = argparse.Namespace()',
+        'action(None, ns, [f"k{i}={v}" for i, v in enumerate(values)])',
+        'ours = Config.fromfile(sys.argv[1])',
+        'same = lambda a, b: (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)) or (type(a) is type(b) or {type(a), type(b)} <= {int, float}) and a == b',
+        'print(json.dumps([v for i, v in enumerate(values) if not same(ours[f"k{i}"], ns.x[f"k{i}"])]))',
+      ].join('\n');
+      const { execa } = await import('execa');
+      const { testPython } = await import('./helpers/cli.js');
+      const res = await execa(testPython, ['-c', script, cfg, JSON.stringify(values)], { reject: false });
+      expect(res.exitCode, String(res.stderr)).toBe(0);
+      expect(JSON.parse(String(res.stdout).trim().split('\n').pop()!)).toEqual([]); // values read differently
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('generated configs load with mmengine', () => {

@@ -120,11 +120,17 @@ export function parseCfgValue(raw: string): PyValue {
     const items = splitTop(s.slice(1, -1)).map(parseCfgValue);
     return s.startsWith('[') ? items : new PyTuple(items);
   }
-  if (/^-?\d+$/.test(s)) return Number(s);
-  if (/^-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/.test(s)) return Number(s);
-  if (s === 'True' || s === 'true') return true;
-  if (s === 'False' || s === 'false') return false;
-  if (s === 'None' || s === 'none' || s === 'null') return null;
+  // Scalars as mmengine's DictAction (tools/train.py --cfg-options) reads them: int(), then
+  // float() (underscores between digits, a leading +, inf and nan included), then true/false in
+  // any case, then exactly None; anything else stays a string (test/config.test.ts compares).
+  const digits = '\\d+(?:_\\d+)*';
+  if (new RegExp(`^[-+]?${digits}$`).test(s)) return Number(s.replace(/_/g, ''));
+  if (new RegExp(`^[-+]?(${digits}\\.(${digits})?|\\.${digits}|${digits})([eE][-+]?${digits})?$`).test(s)) return Number(s.replace(/_/g, ''));
+  const special = /^([-+]?)(inf|infinity|nan)$/i.exec(s);
+  if (special) return new PyCode(`float('${special[1] === '-' ? '-' : ''}${special[2]!.toLowerCase().startsWith('inf') ? 'inf' : 'nan'}')`);
+  if (s.toLowerCase() === 'true') return true;
+  if (s.toLowerCase() === 'false') return false;
+  if (s === 'None') return null;
   if (s.length >= 2 && (s[0] === '"' || s[0] === "'") && s.at(-1) === s[0]) return s.slice(1, -1);
   if (splitTop(s).length > 1) return splitTop(s).map(parseCfgValue);
   return raw;
