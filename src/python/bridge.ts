@@ -7,7 +7,7 @@
  * a JSON string built on the Python side (`{ok, value}` or `{ok:false, error:{type,message,traceback}}`),
  * which keeps NaN/inf and unserialisable values from crashing Node.
  */
-import { ExitCode, MkeyError } from '../utils/errors.js';
+import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
 import { checkInterpreter } from './interpreter.js';
 
 export interface BridgeCallOptions {
@@ -30,6 +30,17 @@ export class PythonError extends MkeyError {
     this.pythonType = type;
     this.traceback = traceback;
   }
+}
+
+/**
+ * `err` as the user's mistake (exit 2, the Python message without its type) when Python raised one
+ * of `types`: the Python side raises those for input it refuses (a checkpoint that does not fit, a
+ * folder that is no run); anything else is returned unchanged. `hint` may add a hint per message.
+ */
+export function asBadInput(err: unknown, types: readonly string[] = ['ValueError'], hint?: (message: string) => string | undefined): unknown {
+  if (!(err instanceof PythonError) || !types.includes(err.pythonType)) return err;
+  const message = err.message.slice(err.pythonType.length + 2); // without "<Type>: "
+  return new BadInputError(message, hint?.(message));
 }
 
 type PythoniaModule = typeof import('pythonia');

@@ -5,10 +5,11 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { PythonError, withBridge } from '../../python/bridge.js';
+import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
 import { describePath } from '../dataset.js';
+import { checkRunOrCheckpoint } from '../run/run-dir.js';
 
 export interface QkHead {
   similarity: number;
@@ -55,18 +56,11 @@ export interface QkRequest {
   force: boolean;
 }
 
-/** Checks every path before Python starts: a run directory or a regular checkpoint file. */
-function checkSource(path: string): void {
-  const info = describePath(path, JSON.stringify(path));
-  if (!info) throw new BadInputError(`${JSON.stringify(path)} does not exist`, 'give a run directory (a --work-dir of mkey-det train) or a .pth checkpoint');
-  if (info.kind === 'other') throw new BadInputError(`${JSON.stringify(path)} is ${info.what}, not a run directory or a checkpoint file`);
-}
-
 export async function analyzeQk(req: QkRequest): Promise<QkResult> {
   if (req.labels && req.labels.length !== req.paths.length) {
     throw new BadInputError(`--labels gives ${req.labels.length} label(s) for ${req.paths.length} path(s): give one per path, in order`);
   }
-  req.paths.forEach(checkSource);
+  for (const p of req.paths) checkRunOrCheckpoint(p, 'give a run directory (a --work-dir of mkey-det train) or a .pth checkpoint');
   const sources = req.paths.map((p, i) => ({ path: resolve(p), label: req.labels?.[i] ?? basename(resolve(p)) }));
   let jsonPath: string | undefined;
   let plotPath: string | undefined;
@@ -87,9 +81,7 @@ export async function analyzeQk(req: QkRequest): Promise<QkResult> {
     result = await withBridge((b) => b.call<QkResult>('analyze.qk', { sources, plot: plotPath ?? null }, { timeoutMs: 600_000 }));
   } catch (err) {
     if (madeDir) rmSync(madeDir, { recursive: true, force: true });
-    // a checkpoint that does not fit, a folder without config or checkpoint: the user's input
-    if (err instanceof PythonError && err.pythonType === 'ValueError') throw new BadInputError(err.message.replace(/^ValueError: /, ''));
-    throw err;
+    throw asBadInput(err); // a checkpoint that does not fit, a folder without config or checkpoint
   }
   if (jsonPath) {
     writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');

@@ -4,10 +4,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { PythonError, withBridge } from '../../python/bridge.js';
+import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
 import { describePath } from '../dataset.js';
+import { checkRunOrCheckpoint } from '../run/run-dir.js';
 
 /** Image files a folder argument contributes (what OpenCV reads). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff'];
@@ -69,11 +70,9 @@ export function collectImages(inputs: string[]): string[] {
 }
 
 export async function inferImages(req: InferRequest): Promise<InferResult> {
-  const src = describePath(req.source, JSON.stringify(req.source));
-  if (!src) throw new BadInputError(`${JSON.stringify(req.source)} does not exist`, 'give a run directory of mkey-det train or a checkpoint next to its config.py');
-  if (src.kind === 'other') throw new BadInputError(`${JSON.stringify(req.source)} is ${src.what}, not a run directory or a checkpoint`);
+  const isDir = checkRunOrCheckpoint(req.source, 'give a run directory of mkey-det train or a checkpoint next to its config.py') === 'dir';
   const images = collectImages(req.inputs);
-  const runDir = src.kind === 'dir' ? resolve(req.source) : resolve(req.source, '..');
+  const runDir = isDir ? resolve(req.source) : resolve(req.source, '..');
   const out = resolve(req.out ?? join(runDir, `infer-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const outInfo = describePath(out);
   if (outInfo && outInfo.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(relative(process.cwd(), out) || out)} is ${outInfo.what}, not a folder`);
@@ -93,7 +92,6 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
     return { ...res, out };
   } catch (err) {
     if (created) rmSync(created, { recursive: true, force: true });
-    if (err instanceof PythonError && err.pythonType === 'ValueError') throw new BadInputError(err.message.replace(/^ValueError: /, ''));
-    throw err;
+    throw asBadInput(err);
   }
 }

@@ -6,8 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PythonError, withBridge } from '../../python/bridge.js';
-import { BadInputError } from '../../utils/errors.js';
+import { asBadInput, withBridge } from '../../python/bridge.js';
 import { CONFIG_FILE } from './run-dir.js';
 
 export interface Preflight {
@@ -31,12 +30,9 @@ export async function preflight(configPath: string, gpus: number, checkpoint?: s
       return pre;
     });
   } catch (err) {
-    if (err instanceof PythonError && (err.pythonType === 'ValueError' || err.pythonType === 'RuntimeError')) {
-      const message = err.message.replace(/^\w+Error: /, '');
-      const mismatch = message.includes('does not fit the config');
-      throw new BadInputError(message, mismatch ? 'evaluate it with the config it was trained with (--config), or pass --non-strict to load what fits' : undefined);
-    }
-    throw err;
+    throw asBadInput(err, ['ValueError', 'RuntimeError'], (message) =>
+      message.includes('does not fit the config') ? 'evaluate it with the config it was trained with (--config), or pass --non-strict to load what fits' : undefined,
+    );
   }
 }
 

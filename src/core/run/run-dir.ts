@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
+import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
 
 export const RUN_FILE = 'mkey-run.json';
@@ -194,4 +195,15 @@ export function prepareWorkDir(dir: string, opts: { resume: boolean; force: bool
     }
   }
   mkdirSync(dir, { recursive: true });
+}
+
+/**
+ * Checks a path that names a run (a directory) or a checkpoint (a file) before anything opens it;
+ * returns which. Missing, or a FIFO / device / broken link: one line with `hint`, exit 2.
+ */
+export function checkRunOrCheckpoint(path: string, hint: string): 'dir' | 'file' {
+  const info = describePath(path, JSON.stringify(path));
+  if (!info) throw new BadInputError(`${JSON.stringify(path)} does not exist`, hint);
+  if (info.kind === 'other') throw new BadInputError(`${JSON.stringify(path)} is ${info.what}, not a run directory or a checkpoint file`, hint);
+  return info.kind;
 }
