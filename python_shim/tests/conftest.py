@@ -75,3 +75,18 @@ def small_image():
 def pytest_configure(config):
     # third-party deprecations (torch.jit in mmcv/mmengine) are not ours
     config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning')
+
+
+def outputs_and_grads_by_order(key: torch.nn.Module, x: torch.Tensor) -> dict:
+    """One weighted backward per computation order of a key: ``{order: (output, {param: grad},
+    x.grad)}`` for ``'paper'`` and ``'fast'`` (``x`` must require grad)."""
+    res = {}
+    for order in ('paper', 'fast'):
+        key.order = order
+        key.zero_grad()
+        x.grad = None
+        out = key(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        res[order] = (out.detach(), {n: p.grad.clone() for n, p in key.named_parameters()},
+                      x.grad.clone())
+    return res

@@ -5,7 +5,7 @@ import torch
 from mkey_det import (KEY_TYPES, FoldedKey, KUAKey, LinearKey, SimpleKey, SpatialKey,
                       VanillaKey, build_key, fold_backbone, fold_key, set_key_order)
 
-from conftest import MANIFOLD, randomize_, rel_err
+from conftest import MANIFOLD, outputs_and_grads_by_order, randomize_, rel_err
 
 C, N = 32, 49
 
@@ -39,17 +39,9 @@ def test_shape_and_function_preserving_start(key_type, charts):
 def test_paper_and_fast_give_same_outputs_and_grads(key_type, charts, batch):
     key = randomize_(make(key_type, charts), seed=charts, scale=0.1)
     x = torch.randn(batch, N, C, requires_grad=True)
-    grads = {}
-    outs = {}
-    for order in ('paper', 'fast'):
-        key.order = order
-        key.zero_grad()
-        x.grad = None
-        out = key(x)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        outs[order] = out.detach()
-        grads[order] = {n: p.grad.clone() for n, p in key.named_parameters()}
-        grads[order]['x'] = x.grad.clone()
+    res = outputs_and_grads_by_order(key, x)
+    outs = {order: out for order, (out, _, _) in res.items()}
+    grads = {order: {**params, 'x': x_grad} for order, (_, params, x_grad) in res.items()}
     assert rel_err(outs['fast'], outs['paper']) < 1e-5
     for name, g in grads['paper'].items():
         assert g.abs().sum() > 0, f'no gradient reaches {name}'

@@ -14,7 +14,7 @@ from mkey_det.bench import literal, module
 from mkey_det.models.keys import KEY_TYPES, KEYS, ManifoldKey, key_types, register_key
 from mkey_det.models.keys.manifest import manifest, render_ts
 
-from conftest import randomize_, rel_err, small_cfg
+from conftest import outputs_and_grads_by_order, randomize_, rel_err, small_cfg
 
 C, N, H = 24, 49, 4
 
@@ -68,15 +68,7 @@ def test_paper_and_fast_give_same_outputs_and_grads(toy):
     torch.manual_seed(1)
     key = randomize_(build_key('toyk', C, N, H), seed=1, scale=0.1)
     x = torch.randn(5, N, C, requires_grad=True)
-    res = {}
-    for order in ('paper', 'fast'):
-        key.order = order
-        key.zero_grad()
-        x.grad = None
-        out = key(x)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        res[order] = (out.detach(), {n: p.grad.clone() for n, p in key.named_parameters()},
-                      x.grad.clone())
+    res = outputs_and_grads_by_order(key, x)
     assert rel_err(res['fast'][0], res['paper'][0]) < 1e-5
     assert rel_err(res['fast'][2], res['paper'][2]) < 1e-5
     for name, g in res['paper'][1].items():
