@@ -52,7 +52,7 @@ fi
 [ -z "$cuda_arch" ] || [[ "$cuda_arch" =~ ^[0-9]+\.[0-9]+(\+PTX)?([\;\ ][0-9]+\.[0-9]+(\+PTX)?)*$ ]] \
   || die "--cuda-arch '$cuda_arch' (accepted: compute capabilities such as 9.0 or \"8.0;9.0\")"
 say() { echo "[setup-python] $*" >&2; }
-core_probe='import warnings; warnings.simplefilter("ignore"); import torch, mmcv, mmcv.ops, mmengine, mmdet, mkey_det, pycocotools, pkg_resources'
+core_probe='import warnings; warnings.simplefilter("ignore"); import torch, mmcv, mmcv.ops, mmengine, mmdet, mkey_det, mmpretrain, pycocotools, pkg_resources'
 full_probe="$core_probe, onnx, onnxruntime, pytest"
 
 if [ -n "${MKEY_PYTHON:-}" ]; then
@@ -161,11 +161,17 @@ say "2/4 mmengine, mmdet (--no-deps) and their runtime needs"
 runtime=(addict yapf terminaltables pyyaml rich termcolor matplotlib opencv-python-headless pillow
   shapely scipy six tqdm pycocotools packaging platformdirs)
 extras=(onnx onnxruntime pytest)
+# mmpretrain (the `pretrain` command) and what it imports, all --no-deps: torchvision's own
+# dependency would replace torch, and PyPI's `modelindex` (mmpretrain's stated need) is an empty
+# placeholder of `model-index`. A torchvision whose ops do not load with this torch (PyPI's is a
+# CUDA build) is made importable by mkey_det/torchvision_compat.py.
+pretrain_stack=(mmpretrain torchvision einops mat4py model-index ordered-set Markdown click
+  importlib_metadata zipp lazy_importer)
 if [ "$torch_mode" = system ]; then
-  install_missing mmengine mmdet "${runtime[@]}"
+  install_missing mmengine mmdet "${runtime[@]}" "${pretrain_stack[@]}"
   install_missing "${extras[@]}" 2>/dev/null || say "note: ${extras[*]} not installed (export and tests need them; training does not)"
 else
-  pip install -q --no-deps "${install_args[@]}" -c "$lock" mmengine mmdet
+  pip install -q --no-deps "${install_args[@]}" -c "$lock" mmengine mmdet "${pretrain_stack[@]}"
   pip install -q "${install_args[@]}" -c "$lock" "${runtime[@]}" "${extras[@]}"
 fi
 

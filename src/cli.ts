@@ -6,6 +6,7 @@ import { config } from './commands/config.js';
 import { doctor } from './commands/doctor.js';
 import { exportCommand } from './commands/export.js';
 import { inferCommand } from './commands/infer.js';
+import { pretrainCommand } from './commands/pretrain.js';
 import { runOnnxCommand } from './commands/run-onnx.js';
 import { report } from './commands/report.js';
 import { testCommand } from './commands/test.js';
@@ -17,10 +18,10 @@ import { TOOL_VERSION } from './version.js';
 export function buildProgram(): Command {
   const program = withUsageErrors(
     new Command('mkey-det')
-      .description('Train, compare, export and report Swin detection backbones with a manifold key (MMDetection)')
+      .description('Train, compare, export, analyse and report vision-transformer backbones with a manifold key (MMDetection, mmpretrain)')
       .version(TOOL_VERSION),
   );
-  for (const cmd of [doctor, config, trainCommand, testCommand, inferCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
+  for (const cmd of [doctor, config, trainCommand, pretrainCommand, testCommand, inferCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(withUsageErrors(cmd));
   }

@@ -16,6 +16,7 @@ const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['doctor', ['doctor', '--json', 'extra-argument'], /too many arguments|extra-argument/],
   ['config', ['config', '--charts', '0', '--json'], /--charts "0".*between 1 and 64/],
   ['train', ['train', '--gpus', '-1', '--json'], /--gpus "-1"/],
+  ['pretrain', ['pretrain', '--recipe', 'long', '--json'], /--recipe "long".*accepted: paper, stock, demo/],
   ['test', ['test', '--json'], /--checkpoint/],
   ['report', ['report', 'work_dirs', '--best', '--last', '--json'], /--best and --last exclude each other/],
   ['export', ['export', '--tolerance', '2', '--json'], /--tolerance "2".*between 0 and 1/],
@@ -68,7 +69,7 @@ describe('--json errors: one shape for every command', () => {
 });
 
 describe('--help: every command shows examples', () => {
-  it.each(['doctor', 'config', 'train', 'test', 'infer', 'report', 'export', 'run-onnx', 'bench', 'analyze', 'analyze qk'])('%s', async (name) => {
+  it.each(['doctor', 'config', 'train', 'pretrain', 'test', 'infer', 'report', 'export', 'run-onnx', 'bench', 'analyze', 'analyze qk'])('%s', async (name) => {
     const res = await runCli([...name.split(' '), '--help']);
     expect(res.exitCode).toBe(0);
     expect(res.stdout).toMatch(/\nExamples:\n {2}mkey-det /);

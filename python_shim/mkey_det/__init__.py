@@ -3,6 +3,12 @@
 Importing the package registers ``SwinTransformerMKey`` in ``mmdet.registry.MODELS`` (use
 ``custom_imports=dict(imports=['mkey_det'])`` in a config).
 """
+# First of all: mmdet imports mmpretrain when it is installed, and mmpretrain imports torchvision,
+# whose import fails next to a CPU torch unless two operator schemas exist (see torchvision_compat).
+from .torchvision_compat import make_torchvision_importable
+
+make_torchvision_importable()
+
 from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey, LinearKey,
                      ManifoldKey, ManifoldKeyWindowMSA, ManifoldQKV, SimpleKey, SpatialKey,
                      SwinTransformerMKey, VanillaKey, build_key, fold_backbone, fold_key,

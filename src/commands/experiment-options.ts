@@ -15,6 +15,7 @@ import {
   type Experiment,
 } from '../core/experiment.js';
 import { describePath } from '../core/dataset.js';
+import { handoffCheckpoint } from '../core/run/run-dir.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 
@@ -50,7 +51,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--data <coco|demo|dir>', 'dataset: coco (data/coco or $MKEY_COCO_ROOT), demo (embedded, generated on first use), or a folder in COCO layout', 'demo')
     .option('--batch-size <n>', 'images per GPU (per process)', '2')
     .option('--seed <n>', 'random seed', '0')
-    .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official, timm or mmdet layout; loaded strictly)')
+    .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official, timm or mmdet layout, or a `mkey-det pretrain` run or checkpoint: every manifold-key weight; loaded strictly)')
     .option('--max-epochs <n>', 'override the schedule length in epochs')
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
@@ -107,9 +108,16 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     const kind = describePath(pretrained, `--pretrained ${shown}`);
     if (kind === undefined) {
       if (opts.checkPaths) throw new BadInputError(`--pretrained ${shown} does not exist`, 'give a local .pth file; nothing is downloaded');
+    } else if (kind.kind === 'dir') {
+      // a run directory (of `mkey-det pretrain`): its best (else last) checkpoint
+      const ckpt = handoffCheckpoint(pretrained);
+      if (!ckpt) {
+        throw new BadInputError(`--pretrained ${shown} is a folder without a checkpoint (no best_*.pth, no last_checkpoint)`, 'give a .pth file or a finished `mkey-det pretrain` run directory');
+      }
+      pretrained = ckpt;
     } else if (kind.kind !== 'file') {
       // refused by `config` too: a path that exists here and is not a file is a mistake here
-      throw new BadInputError(`--pretrained ${shown} is ${kind.what}, not a checkpoint file (expected a local .pth file)`);
+      throw new BadInputError(`--pretrained ${shown} is ${kind.what}, not a checkpoint file or run directory (expected a local .pth file)`);
     } else if (kind.size === 0) {
       throw new BadInputError(`--pretrained ${shown} is empty (0 bytes; expected a local .pth checkpoint)`);
     }

@@ -1,29 +1,16 @@
 import { Command } from 'commander';
 import { relative } from 'node:path';
-import { z } from 'zod';
 import { errColors as pc } from '../utils/colors.js';
-import { experimentFields } from '../core/experiment.js';
 import { resultText } from '../core/run/progress.js';
 import { train } from '../core/run/train.js';
 import { guardedAction } from '../utils/command.js';
 import { ExitCode, MkeyError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
-import { intOption, parseOptions } from '../utils/options.js';
+import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
+import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
-const trainOptionsSchema = experimentOptionsSchema.extend({
-  workDir: z.string().optional(),
-  gpus: intOption('--gpus', 0, 1024),
-  nnodes: intOption('--nnodes', 1, 100_000),
-  nodeRank: intOption('--node-rank', 0, 100_000),
-  masterAddr: z.string().regex(/^[A-Za-z0-9.\-:]+$/, 'a host name or IP address'),
-  masterPort: intOption('--master-port', 1, 65_535),
-  launcher: experimentFields.launcher,
-  resume: z.boolean().default(false),
-  force: z.boolean().default(false),
-  json: z.boolean().default(false),
-  verbose: z.boolean().default(false),
-});
+const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema);
 
 /** What a person runs after a finished training: the commands, ready to paste. */
 function nextSteps(workDir: string, checkpoint: string | undefined, backbone: string, charts: number): string[] {
@@ -37,22 +24,14 @@ function nextSteps(workDir: string, checkpoint: string | undefined, backbone: st
   return lines;
 }
 
-export const trainCommand = addExperimentOptions(
-  new Command('train').description(
-    'train Mask R-CNN + FPN with a (manifold-key) Swin-T backbone through MMDetection, watch it, and report box and mask AP',
-  ),
+export const trainCommand = addLaunchOptions(
+  addExperimentOptions(
+    new Command('train').description(
+      'train Mask R-CNN + FPN with a (manifold-key) Swin-T backbone through MMDetection, watch it, and report box and mask AP',
+    ),
+  ).option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>)'),
+  'MMDetection',
 )
-  .option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>)')
-  .option('--gpus <n>', 'processes (GPUs) per node; 0 = one process on whatever device torch sees', '0')
-  .option('--nnodes <n>', 'nodes in a multi-node run', '1')
-  .option('--node-rank <n>', 'rank of this node', '0')
-  .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
-  .option('--master-port <port>', 'port on node 0', '29500')
-  .option('--launcher <name>', 'none | pytorch (torchrun) | slurm (srun)', 'none')
-  .option('--resume', 'continue the run in --work-dir from its last checkpoint', false)
-  .option('--force', 'start over in a --work-dir that already holds a run (deletes its checkpoints and logs)', false)
-  .option('--json', 'print events as JSON lines and the result as one JSON object', false)
-  .option('--verbose', "also stream MMDetection's own log (always kept in <work-dir>/mkey-train.log)", false)
   .addHelpText(
     'after',
     `
@@ -74,22 +53,7 @@ Examples:
       const workDir =
         opts.workDir ??
         `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
-      const result = await train({
-        experiment: exp,
-        workDir,
-        topology: {
-          launcher: opts.launcher,
-          gpus: opts.gpus,
-          nnodes: opts.nnodes,
-          nodeRank: opts.nodeRank,
-          masterAddr: opts.masterAddr,
-          masterPort: opts.masterPort,
-        },
-        resume: opts.resume,
-        force: opts.force,
-        progress: opts.json ? 'json' : process.stderr.isTTY ? 'bar' : 'lines',
-        verbose: opts.verbose,
-      });
+      const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
       if (result.status === 'failed') throw new MkeyError(`training failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'training'));
       if (result.status === 'interrupted') {

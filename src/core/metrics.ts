@@ -35,3 +35,33 @@ export function formatApInline(metrics: CocoMetrics | undefined): string {
   const v = AP_KEYS.map((k) => percent(metrics?.[k]));
   return `box AP ${v[0]} (AP50 ${v[1]}, AP75 ${v[2]})  mask AP ${v[3]} (AP50 ${v[4]}, AP75 ${v[5]})`;
 }
+
+/**
+ * Classification accuracy under mmpretrain's metric names (`Accuracy`, percent, 0-100 scale),
+ * with the column ids the report uses: the paper's Table 1 columns.
+ */
+export const ACCURACY_COLUMNS = [
+  { id: 'top1', metric: 'accuracy/top1' },
+  { id: 'top5', metric: 'accuracy/top5' },
+] as const;
+export const TOP1 = ACCURACY_COLUMNS[0].metric;
+export const TOP5 = ACCURACY_COLUMNS[1].metric;
+
+/** Whether metrics come from a classification evaluation (mmpretrain's `Accuracy`). */
+export function isAccuracy(metrics: CocoMetrics | undefined): boolean {
+  return metrics !== undefined && TOP1 in metrics;
+}
+
+const accuracy = (v: number | null | undefined): string => (typeof v === 'number' ? v.toFixed(2) : '-');
+
+/** One line for any evaluation: AP for detection, top-1/top-5 for classification. */
+export function formatMetricsInline(metrics: CocoMetrics | undefined): string {
+  if (isAccuracy(metrics)) return `top-1 ${accuracy(metrics![TOP1])}  top-5 ${accuracy(metrics![TOP5])}`;
+  return formatApInline(metrics);
+}
+
+/** The result lines for any evaluation (see `formatApLines`). */
+export function formatMetricsLines(metrics: CocoMetrics | undefined): string[] {
+  if (isAccuracy(metrics)) return [`top-1 ${accuracy(metrics![TOP1])} %  top-5 ${accuracy(metrics![TOP5])} %`];
+  return formatApLines(metrics);
+}

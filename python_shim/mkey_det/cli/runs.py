@@ -7,17 +7,48 @@ import re
 from typing import Any, Optional
 
 
-def mmdet_tools_dir() -> str:
-    """MMDetection's own ``tools/`` folder as shipped inside the mmdet package (``mmdet/.mim/tools``)."""
+#: The OpenMMLab toolboxes a config can be run with: its ``default_scope`` names one.
+TOOLBOXES = ('mmdet', 'mmpretrain')
+
+
+def tools_dir(toolbox: str = 'mmdet') -> str:
+    """A toolbox's own ``tools/`` folder as shipped inside its package (``<pkg>/.mim/tools``)."""
     import importlib.util
 
-    spec = importlib.util.find_spec('mmdet')
+    if toolbox not in TOOLBOXES:
+        raise ValueError(f'toolbox {toolbox!r} (accepted: {", ".join(TOOLBOXES)})')
+    spec = importlib.util.find_spec(toolbox)
     if spec is None or spec.origin is None:
-        raise ImportError('mmdet is not installed')
+        raise ImportError(f'{toolbox} is not installed')
     path = os.path.join(os.path.dirname(spec.origin), '.mim', 'tools')
     if not os.path.isfile(os.path.join(path, 'train.py')):
-        raise FileNotFoundError(f'MMDetection tools not found at {path}')
+        raise FileNotFoundError(f'{toolbox} tools not found at {path}')
     return path
+
+
+def mmdet_tools_dir() -> str:
+    """MMDetection's own ``tools/`` folder (``mmdet/.mim/tools``)."""
+    return tools_dir('mmdet')
+
+
+def config_toolbox(cfg) -> str:
+    """The toolbox that runs ``cfg``: its ``default_scope`` (MMDetection's configs set ``mmdet``,
+    mmpretrain's ``mmpretrain``); a config without one is read as MMDetection's."""
+    scope = cfg.get('default_scope') or 'mmdet'
+    if scope not in TOOLBOXES:
+        raise ValueError(f'config default_scope {scope!r} is not one mkey-det runs (accepted: {", ".join(TOOLBOXES)})')
+    return scope
+
+
+def build_config_backbone(cfg):
+    """Builds ``cfg.model.backbone`` with the registry of the config's toolbox (a type may name
+    another scope, e.g. ``mmdet.SwinTransformerMKey`` inside an mmpretrain config)."""
+    import importlib
+
+    toolbox = config_toolbox(cfg)
+    importlib.import_module(f'{toolbox}.utils').register_all_modules()
+    registry = importlib.import_module(f'{toolbox}.registry').MODELS
+    return registry.build(cfg.model.backbone.copy())
 
 
 def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
@@ -28,16 +59,13 @@ def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
     """
     import torch
     from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
-    register_all_modules()
     cuda = cuda_device_count()
     amp_dtypes = (['fp16', 'bf16'] if torch.cuda.is_bf16_supported() else ['fp16']) if cuda else []
     if gpus > cuda:
         raise RuntimeError(f'--gpus {gpus} needs {gpus} CUDA device(s); this machine has {cuda}')
     cfg = Config.fromfile(config_path)
-    backbone = MODELS.build(cfg.model.backbone.copy())
+    backbone = build_config_backbone(cfg)
     if cfg.model.backbone.get('init_cfg'):
         # --pretrained: load it now (strictly, see load_pretrained), so that a checkpoint that does
         # not fit is refused before the run writes anything, not minutes later inside training.
@@ -49,7 +77,8 @@ def preflight(config_path: str, gpus: int = 0) -> dict[str, Any]:
         'backbone_params': int(sum(p.numel() for p in backbone.parameters())),
         'cuda_devices': cuda,
         'amp_dtypes': amp_dtypes,
-        'tools_dir': mmdet_tools_dir(),
+        'toolbox': config_toolbox(cfg),
+        'tools_dir': tools_dir(config_toolbox(cfg)),
         'max_epochs': cfg.train_cfg.get('max_epochs'),
         'max_iters': cfg.train_cfg.get('max_iters'),
     }

@@ -222,7 +222,7 @@ function joinRoot(root: string, rel: string): string {
 }
 
 /** Folds repeated assignments and applies `--cfg-options` to the top-level dicts they name. */
-function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string][]): [string, PyValue][] {
+export function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string][]): [string, PyValue][] {
   const merged = new Map<string, PyValue>();
   for (const [k, v] of body) {
     const prev = merged.get(k);

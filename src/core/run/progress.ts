@@ -4,7 +4,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatDuration } from '../../utils/format.js';
-import { formatApInline, formatApLines } from '../metrics.js';
+import { formatMetricsInline, formatMetricsLines } from '../metrics.js';
 import type { RunEvent } from './events.js';
 import type { RunResult } from './train.js';
 
@@ -28,7 +28,7 @@ export function describeEvent(e: RunEvent): string | undefined {
     case 'val':
     case 'test': {
       const when = e.event !== 'val' ? '' : e.epoch > 0 ? `epoch ${e.epoch} ` : `iteration ${e.iter} `; // iteration-based runs have no epochs
-      return `${when}evaluation: ${formatApInline(e.metrics)}`;
+      return `${when}evaluation: ${formatMetricsInline(e.metrics)}`;
     }
     case 'checkpoint':
       return `checkpoint saved: ${e.path}`;
@@ -111,7 +111,7 @@ export class ProgressView {
 export function resultText(r: RunResult, what: string): string {
   return [
     `${what} ${r.status} in ${formatDuration(r.seconds)}: ${r.workDir}`,
-    ...formatApLines(r.metrics),
+    ...formatMetricsLines(r.metrics),
     ...(r.checkpoint ? [`checkpoint: ${r.checkpoint}`] : []),
   ].join('\n');
 }

@@ -207,3 +207,20 @@ export function checkRunOrCheckpoint(path: string, hint: string): 'dir' | 'file'
   if (info.kind === 'other') throw new BadInputError(`${JSON.stringify(path)} is ${info.what}, not a run directory or a checkpoint file`, hint);
   return info.kind;
 }
+
+/**
+ * The checkpoint a finished run hands on: its best-top-1 one when the run kept one (`save_best`,
+ * a `pretrain` run: the paper reports the model with the best top-1), else the one
+ * `last_checkpoint` names. Undefined when the directory holds neither.
+ */
+export function handoffCheckpoint(dir: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const best = readdirSync(dir)
+    .filter((f) => /^best_.*\.pth$/.test(f))
+    .sort((a, b) => statSync(join(dir, b)).mtimeMs - statSync(join(dir, a)).mtimeMs);
+  if (best.length > 0) return join(dir, best[0]!);
+  const last = join(dir, 'last_checkpoint');
+  if (!existsSync(last)) return undefined;
+  const named = readFileSync(last, 'utf8').trim();
+  return named || undefined;
+}

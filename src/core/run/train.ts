@@ -1,7 +1,7 @@
 /**
- * `mkey-det train`: write the config (after every check passed), take the work dir's lock, launch
- * MMDetection's own tools/train.py under supervision, and leave the run directory in a state that
- * says honestly how the run ended.
+ * `mkey-det train` and `pretrain`: write the config (after every check passed), take the work dir's
+ * lock, launch the toolbox's own tools/train.py (MMDetection's or mmpretrain's) under supervision,
+ * and leave the run directory in a state that says honestly how the run ended.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,7 +11,7 @@ import { logger } from '../../utils/logger.js';
 import { TOOL_VERSION } from '../../version.js';
 import { renderMmdetConfig } from '../config/render.js';
 import { datasetLayout } from '../config/dataset-layout.js';
-import type { Experiment } from '../experiment.js';
+import type { AmpDtype, Experiment } from '../experiment.js';
 import type { CocoMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail } from './events.js';
 import { planLaunch, type LaunchTopology } from './launch.js';
@@ -20,8 +20,8 @@ import { ProgressView, type ProgressMode } from './progress.js';
 import { CONFIG_FILE, acquireRunLock, checkWorkDir, prepareWorkDir, readRunRecord, writeRunRecord, type RunRecord } from './run-dir.js';
 import { lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
 
-export interface TrainRequest {
-  experiment: Experiment;
+/** What every supervised training run needs, whatever toolbox runs its config. */
+export interface LaunchOptions {
   workDir: string;
   topology: LaunchTopology;
   resume: boolean;
@@ -29,6 +29,23 @@ export interface TrainRequest {
   progress: ProgressMode;
   /** Stream the child's own output to stderr instead of only to `<work-dir>/mkey-train.log`. */
   verbose: boolean;
+}
+
+export interface TrainRequest extends LaunchOptions {
+  experiment: Experiment;
+}
+
+/**
+ * One supervised run of a config: MMDetection's tools/train.py for a detection config,
+ * mmpretrain's for a classification one (the config's `default_scope` decides, see the preflight).
+ */
+export interface RunLaunch extends LaunchOptions {
+  /** Renders the config to write (after the work dir passed its checks); unused with `resume`. */
+  renderConfig: () => Promise<string>;
+  /** Mixed precision the run asks for (checked against the GPUs before anything is written). */
+  amp: AmpDtype | false;
+  /** The run record's `experiment` (the backbone's parameter count is added from the preflight). */
+  experiment: Record<string, unknown>;
 }
 
 export interface RunResult {
@@ -47,10 +64,29 @@ function lastCheckpoint(workDir: string): string | undefined {
   return readFileSync(p, 'utf8').trim() || undefined;
 }
 
+/** `mkey-det train`: a detection run of an experiment (Mask R-CNN + FPN, MMDetection). */
 export async function train(req: TrainRequest): Promise<RunResult> {
+  const exp = req.experiment;
+  return launchRun({
+    ...req,
+    amp: exp.amp,
+    renderConfig: async () => renderMmdetConfig(exp, { dataset: await datasetLayout(exp, { check: true }), toolVersion: TOOL_VERSION }),
+    experiment: {
+      backbone: exp.backbone.name,
+      keyType: exp.backbone.keyType,
+      charts: exp.charts,
+      schedule: exp.schedule,
+      data: exp.data,
+      batchSize: exp.batchSize,
+      seed: exp.seed,
+    },
+  });
+}
+
+/** Checks everything, then writes the config and runs it under supervision (train and pretrain). */
+export async function launchRun(req: RunLaunch): Promise<RunResult> {
   const started = Date.now();
   const workDir = resolve(req.workDir);
-  const exp = req.experiment;
   const python = await checkInterpreter();
   const configPath = join(workDir, CONFIG_FILE);
 
@@ -62,13 +98,12 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     if (!existsSync(configPath)) throw new BadInputError(`--resume: ${configPath} is missing; cannot resume this run`);
     logger.info(`resuming ${workDir} with its own ${CONFIG_FILE} (backbone and schedule flags are ignored)`);
   } else {
-    const layout = await datasetLayout(exp, { check: true });
-    configText = renderMmdetConfig(exp, { dataset: layout, toolVersion: TOOL_VERSION });
+    configText = await req.renderConfig();
   }
   const pre = configText === undefined ? await preflight(configPath, req.topology.gpus) : await preflightScratch(configText, req.topology.gpus);
-  if (exp.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${exp.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
-  if (exp.amp && !pre.amp_dtypes.includes(exp.amp)) {
-    throw new BadInputError(`--amp ${exp.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
+  if (req.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${req.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
+  if (req.amp && !pre.amp_dtypes.includes(req.amp)) {
+    throw new BadInputError(`--amp ${req.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
   }
 
   if (req.topology.launcher === 'slurm' && !onPath('srun')) {
@@ -100,7 +135,7 @@ function keepForeignConfig(configPath: string): void {
 }
 
 async function runTraining(
-  req: TrainRequest,
+  req: RunLaunch,
   ctx: {
     workDir: string;
     configPath: string;
@@ -112,7 +147,6 @@ async function runTraining(
   },
 ): Promise<RunResult> {
   const { workDir, configPath, configText, python, pre, started, lock } = ctx;
-  const exp = req.experiment;
   prepareWorkDir(workDir, { resume: req.resume, force: req.force });
   if (configText !== undefined) {
     keepForeignConfig(configPath);
@@ -128,16 +162,7 @@ async function runTraining(
   const previous = req.resume ? readRunRecord(workDir) : undefined;
   const record: RunRecord = {
     status: 'running',
-    experiment: previous?.experiment ?? {
-      backbone: exp.backbone.name,
-      keyType: exp.backbone.keyType,
-      charts: exp.charts,
-      schedule: exp.schedule,
-      data: exp.data,
-      batchSize: exp.batchSize,
-      seed: exp.seed,
-      backboneParams: pre.backbone_params,
-    },
+    experiment: previous?.experiment ?? { ...req.experiment, backboneParams: pre.backbone_params },
     command: [plan.command, ...plan.args],
     started: new Date(started).toISOString(),
   };

@@ -257,6 +257,12 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
     full = OrderedDict((k, new_sd.get(k, own[k])) for k in own)  # own: live, created included
     model.load_state_dict(full, strict=True)
 
+    key_tensors = [k for k in own if _QKV + 'key.' in k]
+    if key_tensors and not created and all(k in new_sd for k in key_tensors):
+        # A manifold-key checkpoint (e.g. of `mkey-det pretrain`): nothing was started afresh.
+        print_log(f'load_pretrained({source}): every manifold-key weight loaded from the checkpoint '
+                  f'({len(key_tensors)} key tensors in {len(manifold)} '
+                  f'attentions; no function-preserving start)', logger=logger)
     print_log(f'load_pretrained({source}): {len(loaded)} tensors loaded, {len(created)} created '
               f'from the checkpoint linear keys (function-preserving: {_short(created, 4)}), '
               f'{len(ignored)} checkpoint tensors ignored ({_short(ignored)}), '

@@ -20,7 +20,7 @@ class SwinTransformerMKey(SwinTransformer):
     """mmdet's ``SwinTransformer`` with the key of every block's attention replaced.
 
     Takes every argument of ``mmdet.models.backbones.SwinTransformer`` (same names, defaults
-    and outputs: a list of ``(B, C_i, H_i, W_i)`` maps for ``out_indices``), plus:
+    and outputs, as a tuple: ``(B, C_i, H_i, W_i)`` maps for ``out_indices``), plus:
 
     Args:
         key_type: a registered key type (:mod:`mkey_det.models.keys.registry`):
@@ -61,6 +61,12 @@ class SwinTransformerMKey(SwinTransformer):
                     chart_noise=chart_noise)
             # modules were replaced: re-apply freezing to the new ones
             self._freeze_stages()
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """``(B, 3, H, W)`` -> one ``(B, C_i, H_i, W_i)`` map per ``out_indices``, as mmdet's, but
+        as a tuple: mmdet's necks take either, mmpretrain's (``GlobalAveragePooling``) only a tuple,
+        so the same backbone serves detection and ``mkey-det pretrain``."""
+        return tuple(super().forward(x))
 
     def train(self, mode: bool = True) -> 'SwinTransformerMKey':
         """As mmdet's (keeps frozen stages in eval mode), but returns ``self`` like

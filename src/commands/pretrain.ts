@@ -1,0 +1,133 @@
+import { Command, Option } from 'commander';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import { experimentFields, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
+import {
+  DEMO_PRETRAIN,
+  PAPER_IMG_SIZE,
+  PAPER_PRETRAIN,
+  PRETRAIN_NAMES,
+  PRETRAIN_RECIPES,
+  pretrainVariant,
+  type ClassificationDataSpec,
+  type PretrainExperiment,
+} from '../core/pretrain/experiment.js';
+import { pretrain } from '../core/pretrain/run.js';
+import { resultText } from '../core/run/progress.js';
+import { guardedAction } from '../utils/command.js';
+import { errColors as pc } from '../utils/colors.js';
+import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
+import { emit, logger } from '../utils/logger.js';
+import { intOption, parseOptions } from '../utils/options.js';
+import { CFG_OPTIONS_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
+import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
+
+const pretrainOptionsSchema = launchOptionsSchema.extend({
+  backbone: z.enum(PRETRAIN_NAMES, { message: `accepted: ${PRETRAIN_NAMES.join(', ')}` }),
+  charts: intOption('--charts', 1, MAX_CHARTS),
+  recipe: z.enum(PRETRAIN_RECIPES, { message: `accepted: ${PRETRAIN_RECIPES.join(', ')}` }).optional(),
+  data: z.string().min(1, 'a dataset is required: demo or a folder'),
+  batchSize: intOption('--batch-size', 1, 4096).optional(),
+  seed: intOption('--seed', 0, 2 ** 31 - 1),
+  imgSize: intOption('--img-size', 32, 1024).optional(),
+  maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
+  maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
+  amp: experimentFields.amp,
+  cfgOptions: z.array(z.string()).default([]),
+});
+type PretrainOptions = z.infer<typeof pretrainOptionsSchema>;
+
+/** Parsed options -> the experiment; checks what only makes sense together (exit 2). */
+export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
+  if (o.maxEpochs !== undefined && o.maxIters !== undefined) throw new BadInputError('--max-epochs and --max-iters exclude each other: give one');
+  const data: ClassificationDataSpec = o.data === 'demo' ? { kind: 'demo' } : { kind: 'dir', path: isAbsolute(o.data) ? o.data : resolve(o.data) };
+  const recipe = o.recipe ?? (data.kind === 'demo' ? 'demo' : 'paper');
+  const backbone = pretrainVariant(o.backbone);
+  if (o.imgSize !== undefined && recipe !== 'demo' && o.imgSize !== PAPER_IMG_SIZE) {
+    throw new BadInputError(
+      `--img-size ${o.imgSize} with --recipe ${recipe}: the ${recipe} recipe trains at ${PAPER_IMG_SIZE} px (its pipeline is mmpretrain's)`,
+      `use --recipe demo for another size, or --cfg-options to edit the pipeline`,
+    );
+  }
+  const imgSize = o.imgSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.imgSize : PAPER_IMG_SIZE);
+  if (backbone.family !== 'swin-t' && imgSize % 16 !== 0) {
+    throw new BadInputError(`--img-size ${imgSize}: ${backbone.name} cuts the image into 16 x 16 patches (accepted: a multiple of 16, e.g. 64 or 224)`);
+  }
+  return {
+    backbone,
+    charts: o.charts,
+    recipe,
+    data,
+    batchSize: o.batchSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.batchSize : PAPER_PRETRAIN.batchSize),
+    seed: o.seed,
+    imgSize,
+    maxEpochs: o.maxEpochs,
+    maxIters: o.maxIters,
+    amp: o.amp,
+    cfgOptions: cfgOptionPairs(o.cfgOptions),
+  };
+}
+
+/** What a person runs after a pretraining: the report, and the detection fine-tune from it. */
+function nextSteps(workDir: string, exp: PretrainExperiment): string[] {
+  const rel = relative(process.cwd(), workDir) || '.';
+  const lines = ['next:', `  mkey-det report ${rel}   # top-1 / top-5 table and curves`];
+  if (exp.backbone.family === 'swin-t') {
+    const det = exp.backbone.keyType === 'linear' ? 'swin-t' : `swin-t-${exp.backbone.keyType}`;
+    lines.push(`  mkey-det train --backbone ${det} --charts ${exp.charts} --pretrained ${rel}   # detection from these weights (Table 3)`);
+  }
+  return lines;
+}
+
+export const pretrainCommand = addLaunchOptions(
+  new Command('pretrain')
+    .description("train an image classifier (the paper's Tables 1-2) with a (manifold-key) Swin-T or ViT backbone through mmpretrain")
+    .addOption(new Option('--backbone <variant>', `backbone: ${PRETRAIN_NAMES.join(', ')}`).default('swin-t-spatialk'))
+    .option('--charts <n>', `number of charts H of the manifold key (1-${MAX_CHARTS})`, String(DEFAULT_CHARTS))
+    .option('--recipe <name>', `${PRETRAIN_RECIPES.join(' | ')} (default: demo for --data demo, else paper)`)
+    .option('--data <demo|dir>', 'dataset: demo (embedded, generated on first use) or an ImageNet-style folder (train/<class>/*, val/<class>/*)', 'demo')
+    .option('--batch-size <n>', `images per GPU (per process; default ${PAPER_PRETRAIN.batchSize}, demo ${DEMO_PRETRAIN.batchSize})`)
+    .option('--seed <n>', 'random seed', '0')
+    .option('--img-size <px>', `square input side (demo recipe only; default ${DEMO_PRETRAIN.imgSize} there, ${PAPER_IMG_SIZE} otherwise)`)
+    .option('--max-epochs <n>', `override the recipe's length in epochs (paper ${PAPER_PRETRAIN.epochs}, demo ${DEMO_PRETRAIN.epochs})`)
+    .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
+    .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone) or bf16')
+    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
+    .option('--work-dir <dir>', 'run directory (default: work_dirs/pretrain-<backbone>[-c<charts>]-<recipe>-<data>-s<seed>)'),
+  'mmpretrain',
+)
+  .addHelpText(
+    'after',
+    `
+The Swin-T checkpoint loads into detection with every weight, the keys included:
+  mkey-det train --backbone swin-t-spatialk --pretrained <pretrain run dir or .pth>
+
+Exit codes: 0 completed, 1 training failed, 2 bad input, 3 Python not set up, 130 interrupted
+(resume with --resume).
+
+Examples:
+  mkey-det pretrain --data demo                                  # Swin-T + SpatialK on the demo set (CPU minutes)
+  mkey-det pretrain --backbone vit-s-vanillak --data demo --max-epochs 3
+  mkey-det pretrain --backbone swin-t-spatialk --data /data/imagenet --gpus 4         # Table 1's row (paper recipe)
+  mkey-det pretrain --backbone vit-b-vanillak --charts 4 --data /data/imagenet --gpus 4 --recipe stock
+  mkey-det pretrain --work-dir work_dirs/pretrain-swin-t-spatialk-c8-demo-demo-s0 --resume`,
+  )
+  .action(
+    guardedAction(async (raw: unknown) => {
+      const opts = parseOptions(pretrainOptionsSchema, raw);
+      const exp = pretrainExperimentFrom(opts);
+      const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
+      const workDir =
+        opts.workDir ?? `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;
+      const result = await pretrain({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
+      if (result.status === 'failed') throw new MkeyError(`pretraining failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
+      emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'pretraining'));
+      if (result.status === 'interrupted') {
+        if (!opts.json) logger.warn(result.message ?? 'interrupted');
+        process.exitCode = ExitCode.interrupted;
+      } else if (!opts.json) {
+        logger.success(pc.bold('done'));
+        for (const line of nextSteps(result.workDir, exp)) logger.info(line);
+      }
+    }),
+  );

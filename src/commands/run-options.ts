@@ -1,0 +1,54 @@
+/** Options of every command that launches a supervised training run (`train`, `pretrain`). */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { experimentFields } from '../core/experiment.js';
+import type { LaunchOptions } from '../core/run/train.js';
+import { intOption } from '../utils/options.js';
+
+export function addLaunchOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option('--gpus <n>', 'processes (GPUs) per node; 0 = one process on whatever device torch sees', '0')
+    .option('--nnodes <n>', 'nodes in a multi-node run', '1')
+    .option('--node-rank <n>', 'rank of this node', '0')
+    .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
+    .option('--master-port <port>', 'port on node 0', '29500')
+    .option('--launcher <name>', 'none | pytorch (torchrun) | slurm (srun)', 'none')
+    .option('--resume', 'continue the run in --work-dir from its last checkpoint', false)
+    .option('--force', 'start over in a --work-dir that already holds a run (deletes its checkpoints and logs)', false)
+    .option('--json', 'print events as JSON lines and the result as one JSON object', false)
+    .option('--verbose', `also stream ${what}'s own log (always kept in <work-dir>/mkey-train.log)`, false);
+}
+
+export const launchOptionsSchema = z.object({
+  workDir: z.string().optional(),
+  gpus: intOption('--gpus', 0, 1024),
+  nnodes: intOption('--nnodes', 1, 100_000),
+  nodeRank: intOption('--node-rank', 0, 100_000),
+  masterAddr: z.string().regex(/^[A-Za-z0-9.\-:]+$/, 'a host name or IP address'),
+  masterPort: intOption('--master-port', 1, 65_535),
+  launcher: experimentFields.launcher,
+  resume: z.boolean().default(false),
+  force: z.boolean().default(false),
+  json: z.boolean().default(false),
+  verbose: z.boolean().default(false),
+});
+export type LaunchCliOptions = z.infer<typeof launchOptionsSchema>;
+
+/** The launch part of a request, from parsed options and the run directory chosen. */
+export function launchOptionsFrom(opts: LaunchCliOptions, workDir: string): LaunchOptions {
+  return {
+    workDir,
+    topology: {
+      launcher: opts.launcher,
+      gpus: opts.gpus,
+      nnodes: opts.nnodes,
+      nodeRank: opts.nodeRank,
+      masterAddr: opts.masterAddr,
+      masterPort: opts.masterPort,
+    },
+    resume: opts.resume,
+    force: opts.force,
+    progress: opts.json ? 'json' : process.stderr.isTTY ? 'bar' : 'lines',
+    verbose: opts.verbose,
+  };
+}
