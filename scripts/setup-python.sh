@@ -159,7 +159,8 @@ fi
 # --- 2. mmengine, mmdet and their runtime needs ---------------------------------------------------
 say "2/4 mmengine, mmdet (--no-deps) and their runtime needs"
 runtime=(addict yapf terminaltables pyyaml rich termcolor matplotlib opencv-python-headless pillow
-  shapely scipy six tqdm pycocotools packaging platformdirs)
+  shapely scipy six tqdm pycocotools packaging platformdirs
+  tensorboard absl-py grpcio Werkzeug tensorboard-data-server)  # --tensorboard (mmengine's TensorboardVisBackend)
 extras=(onnx onnxruntime pytest)
 # mmpretrain (the `pretrain` command) and what it imports, all --no-deps: torchvision's own
 # dependency would replace torch, and PyPI's `modelindex` (mmpretrain's stated need) is an empty

@@ -4,7 +4,7 @@
  * every manifold-key weight into detection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEventSchema } from '../src/core/run/events.js';
@@ -89,7 +89,7 @@ describe('mkey-det pretrain: bad input ends with one line and exit 2', () => {
 describe('mkey-det pretrain --data demo, then train --pretrained <that run>', () => {
   it('pretrains, evaluates top-1/top-5, and hands every manifold-key weight to detection', async () => {
     const wd = join(tmp, 'pre');
-    const res = await runCli(['pretrain', '--data', 'demo', '--backbone', 'swin-t-spatialk', '--charts', '2', '--max-iters', '2', '--batch-size', '4', '--work-dir', wd, '--json']);
+    const res = await runCli(['pretrain', '--data', 'demo', '--backbone', 'swin-t-spatialk', '--charts', '2', '--max-iters', '2', '--batch-size', '4', '--work-dir', wd, '--tensorboard', '--json']);
     expect(res.exitCode, res.stderr).toBe(0);
     const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const e of lines.slice(0, -1)) expect(runEventSchema.safeParse(e).success).toBe(true);
@@ -101,6 +101,9 @@ describe('mkey-det pretrain --data demo, then train --pretrained <that run>', ()
     const run = JSON.parse(readFileSync(join(wd, 'mkey-run.json'), 'utf8')) as { status: string; experiment: Record<string, unknown> };
     expect(run.status).toBe('completed');
     expect(run.experiment).toMatchObject({ task: 'classification', family: 'swin-t', keyType: 'spatialk', charts: 2 });
+    // --tensorboard: mmengine's TensorboardVisBackend wrote event files next to scalars.json
+    const session = readdirSync(wd).find((f) => /^\d{8}_\d{6}$/.test(f))!;
+    expect(readdirSync(join(wd, session, 'vis_data')).some((f) => f.startsWith('events.out.tfevents.'))).toBe(true);
 
     const det = join(tmp, 'det');
     const res2 = await runCli(['train', '--data', 'demo', '--backbone', 'swin-t-spatialk', '--charts', '2', '--max-iters', '1', '--pretrained', wd, '--work-dir', det]);

@@ -56,8 +56,12 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone, dynamic loss scaling) or bf16')
-    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, []);
+    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
+    .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false);
 }
+
+/** `--tensorboard` (config, train, pretrain). */
+export const TENSORBOARD_FLAG = ['--tensorboard', 'also write TensorBoard event files (<work-dir>/<time>/vis_data/; view with .venv/bin/tensorboard --logdir <work-dir>)'] as const;
 
 export const experimentOptionsSchema = z.object({
   backbone: experimentFields.backbone,
@@ -89,6 +93,7 @@ export const experimentOptionsSchema = z.object({
     })
     .optional(),
   cfgOptions: z.array(z.string()).default([]),
+  tensorboard: z.boolean().default(false),
 });
 export type ExperimentOptions = z.infer<typeof experimentOptionsSchema>;
 
@@ -136,5 +141,6 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     amp: o.amp,
     imageScale: o.imgScale,
     cfgOptions,
+    tensorboard: o.tensorboard,
   };
 }

@@ -19,7 +19,7 @@ import { errColors as pc } from '../utils/colors.js';
 import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { CFG_OPTIONS_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
+import { CFG_OPTIONS_FLAG, TENSORBOARD_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
 import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -34,6 +34,7 @@ const pretrainOptionsSchema = launchOptionsSchema.extend({
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
   amp: experimentFields.amp,
   cfgOptions: z.array(z.string()).default([]),
+  tensorboard: z.boolean().default(false),
 });
 type PretrainOptions = z.infer<typeof pretrainOptionsSchema>;
 
@@ -65,6 +66,7 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     maxIters: o.maxIters,
     amp: o.amp,
     cfgOptions: cfgOptionPairs(o.cfgOptions),
+    tensorboard: o.tensorboard,
   };
 }
 
@@ -93,6 +95,7 @@ export const pretrainCommand = addLaunchOptions(
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone) or bf16')
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
+    .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
     .option('--work-dir <dir>', 'run directory (default: work_dirs/pretrain-<backbone>[-c<charts>]-<recipe>-<data>-s<seed>)'),
   'mmpretrain',
 )

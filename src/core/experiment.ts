@@ -124,7 +124,12 @@ export interface Experiment {
   imageScale?: [number, number];
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
+  /** Also write TensorBoard event files (mmengine's TensorboardVisBackend) under `<work-dir>/<time>/vis_data/`. */
+  tensorboard?: boolean;
 }
+
+/** The visualizer of a run that also writes TensorBoard event files (mmdet's and mmpretrain's configs merge it). */
+export const TENSORBOARD_VISUALIZER = { vis_backends: [{ type: 'LocalVisBackend' }, { type: 'TensorboardVisBackend' }] } as const;
 
 export const experimentFields = {
   backbone: z.enum(BACKBONE_NAMES, { message: `accepted: ${BACKBONE_NAMES.join(', ')}` }),

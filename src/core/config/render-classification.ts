@@ -6,7 +6,7 @@
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
 import { mergeAssignments } from './render.js';
-import { AMP_TORCH_DTYPE } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
@@ -188,6 +188,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
     if (exp.amp === 'fp16') amp.loss_scale = 'dynamic';
     body.push(['optim_wrapper', amp]);
   }
+  if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   const stockHooks = isDemo ? [] : family.stockHooks.map((h) => ({ ...h }));
   body.push(['custom_hooks', [...stockHooks, { type: 'mmdet.MkeyProgressHook', interval: isDemo ? 2 : 20 }]]);

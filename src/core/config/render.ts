@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, type DatasetLayout, type Experiment } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, type DatasetLayout, type Experiment } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -210,6 +210,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     if (exp.amp === 'fp16') amp.loss_scale = 'dynamic';
     body.push(['optim_wrapper', amp]);
   }
+  if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   body.push(['custom_hooks', [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }]]);
   body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);

@@ -82,6 +82,8 @@ export interface PretrainExperiment {
   amp: AmpDtype | false;
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
+  /** Also write TensorBoard event files. */
+  tensorboard?: boolean;
 }
 
 /** The paper's input side (Tables 1-2 are at 224 x 224). */
