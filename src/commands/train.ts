@@ -1,16 +1,49 @@
 import { Command } from 'commander';
-import { relative } from 'node:path';
+import { basename, relative, resolve } from 'node:path';
+import { z } from 'zod';
 import { errColors as pc } from '../utils/colors.js';
 import { resultText } from '../core/run/progress.js';
-import { train } from '../core/run/train.js';
+import { train, trainConfig, type RunResult } from '../core/run/train.js';
+import { backboneVariant } from '../core/experiment.js';
+import { describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
-import { ExitCode, MkeyError } from '../utils/errors.js';
+import { BadInputError, ExitCode, MkeyError, quoteValue } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
-import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
+import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
 import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
-const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema);
+const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
+
+/** Experiment options that describe what `--config FILE` already says (refused together with it). */
+const SET_BY_CONFIG = ['schedule', 'data', 'batchSize', 'seed', 'pretrained', 'maxEpochs', 'maxIters', 'imgScale'] as const;
+const flagOf = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** `train --config FILE`: checks the file and what may be given with it, then trains it. */
+async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Command): Promise<RunResult> {
+  const given = (name: string): boolean => cmd.getOptionValueSource(name) === 'cli';
+  const clash = SET_BY_CONFIG.filter(given);
+  if (clash.length > 0) {
+    throw new BadInputError(
+      `${clash.map(flagOf).join(', ')} cannot be combined with --config: the config sets ${clash.length > 1 ? 'them' : 'it'}`,
+      'edit the config, or override values with --cfg-options key=value',
+    );
+  }
+  const configFile = resolve(opts.config!);
+  const info = describePath(configFile, `--config ${quoteValue(opts.config!)}`);
+  if (!info) throw new BadInputError(`--config ${quoteValue(opts.config!)} does not exist`);
+  if (info.kind !== 'file') throw new BadInputError(`--config ${quoteValue(opts.config!)} is ${info.what}, not a config file`);
+  const workDir = opts.workDir ?? `work_dirs/${basename(configFile).replace(/\.py$/, '')}`;
+  return trainConfig({
+    configFile,
+    keyType: given('backbone') ? backboneVariant(opts.backbone).keyType : undefined,
+    charts: given('charts') ? opts.charts : undefined,
+    amp: opts.amp,
+    tensorboard: opts.tensorboard,
+    cfgOptions: cfgOptionPairs(opts.cfgOptions),
+    ...launchOptionsFrom(opts, workDir),
+  });
+}
 
 /** What a person runs after a finished training: the commands, ready to paste. */
 function nextSteps(workDir: string, checkpoint: string | undefined, backbone: string, charts: number): string[] {
@@ -29,7 +62,9 @@ export const trainCommand = addLaunchOptions(
     new Command('train').description(
       'train Mask R-CNN + FPN with a (manifold-key) Swin-T backbone through MMDetection, watch it, and report box and mask AP',
     ),
-  ).option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>)'),
+  )
+    .option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>, or work_dirs/<config name> with --config)')
+    .option('--config <file>', 'train this MMDetection (or mmpretrain) config instead of a generated one, edited or not; --backbone/--charts, --amp, --tensorboard and --cfg-options apply on top'),
   'MMDetection',
 )
   .addHelpText(
@@ -43,25 +78,37 @@ Examples:
   mkey-det train --backbone swin-t --data demo --max-epochs 2 --gpus 1 --amp bf16
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8              # Table 3's row, 1 node
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8 --launcher slurm --nnodes 1
+  mkey-det train --config my-mask-rcnn.py --cfg-options train_cfg.max_epochs=24   # an edited config
+  mkey-det train --config configs/table3/swin-t.py --backbone swin-t-spatialk --charts 4
   mkey-det train --work-dir work_dirs/my-run --resume`,
   )
   .action(
-    guardedAction(async (raw: unknown) => {
+    guardedAction(async (raw: unknown, cmd: Command) => {
       const opts = parseOptions(trainOptionsSchema, raw);
+      if (opts.config !== undefined) {
+        const result = await trainUserConfig(opts, cmd);
+        finish(result, opts, ['next:', `  mkey-det report ${relative(process.cwd(), result.workDir) || '.'}   # table and plots`]);
+        return;
+      }
       const exp = experimentFromOptions(opts, { checkPaths: true });
       const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
       const workDir =
         opts.workDir ??
         `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
       const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
-      if (result.status === 'failed') throw new MkeyError(`training failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
-      emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'training'));
-      if (result.status === 'interrupted') {
-        if (!opts.json) logger.warn(result.message ?? 'interrupted');
-        process.exitCode = ExitCode.interrupted;
-      } else if (!opts.json) {
-        logger.success(pc.bold('done'));
-        for (const line of nextSteps(result.workDir, result.checkpoint, exp.backbone.name, exp.charts)) logger.info(line);
-      }
+      finish(result, opts, nextSteps(result.workDir, result.checkpoint, exp.backbone.name, exp.charts));
     }),
   );
+
+/** The end of a run: the result (text or JSON), the exit code, and the next commands. */
+function finish(result: RunResult, opts: { json: boolean }, next: string[]): void {
+  if (result.status === 'failed') throw new MkeyError(`training failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
+  emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'training'));
+  if (result.status === 'interrupted') {
+    if (!opts.json) logger.warn(result.message ?? 'interrupted');
+    process.exitCode = ExitCode.interrupted;
+  } else if (!opts.json) {
+    logger.success(pc.bold('done'));
+    for (const line of next) logger.info(line);
+  }
+}

@@ -220,3 +220,79 @@ def resolve_run(path: str) -> dict[str, Optional[str]]:
         return dict(config=config, checkpoint=os.path.abspath(latest_checkpoint(path)))
     config = os.path.join(os.path.dirname(os.path.abspath(path)), 'config.py')
     return dict(config=config if os.path.isfile(config) else None, checkpoint=os.path.abspath(path))
+
+
+def user_config_text(config_path: str, cfg_options: list[str] | None = None,
+                     key_type: str | None = None, num_charts: int | None = None,
+                     amp: str | None = None, tensorboard: bool = False,
+                     generator: str = 'mkey-det') -> dict[str, Any]:
+    """``mkey-det train --config FILE``: the user's config (MMDetection's or mmpretrain's, edited
+    or generated) made into a self-contained run config, returned as text.
+
+    The file is read with ``Config.fromfile`` (its ``_base_`` files merged, so the run does not
+    depend on them later), then: ``--cfg-options`` merged exactly as ``tools/train.py`` does
+    (mmengine's ``DictAction``), ``mkey_det`` added to ``custom_imports``, the progress hook added
+    to ``custom_hooks`` (the events the CLI watches), and the options the CLI applies on top: a
+    manifold key (``key_type``/``num_charts``, Swin backbones only), AMP as ``tools/train.py --amp``
+    sets it, TensorBoard. ``mkey_experiment`` records where it came from.
+    """
+    import argparse
+
+    from mmengine.config import Config, DictAction
+
+    if not os.path.isfile(config_path):
+        raise ValueError(f'--config {config_path}: not a file')
+    try:
+        cfg = Config.fromfile(config_path)
+    except Exception as exc:  # noqa: BLE001 - one line for the CLI
+        raise ValueError(f'--config {config_path} does not load with mmengine: '
+                         f'{type(exc).__name__}: {exc}'.splitlines()[0]) from None
+    if 'model' not in cfg or 'train_dataloader' not in cfg:
+        raise ValueError(f'--config {config_path} is not a training config (no model or '
+                         'train_dataloader)')
+    toolbox = config_toolbox(cfg)
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *cfg_options]).cfg_options)
+
+    imports = cfg.get('custom_imports') or {}
+    names = list(imports.get('imports', []) if isinstance(imports, dict) else [])
+    if isinstance(names, str):
+        names = [names]
+    cfg.custom_imports = dict(imports=['mkey_det'] + [n for n in names if n != 'mkey_det'],
+                              allow_failed_imports=False)
+    hook_type = 'MkeyProgressHook' if toolbox == 'mmdet' else 'mmdet.MkeyProgressHook'
+    hooks = [h for h in (cfg.get('custom_hooks') or [])
+             if str(h.get('type', '')).split('.')[-1] != 'MkeyProgressHook']
+    cfg.custom_hooks = hooks + [dict(type=hook_type, interval=20)]
+
+    backbone = cfg.model.get('backbone') or {}
+    if key_type is not None or num_charts is not None:
+        kind = str(backbone.get('type', '')).split('.')[-1]
+        if kind not in ('SwinTransformer', 'SwinTransformerMKey'):
+            raise ValueError(f'--backbone/--charts set the key of a Swin backbone; the backbone of '
+                             f'{os.path.basename(config_path)} is {backbone.get("type")!r}')
+        backbone.type = 'SwinTransformerMKey' if toolbox == 'mmdet' else 'mmdet.SwinTransformerMKey'
+        if key_type is not None:
+            backbone.key_type = key_type
+        if num_charts is not None:
+            backbone.num_charts = num_charts
+    if amp:
+        # what tools/train.py --amp sets, with the dtype (bf16 needs no loss scaling)
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}[amp]
+        if amp == 'fp16':
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if tensorboard:
+        cfg.visualizer = dict(cfg.get('visualizer') or {}, vis_backends=[
+            dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+    cfg.mkey_experiment = dict(
+        cfg.get('mkey_experiment') or {}, source='config', config=os.path.abspath(config_path),
+        key_type=backbone.get('key_type', 'linear'), charts=backbone.get('num_charts'),
+        generator=generator)
+    header = (f'# Run config written by mkey-det from {os.path.abspath(config_path)} '
+              '(its _base_ files merged in).\n')
+    return {'text': header + cfg.pretty_text, 'toolbox': toolbox,
+            'backbone_type': backbone.get('type'), 'key_type': backbone.get('key_type', 'linear'),
+            'num_charts': backbone.get('num_charts')}

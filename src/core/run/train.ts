@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
@@ -204,4 +205,47 @@ async function runTraining(
     ...(metrics ? { metrics } : {}),
   });
   return result;
+}
+
+/** `mkey-det train --config FILE`: any MMDetection or mmpretrain config, supervised like an experiment. */
+export interface ConfigTrainRequest extends LaunchOptions {
+  /** The user's config file (absolute). */
+  configFile: string;
+  /** A manifold key put on top (a Swin backbone only); undefined keeps the config's. */
+  keyType?: string;
+  charts?: number;
+  amp: AmpDtype | false;
+  tensorboard: boolean;
+  /** `--cfg-options` pairs, merged as tools/train.py merges them (mmengine's DictAction). */
+  cfgOptions: [string, string][];
+}
+
+export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
+  const renderConfig = async (): Promise<string> => {
+    try {
+      return await withBridge(async (b) => {
+        const r = await b.call<{ text: string }>(
+          'config.user_config',
+          {
+            config_path: req.configFile,
+            cfg_options: req.cfgOptions.map(([k, v]) => `${k}=${v}`),
+            key_type: req.keyType ?? null,
+            num_charts: req.charts ?? null,
+            amp: req.amp || null,
+            tensorboard: req.tensorboard,
+            generator: `mkey-det ${TOOL_VERSION}`,
+          },
+          { timeoutMs: 300_000 },
+        );
+        return r.text;
+      });
+    } catch (err) {
+      throw asBadInput(err, ['ValueError', 'KeyError', 'TypeError']);
+    }
+  };
+  return launchRun({
+    ...req,
+    renderConfig,
+    experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null },
+  });
 }
