@@ -23,6 +23,7 @@ beforeAll(async () => {
   expect(made.exitCode, made.stderr).toBe(0);
   const script = [
     'import sys, torch',
+    'import mkey_det  # first: makes torchvision (imported by mmdet through mmpretrain) importable',
     'from mmengine.config import Config',
     'from mmdet.registry import MODELS',
     'from mmdet.utils import register_all_modules',
@@ -96,5 +97,107 @@ describe('mkey-det analyze qk', () => {
     expect(res.exitCode).toBe(2);
     expect(res.stderr.split('\n')[0]).toMatch(/^error: .*(do not match the model|does not fit)/);
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+interface AttentionBody {
+  ok: boolean;
+  json: string;
+  models: { label: string; key_type: string; charts: number | null; cb_mode: string | null }[];
+  images: {
+    path: string;
+    size: [number, number];
+    input_size: [number, number];
+    query: [number, number];
+    png: string;
+    models: {
+      label: string;
+      layer: number;
+      stage: number;
+      block: number;
+      heads: number;
+      shift: number;
+      stride: number;
+      grid: [number, number];
+      query_cell: [number, number];
+      head_stats: { entropy: number; self: number; padding_share: number }[];
+      query_maps: number[][][];
+      received_maps: number[][][];
+    }[];
+  }[];
+}
+
+describe('mkey-det analyze attention', () => {
+  let image: string;
+  beforeAll(async () => {
+    image = join(tmp, 'scene.png');
+    const script = [
+      'import sys, numpy as np',
+      'from PIL import Image',
+      'rng = np.random.default_rng(0)',
+      'Image.fromarray((rng.random((150, 200, 3)) * 255).astype(np.uint8)).save(sys.argv[1])',
+    ].join('\n');
+    const res = await execa(testPython, ['-c', script, image], { reject: false });
+    expect(res.exitCode, String(res.stderr)).toBe(0);
+  });
+
+  it('draws a bare Swin checkpoint and a run side by side: one PNG grid per image and attention.json, written once', async () => {
+    const out = join(tmp, 'attn');
+    const res = await runCli(['analyze', 'attention', stockCkpt, runDir, '--image', image, '--labels', 'swin-t,spatialk', '--query', '150,30', '--out', out, '--json']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const body = JSON.parse(res.stdout) as AttentionBody;
+    expect(body.ok).toBe(true);
+    expect(body.models.map((m) => [m.label, m.key_type, m.charts, m.cb_mode])).toEqual([
+      ['swin-t', 'linear', null, null],
+      ['spatialk', 'spatialk', 2, null],
+    ]);
+    expect(body.images).toHaveLength(1);
+    const img = body.images[0]!;
+    expect(img.size).toEqual([200, 150]);
+    expect(img.input_size).toEqual([224, 168]);
+    expect(img.query).toEqual([150, 30]);
+    for (const r of img.models) {
+      // the last block of Swin-T: stage 3, block 1 (shifted), 24 heads, 7 x 6 cells of 32 px
+      expect([r.layer, r.stage, r.block, r.heads, r.shift, r.stride]).toEqual([11, 3, 1, 24, 3, 32]);
+      expect(r.grid).toEqual([6, 7]);
+      expect(r.query_cell).toEqual([1, 5]); // 150 * 1.12 / 32, 30 * 1.12 / 32
+      expect(r.query_maps).toHaveLength(24);
+      expect(r.received_maps[0]).toHaveLength(6);
+      for (const [h, m] of r.query_maps.entries()) {
+        const total = m.flat().reduce((a, b) => a + b, 0) + r.head_stats[h]!.padding_share;
+        expect(total).toBeCloseTo(1, 4);
+      }
+    }
+    expect(readFileSync(img.png).subarray(0, 4).toString('hex')).toBe('89504e47');
+    expect(img.png).toBe(join(out, 'attention-1-scene.png'));
+    expect(JSON.parse(readFileSync(body.json, 'utf8')).images[0].models).toHaveLength(2);
+
+    const again = await runCli(['analyze', 'attention', stockCkpt, '--image', image, '--out', out]);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr.split('\n')[0]).toMatch(/attention\.json and .*attention-1-scene\.png already exist\(s\); refusing to overwrite/);
+  });
+
+  it('prints a per-head table without --out, at a chosen layer', async () => {
+    const res = await runCli(['analyze', 'attention', stockCkpt, '--image', image, '--layer', '4']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/layer 4 \(stage 2 block 0, regular 7x7 windows\), grid 11x14 cells of 16 px/);
+    expect(res.stdout).toMatch(/\| head \| swin-t\.pth: entropy \|/);
+    expect(res.stdout).toContain('add --out DIR for the maps');
+  });
+
+  it('refuses bad input with one line and exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['analyze', 'attention', stockCkpt, '--image', image, '--layer', '12'], /^error: --layer must be an attention layer 0\.\.11/],
+      [['analyze', 'attention', stockCkpt, '--image', image, '--query', '10'], /^error: invalid --query "10": give X,Y/],
+      [['analyze', 'attention', stockCkpt, '--image', image, '--query', '500,10'], /^error: --query 500,10 is outside the image \(200 x 150 pixels\)/],
+      [['analyze', 'attention', stockCkpt, runDir, stockCkpt, '--image', image], /^error: 3 models given: analyze attention compares at most 2/],
+      [['analyze', 'attention', stockCkpt, '--image', join(tmp, 'nothing.png')], /^error: image ".*nothing\.png" does not exist/],
+      [['analyze', 'attention', stockCkpt, '--image', join(runDir, 'config.py')], /^error: .*config\.py: not an image that can be read/],
+    ];
+    for (const [args, msg] of cases) {
+      const res = await runCli(args);
+      expect(res.exitCode, `${args.join(' ')}\n${res.stderr}`).toBe(2);
+      expect(res.stderr.split('\n')[0]).toMatch(msg);
+    }
   });
 });

@@ -189,3 +189,148 @@ def test_no_import_cycle_between_key_modules():
     assert relative_imports(base) == {'folded_ops'}
     assert relative_imports(registry) == {'base'}
     assert relative_imports(folded) == {'base', 'folded_ops'}
+
+
+# ---- cb_mode (KUA, VanillaK): 'eq4' (default), 'per_location', 'none' ---------------------------
+
+CB_KEYS = ('kua', 'vanillak')
+
+
+def make_cb(key_type, charts, cb_mode, order='paper', seed=0, dim=C, tokens=N):
+    from mkey_det.models.keys import key_spec
+    torch.manual_seed(seed)
+    return key_spec(key_type).cls(dim, tokens, charts, order=order, cb_mode=cb_mode)
+
+
+@pytest.mark.parametrize('key_type', CB_KEYS)
+def test_cb_mode_eq4_is_the_default_bit_for_bit(key_type):
+    ref = make(key_type, 4, seed=3)
+    key = make_cb(key_type, 4, 'eq4', seed=3)
+    assert ref.cb_mode == 'eq4'
+    assert list(key.state_dict()) == list(ref.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(key.state_dict().values(),
+                                                 ref.state_dict().values()))
+    randomize_(ref, seed=4, scale=0.1), randomize_(key, seed=4, scale=0.1)
+    for order in ('paper', 'fast'):
+        ref.order = key.order = order
+        for batch in (1, 6):
+            x = torch.randn(batch, N, C)
+            assert torch.equal(key(x), ref(x))
+
+
+@pytest.mark.parametrize('key_type', CB_KEYS)
+@pytest.mark.parametrize('cb_mode', ['per_location', 'none'])
+@pytest.mark.parametrize('charts', [1, 4])
+def test_cb_mode_function_preserving_start(key_type, cb_mode, charts):
+    key = make_cb(key_type, charts, cb_mode)
+    w = torch.randn(C, C) * 0.05
+    key.init_from_linear(w, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(5, N, C)
+    for order in ('paper', 'fast'):
+        key.order = order
+        assert rel_err(key(x), x @ w.t()) < 1e-5
+
+
+@pytest.mark.parametrize('key_type', CB_KEYS)
+@pytest.mark.parametrize('cb_mode', ['per_location', 'none'])
+@pytest.mark.parametrize('charts', [1, 4])
+@pytest.mark.parametrize('batch', [1, 6])  # 49, 294 tokens: paper, folded (C=32) for KUA
+def test_cb_mode_fast_paper_and_folded_agree(key_type, cb_mode, charts, batch):
+    key = randomize_(make_cb(key_type, charts, cb_mode), seed=charts, scale=0.1)
+    x = torch.randn(batch, N, C, requires_grad=True)
+    res = outputs_and_grads_by_order(key, x)
+    assert rel_err(res['fast'][0], res['paper'][0]) < 1e-5
+    for name, g in res['paper'][1].items():
+        assert g.abs().sum() > 0, f'no gradient reaches {name}'
+        assert rel_err(res['fast'][1][name], g) < 1e-4, name
+    assert rel_err(res['fast'][2], res['paper'][2]) < 1e-4
+    t = fold_key(key)  # exact, and without a window-constant CB term
+    assert t.cb_pool is None and t.cb_weight is None and t.cb_scale is None
+    with torch.no_grad():
+        ref = key.forward_paper(x)
+        assert rel_err(FoldedKey.from_key(key)(x), ref) < 1e-5
+        assert rel_err(FoldedKey.from_key(key, drop_cb=True)(x), ref) < 1e-5
+
+
+@pytest.mark.parametrize('key_type', CB_KEYS)
+def test_cb_mode_per_location_is_the_mean_over_charts_at_each_token(key_type):
+    """Literal: K[h, n] = 0.5 (K[h, n] + gamma2 * mean_h' K[h', n]), against a hand loop."""
+    from mkey_det.models.keys.base import to_charts
+    h = 3
+    key = randomize_(make_cb(key_type, h, 'per_location'), seed=5, scale=0.2)
+    x = torch.randn(2, N, C)
+    with torch.no_grad():
+        k = key.spatial(to_charts(key.k(x) * key.gamma, h)).view(2, h, N, C)
+        cb = torch.empty_like(k)
+        for n in range(N):
+            m = sum(k[:, j, n] for j in range(h)) / h
+            for j in range(h):
+                cb[:, j, n] = 0.5 * (k[:, j, n] + key.gamma2 * m)
+        if key_type == 'kua':
+            ref = key.to_out(cb.transpose(1, 2).reshape(2, N, h * C))
+        else:
+            ref = cb.mean(dim=1)
+        assert rel_err(key(x), ref) < 1e-5
+
+
+@pytest.mark.parametrize('key_type,extra', [('kua', lambda h, c, n: 2 * h * c * c),
+                                            ('vanillak', lambda h, c, n: h * c * c)])
+def test_cb_mode_none_has_no_gamma2(key_type, extra):
+    key = make_cb(key_type, 8, 'none')
+    assert key.gamma2 is None and 'gamma2' not in key.state_dict()
+    assert sum(p.numel() for p in key.parameters()) == extra(8, C, N) + 8 * C + 8 * N * N
+    with_cb = make_cb(key_type, 8, 'per_location')
+    assert sum(p.numel() for p in with_cb.parameters()) == extra(8, C, N) + 8 * C + 8 * N * N + C
+    assert "cb_mode='none'" in repr(key)
+
+
+def test_cb_mode_switching_and_bad_values():
+    from mkey_det.models.keys.base import CB_MODES, set_cb_mode
+    assert CB_MODES == ('eq4', 'per_location', 'none')
+    with pytest.raises(ValueError, match='cb_mode must be one of'):
+        make_cb('kua', 2, 'per_token')
+    key = make_cb('vanillak', 2, 'eq4')
+    key.cb_mode = 'per_location'
+    assert key.cb_mode == 'per_location'
+    with pytest.raises(ValueError, match="'none' has no gamma2"):
+        key.cb_mode = 'none'
+    with pytest.raises(ValueError, match="'none' has no gamma2"):
+        make_cb('kua', 2, 'none').cb_mode = 'eq4'
+    model = torch.nn.Sequential(make_cb('kua', 2, 'eq4'), build_key('spatialk', C, N, 2),
+                                make_cb('vanillak', 2, 'eq4'))
+    assert set_cb_mode(model, 'per_location') == 2
+    assert [getattr(m, 'cb_mode', None) for m in model] == ['per_location', None, 'per_location']
+    # the classes that take cb_mode say so in their signature (what key_kwargs hosts check)
+    import inspect
+    assert 'cb_mode' in inspect.signature(KUAKey.__init__).parameters
+    assert 'cb_mode' not in inspect.signature(SpatialKey.__init__).parameters
+
+
+@pytest.mark.parametrize('key_type', CB_KEYS)
+def test_cb_mode_in_swin_window_attention(key_type):
+    """In a Swin window attention with gamma2 != 0: Eq. 4's CB leaves the attention
+    probabilities as with gamma2 = 0; per-location CB changes them."""
+    from mmdet.models.backbones.swin import WindowMSA
+    from mkey_det import ManifoldKeyWindowMSA
+    from mkey_det.models.keys.base import set_cb_mode
+    torch.manual_seed(0)
+    stock = randomize_(WindowMSA(C, 4, (7, 7)), seed=1, scale=0.05).eval()
+    msa = ManifoldKeyWindowMSA.from_window_msa(stock, key_type, 4).eval()
+    randomize_(msa.key, seed=2, scale=0.05)
+    probs = []
+    msa.softmax.register_forward_hook(lambda m, i, o: probs.append(o.detach().clone()))
+    x = torch.randn(3, N, C)
+    g2 = torch.randn(C, generator=torch.Generator().manual_seed(3))
+
+    def attention(gamma2, cb_mode):
+        set_cb_mode(msa, cb_mode)
+        with torch.no_grad():
+            msa.key.gamma2.copy_(gamma2)
+            msa(x)
+        return probs[-1]
+
+    base = attention(torch.zeros(C), 'eq4')
+    assert rel_err(attention(g2, 'eq4'), base) < 1e-5
+    assert rel_err(attention(torch.zeros(C), 'per_location'), base) < 1e-5  # gamma2 = 0: same
+    changed = attention(g2, 'per_location')
+    assert float((changed - base).abs().max()) > 1e-3

@@ -39,6 +39,7 @@ ENTRIES: dict[str, str] = {
     'export.reference_outputs': 'mkey_det.export.backbone:reference_outputs',
     'export.sample_images': 'mkey_det.export.images:sample_image_paths',
     'analyze.qk': 'mkey_det.cli.analyze:qk',
+    'analyze.attention': 'mkey_det.cli.analyze:attention',
     'infer.images': 'mkey_det.cli.infer:infer_images',
 }
 

@@ -1,4 +1,7 @@
-"""Backbones: mmdet's Swin with manifold keys (registered in mmdet's MODELS)."""
+"""Backbones: mmdet's Swin with manifold keys (registered in mmdet's MODELS) and, where mmpretrain
+is installed, mmpretrain's Vision Transformer with manifold keys (in mmpretrain's MODELS)."""
+import importlib.util
+
 from .pretrained import backbone_state_dict, load_pretrained, official_from_mmdet, read_checkpoint
 from .swin_mkey import SwinTransformerMKey
 from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV
@@ -7,3 +10,9 @@ __all__ = [
     'SwinTransformerMKey', 'ManifoldKeyWindowMSA', 'ManifoldQKV', 'load_pretrained',
     'official_from_mmdet', 'read_checkpoint', 'backbone_state_dict'
 ]
+
+# The ViT host needs mmpretrain (an optional dependency): without it mkey_det imports all the same.
+if importlib.util.find_spec('mmpretrain') is not None:
+    from .vit_mkey import ManifoldKeyMultiheadAttention, VisionTransformerMKey  # noqa: E402
+
+    __all__ += ['VisionTransformerMKey', 'ManifoldKeyMultiheadAttention']

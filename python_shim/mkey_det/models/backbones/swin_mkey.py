@@ -9,6 +9,7 @@ from mmdet.models.backbones.swin import SwinTransformer
 from mmdet.registry import MODELS
 
 from ..keys import KEY_TYPES, key_spec, set_key_order
+from ..keys.builder import check_key_kwargs
 from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
 from .window_msa import ManifoldKeyWindowMSA
 
@@ -31,6 +32,8 @@ class SwinTransformerMKey(SwinTransformer):
             gradients); switch later with :meth:`set_key_order`.
         chart_noise: relative std of the zero-sum perturbation between the charts when a key
             is started from a linear key.
+        key_kwargs: the key variant's own options, e.g. ``dict(cb_mode='per_location')`` for
+            KUA / VanillaK (:func:`~mkey_det.models.keys.build_key`).
 
     Query and value keep Swin's projections with bias (``...attn.w_msa.qkv.q`` / ``.v``); the
     key (``...attn.w_msa.qkv.key``) has none (softmax ignores a key bias). Relative position
@@ -41,8 +44,10 @@ class SwinTransformerMKey(SwinTransformer):
     """
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
-                 key_order: str = 'fast', chart_noise: float = 0.1, **kwargs):
+                 key_order: str = 'fast', chart_noise: float = 0.1,
+                 key_kwargs: Optional[dict] = None, **kwargs):
         spec = key_spec(key_type)
+        key_kwargs = check_key_kwargs(key_type, key_kwargs)
         check_int('num_charts', num_charts)
         check_order(key_order)
         check_noise(chart_noise)
@@ -58,7 +63,7 @@ class SwinTransformerMKey(SwinTransformer):
             for _, block in self.named_blocks():
                 block.attn.w_msa = ManifoldKeyWindowMSA.from_window_msa(
                     block.attn.w_msa, key_type, num_charts, key_order=key_order,
-                    chart_noise=chart_noise)
+                    chart_noise=chart_noise, key_kwargs=key_kwargs)
             # modules were replaced: re-apply freezing to the new ones
             self._freeze_stages()
 

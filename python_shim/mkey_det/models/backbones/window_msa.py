@@ -40,13 +40,13 @@ class ManifoldKeyWindowMSA(WindowMSA):
     Input ``(B', N, C)`` with ``N = window_size**2``, output ``(B', N, C)``; ``mask`` as in
     ``WindowMSA``. Args as ``WindowMSA`` plus ``key_type`` (a registered manifold key type,
     :func:`~mkey_det.models.keys.manifold_key_types`), ``num_charts``, ``key_order`` and
-    ``chart_noise`` (see :func:`~mkey_det.models.keys.build_key`). The key has no bias: a key
+    ``chart_noise``, ``key_kwargs`` (see :func:`~mkey_det.models.keys.build_key`). The key has no bias: a key
     bias adds ``q . b_k`` to every logit of a row, which softmax ignores.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size, key_type: str = 'spatialk',
                  num_charts: int = 8, key_order: str = 'fast', chart_noise: float = 0.1,
-                 qkv_bias: bool = True, qk_scale: Optional[float] = None,
+                 key_kwargs: Optional[dict] = None, qkv_bias: bool = True, qk_scale: Optional[float] = None,
                  attn_drop_rate: float = 0., proj_drop_rate: float = 0., init_cfg=None):
         if not key_spec(key_type).manifold:
             accepted = ', '.join(repr(t) for t in manifold_key_types())
@@ -57,7 +57,7 @@ class ManifoldKeyWindowMSA(WindowMSA):
                          qk_scale=qk_scale, attn_drop_rate=attn_drop_rate,
                          proj_drop_rate=proj_drop_rate, init_cfg=init_cfg)
         key = build_key(key_type, embed_dims, window_size[0] * window_size[1], num_charts,
-                        order=key_order, chart_noise=chart_noise)
+                        order=key_order, chart_noise=chart_noise, key_kwargs=key_kwargs)
         self.qkv = ManifoldQKV(embed_dims, key, bias=qkv_bias)
         self.key_type = key_type
 
@@ -69,13 +69,14 @@ class ManifoldKeyWindowMSA(WindowMSA):
     @classmethod
     def from_window_msa(cls, msa: WindowMSA, key_type: str, num_charts: int = 8,
                         key_order: str = 'fast', chart_noise: float = 0.1,
-                        generator: Optional[torch.Generator] = None) -> 'ManifoldKeyWindowMSA':
+                        generator: Optional[torch.Generator] = None,
+                        key_kwargs: Optional[dict] = None) -> 'ManifoldKeyWindowMSA':
         """Build from a stock ``WindowMSA``: same attention hyper-parameters, its relative
         position bias and projection copied, q/v from its ``qkv`` and the key started
         function-preservingly from its linear key (:meth:`init_from_qkv`)."""
         new = cls(msa.embed_dims, msa.num_heads, msa.window_size, key_type=key_type,
                   num_charts=num_charts, key_order=key_order, chart_noise=chart_noise,
-                  qkv_bias=msa.qkv.bias is not None, qk_scale=msa.scale,
+                  key_kwargs=key_kwargs, qkv_bias=msa.qkv.bias is not None, qk_scale=msa.scale,
                   attn_drop_rate=msa.attn_drop.p, proj_drop_rate=msa.proj_drop.p)
         new = new.to(device=msa.qkv.weight.device, dtype=msa.qkv.weight.dtype)
         with torch.no_grad():

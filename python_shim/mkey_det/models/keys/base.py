@@ -70,12 +70,97 @@ def from_charts(x: torch.Tensor, num_charts: int) -> torch.Tensor:
     return x.reshape(b, num_charts, n, c).transpose(1, 2).reshape(b, n, num_charts * c)
 
 
-def context_broadcast(k: torch.Tensor, gamma2: torch.Tensor) -> torch.Tensor:
-    """CB (paper Eq. 4): ``0.5 * (K + gamma2 * mean over all H*N rows of K)``.
+#: The forms of context broadcasting (CB) that KUA and VanillaK take (``cb_mode``):
+#:
+#: ``'eq4'`` (default)
+#:     the paper's Eq. 4: ``K = 0.5 * (K + gamma2 * mean over all H*N rows of K)``. The mean is
+#:     one vector per window, added to every token's key: inside softmax attention it shifts a
+#:     whole row of logits by ``q_i . v``, which softmax ignores (attention unchanged,
+#:     ``gamma2`` gets a zero gradient).
+#: ``'per_location'``
+#:     the reading of the paper's prose ("the spatial interactions among different charts at a
+#:     given spatial location"): ``K[h, n] = 0.5 * (K[h, n] + gamma2 * mean over the H charts
+#:     of K[:, n])``, a different vector at every token, so it changes attention.
+#: ``'none'``
+#:     no CB (the paper's Table 2 "VanillaK without CB"): ``K`` as the spatial mixing leaves
+#:     it, no 0.5 factor, and no ``gamma2`` parameter at all (the key has ``C`` parameters
+#:     fewer; its state dict has no ``gamma2``).
+CB_MODES = ('eq4', 'per_location', 'none')
 
-    ``k: (B', H*N, C)``, ``gamma2: (C,)`` -> ``(B', H*N, C)``.
+
+def check_cb_mode(cb_mode) -> str:
+    """Return ``cb_mode`` if it is one of :data:`CB_MODES`; else raise ValueError."""
+    if cb_mode not in CB_MODES:
+        raise ValueError(f'cb_mode must be one of {CB_MODES}, got {cb_mode!r}')
+    return cb_mode
+
+
+def context_broadcast(k: torch.Tensor, gamma2: Optional[torch.Tensor], mode: str = 'eq4',
+                      num_charts: Optional[int] = None) -> torch.Tensor:
+    """CB on chart-major keys ``k: (B', H*N, C)`` -> ``(B', H*N, C)``; ``gamma2: (C,)``.
+
+    ``mode`` (:data:`CB_MODES`): ``'eq4'`` (paper Eq. 4) ``0.5 * (K + gamma2 * mean over all
+    H*N rows of K)``; ``'per_location'`` ``0.5 * (K + gamma2 * mean over the H charts at each
+    token)`` (needs ``num_charts``); ``'none'``: ``k`` itself (``gamma2`` unused, may be None).
     """
-    return 0.5 * (k + gamma2 * k.mean(dim=1, keepdim=True))
+    if mode == 'eq4':
+        return 0.5 * (k + gamma2 * k.mean(dim=1, keepdim=True))
+    if mode == 'none':
+        return k
+    if mode != 'per_location':
+        check_cb_mode(mode)
+    if num_charts is None:
+        raise ValueError("context_broadcast: mode 'per_location' needs num_charts")
+    b, hn, c = k.shape
+    charts = k.view(b, num_charts, hn // num_charts, c)
+    return (0.5 * (charts + gamma2 * charts.mean(dim=1, keepdim=True))).view(b, hn, c)
+
+
+class CBModeMixin:
+    """``cb_mode`` of the keys with CB (KUA, VanillaK; see :data:`CB_MODES`).
+
+    Put before the key's base class (``class KUAKey(CBModeMixin, SpatialKey)``): its
+    ``__init__`` takes the base's arguments plus ``cb_mode`` and stores it *before* the base
+    ``__init__`` creates the layers (``gamma2`` exists unless the mode is ``'none'``). ``'eq4'`` and
+    ``'per_location'`` have the same parameters, so the attribute can be switched between them
+    on a built key (same weights, the other function: e.g. to look at what per-location CB would
+    do with trained weights); ``'none'`` has no ``gamma2`` and another scale of the main term,
+    so it is fixed at construction.
+    """
+
+    _cb_mode = 'eq4'
+
+    def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
+                 chart_noise: float = 0.1, cb_mode: str = 'eq4'):
+        self._cb_mode = check_cb_mode(cb_mode)  # read by _init_layers: gamma2 or not
+        super().__init__(dim, num_tokens, num_charts, order=order, chart_noise=chart_noise)
+
+    @property
+    def cb_mode(self) -> str:
+        """``'eq4'``, ``'per_location'`` or ``'none'``; assignable between the first two."""
+        return self._cb_mode
+
+    @cb_mode.setter
+    def cb_mode(self, value: str) -> None:
+        check_cb_mode(value)
+        if value != self._cb_mode and 'none' in (value, self._cb_mode):
+            raise ValueError(f"cb_mode {self._cb_mode!r} -> {value!r}: 'none' has no gamma2 and "
+                             "another scale of the main term; choose it when building the key "
+                             "(only 'eq4' <-> 'per_location' switch on a built key)")
+        self._cb_mode = value
+
+
+def set_cb_mode(module: nn.Module, cb_mode: str) -> int:
+    """Set ``cb_mode`` (``'eq4'`` | ``'per_location'``) on every key with CB inside ``module``
+    (itself included). Returns the number of keys changed (ValueError for a key built with
+    ``'none'``, or when asked for ``'none'``: see :class:`CBModeMixin`)."""
+    check_cb_mode(cb_mode)
+    n = 0
+    for m in module.modules():
+        if isinstance(m, CBModeMixin):
+            m.cb_mode = cb_mode
+            n += 1
+    return n
 
 
 def chart_weights(weight: torch.Tensor, num_charts: int, chart_noise: float,

@@ -1,7 +1,8 @@
 """Key factory and the switch of the computation order; the variant lists, from the registry."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+import inspect
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch.nn as nn
 
@@ -23,8 +24,35 @@ def check_key_type(key_type) -> str:
     return key_type
 
 
+def check_key_kwargs(key_type: str, key_kwargs: Optional[Mapping]) -> Dict[str, Any]:
+    """``key_kwargs`` (a variant's own options, e.g. ``cb_mode`` of KUA / VanillaK) as a dict
+    (``{}`` for None); ValueError unless it is a mapping whose keys the variant's class takes,
+    for a manifold ``key_type``."""
+    if key_kwargs is None:
+        return {}
+    if not isinstance(key_kwargs, Mapping) or not all(isinstance(k, str) for k in key_kwargs):
+        raise ValueError(f'key_kwargs must be None or a dict with string keys, got {key_kwargs!r}')
+    kwargs = dict(key_kwargs)
+    if not kwargs:
+        return kwargs
+    spec = KEYS.get(key_type)
+    if not spec.manifold:
+        raise ValueError(f'key_kwargs {kwargs!r} need a manifold key_type, got {key_type!r}')
+    params = inspect.signature(spec.cls.__init__).parameters
+    own = [n for n, p in params.items() if n != 'self' and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = sorted(k for k in kwargs if k not in own or k in (
+        'dim', 'num_tokens', 'num_charts', 'order', 'chart_noise'))
+    if unknown:
+        extra = sorted(set(own) - {'dim', 'num_tokens', 'num_charts', 'order', 'chart_noise'})
+        raise ValueError(f'key_kwargs {unknown} are not options of {spec.cls.__name__} '
+                         f'(key_type {key_type!r}; accepted: {extra or "none"})')
+    return kwargs
+
+
 def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
-              order: str = 'fast', chart_noise: float = 0.1) -> nn.Module:
+              order: str = 'fast', chart_noise: float = 0.1,
+              key_kwargs: Optional[Mapping] = None) -> nn.Module:
     """Build a key ``(B', N, C) -> (B', N, C)``.
 
     Args:
@@ -33,6 +61,8 @@ def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
             (validated for ``'linear'`` too, where it is unused).
         order: ``'paper'`` or ``'fast'`` (manifold keys).
         chart_noise: relative std of the zero-sum chart perturbation at init.
+        key_kwargs: the variant's own options (:func:`check_key_kwargs`), e.g.
+            ``dict(cb_mode='none')`` for Table 2's VanillaK without CB.
     """
     spec = KEYS.get(key_type)
     check_int('dim', dim)
@@ -40,9 +70,10 @@ def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
     check_int('num_charts', num_charts)
     check_order(order)
     check_noise(chart_noise)
+    kwargs = check_key_kwargs(key_type, key_kwargs)
     if not spec.manifold:
         return spec.cls(dim, num_tokens)
-    return spec.cls(dim, num_tokens, num_charts, order=order, chart_noise=chart_noise)
+    return spec.cls(dim, num_tokens, num_charts, order=order, chart_noise=chart_noise, **kwargs)
 
 
 def set_key_order(module: nn.Module, order: str) -> int:

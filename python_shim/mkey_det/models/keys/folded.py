@@ -23,8 +23,10 @@ class FoldedKey(nn.Module):
     """A key computed from folded tensors only: ``(B', N, C) -> (B', N, C)``.
 
     Same function as the key it was folded from (:func:`fold_key`). Parameters: ``H N^2 + H C^2``
-    (SpatialK, SimpleK: always fewer than the key), ``+ H N + C`` (VanillaK: fewer when
-    ``N < C``), ``+ H N + H C^2`` (KUA: fewer when ``N < C + C/H``). In Swin-T (N = 49,
+    (SpatialK, SimpleK, and KUA / VanillaK with ``cb_mode`` ``'per_location'`` or ``'none'``,
+    whose CB is inside ``M_h`` or absent: always fewer than the key), ``+ H N + C`` (VanillaK
+    with Eq. 4's CB: fewer when ``N < C``), ``+ H N + H C^2`` (KUA with Eq. 4's CB: fewer when
+    ``N < C + C/H``). In Swin-T (N = 49,
     C >= 96) every folded key is smaller; SpatialK drops from ``2 H C^2 + H C + H N^2``.
     """
 
@@ -102,7 +104,10 @@ def fold_backbone(model: nn.Module, drop_cb: bool = False) -> nn.Module:
     ``drop_cb=True`` also leaves out the CB term of KUA / VanillaK. That term is one vector per
     window added to every token's key (the mean runs over all H*N rows), so it shifts each row
     of attention logits by a constant, which softmax ignores: attention outputs are unchanged
-    (the keys themselves are not), at ``H C^2`` fewer parameters per block.
+    (the keys themselves are not), at ``H C^2`` fewer parameters per block. Only Eq. 4's
+    window-constant term (``cb_mode='eq4'``, the folded ``cb_pool``) is dropped: the
+    per-location CB (``cb_mode='per_location'``) is part of the folded ``M_h`` and stays, as it
+    changes attention.
     """
     if isinstance(model, ManifoldKey):
         raise ValueError('fold_backbone: pass a model that contains keys (use FoldedKey.from_key '

@@ -11,6 +11,10 @@ with ``Lambda_h: (N, N)`` (token mixing of chart h), ``M_h: (C, C)`` (output x i
 tokens. The CB term (paper Eq. 4) is linear too: the mean over all H*N rows of
 ``K_h = Lambda_h E_h`` is ``sum_h (u_h / (H N))^T E_h`` with ``u_h = Lambda_h^T 1`` (column sums),
 so ``c_h = u_h / (H N)``; the variants' ``fold()`` work out ``M_h``, ``G_h`` and ``r``.
+The other CB forms (``cb_mode``, :data:`~.base.CB_MODES`) need no CB term: the per-location
+mean over the charts at token ``n`` is ``sum_h (Lambda_h x)_n M'_h^T / H``, with the same token
+mixing as the main term, so it folds into ``M_h`` (``cb_pool`` None); ``'none'`` has no CB.
+Every mode folds exactly (``'fast'`` equals the paper order up to float rounding).
 
 This module depends on torch only: :mod:`.base` (``ManifoldKey.forward_fast``) and the variants
 use it, and :mod:`.folded` (:class:`~.folded.FoldedKey`, :func:`~.folded.fold_backbone`) builds

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .base import context_broadcast
+from .base import CBModeMixin, context_broadcast
 from .folded_ops import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
 from .registry import register_key
 from .spatialk import FOLD_RATIO, SpatialKey
@@ -14,7 +14,7 @@ from .spatialk import FOLD_RATIO, SpatialKey
 
 @register_key('kua', label='KUA', display_order=20, table1=(61, 10.4),
               literal='mkey_det.bench.literal:LiteralKUA', fold_when_cheaper=True)
-class KUAKey(SpatialKey):
+class KUAKey(CBModeMixin, SpatialKey):
     """KUA: ``(B', N, C) -> (B', N, C)``; SpatialK plus ``gamma2: (C,)`` and
     ``K = 0.5 * (K + gamma2 * mean over all H*N rows of K)`` after ``spatial``.
 
@@ -28,15 +28,34 @@ class KUAKey(SpatialKey):
     H*N rows, Eq. 4). Inside attention it adds ``q_i . cb`` to a whole row of logits, which
     softmax ignores: in a Swin block ``gamma2`` changes nothing and receives a zero gradient
     (up to rounding); KUA then acts as SpatialK with ``to_out`` halved.
+
+    ``cb_mode`` (:data:`~.base.CB_MODES`; the above is the default ``'eq4'``):
+
+    * ``'per_location'``: ``K[h, n] = 0.5 (K[h, n] + gamma2 * mean_h' K[h', n])``. Folded
+      exactly into the main term, ``M_h = 0.5 to_out_h E_h + 0.5/H W_sum diag(gamma2) E_h``
+      (``E_h = diag(gamma_h) k_h``, ``W_sum = sum_h to_out_h``), no CB term; ``'fast'`` folds as
+      SpatialK does (when ``T > FOLD_RATIO * C``). It changes attention, but the added term is
+      a linear map of the chart sum, which ``to_out`` can represent: the same function class
+      as SpatialK, another parametrisation.
+    * ``'none'``: no CB and no ``gamma2`` (``2 H C^2 + H C + H N^2`` parameters), no 0.5
+      factor: SpatialK's function (``to_out`` starts at ``I/H``).
     """
 
-    _main_scale = 0.5
+    @property
+    def _main_scale(self) -> float:
+        """0.5 with CB (both forms halve ``K``), 1 without."""
+        return 1.0 if self._cb_mode == 'none' else 0.5
 
     def _build_cb(self) -> None:
-        self.gamma2 = nn.Parameter(torch.zeros(self.dim))
+        if self._cb_mode == 'none':
+            self.register_parameter('gamma2', None)
+        else:
+            self.gamma2 = nn.Parameter(torch.zeros(self.dim))
 
     def _cb(self, k: torch.Tensor) -> torch.Tensor:
-        return context_broadcast(k, self.gamma2)
+        if self._cb_mode == 'eq4':
+            return context_broadcast(k, self.gamma2)
+        return context_broadcast(k, self.gamma2, self._cb_mode, self.num_charts)
 
     def _cb_pool(self) -> torch.Tensor:
         """``c_h = spatial_h^T 1 / (H N)``: ``(H, N)``."""
@@ -45,6 +64,8 @@ class KUAKey(SpatialKey):
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] * x.shape[1] <= FOLD_RATIO * self.dim:
             return self.forward_paper(x)
+        if self._cb_mode != 'eq4':  # everything is in the main term
+            return mix_tokens(self._token_mix(), x) @ stack_charts(self.fold().weight)
         main = self.fold(with_cb_weight=False)
         out = mix_tokens(main.token_mix, x) @ stack_charts(main.weight)
         # mean of the H*N chart rows after spatial: (B', C)
@@ -55,6 +76,13 @@ class KUAKey(SpatialKey):
 
     def fold(self, with_cb_weight: bool = True) -> FoldedKeyTensors:
         t = super().fold()
+        if self._cb_mode == 'none':
+            return t
+        if self._cb_mode == 'per_location':
+            w_sum = self._to_out_charts().sum(dim=0)                    # (C, C)
+            left = (0.5 / self.num_charts) * w_sum * self.gamma2        # W_sum diag(gamma2) / 2H
+            t.weight = t.weight + torch.matmul(left, self._expansion_charts())
+            return t
         t.cb_pool = self._cb_pool()
         if with_cb_weight:
             w_sum = self._to_out_charts().sum(dim=0)                    # (C, C)
@@ -65,6 +93,11 @@ class KUAKey(SpatialKey):
     @torch.no_grad()
     def init_from_linear(self, weight: torch.Tensor, chart_noise: Optional[float] = None,
                          generator: Optional[torch.Generator] = None) -> None:
-        """SpatialK's start with ``gamma2 = 0`` and ``to_out = [2I/H ... 2I/H]``."""
+        """SpatialK's start with ``gamma2 = 0`` and ``to_out = [2I/H ... 2I/H]`` (``[I/H ...]``
+        for ``cb_mode='none'``)."""
         super().init_from_linear(weight, chart_noise, generator)
-        self.gamma2.zero_()
+        if self.gamma2 is not None:
+            self.gamma2.zero_()
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, cb_mode={self._cb_mode!r}'
