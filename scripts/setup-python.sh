@@ -259,6 +259,12 @@ fi
 # --- 4. the plugin --------------------------------------------------------------------------------
 say "4/4 python_shim as the editable package mkey_det"
 pip install -q --no-deps --no-build-isolation -e python_shim
+# torchvision made importable whoever imports it first (not only after `import mkey_det`): a .pth
+# line loads mkey_det/torchvision_compat.py alone, without the package, and installs its import hook
+# (kept in sys.modules: the operator schemas it defines live as long as that module).
+cat > "$site/_mkey_torchvision_compat.pth" <<'PTH'
+import importlib.util as u, os, sys; s = u.find_spec('mkey_det'); f = os.path.join(os.path.dirname(s.origin), 'torchvision_compat.py') if s and s.origin else ''; t = u.spec_from_file_location('_mkey_torchvision_hook', f) if os.path.isfile(f) else None; m = u.module_from_spec(t) if t else None; t and t.loader.exec_module(m); m and sys.modules.setdefault(t.name, m); m and m.install_import_hook()
+PTH
 
 "$py" -c "$core_probe"
 "$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest missing: export and the test suite need them"

@@ -13,10 +13,17 @@ else changes: torchvision still reports ``_has_ops() == False``, and calling ``t
 fails as it would (no kernel). Nothing in mkey-det calls torchvision's ops (mmcv has its own nms and
 RoIAlign); mmpretrain uses torchvision's pure-Python transforms. Where torchvision's ops load (a GPU
 machine with a matching CUDA torch and torchvision) this does nothing.
+
+Importing ``mkey_det`` applies it. So that a script which imports mmdet's models (and through them
+mmpretrain and torchvision) *before* ``mkey_det`` works too, ``scripts/setup-python.sh`` puts a
+``.pth`` line in the venv that loads this file alone (not the package) at interpreter start and
+calls :func:`install_import_hook`: the fix then runs right before the first ``import torchvision``,
+whoever imports it (the hook costs a ``find_spec`` at start-up; torch is imported only then).
 """
 from __future__ import annotations
 
 import glob
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -28,7 +35,7 @@ UNGUARDED_SCHEMAS = (
     'qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
 )
 
-_library = None  # the torch.library.Library holding the schemas (kept alive: it owns them)
+_library = None  # the torch.library.Library holding the schemas: they live as long as it does
 #: What :func:`make_torchvision_importable` found: 'absent', 'ops', 'already-imported',
 #: 'schemas-defined' (see the module docstring).
 state = None
@@ -81,3 +88,23 @@ def _has_schema(qualname: str) -> bool:
         return True
     except RuntimeError:
         return False
+
+
+class _BeforeTorchvision(importlib.abc.MetaPathFinder):
+    """Runs :func:`make_torchvision_importable` when ``torchvision`` is first imported, then
+    steps aside (it finds nothing itself)."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002
+        if fullname == 'torchvision':
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            make_torchvision_importable()
+        return None
+
+
+def install_import_hook() -> None:
+    """Apply the fix right before the first ``import torchvision`` (idempotent)."""
+    if 'torchvision' in sys.modules or any(type(f).__name__ == '_BeforeTorchvision'
+                                           for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _BeforeTorchvision())
