@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { extname } from 'node:path';
 import { z } from 'zod';
-import { FORMATS, generateReport, type ReportFormat } from '../core/report/index.js';
+import { FORMATS, generateReport, TASKS, type ReportFormat } from '../core/report/index.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
@@ -14,6 +14,7 @@ const reportOptionsSchema = z
     baseline: z.string().min(1, { message: 'give a run directory or label' }).optional(),
     best: z.boolean().default(false),
     last: z.boolean().default(false),
+    task: z.enum(TASKS, { message: `accepted: ${TASKS.join(', ')}` }).optional(),
     plots: z.boolean().default(true),
     json: z.boolean().default(false),
   })
@@ -30,24 +31,28 @@ function resolveFormat(o: z.infer<typeof reportOptionsSchema>): ReportFormat {
 }
 
 export const report = new Command('report')
-  .description('compare runs: box/mask AP table (seed groups as mean ± std, deltas vs the linear-key baseline, the paper\'s Table 3 as reference) in md, csv, json or a self-contained html with plots')
+  .description('compare runs: box/mask AP table of detection runs (Table 3) or top-1/top-5 table of classification runs (Table 1); seed groups as mean ± std, deltas vs the linear-key baseline, the paper\'s rows as reference; md, csv, json or a self-contained html with plots')
   .argument('<paths...>', 'run directories (a --work-dir) or folders holding runs')
   .option('--format <format>', `output format: ${FORMATS.join(', ')} (default: from --out's extension, else md)`)
   .option('--out <file>', 'write the report to this file (PNG plots go next to it) instead of stdout')
-  .option('--baseline <run>', "run directory or label the deltas compare against (default: the only run with key 'linear')")
-  .option('--best', 'report each run\'s best evaluation by box AP')
-  .option('--last', 'report each run\'s last evaluation (default)')
+  .option('--baseline <run>', "run directory or label the deltas compare against (default: the only configuration with key 'linear'; for classification runs, one per family)")
+  .option('--best', "report each run's best evaluation: by box AP (detection), by top-1 (classification; the default there, the paper's rule)")
+  .option('--last', "report each run's last evaluation (the default for detection)")
+  .option('--task <kind>', `report only the runs of one kind: ${TASKS.join(', ')} (runs of both kinds are refused without it)`)
   .option('--no-plots', 'do not write PNG plots next to --out')
   .option('--json', 'same as --format json (errors as JSON too)')
   .addHelpText(
     'after',
     `
-Exit codes: 0 written, 2 bad input (no run found, a conflicting option, an unknown --baseline).
+Exit codes: 0 written, 2 bad input (no run found, a conflicting option, an unknown --baseline,
+detection and classification runs mixed without --task).
 
 Examples:
   mkey-det report work_dirs/                                   # every run below, Markdown on stdout
   mkey-det report work_dirs/swin-t-* work_dirs/swin-t-spatialk-* --out report.html
-  mkey-det report work_dirs/ --best --format csv --out table3.csv`,
+  mkey-det report work_dirs/ --best --format csv --out table3.csv
+  mkey-det report work_dirs/pretrain-*                          # classification runs: Table 1 (top-1 / top-5)
+  mkey-det report work_dirs/ --task classification --out table1.html`,
   )
   .action(
     guardedAction(async (paths: string[], raw: unknown) => {
@@ -57,7 +62,8 @@ Examples:
       const res = await generateReport({
         paths,
         format,
-        selection: opts.best ? 'best' : 'last',
+        ...(opts.best || opts.last ? { selection: opts.best ? ('best' as const) : ('last' as const) } : {}),
+        ...(opts.task !== undefined ? { task: opts.task } : {}),
         pngPlots: opts.plots,
         ...(opts.out !== undefined ? { out: opts.out } : {}),
         ...(opts.baseline !== undefined ? { baseline: opts.baseline } : {}),

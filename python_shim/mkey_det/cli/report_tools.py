@@ -129,7 +129,8 @@ def _draw_series(ax: Any, series: list[dict[str, Any]], key: str, title: str, xl
 
 
 def write_plots(series: list[dict[str, Any]], prefix: str) -> dict[str, str]:
-    """Writes ``<prefix>-loss.png``, ``-lr.png`` and ``-ap.png``; returns their paths."""
+    """Writes ``<prefix>-loss.png``, ``-lr.png`` and ``-ap.png`` (classification series, with
+    ``top1``/``top5``: ``-top1.png``); returns their paths."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -149,8 +150,16 @@ def write_plots(series: list[dict[str, Any]], prefix: str) -> dict[str, str]:
         _draw_series(ax, series, key, title, 'iteration', key, 'no data yet')
         save(fig, key)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     by_iter = bool(series) and all(s.get('evalBy') == 'iter' for s in series)
+    if series and all('top1' in s for s in series):
+        # classification (mkey-det pretrain): top-1 and top-5 instead of box and mask AP
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+        for ax, key, title in ((axes[0], 'top1', 'Top-1 accuracy'), (axes[1], 'top5', 'Top-5 accuracy')):
+            _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', 'accuracy (%)',
+                         'no evaluation yet', marker='o', ms=4)
+        save(fig, 'top1')
+        return files
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for ax, key, title in ((axes[0], 'apBox', 'Box AP'), (axes[1], 'apMask', 'Mask AP')):
         _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', 'AP (%)',
                      'no evaluation yet', marker='o', ms=4)

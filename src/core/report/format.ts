@@ -1,6 +1,6 @@
 /** Text formats of the report: Markdown (default), CSV and JSON; shared number formatting. */
 import { formatDuration, markdownCell, markdownTable } from '../../utils/format.js';
-import { AP_IDS, type ApId, type GroupRow, type Report, type RunRow } from './types.js';
+import { AP_IDS, type AnyReport, type ApId, type GroupRow, type Report } from './types.js';
 
 export const FORMATS = ['md', 'csv', 'json', 'html'] as const;
 export type ReportFormat = (typeof FORMATS)[number];
@@ -55,11 +55,11 @@ export function fmtSeed(s: number | null | undefined): string {
   return s === undefined ? '' : s === null ? 'none' : String(s);
 }
 
-export function fmtSeeds(g: GroupRow): string {
+export function fmtSeeds(g: Pick<GroupRow, 'seeds'>): string {
   return g.seeds.map(fmtSeed).join(', ');
 }
 
-export function fmtEvalAt(r: RunRow): string {
+export function fmtEvalAt(r: { eval?: { step: number; by: 'epoch' | 'iter' } }): string {
   if (!r.eval) return '';
   return r.eval.by === 'iter' ? `it ${r.eval.step}` : String(r.eval.step);
 }
@@ -82,6 +82,8 @@ export interface PlotFiles {
   loss?: string;
   lr?: string;
   ap?: string;
+  /** Top-1 per evaluation (classification), when the PNG plotter draws it. */
+  top1?: string;
 }
 
 export function renderMarkdown(report: Report, plots: PlotFiles = {}): string {
@@ -149,7 +151,7 @@ export function renderMarkdown(report: Report, plots: PlotFiles = {}): string {
 
 /** A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a
  * leading apostrophe. Numbers, signed deltas such as -0.3 included, stay numbers. */
-function csvCell(v: string | number | undefined | null): string {
+export function csvCell(v: string | number | undefined | null): string {
   if (v === undefined || v === null) return '';
   let s = String(v);
   if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
@@ -194,6 +196,6 @@ export function renderCsv(report: Report): string {
 
 // ---------- JSON ----------
 
-export function renderJson(report: Report, plots: PlotFiles = {}): string {
+export function renderJson(report: AnyReport, plots: PlotFiles = {}): string {
   return JSON.stringify({ ok: true, ...report, plotFiles: plots }, null, 2) + '\n';
 }

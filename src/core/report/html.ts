@@ -15,7 +15,7 @@ import {
 } from './format.js';
 import { escapeXml as esc, lineChart } from './svg.js';
 
-const CSS = `
+export const CSS = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1b1b1b;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#555;font-size:13px;margin:0 0 12px}
@@ -56,7 +56,7 @@ function apCells(values: ApValues, std: ApValues = {}, delta?: ApValues): string
   }).join('');
 }
 
-function statusCell(r: RunRow): string {
+export function statusCell(r: Pick<RunRow, 'state' | 'headline' | 'notes'>): string {
   const { state, headline, notes } = r;
   return `<span class="st ${state}">${esc(headline)}</span>${notes.length ? `<div class="notes">${notes.map(esc).join('<br>')}</div>` : ''}`;
 }

@@ -7,30 +7,37 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { discoverRuns } from './discover.js';
+import { renderClsCsv, renderClsMarkdown } from './format-classification.js';
 import { renderCsv, renderJson, renderMarkdown, type PlotFiles, type ReportFormat } from './format.js';
+import { renderClsHtml } from './html-classification.js';
 import { renderHtml } from './html.js';
 import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
 import { plotPrefix, writePngPlots } from './plots.js';
+import { buildClassificationReport } from './table-classification.js';
 import { buildReport } from './table.js';
-import type { Report, RunData, Selection } from './types.js';
+import { isClassificationReport, type AnyReport, type RunData, type RunTask, type Selection } from './types.js';
 
 export { FORMATS, type ReportFormat } from './format.js';
-export type { Report } from './types.js';
+export type { AnyReport, ClassificationReport, Report, RunTask } from './types.js';
+export const TASKS = ['detection', 'classification'] as const satisfies readonly RunTask[];
 
 export interface ReportOptions {
   paths: string[];
   format: ReportFormat;
   out?: string;
   baseline?: string;
-  selection: Selection;
+  /** Default: `last` for detection, `best` (by top-1, the paper's rule) for classification. */
+  selection?: Selection;
+  /** Report only the runs of this kind (`--task`); without it, runs of both kinds are refused. */
+  task?: RunTask;
   /** Write PNG plots next to `out` (default true when `out` is given). */
   pngPlots?: boolean;
   now?: Date;
 }
 
 export interface ReportResult {
-  report: Report;
+  report: AnyReport;
   /** The rendered report (what goes to stdout or `out`). */
   text: string;
   outFile?: string;
@@ -48,22 +55,73 @@ export function runLabels(dirs: string[]): string[] {
   });
 }
 
+/**
+ * Each run's kind: what it says (config, run record, metric names), else the kind of the runs that
+ * say (a run with no config and no evaluation yet among classification runs is one of them), else
+ * detection, the report's original kind.
+ */
+export function runTasks(runs: RunData[]): RunTask[] {
+  const known = runs.map((r) => r.task).filter((t): t is RunTask => t !== undefined);
+  const fallback: RunTask = known.length > 0 && known.every((t) => t === 'classification') ? 'classification' : 'detection';
+  return runs.map((r) => r.task ?? fallback);
+}
+
+function someLabels(runs: RunData[]): string {
+  const names = runs.slice(0, 3).map((r) => r.label);
+  return `${runs.length} run${runs.length === 1 ? '' : 's'}: ${names.join(', ')}${runs.length > 3 ? ', ...' : ''}`;
+}
+
 /** Reads and tabulates the runs without writing anything. */
-export async function collectReport(opts: Pick<ReportOptions, 'paths' | 'baseline' | 'selection' | 'now'>): Promise<Report> {
+export async function collectReport(opts: Pick<ReportOptions, 'paths' | 'baseline' | 'selection' | 'task' | 'now'>): Promise<AnyReport> {
   const dirs = discoverRuns(opts.paths);
   const labels = runLabels(dirs);
   const configs = dirs.map(pickConfigFile);
   const { identities, warning } = await describeConfigs(configs);
-  const runs: RunData[] = dirs.map((d, i) => loadRun(d, labels[i]!, identities[i]!));
-  return buildReport(runs, {
-    selection: opts.selection,
+  const all: RunData[] = dirs.map((d, i) => loadRun(d, labels[i]!, identities[i]!));
+  const tasks = runTasks(all);
+  const detection = all.filter((_, i) => tasks[i] === 'detection');
+  const classification = all.filter((_, i) => tasks[i] === 'classification');
+  let task: RunTask;
+  let skipped: string | undefined;
+  if (opts.task !== undefined) {
+    task = opts.task;
+    const other = task === 'detection' ? classification : detection;
+    const otherTask = task === 'detection' ? 'classification' : 'detection';
+    if ((task === 'detection' ? detection : classification).length === 0) {
+      throw new BadInputError(`no ${task} runs in ${opts.paths.map((p) => JSON.stringify(p)).join(', ')}, only ${otherTask} runs (${someLabels(other)})`);
+    }
+    if (other.length) skipped = `${otherTask} runs left out (--task ${task}): ${someLabels(other)}`;
+  } else if (detection.length > 0 && classification.length > 0) {
+    throw new BadInputError(
+      `the runs mix detection (${someLabels(detection)}) and classification (${someLabels(classification)}); one report is one table: pass --task detection or --task classification`,
+    );
+  } else {
+    task = classification.length > 0 ? 'classification' : 'detection';
+  }
+  const common = {
     ...(opts.baseline !== undefined ? { baseline: opts.baseline } : {}),
-    warnings: warning ? [warning] : [],
+    warnings: [...(warning ? [warning] : []), ...(skipped ? [skipped] : [])],
     ...(opts.now ? { now: opts.now } : {}),
-  });
+  };
+  if (task === 'classification') {
+    return buildClassificationReport(classification, { ...common, ...(opts.selection ? { selection: opts.selection } : {}) });
+  }
+  return buildReport(detection, { ...common, selection: opts.selection ?? 'last' });
 }
 
-function render(report: Report, format: ReportFormat, plots: PlotFiles): string {
+function render(report: AnyReport, format: ReportFormat, plots: PlotFiles): string {
+  if (isClassificationReport(report)) {
+    switch (format) {
+      case 'md':
+        return renderClsMarkdown(report, plots) + '\n';
+      case 'csv':
+        return renderClsCsv(report);
+      case 'json':
+        return renderJson(report, plots);
+      case 'html':
+        return renderClsHtml(report);
+    }
+  }
   switch (format) {
     case 'md':
       return renderMarkdown(report, plots) + '\n';

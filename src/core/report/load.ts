@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { effectiveStatus } from '../run/run-dir.js';
 import { sessionDirs } from './discover.js';
 import { parseEvents, parseRunFile, parseScalars, parseTextLog, type BadLine, type ParsedEvents } from './parse.js';
-import type { EvalPoint, RunData, RunIdentity, TrainPoint } from './types.js';
+import { TOP1 } from '../metrics.js';
+import type { EvalPoint, RunData, RunIdentity, RunStatusFile, RunTask, TrainPoint } from './types.js';
 
 /** Reads a text file; undefined when it is missing, an Error message when it cannot be read. */
 function readText(path: string): { text?: string; error?: string } {
@@ -34,6 +35,28 @@ export function pickConfigFile(dir: string): string | undefined {
     return undefined;
   }
   return names.sort().map((n) => join(dir, n))[names.length - 1];
+}
+
+const asTask = (v: unknown): RunTask | undefined => (v === 'classification' || v === 'detection' ? v : undefined);
+
+/**
+ * What the run trained: the config's `mkey_experiment.task`, else the run record's
+ * `experiment.task` (`mkey-det pretrain` writes `classification`), else the metric names of its
+ * evaluations (`accuracy/top1`: mmpretrain's Accuracy; `coco/...`: CocoMetric), else detection when
+ * the run has an experiment record without `task` (`mkey-det train` writes none). Undefined when
+ * nothing says (no config, no run record, no evaluation yet).
+ */
+export function runTask(identity: RunIdentity, runFile: RunStatusFile | undefined, evals: EvalPoint[]): RunTask | undefined {
+  const fromConfig = asTask(identity.experiment?.task);
+  if (fromConfig) return fromConfig;
+  const exp = runFile?.experiment;
+  const fromRecord = exp && typeof exp === 'object' ? asTask((exp as Record<string, unknown>).task) : undefined;
+  if (fromRecord) return fromRecord;
+  if (evals.some((e) => TOP1 in e.metrics)) return 'classification';
+  if (evals.some((e) => Object.keys(e.metrics).some((k) => k.startsWith('coco/')))) return 'detection';
+  // mkey-det writes `task` for classification runs only: an experiment without it is `mkey-det train`'s.
+  if (identity.experiment || (exp && typeof exp === 'object')) return 'detection';
+  return undefined;
 }
 
 /**
@@ -145,15 +168,29 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
   // Epoch-based loops log validation at step = epoch; iteration-based ones at step = iteration.
   const iterLoop = identity.maxIters !== undefined || (identity.maxEpochs === undefined && !trainHasEpoch && events?.maxIters !== undefined);
   const trainPoints = [...train.values()].sort((a, b) => a.iter - b.iter);
-  const evalPoints = [...evals.values()]
+  let evalPoints = [...evals.values()]
     .map((e) => ({ ...e, by: iterLoop ? ('iter' as const) : ('epoch' as const) }))
     .sort((a, b) => a.step - b.step);
+  const task = runTask(identity, runFile, evalPoints);
+  // A classification run in an iteration loop: mmengine's LoggerHook logs validation at step = the
+  // epoch (0 in an IterBasedTrainLoop), so scalars.json and the text log do not say at which
+  // iteration it evaluated; the events do (their `val` events carry `iter`).
+  // Its events' `max_epochs` (1) and `epoch` mean nothing in an iteration loop either.
+  const clsIterLoop = task === 'classification' && iterLoop;
+  const eventVals = events?.val.filter((v) => v.iter !== undefined && Object.keys(v.metrics).length > 0) ?? [];
+  if (clsIterLoop && eventVals.length) {
+    const byIter = new Map<number, EvalPoint>();
+    for (const v of eventVals) byIter.set(v.iter!, { step: v.iter!, by: 'iter', metrics: v.metrics, source: 'mkey-events.jsonl' });
+    evalPoints = [...byIter.values()].sort((a, b) => a.step - b.step);
+  }
 
   const epochs = trainPoints.map((p) => p.epoch).filter((e): e is number => e !== undefined);
   let lastEpoch = epochs.length ? Math.max(...epochs) : undefined;
   if (events?.lastEpoch !== undefined) lastEpoch = Math.max(lastEpoch ?? 0, events.lastEpoch);
   if (!iterLoop && evalPoints.length) lastEpoch = Math.max(lastEpoch ?? 0, evalPoints[evalPoints.length - 1]!.step);
   if (lastEpoch === undefined && itersPerEpoch && trainPoints.length) lastEpoch = Math.ceil(trainPoints[trainPoints.length - 1]!.iter / itersPerEpoch);
+  if (clsIterLoop) lastEpoch = undefined;
+  const maxEpochs = clsIterLoop ? identity.maxEpochs : identity.maxEpochs ?? events?.maxEpochs;
   const lastIter = trainPoints.length ? trainPoints[trainPoints.length - 1]!.iter : events?.lastIter;
 
   let trainingSeconds: number | undefined;
@@ -174,9 +211,11 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
     ...(trainingSeconds !== undefined ? { trainingSeconds } : {}),
     ...(events?.backboneParams !== undefined ? { backboneParams: events.backboneParams } : {}),
     ...(events?.backboneFlops !== undefined ? { backboneFlops: events.backboneFlops } : {}),
+    ...(events?.backboneFlopsError !== undefined && events.backboneFlops === undefined ? { backboneFlopsError: events.backboneFlopsError } : {}),
+    ...(task !== undefined ? { task } : {}),
     ...(lastEpoch !== undefined ? { lastEpoch } : {}),
     ...(lastIter !== undefined ? { lastIter } : {}),
-    ...((identity.maxEpochs ?? events?.maxEpochs) !== undefined ? { maxEpochs: identity.maxEpochs ?? events?.maxEpochs } : {}),
+    ...(maxEpochs !== undefined ? { maxEpochs } : {}),
     ...((identity.maxIters ?? events?.maxIters) !== undefined ? { maxIters: identity.maxIters ?? events?.maxIters } : {}),
     ...(itersPerEpoch !== undefined ? { itersPerEpoch } : {}),
     ...(events?.end ? { endStatus: events.end.status ?? 'completed' } : {}),

@@ -168,6 +168,7 @@ export interface ParsedEvents {
   itersPerEpoch?: number;
   backboneParams?: number;
   backboneFlops?: number;
+  backboneFlopsError?: string;
   train: ScalarTrain[];
   val: { epoch?: number; iter?: number; metrics: Record<string, number> }[];
   lastEpoch?: number;
@@ -198,6 +199,7 @@ export function parseEvents(text: string, file: string): ParsedEvents {
         if (isNum(obj.iters_per_epoch)) out.itersPerEpoch = obj.iters_per_epoch;
         if (isNum(obj.backbone_params)) out.backboneParams = obj.backbone_params;
         if (isNum(obj.backbone_flops)) out.backboneFlops = obj.backbone_flops;
+        if (typeof obj.backbone_flops_error === 'string') out.backboneFlopsError = obj.backbone_flops_error;
         break;
       case 'iter': {
         if (!isNum(obj.iter)) break;

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { pythonShimDir } from '../../utils/paths.js';
 import type { PlotFiles } from './format.js';
-import type { PlotSeries } from './types.js';
+import type { AccuracyPlotSeries, PlotSeries } from './types.js';
 
 export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_tools.py');
 
@@ -19,10 +19,11 @@ export function plotPrefix(outFile: string): string {
 }
 
 /**
- * Draws the three PNG files; returns their paths, or a one-line reason they could not be drawn
+ * Draws the three PNG files (loss, lr, box/mask AP; classification series carry `top1`/`top5`
+ * instead of `apBox`/`apMask`, and a plotter that draws them returns a `top1` file); returns their paths, or a one-line reason they could not be drawn
  * (the report itself is still written).
  */
-export async function writePngPlots(series: PlotSeries[], prefix: string): Promise<{ files: PlotFiles; warning?: string }> {
+export async function writePngPlots(series: (PlotSeries | AccuracyPlotSeries)[], prefix: string): Promise<{ files: PlotFiles; warning?: string }> {
   let py: string;
   try {
     py = await checkInterpreter();

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { KEY_TYPES } from '../experiment.js';
 import { BOX_AP, MASK_AP } from '../metrics.js';
+import { REFERENCE_ROWS } from './references.js';
 import {
   AP_COLUMNS,
   AP_IDS,
@@ -15,44 +16,14 @@ import {
   type GroupRow,
   type PickedEval,
   type PlotSeries,
-  type ReferenceRow,
   type Report,
   type RunData,
   type RunRow,
   type Selection,
 } from './types.js';
 
-/** Table 3 of the paper and MMDetection's published Swin-T 3x model, shown as reference rows. */
-export const REFERENCE_ROWS: readonly ReferenceRow[] = [
-  {
-    label: 'Swin-T',
-    source: 'paper, Table 3',
-    keyType: 'linear',
-    charts: null,
-    schedule: '3x',
-    epochs: 36,
-    ap: { APb: 45.0, APb50: 67.1, APb75: 49.5, APm: 40.7, APm50: 63.8, APm75: 43.6 },
-  },
-  {
-    label: '+ SpatialK (8 charts)',
-    source: 'paper, Table 3',
-    keyType: 'spatialk',
-    charts: 8,
-    schedule: '3x',
-    epochs: 36,
-    ap: { APb: 45.5, APb50: 67.3, APb75: 49.9, APm: 41.0, APm50: 64.3, APm75: 44.1 },
-  },
-  {
-    label: 'Swin-T 3x (ms-crop)',
-    source: 'MMDetection 3.3.0 model zoo',
-    keyType: 'linear',
-    charts: null,
-    schedule: '3x',
-    epochs: 36,
-    ap: { APb: 46.0, APm: 41.6 },
-    note: 'whole detector 48M params, 267G FLOPs',
-  },
-];
+/** Table 3's reference rows live with the other published numbers (references.ts). */
+export { REFERENCE_ROWS } from './references.js';
 
 /** 0-1 metric as percent with one decimal, as the paper prints it (exact in binary as far as toFixed goes). */
 export const toPercent = (v: number): number => Math.round(v * 1000) / 10;
@@ -77,7 +48,7 @@ export function pickEval(evals: EvalPoint[], selection: Selection): PickedEval |
 }
 
 /** `epoch 12/36`, `iter 500/2000`; undefined when nothing was logged yet. */
-function progress(run: RunData): string | undefined {
+export function progress(run: RunData): string | undefined {
   if (run.maxIters !== undefined && run.maxEpochs === undefined) {
     return run.lastIter === undefined ? undefined : `iter ${run.lastIter}/${run.maxIters}`;
   }
@@ -85,7 +56,7 @@ function progress(run: RunData): string | undefined {
   return `epoch ${run.lastEpoch}${run.maxEpochs !== undefined ? `/${run.maxEpochs}` : ''}`;
 }
 
-function runState(run: RunData): { state: RunRow['state']; base: string } {
+export function runState(run: RunData): { state: RunRow['state']; base: string } {
   const s = run.runFile?.status;
   const p = progress(run) ?? 'no logs yet';
   const at = progress(run) ? `at ${p}` : 'before training logged anything';
@@ -132,7 +103,7 @@ export function configLabel(run: RunData): string {
   return parts.join(', ');
 }
 
-function scheduleLabel(run: RunData): string | undefined {
+export function scheduleLabel(run: RunData): string | undefined {
   const id = run.identity;
   const len = id.maxIters !== undefined ? `${id.maxIters}it` : id.maxEpochs !== undefined ? `${id.maxEpochs}e` : undefined;
   if (id.schedule && len && id.schedule !== len) return `${id.schedule} ${len}`;
@@ -176,18 +147,18 @@ function buildRunRow(run: RunData, selection: Selection, group: string): RunRow 
   };
 }
 
-function relName(run: RunData, file: string): string {
+export function relName(run: RunData, file: string): string {
   return file.startsWith(run.dir + '/') ? file.slice(run.dir.length + 1) : file;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** Sample standard deviation (n - 1). */
-const sampleStd = (xs: number[]) => {
+export const sampleStd = (xs: number[]) => {
   const m = mean(xs);
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
 };
 
-function evalAtLabel(evals: PickedEval[]): string | undefined {
+export function evalAtLabel(evals: Pick<PickedEval, 'step' | 'by'>[]): string | undefined {
   if (evals.length === 0) return undefined;
   const steps = evals.map((e) => e.step);
   const lo = Math.min(...steps);
@@ -196,7 +167,7 @@ function evalAtLabel(evals: PickedEval[]): string | undefined {
   return lo === hi ? `${prefix}${lo}` : `${prefix}${lo}-${hi}`;
 }
 
-function groupStatus(members: RunRow[]): string {
+export function groupStatus(members: Pick<RunRow, 'status' | 'state' | 'notes'>[]): string {
   if (members.length === 1) return members[0]!.status;
   const counts = new Map<string, number>();
   for (const m of members) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
@@ -259,10 +230,11 @@ export interface BuildOptions {
   now?: Date;
 }
 
-/** Builds the whole report from loaded runs. Throws BadInputError when `--baseline` matches nothing. */
-export function buildReport(runs: RunData[], opts: BuildOptions): Report {
-  const warnings = [...(opts.warnings ?? [])];
-  // Groups: same configuration fingerprint (the config minus seed and launch-only settings).
+/**
+ * Runs grouped by configuration: the same config fingerprint (the config minus seed and
+ * launch-only settings), else one group per run. Group labels from `labelOf`, made unique.
+ */
+export function configGroups(runs: RunData[], labelOf: (r: RunData) => string): { keyOf: (r: RunData) => string; groupKeys: string[]; labelOfKey: Map<string, string> } {
   const keyOf = (r: RunData) => (r.identity.fingerprint ? `cfg:${r.identity.fingerprint}` : `run:${r.dir}`);
   const groupKeys: string[] = [];
   const labelOfKey = new Map<string, string>();
@@ -271,12 +243,33 @@ export function buildReport(runs: RunData[], opts: BuildOptions): Report {
     const k = keyOf(r);
     if (labelOfKey.has(k)) continue;
     groupKeys.push(k);
-    let label = configLabel(r);
+    let label = labelOf(r);
     const seen = usedLabels.get(label) ?? 0;
     usedLabels.set(label, seen + 1);
     if (seen > 0) label = `${label} (${k.startsWith('run:') ? r.label : `variant ${seen + 1}`})`;
     labelOfKey.set(k, label);
   }
+  return { keyOf, groupKeys, labelOfKey };
+}
+
+/** `--baseline`: the group of the run (directory or label) or the group (label) it names; BadInputError when none. */
+export function findBaselineGroup<G extends { label: string }>(want: string, rows: { dir: string; label: string; group: string }[], groups: G[]): G {
+  const abs = resolve(want);
+  const run = rows.find((r) => r.dir === abs || r.label === want);
+  const found = run ? groups.find((g) => g.label === run.group) : groups.find((g) => g.label === want);
+  if (!found) {
+    const accepted = [...rows.map((r) => r.label), ...groups.map((g) => g.label)];
+    throw new BadInputError(
+      `--baseline ${JSON.stringify(want)} matches no run: accepted: a run directory or one of ${[...new Set(accepted)].map((a) => JSON.stringify(a)).join(', ')}`,
+    );
+  }
+  return found;
+}
+
+/** Builds the whole report from loaded runs. Throws BadInputError when `--baseline` matches nothing. */
+export function buildReport(runs: RunData[], opts: BuildOptions): Report {
+  const warnings = [...(opts.warnings ?? [])];
+  const { keyOf, groupKeys, labelOfKey } = configGroups(runs, configLabel);
   const rows = runs.map((r) => buildRunRow(r, opts.selection, labelOfKey.get(keyOf(r))!));
   const groups = groupKeys.map((k) => {
     const label = labelOfKey.get(k)!;
@@ -288,15 +281,7 @@ export function buildReport(runs: RunData[], opts: BuildOptions): Report {
   let baseGroup: GroupRow | undefined;
   if (opts.baseline !== undefined) {
     const want = opts.baseline;
-    const abs = resolve(want);
-    const run = rows.find((r) => r.dir === abs || r.label === want);
-    baseGroup = run ? groups.find((g) => g.label === run.group) : groups.find((g) => g.label === want);
-    if (!baseGroup) {
-      const accepted = [...rows.map((r) => r.label), ...groups.map((g) => g.label)];
-      throw new BadInputError(
-        `--baseline ${JSON.stringify(want)} matches no run: accepted: a run directory or one of ${[...new Set(accepted)].map((a) => JSON.stringify(a)).join(', ')}`,
-      );
-    }
+    baseGroup = findBaselineGroup(want, rows, groups);
     baseline = { label: baseGroup.label, kind: baseGroup.runs.length > 1 ? 'group' : 'run', reason: `--baseline ${want}` };
   } else {
     const linear = groups.filter((g) => g.keyType === 'linear');

@@ -1,6 +1,6 @@
 /** The data model of `mkey-det report`: what is read from a run directory and what the report shows. */
 
-import type { ApId } from '../metrics.js';
+import type { ACCURACY_COLUMNS, ApId } from '../metrics.js';
 export { AP_COLUMNS, AP_IDS, type ApId } from '../metrics.js';
 /** AP values in percent (one row); a missing metric is absent. */
 export type ApValues = Partial<Record<ApId, number>>;
@@ -72,6 +72,10 @@ export interface RunData {
   trainingSeconds?: number;
   backboneParams?: number;
   backboneFlops?: number;
+  /** Why the start event has no FLOPs (`backbone_flops_error`). */
+  backboneFlopsError?: string;
+  /** Detection or classification (config, run record, then metric names); undefined when nothing says. */
+  task?: RunTask;
   /** Largest epoch seen in training logs or events. */
   lastEpoch?: number;
   lastIter?: number;
@@ -174,4 +178,97 @@ export interface Report {
   references: ReferenceRow[];
   plots: PlotSeries[];
   warnings: string[];
+}
+
+// ---------- classification (Table 1) ----------
+
+/** What a run trained: a detector (`mkey-det train`, Table 3) or a classifier (`mkey-det pretrain`, Tables 1-2). */
+export type RunTask = 'detection' | 'classification';
+
+/** `top1`, `top5`: metrics.ts's ACCURACY_COLUMNS ids. */
+export type AccId = (typeof ACCURACY_COLUMNS)[number]['id'];
+/** Top-1 / top-5 accuracy in percent (mmpretrain's `Accuracy` logs percent already); a missing metric is absent. */
+export type AccValues = Partial<Record<AccId, number>>;
+
+/** The evaluation picked for a classification run (`--best` by top-1, the default, or `--last`). */
+export interface ClsPickedEval {
+  step: number;
+  by: 'epoch' | 'iter';
+  acc: AccValues;
+  source: EvalPoint['source'];
+}
+
+export interface ClsRunRow extends Omit<RunRow, 'eval' | 'delta'> {
+  /** `swin-t`, `vit-s`, `vit-b` (the config's `mkey_experiment.family`). */
+  family?: string;
+  eval?: ClsPickedEval;
+  delta?: AccValues;
+}
+
+export interface ClsGroupRow extends Omit<GroupRow, 'mean' | 'std' | 'delta'> {
+  family?: string;
+  mean: AccValues;
+  /** Sample standard deviation (n - 1); only when n >= 2. */
+  std: AccValues;
+  delta?: AccValues;
+  /** Label of the group the deltas compare against. */
+  baseline?: string;
+}
+
+/** A row of the paper's Table 1 or Table 2 (ImageNet-1K, 224x224, 300 epochs). */
+export interface ClsReferenceRow {
+  label: string;
+  source: string;
+  family: string;
+  keyType: string;
+  charts: number | null;
+  epochs: number;
+  /** Whole classifier, as the paper prints it (millions). */
+  paramsM?: number;
+  /** As the paper prints it (GFLOPs, fvcore, 224x224). */
+  flopsG?: number;
+  acc: AccValues;
+  note?: string;
+}
+
+/** Curves of a classification run: loss and lr per logged iteration, accuracy per evaluation. */
+export interface AccuracyPlotSeries {
+  label: string;
+  loss: [number, number][];
+  lr: [number, number][];
+  /** [step, percent] per evaluation. */
+  top1: [number, number][];
+  top5: [number, number][];
+  evalBy: 'epoch' | 'iter';
+}
+
+export interface ClsBaseline {
+  /** The family the baseline serves; undefined for `--baseline` (all groups). */
+  family?: string;
+  label: string;
+  kind: 'group' | 'run';
+  reason: string;
+}
+
+/** `mkey-det report` on classification runs: the paper's Table 1. */
+export interface ClassificationReport {
+  task: 'classification';
+  generated: string;
+  selection: Selection;
+  /** One per family that has a linear-key configuration (or one for `--baseline`). */
+  baselines: ClsBaseline[];
+  /** Input size the backbone FLOPs were counted at (mkey-det's progress hook counts at 224x224). */
+  flopsInput: string;
+  groups: ClsGroupRow[];
+  runs: ClsRunRow[];
+  references: ClsReferenceRow[];
+  plots: AccuracyPlotSeries[];
+  warnings: string[];
+}
+
+/** What `mkey-det report` produces: Table 3 (detection) or Table 1 (classification). */
+export type AnyReport = Report | ClassificationReport;
+
+export function isClassificationReport(r: AnyReport): r is ClassificationReport {
+  return (r as ClassificationReport).task === 'classification';
 }
