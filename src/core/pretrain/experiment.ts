@@ -89,6 +89,6 @@ export interface PretrainExperiment {
 /** The paper's input side (Tables 1-2 are at 224 x 224). */
 export const PAPER_IMG_SIZE = 224;
 /** Defaults of the demo recipe: image side, epochs and batch (2 CPU cores, minutes). */
-export const DEMO_PRETRAIN = { imgSize: 64, epochs: 6, batchSize: 16 } as const;
+export const DEMO_PRETRAIN = { imgSize: 64, epochs: 6, batchSize: 16, lr: 2e-4 } as const;
 /** Section 5: 300 epochs, batch 128 in all (here per process: 4 GPUs x 32 as the paper's Swin runs). */
 export const PAPER_PRETRAIN = { epochs: 300, batchSize: 32, lr: 5e-4, minLr: 5e-6, weightDecay: 0.05 } as const;
