@@ -76,7 +76,8 @@ function nextSteps(workDir: string, exp: PretrainExperiment): string[] {
   const lines = ['next:', `  mkey-det report ${rel}   # top-1 / top-5 table and curves`];
   if (exp.backbone.family === 'swin-t') {
     const det = exp.backbone.keyType === 'linear' ? 'swin-t' : `swin-t-${exp.backbone.keyType}`;
-    lines.push(`  mkey-det train --backbone ${det} --charts ${exp.charts} --pretrained ${rel}   # detection from these weights (Table 3)`);
+    const charts = exp.backbone.usesCharts ? ` --charts ${exp.charts}` : '';
+    lines.push(`  mkey-det train --backbone ${det}${charts} --pretrained ${rel}   # detection from these weights (Table 3)`);
   }
   return lines;
 }
