@@ -13,14 +13,11 @@ import {
   type PretrainExperiment,
 } from '../core/pretrain/experiment.js';
 import { pretrain } from '../core/pretrain/run.js';
-import { resultText } from '../core/run/progress.js';
 import { guardedAction } from '../utils/command.js';
-import { errColors as pc } from '../utils/colors.js';
-import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
-import { emit, logger } from '../utils/logger.js';
+import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
 import { CFG_OPTIONS_FLAG, TENSORBOARD_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
-import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
+import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const pretrainOptionsSchema = launchOptionsSchema.extend({
   backbone: z.enum(PRETRAIN_NAMES, { message: `accepted: ${PRETRAIN_NAMES.join(', ')}` }),
@@ -124,14 +121,6 @@ Examples:
       const workDir =
         opts.workDir ?? `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;
       const result = await pretrain({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
-      if (result.status === 'failed') throw new MkeyError(`pretraining failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
-      emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'pretraining'));
-      if (result.status === 'interrupted') {
-        if (!opts.json) logger.warn(result.message ?? 'interrupted');
-        process.exitCode = ExitCode.interrupted;
-      } else if (!opts.json) {
-        logger.success(pc.bold('done'));
-        for (const line of nextSteps(result.workDir, exp)) logger.info(line);
-      }
+      finishRun(result, opts, 'pretraining', nextSteps(result.workDir, exp));
     }),
   );

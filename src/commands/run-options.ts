@@ -2,7 +2,11 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { experimentFields } from '../core/experiment.js';
-import type { LaunchOptions } from '../core/run/train.js';
+import { resultText } from '../core/run/progress.js';
+import type { LaunchOptions, RunResult } from '../core/run/train.js';
+import { errColors as pc } from '../utils/colors.js';
+import { ExitCode, MkeyError } from '../utils/errors.js';
+import { emit, logger } from '../utils/logger.js';
 import { intOption } from '../utils/options.js';
 
 export function addLaunchOptions(cmd: Command, what: string): Command {
@@ -51,4 +55,20 @@ export function launchOptionsFrom(opts: LaunchCliOptions, workDir: string): Laun
     progress: opts.json ? 'json' : process.stderr.isTTY ? 'bar' : 'lines',
     verbose: opts.verbose,
   };
+}
+
+/**
+ * The end of a supervised run: a failure is thrown (one error line, exit 1), otherwise the result
+ * (text or the JSON object), exit 130 when interrupted, and the next commands to run.
+ */
+export function finishRun(result: RunResult, opts: { json: boolean }, what: string, next: string[]): void {
+  if (result.status === 'failed') throw new MkeyError(`${what} failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
+  emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, what));
+  if (result.status === 'interrupted') {
+    if (!opts.json) logger.warn(result.message ?? 'interrupted');
+    process.exitCode = ExitCode.interrupted;
+  } else if (!opts.json) {
+    logger.success(pc.bold('done'));
+    for (const line of next) logger.info(line);
+  }
 }

@@ -1,17 +1,14 @@
 import { Command } from 'commander';
 import { basename, relative, resolve } from 'node:path';
 import { z } from 'zod';
-import { errColors as pc } from '../utils/colors.js';
-import { resultText } from '../core/run/progress.js';
 import { train, trainConfig, type RunResult } from '../core/run/train.js';
 import { backboneVariant } from '../core/experiment.js';
 import { describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
-import { BadInputError, ExitCode, MkeyError, quoteValue } from '../utils/errors.js';
-import { emit, logger } from '../utils/logger.js';
+import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
-import { addLaunchOptions, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
+import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
 
@@ -87,7 +84,7 @@ Examples:
       const opts = parseOptions(trainOptionsSchema, raw);
       if (opts.config !== undefined) {
         const result = await trainUserConfig(opts, cmd);
-        finish(result, opts, ['next:', `  mkey-det report ${relative(process.cwd(), result.workDir) || '.'}   # table and plots`]);
+        finishRun(result, opts, 'training', ['next:', `  mkey-det report ${relative(process.cwd(), result.workDir) || '.'}   # table and plots`]);
         return;
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });
@@ -96,19 +93,6 @@ Examples:
         opts.workDir ??
         `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
       const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
-      finish(result, opts, nextSteps(result.workDir, result.checkpoint, exp.backbone.name, exp.charts));
+      finishRun(result, opts, 'training', nextSteps(result.workDir, result.checkpoint, exp.backbone.name, exp.charts));
     }),
   );
-
-/** The end of a run: the result (text or JSON), the exit code, and the next commands. */
-function finish(result: RunResult, opts: { json: boolean }, next: string[]): void {
-  if (result.status === 'failed') throw new MkeyError(`training failed: ${result.message}`, { hint: `full log: ${result.workDir}/mkey-train.log` });
-  emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'training'));
-  if (result.status === 'interrupted') {
-    if (!opts.json) logger.warn(result.message ?? 'interrupted');
-    process.exitCode = ExitCode.interrupted;
-  } else if (!opts.json) {
-    logger.success(pc.bold('done'));
-    for (const line of next) logger.info(line);
-  }
-}
