@@ -160,17 +160,18 @@ describe('paths are stat-ed before they are opened', () => {
     );
   });
 
-  it('--pretrained naming a directory or a FIFO (train and config), or an empty file', async () => {
+  it('--pretrained naming a directory without a checkpoint or a FIFO (train and config), or an empty file', async () => {
     const root = makeCoco();
+    // a directory is read as a run (of `mkey-det pretrain`): without a checkpoint in it, refused
     const dir = join(tmp, 'ckpt-dir');
     mkdirSync(dir);
     expect(await trainRefused(root, ['--pretrained', dir])).toBe(
-      `--pretrained ${JSON.stringify(dir)} is a directory, not a checkpoint file (expected a local .pth file)`,
+      `--pretrained ${JSON.stringify(dir)} is a folder without a checkpoint (no best_*.pth, no last_checkpoint; expected a .pth file or a finished pretrain run)`,
     );
     const fifo = join(tmp, 'ckpt.pth');
     mkfifo(fifo);
     expect(await trainRefused(root, ['--pretrained', fifo])).toBe(
-      `--pretrained ${JSON.stringify(fifo)} is a FIFO, not a checkpoint file (expected a local .pth file)`,
+      `--pretrained ${JSON.stringify(fifo)} is a FIFO, not a checkpoint file or run directory (expected a local .pth file)`,
     );
     // config does not require the file to exist (it may be written for another machine), but a
     // directory or FIFO here is a mistake here

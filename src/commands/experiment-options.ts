@@ -117,7 +117,7 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
       // a run directory (of `mkey-det pretrain`): its best (else last) checkpoint
       const ckpt = handoffCheckpoint(pretrained);
       if (!ckpt) {
-        throw new BadInputError(`--pretrained ${shown} is a folder without a checkpoint (no best_*.pth, no last_checkpoint)`, 'give a .pth file or a finished `mkey-det pretrain` run directory');
+        throw new BadInputError(`--pretrained ${shown} is a folder without a checkpoint (no best_*.pth, no last_checkpoint; expected a .pth file or a finished pretrain run)`);
       }
       pretrained = ckpt;
     } else if (kind.kind !== 'file') {
