@@ -19,13 +19,17 @@ def _classifier(key_type: str):
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
 
+    from mmengine.registry import DefaultScope
+
     register_all_modules(init_default_scope=False)
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='mmdet.SwinTransformerMKey', out_indices=(3, ), key_type=key_type,
-                      num_charts=2, init_cfg=None, **SWIN_T),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=7, in_channels=768)))
+    # another test may have left mmdet as the default scope, which would send the build there
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmdet.SwinTransformerMKey', out_indices=(3, ), key_type=key_type,
+                          num_charts=2, init_cfg=None, **SWIN_T),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=7, in_channels=768)))
 
 
 @pytest.mark.parametrize('key_type', ['spatialk', 'vanillak'])

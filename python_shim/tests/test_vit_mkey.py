@@ -183,8 +183,11 @@ def test_token_count_and_image_size():
 
 
 def test_registry_frozen_stages_and_pretrained_init(tmp_path):
-    built = MODELS.build(dict(type='VisionTransformerMKey', key_type='spatialk', num_charts=2,
-                              **SMALL))
+    from mmengine.registry import DefaultScope
+    # another test may have left mmdet as the default scope, which would send the build there
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        built = MODELS.build(dict(type='VisionTransformerMKey', key_type='spatialk', num_charts=2,
+                                  **SMALL))
     assert isinstance(built, VisionTransformerMKey) and built.num_charts == 2
     assert built.layers[0].attn.key.num_charts == 2
     frozen = mkey('vanillak', frozen_stages=1, **SMALL)
