@@ -218,9 +218,12 @@ export function handoffCheckpoint(dir: string): string | undefined {
   const best = readdirSync(dir)
     .filter((f) => /^best_.*\.pth$/.test(f))
     .sort((a, b) => statSync(join(dir, b)).mtimeMs - statSync(join(dir, a)).mtimeMs);
-  if (best.length > 0) return join(dir, best[0]!);
-  const last = join(dir, 'last_checkpoint');
-  if (!existsSync(last)) return undefined;
-  const named = readFileSync(last, 'utf8').trim();
-  return named || undefined;
+  return best.length > 0 ? join(dir, best[0]!) : lastCheckpoint(dir);
+}
+
+/** The checkpoint mmengine's `last_checkpoint` file names in a run directory, if any. */
+export function lastCheckpoint(workDir: string): string | undefined {
+  const p = join(workDir, 'last_checkpoint');
+  if (!existsSync(p)) return undefined;
+  return readFileSync(p, 'utf8').trim() || undefined;
 }

@@ -18,7 +18,7 @@ import { EVENTS_FILE, EventTail } from './events.js';
 import { planLaunch, type LaunchTopology } from './launch.js';
 import { preflight, preflightScratch, type Preflight } from './preflight.js';
 import { ProgressView, type ProgressMode } from './progress.js';
-import { CONFIG_FILE, acquireRunLock, checkWorkDir, prepareWorkDir, readRunRecord, writeRunRecord, type RunRecord } from './run-dir.js';
+import { CONFIG_FILE, acquireRunLock, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, writeRunRecord, type RunRecord } from './run-dir.js';
 import { lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
 
 /** What every supervised training run needs, whatever toolbox runs its config. */
@@ -57,12 +57,6 @@ export interface RunResult {
   checkpoint?: string;
   seconds: number;
   message?: string;
-}
-
-function lastCheckpoint(workDir: string): string | undefined {
-  const p = join(workDir, 'last_checkpoint');
-  if (!existsSync(p)) return undefined;
-  return readFileSync(p, 'utf8').trim() || undefined;
 }
 
 /** `mkey-det train`: a detection run of an experiment (Mask R-CNN + FPN, MMDetection). */
