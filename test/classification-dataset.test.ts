@@ -224,7 +224,7 @@ describe('resolveClassificationData: directories', () => {
     expect((await resolveClassificationData(root4)).counts.val).toBe(4);
   });
 
-  it('skips a FIFO among the images without blocking, and refuses a link cycle', { timeout: 30_000 }, async () => {
+  it('skips a FIFO among the images without blocking, and refuses a link cycle', { timeout: 90_000 }, async () => {
     const root = makeDataset();
     try {
       execFileSync('mkfifo', [join(root, 'train', 'cat', 'pipe.png')]);
