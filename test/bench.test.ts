@@ -133,11 +133,11 @@ describe('bench: quick suites through the CLI', () => {
 describe('bench: train suite on the CPU (quick, tiny)', () => {
   it('--variants swin-t-spatialk --batch-sizes 1 --size 128: one row per (variant, batch, precision) with images/s and ratios', async () => {
     const out = join(dir, 'train.json');
-    const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '1', '--json', '--out', out]);
+    const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '3', '--warmup', '1', '--json', '--out', out]);
     expect(res.exitCode, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout);
     const suite = report.suites.train;
-    expect(suite.settings).toMatchObject({ variants: ['swin-t', 'swin-t-spatialk'], batch_sizes: [1], precisions: ['fp32'], size: 128, steps: 1 });
+    expect(suite.settings).toMatchObject({ variants: ['swin-t', 'swin-t-spatialk'], batch_sizes: [1], precisions: ['fp32'], size: 128, steps: 3, warmup: 1 });
     expect(suite.rows).toHaveLength(2);
     const [base, sk] = suite.rows;
     expect([base.variant, sk.variant]).toEqual(['swin-t', 'swin-t-spatialk']);
@@ -150,13 +150,22 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
       expect(r.ratios.memory).toBeGreaterThan(0);
     }
     expect(base.ratios.time).toBe(1);
+    // both timed in the same rounds: the ratio is the ratio of medians, inside its interval
+    expect(sk.timing).toBe('interleaved');
+    expect(sk.ratios.time).toBeCloseTo(sk.step_s.median / base.step_s.median, 6);
+    expect(sk.ratios.time_ci[0]).toBeLessThanOrEqual(sk.ratios.time);
+    expect(sk.ratios.time_ci[1]).toBeGreaterThanOrEqual(sk.ratios.time);
+    expect(sk.step_s.n).toBe(suite.settings.steps);
     expect(sk.ratios.flops_backbone).toBeGreaterThan(1.2);
     expect(sk.params).toBeGreaterThan(base.params);
     const md = readFileSync(join(dir, 'train.md'), 'utf8');
     expect(md).toContain('## train');
     expect(md).toMatch(/Device: CPU .*torch /);
-    expect(md).toMatch(/\| swin-t-spatialk \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \| [\d.]+x \|/);
-    expect(res.stderr.split('\n').filter((l) => /^\[train \d\/2\]/.test(l))).toHaveLength(2);
+    expect(md).toMatch(/\| swin-t-spatialk \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \|/);
+    // progress: a timing line per row (the interleaved pass), then a memory line per row
+    const progress = res.stderr.split('\n').filter((l) => /^\[train \d\/4\]/.test(l));
+    expect(progress).toHaveLength(4);
+    expect(progress[1]).toMatch(/swin-t-spatialk b1 fp32 128px: step [\d.]+ s .* vs Swin-T [\d.]+x \(95% [\d.]+-[\d.]+\)/);
   });
 });
 

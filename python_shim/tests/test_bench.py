@@ -212,7 +212,8 @@ def test_train_settings_defaults_and_validation():
     assert (cpu['batch_sizes'], cpu['precisions'], cpu['size']) == ([2], ['fp32'], 384)
     gpu = train.resolve_settings('cuda')
     assert (gpu['batch_sizes'], gpu['precisions'], gpu['size']) == ([2, 8], ['fp32', 'fp16'], 1024)
-    assert (gpu['warmup'], gpu['steps']) == (3, 8)
+    assert (gpu['warmup'], gpu['steps']) == (5, 20)
+    assert (cpu['warmup'], cpu['steps']) == (2, 10)
     # swin-t is always run, first (the baseline of the ratios); duplicates dropped
     s = train.resolve_settings('cpu', variants='swin-t-kua,swin-t-spatialk,swin-t-kua',
                                batch_sizes='1,4,1', size=128, steps=2)
@@ -289,6 +290,59 @@ def test_train_worker_oom_fails_one_pair_only(tmp_path, monkeypatch, capsys):
     assert flops[0]['flops']['backbone_train_order'] > 0
 
 
+def test_ratio_spread_pairs_the_rounds():
+    """The ratio of medians, its bootstrap interval, and the per-round ratios."""
+    from mkey_det.bench.common import ratio_spread
+    same = ratio_spread([2.0] * 5, [3.0] * 5)
+    assert same['ratio'] == 1.5 and same['ci'] == [1.5, 1.5] and same['n'] == 5
+    # a slow phase that hits both timings of a round leaves the per-round ratio alone
+    base, other = [1.0, 1.0, 3.0, 1.0, 1.0, 3.0], [1.2, 1.2, 3.6, 1.2, 1.2, 3.6]
+    r = ratio_spread(base, other)
+    assert r['round_min'] == pytest.approx(1.2) and r['round_max'] == pytest.approx(1.2)
+    assert r['ratio'] == pytest.approx(1.2) and r['ci'] == pytest.approx([1.2, 1.2])
+    # noise that is not shared widens the interval around the ratio of medians
+    noisy = ratio_spread([1.0, 1.1, 0.9, 1.0, 1.05, 0.95], [1.2, 1.5, 1.1, 1.3, 1.25, 1.4])
+    lo, hi = noisy['ci']
+    assert lo < noisy['ratio'] < hi and hi - lo > 0.05
+    assert ratio_spread(base, other) == r  # fixed seed: the same timings, the same interval
+    assert ratio_spread([], [])['ratio'] is None
+
+
+def test_interleaved_timing_one_variant_failing_leaves_the_others(tmp_path, monkeypatch, capsys):
+    """The timing pass builds every variant in one process and times them round by round; a
+    variant whose step fails (CUDA out of memory, raised by a wrapper around the real
+    train_step of that model only) gets an error row, the others are timed."""
+    from mmengine.model import BaseModel
+    from mkey_det.bench import train, train_interleaved
+    real = BaseModel.train_step
+
+    def train_step(self, data, optim_wrapper):
+        if getattr(self.backbone, 'key_type', 'linear') == 'kua':
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 1 GiB')
+        return real(self, data, optim_wrapper)
+    monkeypatch.setattr(BaseModel, 'train_step', train_step)
+    configs = {n: train.write_config(str(tmp_path / f'{n}.py'), k, charts=2)
+               for n, k in (('swin-t', 'linear'), ('swin-t-kua', 'kua'), ('swin-t-simplek', 'simplek'))}
+    assert train_interleaved.main(['--configs', ','.join(f'{n}={c}' for n, c in configs.items()),
+                                   '--batch-sizes', '1', '--size', '96', '--warmup', '1',
+                                   '--steps', '3']) == 0
+    rows, _ = _worker_rows(capsys.readouterr().out)
+    by = {r['variant']: r for r in rows}
+    assert list(by) == ['swin-t', 'swin-t-kua', 'swin-t-simplek']
+    assert by['swin-t-kua']['error'] == 'CUDA out of memory' and 'step_s' not in by['swin-t-kua']
+    for n in ('swin-t', 'swin-t-simplek'):
+        r = by[n]
+        assert r['timing'] == 'interleaved' and r['step_s']['n'] == 3 and len(r['warmup_s']) == 1
+        assert r['losses_finite'] and len(r['losses']) == 4
+    assert by['swin-t']['time_ratio']['ratio'] == 1.0
+    tr = by['swin-t-simplek']['time_ratio']
+    assert tr['ratio'] == pytest.approx(by['swin-t-simplek']['step_s']['median']
+                                        / by['swin-t']['step_s']['median'])
+    assert tr['ci'][0] <= tr['ratio'] <= tr['ci'][1] and tr['n'] == 3
+    with pytest.raises(SystemExit):
+        train_interleaved.main(['--configs', 'swin-t'])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device (torch.cuda.is_available() is False)')
 def test_train_suite_cuda(tmp_path):
     """One process per variant on CUDA: every (batch, precision) pair, GPU peak memory, AMP
@@ -310,4 +364,5 @@ def test_train_suite_cuda(tmp_path):
         assert r['flops']['backbone_train_order'] > 0
     assert len({r['batch'] for r in rows}) == 2
     # one worker log per variant (one process each)
-    assert sorted(p.name for p in tmp_path.glob('*.log')) == ['swin-t-spatialk.log', 'swin-t.log']
+    assert sorted(p.name for p in tmp_path.glob('*.log')) == ['swin-t-spatialk.log', 'swin-t.log',
+                                                            'timing.log']

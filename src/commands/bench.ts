@@ -42,13 +42,14 @@ const benchOptionsSchema = z
     precisions: listOption(BENCH_PRECISIONS.join(', '), (s) => ((BENCH_PRECISIONS as readonly string[]).includes(s) ? (s as BenchPrecision) : undefined)).optional(),
     size: intOption('--size', 64, 4096).optional(),
     steps: intOption('--steps', 1, 1000).optional(),
+    warmup: intOption('--warmup', 0, 1000).optional(),
     out: z.string().min(1).optional(),
     quick: z.boolean().default(false),
     keepWorkDir: z.boolean().default(false),
     json: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
-    const trainOpts = (['variants', 'batchSizes', 'precisions', 'size', 'steps'] as const).filter((k) => o[k] !== undefined);
+    const trainOpts = (['variants', 'batchSizes', 'precisions', 'size', 'steps', 'warmup'] as const).filter((k) => o[k] !== undefined);
     if (trainOpts.length && o.suite !== 'train' && o.suite !== 'all') {
       ctx.addIssue({ code: 'custom', path: [trainOpts[0]!], message: `applies to the train suite only (--suite train or all; got --suite ${o.suite})` });
     }
@@ -67,7 +68,8 @@ export const benchCommand = new Command('bench')
   .option('--batch-sizes <list>', `train suite: comma list of batch sizes (default: cpu ${TRAIN_DEFAULTS.cpu.batchSizes.join(',')}, cuda ${TRAIN_DEFAULTS.cuda.batchSizes.join(',')})`)
   .option('--precisions <list>', `train suite: comma list of ${BENCH_PRECISIONS.join(', ')}; fp16/bf16 = AmpOptimWrapper, cuda only (default: cpu ${TRAIN_DEFAULTS.cpu.precisions.join(',')}, cuda ${TRAIN_DEFAULTS.cuda.precisions.join(',')})`)
   .option('--size <px>', `train suite: side of the square synthetic images (default: cpu ${TRAIN_DEFAULTS.cpu.size}, cuda ${TRAIN_DEFAULTS.cuda.size})`)
-  .option('--steps <n>', `train suite: timed steps (default: cpu ${TRAIN_DEFAULTS.cpu.steps} after ${TRAIN_DEFAULTS.cpu.warmup} warm-up, cuda ${TRAIN_DEFAULTS.cuda.steps} after ${TRAIN_DEFAULTS.cuda.warmup})`)
+  .option('--steps <n>', `train suite: timed rounds, one step of every variant per round (default: cpu ${TRAIN_DEFAULTS.cpu.steps}, cuda ${TRAIN_DEFAULTS.cuda.steps})`)
+  .option('--warmup <n>', `train suite: untimed warm-up rounds before them (default: cpu ${TRAIN_DEFAULTS.cpu.warmup}, cuda ${TRAIN_DEFAULTS.cuda.warmup})`)
   .option('-o, --out <file>', 'results file: FILE.json and FILE.md are written (default: benchmarks/results/<suite>-<timestamp>.json)')
   .option('--quick', 'fewer repeats and smaller sizes (smoke runs, tests)', false)
   .option('--keep-work-dir', 'keep the scratch folder (exported models, generated configs, child logs)', false)
@@ -82,9 +84,10 @@ Suites (docs/BENCH.md):
             Algorithm 1 at every Swin-T stage's shapes; outputs and gradients checked equal
   backbone  inference latency of Swin-T and SpatialK (8 charts): eager, folded, TorchScript,
             onnxruntime-node; GFLOP/s against torch.mm's in the same run
-  train     one Mask R-CNN + FPN training step per variant, batch size and precision: step time,
-            images/s, peak memory (GPU on cuda, RSS on cpu), ratios to Swin-T at the same batch
-            and precision, next to the FLOPs ratio
+  train     one Mask R-CNN + FPN training step per variant, batch size and precision: step time
+            (all variants in one process, timed in interleaved rounds; the ratio to Swin-T with a
+            95% bootstrap interval), images/s, peak memory (its own pass: GPU on cuda, RSS on
+            cpu), next to the FLOPs ratio
 
 Progress: one line per measurement on stderr. Results: JSON + markdown files, the markdown (or
 with --json the report) on stdout. Timings on a shared machine are noisy: every measurement
@@ -95,6 +98,7 @@ Exit codes: 0 ok, 1 a suite failed or ours differs from the literal transcriptio
 Examples:
   mkey-det bench --suite params --quick
   mkey-det bench --suite all --json --out benchmarks/results/all.json
+  mkey-det bench --suite train --steps 20 --warmup 3 --out benchmarks/results/train-cpu.json
   mkey-det bench --suite train --device cuda --variants swin-t,swin-t-spatialk \\
       --batch-sizes 2,8 --precisions fp32,bf16 --out benchmarks/results/train-gpu.json`,
   )
@@ -106,7 +110,7 @@ Examples:
         device: opts.device,
         quick: opts.quick,
         threads: opts.threads,
-        train: { variants: opts.variants, batchSizes: opts.batchSizes, precisions: opts.precisions, size: opts.size, steps: opts.steps },
+        train: { variants: opts.variants, batchSizes: opts.batchSizes, precisions: opts.precisions, size: opts.size, steps: opts.steps, warmup: opts.warmup },
         out: opts.out,
         toolVersion: TOOL_VERSION,
         keepWorkDir: opts.keepWorkDir,

@@ -44,9 +44,9 @@ def main(argv=None) -> int:
     train.add_argument('--size', default=None, type=int,
                        help='side of the square synthetic images (default: cpu 384, cuda 1024)')
     train.add_argument('--steps', default=None, type=int,
-                       help='timed steps (default: cpu 3, cuda 8)')
+                       help='timed rounds, one step of every variant each (default: cpu 10, cuda 20)')
     train.add_argument('--warmup', default=None, type=int,
-                       help='warm-up steps (default: cpu 1, cuda 3)')
+                       help='untimed warm-up rounds (default: cpu 2, cuda 5)')
     args = parser.parse_args(argv)
     train_opts = dict(variants=args.variants, batch_sizes=args.batch_sizes,
                       precisions=args.precisions, size=args.size, steps=args.steps,

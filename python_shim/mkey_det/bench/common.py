@@ -119,6 +119,33 @@ def stats(xs: Sequence[float]) -> Dict[str, Any]:
                 runs=list(xs))
 
 
+def ratio_spread(base: Sequence[float], other: Sequence[float], resamples: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> Dict[str, Any]:
+    """How ``other`` compares to ``base`` when both were timed once per round (paired by index).
+
+    ``ratio``: median(other) / median(base); ``ci``: its percentile bootstrap interval at
+    ``level`` (rounds resampled with replacement, pairs kept together, fixed ``seed`` so the same
+    timings give the same interval); ``round_median``/``round_min``/``round_max``: of the
+    per-round ratios ``other[i] / base[i]``; ``n`` rounds. A slow phase of a shared machine that
+    hits one round hits both timings of that round, so the per-round ratios vary far less than
+    either timing."""
+    n = min(len(base), len(other))
+    if n == 0:
+        return dict(ratio=None, ci=None, round_median=None, round_min=None, round_max=None, n=0)
+    b, o = torch.tensor(base[:n], dtype=torch.float64), torch.tensor(other[:n], dtype=torch.float64)
+    per_round = sorted((o / b).tolist())
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (resamples, n), generator=g)
+    # medians as :func:`stats` takes them (linear interpolation between the middle two)
+    boot = (torch.quantile(o[idx], 0.5, dim=1) / torch.quantile(b[idx], 0.5, dim=1))
+    boot = boot.sort().values.tolist()
+    tail = (1 - level) / 2
+    return dict(ratio=float(torch.quantile(o, 0.5) / torch.quantile(b, 0.5)),
+                ci=[quantile(boot, tail), quantile(boot, 1 - tail)], level=level,
+                round_median=quantile(per_round, 0.5), round_min=per_round[0],
+                round_max=per_round[-1], n=n)
+
+
 class Plan:
     """Repeats of one comparison: at least ``min_repeats`` rounds, more (up to
     ``max_repeats``) while the rounds stay inside ``budget_s`` seconds (estimated from the

@@ -14,13 +14,18 @@ the config is not read).
 Precisions: ``fp32``, and on CUDA ``fp16``/``bf16`` through mmengine's ``AmpOptimWrapper``, set up
 as MMDetection's ``tools/train.py --amp`` does (:func:`.train_worker.amp_optim_wrapper_cfg`).
 
-Processes (:mod:`.train_worker`): on the CPU, one fresh process per (variant, batch, precision),
-since the only peak memory there is the process's ``ru_maxrss``; on CUDA, one process per variant
-that runs its (batch, precision) pairs in turn, with ``torch.cuda.reset_peak_memory_stats``
-between them (peak memory = ``torch.cuda.max_memory_allocated``). A CUDA out-of-memory error fails
-that pair only (its row is ``error: "CUDA out of memory"``).
+Two passes. **Timing** (:mod:`.train_interleaved`): one process builds every variant's detector
+and runs, per (batch, precision), ``warmup`` untimed and ``steps`` timed *rounds* in which every
+variant takes one step (order alternating), so that a slow phase of a shared machine hits all
+variants alike; the ratio to Swin-T is the ratio of medians with a 95% bootstrap interval over
+the rounds (:func:`.common.ratio_spread`). **Memory and FLOPs** (:mod:`.train_worker`, one warm-up
+and one step): on the CPU one fresh process per (variant, batch, precision), since the only peak
+memory there is the process's ``ru_maxrss``; on CUDA one process per variant that runs its
+(batch, precision) pairs in turn, with ``torch.cuda.reset_peak_memory_stats`` between them (peak
+memory = ``torch.cuda.max_memory_allocated``). A CUDA out-of-memory error fails that pair only
+(its row is ``error: "CUDA out of memory"``).
 
-Reported per row: step time (median, IQR, min/max; ``warmup`` steps excluded), images/s
+Reported per row: step time (median, IQR, min/max; ``warmup`` rounds excluded), images/s
 (``batch / median``), peak memory (GPU GiB on CUDA, peak RSS on the CPU), whether every loss was
 finite, and ratios to Swin-T at the same batch and precision: time, memory, (CPU) the RSS added
 by training, and FLOPs: the backbone's (training order, i.e. ``'fast'``, and the paper order,
@@ -54,12 +59,13 @@ CHARTS = 8
 MAX_BATCH = 128
 SIZE_RANGE = (64, 4096)
 # defaults per (device, quick): batch sizes, precisions, size, warm-up steps, timed steps
+# (rounds: every variant takes one step per round, see .train_interleaved)
 DEFAULTS = {
-    ('cpu', False): dict(batch_sizes=[2], precisions=['fp32'], size=384, warmup=1, steps=3),
+    ('cpu', False): dict(batch_sizes=[2], precisions=['fp32'], size=384, warmup=2, steps=10),
     ('cpu', True): dict(batch_sizes=[1], precisions=['fp32'], size=256, warmup=1, steps=2),
     # fp16, not bf16: mmcv 2.1.0's RoIAlign CUDA kernel has no bfloat16 (see BF16_NOTE)
-    ('cuda', False): dict(batch_sizes=[2, 8], precisions=['fp32', 'fp16'], size=1024, warmup=3,
-                          steps=8),
+    ('cuda', False): dict(batch_sizes=[2, 8], precisions=['fp32', 'fp16'], size=1024, warmup=5,
+                          steps=20),
     ('cuda', True): dict(batch_sizes=[2], precisions=['fp32'], size=512, warmup=1, steps=3),
 }
 # kept for callers of the previous single-setting interface
@@ -154,11 +160,23 @@ def write_config(path: str, key_type: str, charts: int = CHARTS) -> str:
 
 def _worker_cmd(config: str, device: torch.device, batch_sizes: Sequence[int],
                 precisions: Sequence[str], settings: Dict[str, Any], flops: str) -> List[str]:
+    """The memory pass's worker (:mod:`.train_worker`): one variant, one warm-up step and one
+    step per pair (peak memory, FLOPs; its step times are not the suite's)."""
     return [sys.executable, '-m', 'mkey_det.bench.train_worker', '--config', config,
             '--batch-sizes', ','.join(str(b) for b in batch_sizes),
             '--precisions', ','.join(precisions), '--size', str(settings['size']),
+            '--warmup', '1', '--steps', '1', '--device', device.type, '--flops', flops]
+
+
+def _timing_cmd(configs: Dict[str, str], device: torch.device, settings: Dict[str, Any]) -> List[str]:
+    """The timing pass's worker (:mod:`.train_interleaved`): every variant, interleaved rounds."""
+    return [sys.executable, '-m', 'mkey_det.bench.train_interleaved',
+            '--configs', ','.join(f'{n}={c}' for n, c in configs.items()),
+            '--baseline', BASELINE,
+            '--batch-sizes', ','.join(str(b) for b in settings['batch_sizes']),
+            '--precisions', ','.join(settings['precisions']), '--size', str(settings['size']),
             '--warmup', str(settings['warmup']), '--steps', str(settings['steps']),
-            '--device', device.type, '--flops', flops]
+            '--device', device.type]
 
 
 def _log_tail(path: str) -> str:
@@ -170,13 +188,11 @@ def _log_tail(path: str) -> str:
         return ''
 
 
-def run_worker(config: str, device: torch.device, batch_sizes: Sequence[int],
-               precisions: Sequence[str], settings: Dict[str, Any], flops: str, log_path: str,
-               on_row=None) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Optional[str]]:
-    """One worker process: its rows (in the order it ran them; ``on_row`` sees each as it
-    arrives), its FLOPs, and an error message if the process failed (rows it did not report
+def run_worker(cmd: List[str], log_path: str, on_row=None
+               ) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Optional[str]]:
+    """One worker process (``cmd``): its rows (in the order it ran them; ``on_row`` sees each as
+    it arrives), its FLOPs, and an error message if the process failed (rows it did not report
     are then missing)."""
-    cmd = _worker_cmd(config, device, batch_sizes, precisions, settings, flops)
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     rows: List[Dict[str, Any]] = []
     flops_res: Dict[str, Any] = {}
@@ -209,14 +225,22 @@ def run_worker(config: str, device: torch.device, batch_sizes: Sequence[int],
             watchdog.cancel()
     error = None
     if code != 0:
-        error = f'train worker for {config} failed (exit {code}): {_log_tail(log_path)} (log: {log_path})'
+        error = f'train worker {cmd[2]} failed (exit {code}): {_log_tail(log_path)} (log: {log_path})'
     return rows, flops_res, error
+
+
+MEMORY_FIELDS = ('peak_rss_mib', 'rss_before_steps_mib', 'train_rss_increase_mib',
+                 'cuda_peak_allocated_mib', 'cuda_peak_reserved_mib', 'cuda_allocated_before_mib')
 
 
 def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: str = '.',
         machine: Optional[Dict[str, Any]] = None, configs: Optional[str] = None,
         variants=None, batch_sizes=None, precisions=None, size: Optional[int] = None,
         steps: Optional[int] = None, warmup: Optional[int] = None) -> Dict[str, Any]:
+    """Two passes: timing (every variant in one process, interleaved rounds:
+    :mod:`.train_interleaved`), then peak memory and FLOPs (one process per variant on CUDA,
+    per (variant, pair) on the CPU: :mod:`.train_worker`). One row per (variant, batch,
+    precision) with both."""
     settings = resolve_settings(device.type, quick, variants, batch_sizes, precisions, size,
                                 steps, warmup)
     if device.type == 'cuda' and 'bf16' in settings['precisions'] \
@@ -230,76 +254,66 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
     if configs:
         with open(configs) as f:
             given = json.load(f)
+    config_of = {n: given.get(n) or write_config(os.path.join(work_dir, f'{n}.py'), key_types[n])
+                 for n in names}
     per_process = 'variant' if device.type == 'cuda' else 'pair'
-    emitter.start(str(device), quick, len(names) * len(pairs), dict(
+    emitter.start(str(device), quick, 2 * len(names) * len(pairs), dict(
         settings, charts=CHARTS,
-        process=('one process per variant, its (batch, precision) pairs in turn '
+        timing=(f'one process, all variants built; per (batch, precision) {settings["warmup"]} '
+                f'untimed + {settings["steps"]} timed rounds, one step per variant per round, '
+                'order alternating; ratio = ratio of medians, 95% bootstrap interval over rounds'),
+        process=('memory pass: one process per variant, its (batch, precision) pairs in turn '
                  '(torch.cuda.reset_peak_memory_stats between them)' if per_process == 'variant'
-                 else 'one fresh process per (variant, batch, precision)'),
+                 else 'memory pass: one fresh process per (variant, batch, precision)'),
         memory=('torch.cuda.max_memory_allocated' if device.type == 'cuda'
                 else 'ru_maxrss (peak RSS of the process)'),
         inputs='synthetic, identical for all variants',
         config_source=('mkey-det config --data demo' if given
                        else 'written by the suite (same model part)')))
-    rows: List[Dict[str, Any]] = []
     errors: List[str] = []
+    timed: Dict[Tuple[str, int, str], Dict[str, Any]] = {}
+
+    def on_timing(msg: Dict[str, Any]) -> None:
+        row = dict(msg)
+        row.pop('kind', None)
+        timed[(row['variant'], row['batch'], row['precision'])] = row
+        emitter.measure(f'{row["variant"]}/b{row["batch"]}/{row["precision"]}/time',
+                        _timing_line(row), row)
+
+    t0 = time.perf_counter()
+    load_before = loadavg()
+    _, _, error = run_worker(_timing_cmd(config_of, device, settings),
+                             os.path.join(work_dir, 'timing.log'), on_timing)
+    timing_wall_s = time.perf_counter() - t0
+    if error is not None:
+        errors.append(error)
+
+    rows: List[Dict[str, Any]] = []
     flops_by_variant: Dict[str, Dict[str, Any]] = {}
     base_rows: Dict[Tuple[int, str], Dict[str, Any]] = {}
-
-    def finish_row(name: str, res: Dict[str, Any], wall_s: float, load_before) -> Dict[str, Any]:
-        key_type = key_types[name]
-        res = dict(res)
-        res.pop('kind', None)
-        res.update(variant=name, key_type=key_type,
-                   charts=CHARTS if KEYS.get(key_type).uses_charts else None,
-                   wall_s=wall_s, loadavg_before=load_before)
-        if 'cuda_peak_allocated_mib' in res:
-            res['peak_mem_gib'] = res['cuda_peak_allocated_mib'] / 1024
-            res['peak_mem_kind'] = 'cuda_max_allocated'
-        else:
-            res['peak_mem_gib'] = res.get('peak_rss_mib', 0.0) / 1024
-            res['peak_mem_kind'] = 'rss'
-        key = (res['batch'], res['precision'])
-        if name == BASELINE and 'error' not in res:
-            base_rows[key] = res
-        base = base_rows.get(key)
-        res['ratios'] = ratios(res, base) if base is not None and 'error' not in res else None
-        if 'error' in res:
-            if 'BFloat16' in res['error'] and 'roi_align' in res['error']:
-                res['note'] = BF16_NOTE
-            line = f'{name} b{res["batch"]} {res["precision"]}: {res["error"]}'
-        else:
-            line = (f'{name} b{res["batch"]} {res["precision"]} {res["size"]}px: step '
-                    f'{res["step_s"]["median"]:.3f} s (IQR {res["step_s"]["iqr"]:.3f}, '
-                    f'n={res["step_s"]["n"]}), {res["images_per_s"]:.1f} img/s, peak '
-                    f'{"GPU" if res["peak_mem_kind"] == "cuda_max_allocated" else "RSS"} '
-                    f'{res["peak_mem_gib"]:.2f} GiB')
-            r = res['ratios']
-            if r is not None and name != BASELINE:
-                line += f'; vs Swin-T: time {_fmt(r["time"])}x, memory {_fmt(r["memory"])}x'
-            if not res.get('losses_finite', True):
-                line += '; NON-FINITE LOSS'
-        return emitter.measure(f'{name}/b{res["batch"]}/{res["precision"]}', line, res)
-
     for name in names:
-        key_type = key_types[name]
-        config = given.get(name) or write_config(os.path.join(work_dir, f'{name}.py'), key_type)
         # the detector's FLOPs once (Swin-T, CPU only: slow to trace, and informative only)
         flops_kind = 'detector' if (name == BASELINE and device.type == 'cpu') else 'backbone'
         groups = [pairs] if per_process == 'variant' else [[pr] for pr in pairs]
         for gi, group in enumerate(groups):
-            t0 = time.perf_counter()
-            load_before = loadavg()
             tag = f'{name}' if per_process == 'variant' else f'{name}-b{group[0][0]}-{group[0][1]}'
-            batch_list = list(dict.fromkeys(b for b, _ in group))
-            prec_list = list(dict.fromkeys(p for _, p in group))
 
-            def on_row(msg, _name=name, _t0=t0, _load=load_before):
-                rows.append(finish_row(_name, msg, time.perf_counter() - _t0, _load))
+            def on_memory(msg, _name=name):
+                row = _merge(_name, timed.get((_name, msg['batch'], msg['precision'])), msg,
+                             settings['size'])
+                row.update(wall_s=timing_wall_s, loadavg_before=load_before)
+                if _name == BASELINE and 'error' not in row:
+                    base_rows[(row['batch'], row['precision'])] = row
+                base = base_rows.get((row['batch'], row['precision']))
+                row['ratios'] = (ratios(row, base) if base is not None and 'error' not in row
+                                 else None)
+                rows.append(emitter.measure(f'{_name}/b{row["batch"]}/{row["precision"]}',
+                                            _row_line(row), row))
 
-            got, flops, error = run_worker(config, device, batch_list, prec_list, settings,
-                                           flops_kind if gi == 0 else 'none',
-                                           os.path.join(work_dir, f'{tag}.log'), on_row)
+            cmd = _worker_cmd(config_of[name], device, list(dict.fromkeys(b for b, _ in group)),
+                              list(dict.fromkeys(p for _, p in group)), settings,
+                              flops_kind if gi == 0 else 'none')
+            got, flops, error = run_worker(cmd, os.path.join(work_dir, f'{tag}.log'), on_memory)
             if gi == 0:
                 flops_by_variant[name] = flops
             seen = {(r['batch'], r['precision']) for r in got}
@@ -307,9 +321,7 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
                 errors.append(error)
                 for b, p in group:
                     if (b, p) not in seen:
-                        rows.append(finish_row(name, dict(batch=b, precision=p,
-                                                          size=settings['size'], error=error),
-                                               time.perf_counter() - t0, load_before))
+                        on_memory(dict(batch=b, precision=p, memory_error=error))
     # FLOPs (counted after the timings) and their ratios
     base_flops = flops_by_variant.get(BASELINE) or {}
     det = base_flops.get('detector') or {}
@@ -339,6 +351,66 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
                      if r.get('error') == OOM_MESSAGE])
 
 
+def _merge(name: str, timing: Optional[Dict[str, Any]], memory: Dict[str, Any],
+           size: int) -> Dict[str, Any]:
+    """One suite row: the timing pass's row (its step times, losses, ratio spread) with the
+    memory pass's peak memory; ``error`` when the timing failed, ``memory_error`` when only the
+    memory pass did."""
+    key_type = dict(VARIANTS)[name]
+    row: Dict[str, Any] = dict(timing or dict(batch=memory['batch'], precision=memory['precision'],
+                                              size=size, error='no timing (the timing pass failed)'))
+    row.update(variant=name, key_type=key_type,
+               charts=CHARTS if KEYS.get(key_type).uses_charts else None)
+    for k in ('params', 'backbone_params', 'threads', 'device'):
+        if k not in row and k in memory:
+            row[k] = memory[k]
+    if memory.get('error') or memory.get('memory_error'):
+        row['memory_error'] = memory.get('memory_error') or memory['error']
+        if memory.get('error') == OOM_MESSAGE and 'error' not in row:
+            row['error'] = OOM_MESSAGE
+    for k in MEMORY_FIELDS:
+        if k in memory:
+            row[k] = memory[k]
+    if 'cuda_peak_allocated_mib' in row:
+        row['peak_mem_gib'] = row['cuda_peak_allocated_mib'] / 1024
+        row['peak_mem_kind'] = 'cuda_max_allocated'
+    elif 'peak_rss_mib' in row:
+        row['peak_mem_gib'] = row['peak_rss_mib'] / 1024
+        row['peak_mem_kind'] = 'rss'
+    if 'error' in row and 'BFloat16' in row['error'] and 'roi_align' in row['error']:
+        row['note'] = BF16_NOTE
+    return row
+
+
+def _timing_line(row: Dict[str, Any]) -> str:
+    head = f'{row["variant"]} b{row["batch"]} {row["precision"]} {row["size"]}px'
+    if 'error' in row:
+        return f'{head}: timing failed: {row["error"]}'
+    st, tr = row['step_s'], row.get('time_ratio') or {}
+    line = (f'{head}: step {st["median"]:.3f} s (IQR {st["iqr"]:.3f}, n={st["n"]}), '
+            f'{row["images_per_s"]:.1f} img/s')
+    if tr.get('ratio') is not None and row['variant'] != BASELINE:
+        lo, hi = tr['ci']
+        line += f'; vs Swin-T {tr["ratio"]:.3f}x (95% {lo:.3f}-{hi:.3f})'
+    return line
+
+
+def _row_line(row: Dict[str, Any]) -> str:
+    head = f'{row["variant"]} b{row["batch"]} {row["precision"]}'
+    if 'error' in row:
+        return f'{head}: {row["error"]}'
+    if 'memory_error' in row:
+        return f'{head}: memory pass failed: {row["memory_error"]}'
+    line = (f'{head}: peak {"GPU" if row["peak_mem_kind"] == "cuda_max_allocated" else "RSS"} '
+            f'{row["peak_mem_gib"]:.2f} GiB')
+    r = row['ratios']
+    if r is not None and row['variant'] != BASELINE:
+        line += f'; vs Swin-T: time {_fmt(r["time"])}x, memory {_fmt(r["memory"])}x'
+    if not row.get('losses_finite', True):
+        line += '; NON-FINITE LOSS'
+    return line
+
+
 def _fmt(v: Optional[float]) -> str:
     return 'n/a' if v is None else f'{v:.2f}'
 
@@ -355,6 +427,8 @@ def ratios(res: Dict[str, Any], base: Dict[str, Any],
     mem = 'peak_mem_gib' if 'peak_mem_gib' in res and 'peak_mem_gib' in base else 'peak_rss_mib'
     return dict(
         time=div(res['step_s']['median'], base['step_s']['median']),
+        time_ci=(res.get('time_ratio') or {}).get('ci'),
+        time_round_median=(res.get('time_ratio') or {}).get('round_median'),
         time_min=div(res['step_s']['min'], base['step_s']['min']),
         images_per_s=div(res.get('images_per_s'), base.get('images_per_s')),
         memory=div(res.get(mem), base.get(mem)),

@@ -123,10 +123,8 @@ def amp_optim_wrapper_cfg(optim_cfg, precision: str):
     cfg = copy.deepcopy(optim_cfg)
     if precision == 'fp32':
         return cfg
-    cfg['type'] = 'AmpOptimWrapper'
-    cfg['dtype'] = AMP_DTYPES[precision]
-    if precision == 'fp16':
-        cfg['loss_scale'] = 'dynamic'
+    from mkey_det.cli.runs import amp_optim_wrapper  # the one Python home of the --amp rule
+    cfg.update(amp_optim_wrapper(precision))
     return cfg
 
 
@@ -140,6 +138,26 @@ def is_oom(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, RuntimeError) and ('out of memory' in text.lower()
                                               or 'ALLOC_FAILED' in text)
+
+
+def step_error(exc: BaseException) -> str:
+    """The row's ``error`` for a failed step (:data:`OOM_MESSAGE` for CUDA out of memory, else
+    the exception's first line); the traceback goes to the worker's log (stderr)."""
+    import traceback
+    traceback.print_exc(file=sys.stderr)
+    if is_oom(exc):
+        return OOM_MESSAGE
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+    return f'{type(exc).__name__}: {first}'[:500]
+
+
+def line_writer(out):
+    """``emit(obj)``: one protocol line (JSON, NaN/inf as null) on ``out``, flushed."""
+    def emit(obj: Dict[str, Any]) -> None:
+        from mkey_det.bench.common import json_safe
+        out.write(json.dumps(json_safe(obj), allow_nan=False) + '\n')
+        out.flush()
+    return emit
 
 
 def parse_list(text: str, kind=str) -> List[Any]:
@@ -195,13 +213,7 @@ def run_pair(model, optim_cfg, init_state, batch: int, precision: str, args, num
             print(f'b{batch} {precision} step {i + 1}/{args.warmup + args.steps}: {dt:.3f} s, '
                   f'loss {loss:.4f}', file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - one failed pair must not end the others
-        if is_oom(exc):
-            error = OOM_MESSAGE
-        else:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
-            error = f'{type(exc).__name__}: {first}'[:500]
-        import traceback
-        traceback.print_exc(file=sys.stderr)
+        error = step_error(exc)
     row.update(optim_wrapper=type(optim_wrapper).__name__ if optim_wrapper is not None else None,
                amp_dtype=AMP_DTYPES.get(precision),
                optimizer=(type(optim_wrapper.optimizer).__name__
@@ -246,6 +258,50 @@ def backbone_flops(model, size: int) -> Dict[str, Any]:
         return dict(unavailable=f'{type(exc).__name__}: {first}')
 
 
+def build_detector(config: str, device: torch.device, seed: int = 0) -> Dict[str, Any]:
+    """Mask R-CNN + FPN from the (mkey-det generated) config ``config`` on ``device``, with random
+    weights (nothing is downloaded; random weights time the same). Returns ``model``,
+    ``init_state`` (a CPU copy of the weights after ``init_weights``: every timed pair starts
+    from it), ``optim_cfg`` (the config's ``optim_wrapper``), ``num_classes`` and ``common`` (the
+    row fields that describe the model: key type, charts, parameters, threads, device)."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    import mkey_det  # noqa: F401  (registers SwinTransformerMKey)
+
+    warnings.filterwarnings('ignore')
+    register_all_modules()
+    silence_mmengine()  # mmengine logs every parameter's init at INFO; the workers keep errors only
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    # what mmengine's Runner applies from the config (mmdet's default: cudnn_benchmark=False)
+    torch.backends.cudnn.benchmark = bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark', False))
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.to(device).train()  # mmengine's BaseModel.to also moves its data preprocessor
+    # a CPU copy: it must not count as GPU memory
+    init_state = {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
+    optim_cfg = cfg.optim_wrapper.to_dict() if hasattr(cfg.optim_wrapper, 'to_dict') \
+        else dict(cfg.optim_wrapper)
+    common = dict(config=config, key_type=cfg.model.backbone.get('key_type', 'linear'),
+                  charts=cfg.model.backbone.get('num_charts'),
+                  params=int(sum(p.numel() for p in model.parameters())),
+                  backbone_params=int(sum(p.numel() for p in model.backbone.parameters())),
+                  threads=torch.get_num_threads(), device=str(device),
+                  cudnn_benchmark=torch.backends.cudnn.benchmark)
+    return dict(model=model, init_state=init_state, optim_cfg=optim_cfg,
+                num_classes=_num_classes(cfg), common=common)
+
+
+def cuda_device(device: torch.device) -> torch.device:
+    """``device`` with an explicit index on CUDA (the memory statistics and synchronisation
+    name this device)."""
+    if device.type == 'cuda' and device.index is None:
+        return torch.device('cuda', torch.cuda.current_device())
+    return device
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--config', required=True)
@@ -275,43 +331,12 @@ def main(argv=None) -> int:
 
 
 def _run(args, batch_sizes: List[int], precisions: List[str], out) -> int:
-    warnings.filterwarnings('ignore')
-
-    def emit(obj: Dict[str, Any]) -> None:
-        from mkey_det.bench.common import json_safe
-        out.write(json.dumps(json_safe(obj), allow_nan=False) + '\n')
-        out.flush()
-
-    from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    import mkey_det  # noqa: F401  (registers SwinTransformerMKey)
-
-    register_all_modules()
-    silence_mmengine()  # mmengine logs every parameter's init at INFO; this process keeps errors only
-    device = torch.device(args.device)
-    if device.type == 'cuda' and device.index is None:
-        # an explicit index: the memory statistics and synchronisation name this device
-        device = torch.device('cuda', torch.cuda.current_device())
-    cfg = Config.fromfile(args.config)
-    cfg.model.backbone.init_cfg = None  # nothing is downloaded; random weights time the same
-    # what mmengine's Runner applies from the config (mmdet's default: cudnn_benchmark=False)
-    torch.backends.cudnn.benchmark = bool((cfg.get('env_cfg') or {}).get('cudnn_benchmark', False))
-    num_classes = _num_classes(cfg)
-    torch.manual_seed(args.seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.to(device).train()  # mmengine's BaseModel.to also moves its data preprocessor
-    # every pair starts from these weights (a CPU copy: it must not count as GPU memory)
-    init_state = {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
-    optim_cfg = cfg.optim_wrapper.to_dict() if hasattr(cfg.optim_wrapper, 'to_dict') \
-        else dict(cfg.optim_wrapper)
-    params = int(sum(p.numel() for p in model.parameters()))
-    backbone_params = int(sum(p.numel() for p in model.backbone.parameters()))
-    common = dict(config=args.config, key_type=cfg.model.backbone.get('key_type', 'linear'),
-                  charts=cfg.model.backbone.get('num_charts'), params=params,
-                  backbone_params=backbone_params, threads=torch.get_num_threads(),
-                  device=str(device), cudnn_benchmark=torch.backends.cudnn.benchmark)
+    emit = line_writer(out)
+    device = cuda_device(torch.device(args.device))
+    built = build_detector(args.config, device, args.seed)
+    model, init_state, optim_cfg, num_classes = (built['model'], built['init_state'],
+                                                 built['optim_cfg'], built['num_classes'])
+    common = built['common']
     for batch in batch_sizes:
         for precision in precisions:
             row = run_pair(model, optim_cfg, init_state, batch, precision, args, num_classes,

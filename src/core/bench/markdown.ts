@@ -135,7 +135,7 @@ export function trainMarkdown(res: SuiteResult): string {
       `${num(r.step_s.median, 3)} (${num(r.step_s.q1, 3)}-${num(r.step_s.q3, 3)})`,
       num(r.images_per_s, 1),
       num(mem, 2),
-      x(rt?.time),
+      rt?.time_ci ? `${x(rt.time)} (${num(rt.time_ci[0], 3)}-${num(rt.time_ci[1], 3)})` : x(rt?.time),
       x(rt?.memory ?? (gpu ? null : rt?.peak_rss)),
       ...(gpu ? [] : [num(added, 2), x(rt?.train_rss_increase)]),
       x(rt?.flops_backbone),
@@ -143,15 +143,16 @@ export function trainMarkdown(res: SuiteResult): string {
       r.losses_finite ? 'yes' : 'NO',
     ];
   });
-  const header = ['variant', 'batch', 'precision', 'step [s] median (IQR)', 'images/s', memName, 'time x Swin-T', 'memory x Swin-T'];
+  const header = ['variant', 'batch', 'precision', 'step [s] median (IQR)', 'images/s', memName, 'time x Swin-T (95% interval)', 'memory x Swin-T'];
   if (!gpu) header.push('RSS added by training [GiB]', 'added RSS x');
   header.push('FLOPs x backbone', ...(gpu ? [] : ['FLOPs x detector']), 'finite loss');
-  const setting = s ? `${s.size}x${s.size} synthetic images, median of ${s.steps} steps after ${s.warmup} warm-up` : '';
+  const setting = s ? `${s.size}x${s.size} synthetic images, median of ${s.steps} interleaved rounds after ${s.warmup} warm-up` : '';
   const notes = [
+    `Timing: every variant built in one process; each round times one step of every variant (order alternating), so a slow phase of the machine hits all alike. time x Swin-T = ratio of the median steps, with its 95% bootstrap interval over the rounds. Peak memory comes from a separate pass.`,
     `Ratios are variant / Swin-T at the same batch and precision. fp16/bf16: mmengine's AmpOptimWrapper (as \`tools/train.py --amp\` / \`mkey-det train --amp\`). images/s = batch / median step.`,
     gpu
-      ? 'Peak GPU memory = torch.cuda.max_memory_allocated during the pair\'s steps (reset before each pair; one process per variant). FLOPs: the backbone in its training order (fast), counted on a CPU copy; the detector is not counted on CUDA.'
-      : "Each (variant, batch, precision) runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector's inference forward (Swin-T counted, other variants = its rest + their backbone).",
+      ? 'Peak GPU memory = torch.cuda.max_memory_allocated during the pair\'s steps in the memory pass (reset before each pair; one process per variant). FLOPs: the backbone in its training order (fast), counted on a CPU copy; the detector is not counted on CUDA.'
+      : "Memory pass: each (variant, batch, precision) runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector's inference forward (Swin-T counted, other variants = its rest + their backbone).",
   ];
   if (res.oom?.length) notes.push(`Out of GPU memory: ${res.oom.join(', ')}.`);
   for (const note of new Set(rows.map((r) => r.note).filter((n): n is string => !!n))) notes.push(`Note: ${note}.`);

@@ -49,6 +49,7 @@ export function trainArgs(t: TrainOptions): string[] {
   if (t.precisions?.length) args.push('--precisions', t.precisions.join(','));
   if (t.size !== undefined) args.push('--size', String(t.size));
   if (t.steps !== undefined) args.push('--steps', String(t.steps));
+  if (t.warmup !== undefined) args.push('--warmup', String(t.warmup));
   return args;
 }
 

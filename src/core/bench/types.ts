@@ -21,15 +21,17 @@ export interface TrainOptions {
   precisions?: BenchPrecision[];
   /** Side of the square synthetic images. */
   size?: number;
-  /** Timed steps. */
+  /** Timed rounds (every variant takes one step per round). */
   steps?: number;
+  /** Untimed warm-up rounds. */
+  warmup?: number;
 }
 
 /** The train suite's defaults per device (mirrors mkey_det.bench.train.DEFAULTS; --quick has its own). */
 export const TRAIN_DEFAULTS: Record<BenchDevice, { batchSizes: number[]; precisions: BenchPrecision[]; size: number; warmup: number; steps: number }> = {
-  cpu: { batchSizes: [2], precisions: ['fp32'], size: 384, warmup: 1, steps: 3 },
+  cpu: { batchSizes: [2], precisions: ['fp32'], size: 384, warmup: 2, steps: 10 },
   // fp16, not bf16: mmcv 2.1.0's RoIAlign CUDA kernel has no bfloat16 (Mask R-CNN under bf16 autocast fails there)
-  cuda: { batchSizes: [2, 8], precisions: ['fp32', 'fp16'], size: 1024, warmup: 3, steps: 8 },
+  cuda: { batchSizes: [2, 8], precisions: ['fp32', 'fp16'], size: 1024, warmup: 5, steps: 20 },
 };
 
 /** Distribution of repeated timings (seconds), as `mkey_det.bench.common.stats` gives it. */
@@ -161,7 +163,12 @@ export interface OnnxJob {
 }
 
 export interface TrainRatios {
+  /** Ratio of the median step times (timed in the same interleaved rounds). */
   time: number | null;
+  /** 95% bootstrap interval of `time` over the rounds (mkey_det.bench.common.ratio_spread). */
+  time_ci?: [number, number] | null;
+  /** Median of the per-round ratios. */
+  time_round_median?: number | null;
   time_min: number | null;
   images_per_s?: number | null;
   /** Peak memory ratio: CUDA max_memory_allocated on cuda, peak RSS on cpu. */
@@ -198,6 +205,8 @@ export interface TrainRow {
   params?: number;
   losses_finite?: boolean;
   optim_wrapper?: string | null;
+  /** The memory pass failed for this row (its timing is kept). */
+  memory_error?: string;
   ratios: TrainRatios | null;
   loadavg: number[] | null;
 }

@@ -1,0 +1,164 @@
+"""The ``train`` suite's timing pass: every variant in one process, timed in interleaved rounds.
+
+    python -m mkey_det.bench.train_interleaved --configs swin-t=A.py,swin-t-spatialk=B.py
+        [--baseline swin-t] [--batch-sizes 2] [--precisions fp32] [--size 384]
+        [--warmup 2] [--steps 10] [--device cpu|cuda] [--seed 0]
+
+Why one process and rounds: timing each variant in its own process one after the other (the
+suite's first design) let a slow phase of a shared machine land on one variant only; two runs of
+the same command gave SpatialK / Swin-T 1.27x and 1.43x. Here every detector is built first
+(:func:`.train_worker.build_detector`), and each (batch, precision) pair runs ``warmup + steps``
+rounds in which every variant takes one full training step (``model.train_step``: data
+preprocessor, forward with losses, backward, gradient clipping, optimizer step) on the same
+synthetic batch; the order alternates (forward in even rounds, reversed in odd ones) so no
+variant always runs right after another. The ``warmup`` rounds (untimed) cover the allocator's
+first growth, lazily created optimizer state and, on CUDA, cuDNN/cuBLAS autotuning. The ratio to
+the baseline is the ratio of medians, with a bootstrap interval over the rounds
+(:func:`.common.ratio_spread`: both timings of a round stay paired).
+
+Peak memory is *not* measured here (all detectors are resident at once): the suite measures it
+in its own pass, one fresh process per variant (:mod:`.train_worker`).
+
+Prints one JSON line per (variant, pair) (``{"kind": "row", ...}``) as each pair finishes; a step
+that fails (e.g. CUDA out of memory) drops that variant from the rest of the pair (its row has
+``error``) and the others go on.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Any, Dict, List
+
+import torch
+
+from .train_worker import (AMP_DTYPES, PRECISIONS, _free, amp_optim_wrapper_cfg,
+                           build_detector, cuda_device, line_writer, make_batch, parse_list,
+                           step_error)
+
+
+def parse_configs(text: str) -> Dict[str, str]:
+    """``'a=x.py,b=y.py'`` -> ``{'a': 'x.py', 'b': 'y.py'}`` (order kept); ValueError if malformed."""
+    out: Dict[str, str] = {}
+    for item in parse_list(text):
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise ValueError(f'--configs item {item!r}: expected name=config.py')
+        out[name] = path
+    return out
+
+
+def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, precision: str,
+              args, device: torch.device) -> Dict[str, Dict[str, Any]]:
+    """Interleaved rounds of one (batch, precision) pair; the row of every variant."""
+    from mmengine.optim import build_optim_wrapper
+    from .common import ratio_spread, stats, synchronize
+    names = list(models)
+    rows: Dict[str, Dict[str, Any]] = {n: dict(batch=batch, precision=precision, size=args.size,
+                                               warmup=args.warmup, steps=args.steps)
+                                       for n in names}
+    wrappers: Dict[str, Any] = {}
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    warm: Dict[str, List[float]] = {n: [] for n in names}
+    losses: Dict[str, List[float]] = {n: [] for n in names}
+    active = list(names)
+    for n in names:
+        m = models[n]
+        m['model'].load_state_dict(m['init_state'])
+        m['model'].zero_grad(set_to_none=True)
+        m['model'].train()
+        try:
+            wrappers[n] = build_optim_wrapper(
+                m['model'], amp_optim_wrapper_cfg(m['optim_cfg'], precision))
+        except Exception as exc:  # noqa: BLE001 - that variant only
+            rows[n]['error'] = step_error(exc)
+            active.remove(n)
+    num_classes = next(iter(models.values()))['num_classes']
+    # made before the clock runs, the same for every variant (CPU tensors, as a data loader
+    # gives them; the data preprocessor moves them inside the step)
+    batches = [make_batch(batch, args.size, num_classes, seed=args.seed + i)
+               for i in range(min(args.warmup + args.steps, 4))]
+    _free(device)
+    for r in range(args.warmup + args.steps):
+        data = batches[r % len(batches)]
+        for n in (active if r % 2 == 0 else active[::-1])[:]:
+            try:
+                synchronize(device)
+                t0 = time.perf_counter()
+                log_vars = models[n]['model'].train_step(data, wrappers[n])
+                synchronize(device)
+                dt = time.perf_counter() - t0
+            except Exception as exc:  # noqa: BLE001 - one variant must not end the others
+                rows[n].update(error=step_error(exc), steps_done=len(warm[n]) + len(times[n]),
+                               losses=losses[n])
+                active.remove(n)
+                wrappers.pop(n, None)
+                models[n]['model'].zero_grad(set_to_none=True)
+                _free(device)
+                continue
+            losses[n].append(float(log_vars['loss']))
+            (times[n] if r >= args.warmup else warm[n]).append(dt)
+            print(f'b{batch} {precision} round {r + 1}/{args.warmup + args.steps} {n}: '
+                  f'{dt:.3f} s, loss {losses[n][-1]:.4f}', file=sys.stderr)
+    for n in active:
+        st = stats(times[n])
+        rows[n].update(step_s=st, warmup_s=warm[n], losses=losses[n],
+                       losses_finite=all(math.isfinite(v) for v in losses[n]),
+                       images_per_s=batch / st['median'] if st['median'] else None)
+        if baseline in active:
+            rows[n]['time_ratio'] = ratio_spread(times[baseline], times[n])
+    for n in names:
+        w = wrappers.get(n)
+        rows[n].update(optim_wrapper=type(w).__name__ if w is not None else None,
+                       amp_dtype=AMP_DTYPES.get(precision),
+                       optimizer=type(w.optimizer).__name__ if w is not None else None)
+        models[n]['model'].zero_grad(set_to_none=True)
+    del wrappers, batches
+    _free(device)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--configs', required=True, help='comma list of name=config.py')
+    p.add_argument('--baseline', default=None, help='the name the ratios divide by (default: the first)')
+    p.add_argument('--batch-sizes', default='2', help='comma list of batch sizes (in this order)')
+    p.add_argument('--precisions', default='fp32', help='comma list of fp32, fp16, bf16')
+    p.add_argument('--size', type=int, default=384)
+    p.add_argument('--warmup', type=int, default=2, help='untimed rounds')
+    p.add_argument('--steps', type=int, default=10, help='timed rounds')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--seed', type=int, default=0)
+    args = p.parse_args(argv)
+    try:
+        configs = parse_configs(args.configs)
+    except ValueError as exc:
+        p.error(str(exc))
+    batch_sizes = parse_list(args.batch_sizes, int)
+    precisions = parse_list(args.precisions)
+    if not configs or any(v not in PRECISIONS for v in precisions) or not precisions \
+            or not batch_sizes or min(batch_sizes) < 1 or args.steps < 1 or args.warmup < 0:
+        p.error('bad --configs, --batch-sizes, --precisions, --steps or --warmup')
+    baseline = args.baseline or next(iter(configs))
+    if baseline not in configs:
+        p.error(f'--baseline {baseline!r} is not one of --configs')
+    out = sys.stdout
+    sys.stdout = sys.stderr  # library prints must not reach the protocol lines
+    try:
+        emit = line_writer(out)
+        device = cuda_device(torch.device(args.device))
+        models = {n: build_detector(c, device, args.seed) for n, c in configs.items()}
+        for batch in batch_sizes:
+            for precision in precisions:
+                rows = time_pair(models, baseline, batch, precision, args, device)
+                for n, row in rows.items():
+                    emit(dict(models[n]['common'], kind='row', variant=n,
+                              timing='interleaved', **row))
+        return 0
+    finally:
+        sys.stdout = out
+
+
+if __name__ == '__main__':
+    sys.exit(main())
