@@ -60,8 +60,8 @@ function writeAnn(root: string, split: string, content: unknown): void {
 }
 
 /** Resolves `spec` expecting a BadInputError; returns its one-line message. */
-async function badInput(spec: string): Promise<string> {
-  const err = await resolveDataset(spec).catch((e: unknown) => e);
+async function badInput(spec: string, opts: { cacheDir?: string } = {}): Promise<string> {
+  const err = await resolveDataset(spec, opts).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(BadInputError);
   const e = err as BadInputError;
   expect(e.exitCode).toBe(2);
@@ -182,6 +182,23 @@ describe('resolveDataset: coco', () => {
     expect(await badInput('coco')).toBe(`COCO dataset directory not found: ${join(tmp, 'no-coco')} (from MKEY_COCO_ROOT)`);
     delete process.env.MKEY_COCO_ROOT;
     expect(await badInput('coco')).toMatch(/^COCO dataset directory not found: .*data\/coco \(from \.\/data\/coco\)$/);
+  });
+});
+
+describe('resolveDataset: demo cache folder (checked before Python starts)', () => {
+  it('refuses a cache folder that is a file, a file at demo-v1, and a file on the way', async () => {
+    const file = join(tmp, 'cache-file');
+    writeFileSync(file, 'x');
+    process.env.MKEY_CACHE_DIR = file;
+    expect(await badInput('demo')).toBe(`MKEY_CACHE_DIR ${file} is a regular file, not a directory (the demo dataset is cached there)`);
+    const cache = join(tmp, 'cache-with-file');
+    mkdirSync(cache);
+    writeFileSync(join(cache, 'demo-v1'), 'x');
+    expect(await badInput('demo', { cacheDir: cache })).toBe(
+      `${join(cache, 'demo-v1')} is a regular file, not a directory (the demo dataset is cached there, under cache folder ${cache})`,
+    );
+    process.env.MKEY_CACHE_DIR = join(file, 'sub');
+    expect(await badInput('demo')).toBe(`MKEY_CACHE_DIR ${join(file, 'sub')}: ${file} is a regular file, not a directory`);
   });
 });
 

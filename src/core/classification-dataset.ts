@@ -22,12 +22,23 @@
  * The demo set is generated (once, then cached) by the Python side (`data.ensure_demo_cls`,
  * python_shim/mkey_det/data/demo_cls.py) and then checked here like any folder.
  */
-import { closeSync, constants, openSync, readSync, readdirSync, statSync, type Dirent } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { join } from 'node:path';
 import { withBridge } from '../python/bridge.js';
-import { BadInputError, abbreviate, quoteValue } from '../utils/errors.js';
+import { BadInputError, quoteValue } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
-import { HEADER_SAMPLE, defaultCacheDir, describePath } from './dataset.js';
+import {
+  FIRST_SHOWN,
+  HEADER_SAMPLE,
+  demoDatasetRoot,
+  describePath,
+  errnoText,
+  firstBytesText,
+  imageHeaderFormat,
+  readImageHead,
+  resolveDataDir,
+  shownPath,
+} from './dataset-paths.js';
 
 export type ClassificationDataKind = 'demo' | 'dir';
 
@@ -74,12 +85,8 @@ const ACCEPTED = 'demo or an ImageNet-style directory with train/<class>/ and va
 const LAYOUT_HINT =
   'a classification dataset needs train/ and val/ under its root, each with one sub-folder per class (the same names in both) holding .jpg/.png/... images';
 const EXT_TEXT = CLASSIFICATION_IMAGE_EXTENSIONS.join(', ');
-/** How many offending entries a message names. */
-const FIRST_SHOWN = 3;
 /** Folders nested deeper than this inside a class folder are refused (a sign of a link cycle). */
 const MAX_DEPTH = 32;
-const PATH_SHOWN = 300;
-const shownPath = (p: string): string => abbreviate(p, PATH_SHOWN);
 const shownName = (name: string): string => quoteValue(name, 40);
 
 /** Resolves `demo` or a directory path to a checked ImageNet-style classification dataset. */
@@ -90,9 +97,7 @@ export async function resolveClassificationData(
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected ${ACCEPTED}`);
   if (value === 'demo') {
-    const cacheDir = opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir();
-    const root = join(cacheDir, DEMO_CLS_DATASET_DIRNAME);
-    checkCacheDir(cacheDir, root, !opts.cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder');
+    const root = demoDatasetRoot(DEMO_CLS_DATASET_DIRNAME, opts.cacheDir, 'demo classification dataset');
     const made = await withBridge((b) =>
       b.call<{ root: string; classes: string[]; generated: boolean; reason: string | null }>(DEMO_CLS_BRIDGE_ENTRY, { root }),
     );
@@ -102,34 +107,11 @@ export async function resolveClassificationData(
     const checked = validateClassificationDir(made.root, { message: `demo classification dataset was not generated at ${made.root}` });
     return { kind: 'demo', ...checked, generated: made.generated };
   }
-  const root = isAbsolute(value) ? resolve(value) : resolve(process.cwd(), value);
+  const root = resolveDataDir(value);
   return {
     kind: 'dir',
     ...validateClassificationDir(root, { message: `classification dataset directory not found: ${shownPath(root)} (expected ${ACCEPTED})` }),
   };
-}
-
-/**
- * The demo is generated under the cache folder on first use; a file there, or on the way there,
- * would only fail inside Python with a traceback, so it is named here before the bridge starts.
- */
-function checkCacheDir(cacheDir: string, root: string, source: 'MKEY_CACHE_DIR' | 'cache folder'): void {
-  for (let p = root; ; p = dirname(p)) {
-    const info = describePath(p);
-    if (info !== undefined) {
-      if (info.kind === 'dir') return;
-      if (p === cacheDir) {
-        throw new BadInputError(`${source} ${shownPath(cacheDir)} is ${info.what}, not a directory (the demo dataset is cached there)`);
-      }
-      if (p === root) {
-        throw new BadInputError(
-          `${shownPath(root)} is ${info.what}, not a directory (the demo classification dataset is cached there, under ${source} ${shownPath(cacheDir)})`,
-        );
-      }
-      throw new BadInputError(`${source} ${shownPath(cacheDir)}: ${shownPath(p)} is ${info.what}, not a directory`);
-    }
-    if (dirname(p) === p) return;
-  }
 }
 
 /** Python's `sorted()` order for str (by code point); UTF-8 byte order is the same order. */
@@ -210,11 +192,6 @@ interface SplitScan {
   dir: string;
   classes: string[];
   byName: Map<string, ClassScan>;
-}
-
-function errnoText(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/, \w+ '.*'$/s, '');
 }
 
 function listDir(dir: string): Dirent[] {
@@ -365,33 +342,11 @@ function checkHeaders(s: SplitScan): void {
  * bytes; undefined when it is one. Opened non-blocking so a FIFO swapped in cannot block.
  */
 export function imageHeaderProblem(path: string): string | undefined {
-  const buf = Buffer.alloc(32);
-  let got: number;
-  try {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      got = readSync(fd, buf, 0, buf.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (err) {
-    return `cannot be read: ${errnoText(err)}`;
-  }
-  if (got === 0) return 'is empty (0 bytes)';
-  const head = buf.subarray(0, got);
-  const starts = (...bytes: number[]) => bytes.every((b, k) => head[k] === b);
-  const ascii = (from: number, text: string) => head.subarray(from, from + text.length).toString('latin1') === text;
-  if (starts(0xff, 0xd8, 0xff)) return undefined; // JPEG
-  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return undefined; // PNG
-  if (ascii(0, 'BM')) return undefined; // BMP
-  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return undefined; // TIFF
-  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return undefined; // WebP
-  if (head[0] === 0x50 && head[1] !== undefined && head[1] >= 0x31 && head[1] <= 0x36 && /\s/.test(String.fromCharCode(head[2] ?? 0))) {
-    return undefined; // PBM/PGM/PPM (P1..P6)
-  }
-  if (ascii(0, 'version https://git-lfs')) return 'is a Git LFS pointer, not the image (run git lfs pull)';
-  const firstBytes = head.subarray(0, 8);
-  const hex = [...firstBytes].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-  const text = [...firstBytes].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
-  return `starts with ${hex} ${JSON.stringify(text)}`;
+  const head = readImageHead(path);
+  if (typeof head === 'string') return head;
+  if (head.length === 0) return 'is empty (0 bytes)';
+  const format = imageHeaderFormat(head);
+  if (format === 'git-lfs') return 'is a Git LFS pointer, not the image (run git lfs pull)';
+  if (format !== undefined) return undefined;
+  return `starts with ${firstBytesText(head)}`;
 }

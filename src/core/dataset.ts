@@ -19,13 +19,28 @@
  * The demo dataset is generated (once, then cached) by the Python side (`data.ensure_demo`); the
  * annotation files are always read here with node:fs.
  */
-import { closeSync, constants, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { constants, statSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { withBridge } from '../python/bridge.js';
 import { BadInputError, abbreviate, quoteValue } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
-import { packageRoot } from '../utils/paths.js';
+import {
+  FIRST_SHOWN,
+  HEADER_SAMPLE,
+  demoDatasetRoot,
+  describePath,
+  describeStats,
+  errnoText,
+  firstBytesText,
+  imageHeaderFormat,
+  readImageHead,
+  resolveDataDir,
+  shownPath,
+} from './dataset-paths.js';
+
+// shared with the classification check (dataset-paths.ts); still importable from here
+export { HEADER_SAMPLE, defaultCacheDir, describePath, type PathInfo } from './dataset-paths.js';
 
 export type DatasetKind = 'coco' | 'demo' | 'dir';
 
@@ -77,28 +92,6 @@ export const MAX_SIDE_PX = 100_000;
  */
 const BOX_MARGIN_PX = 2;
 const BOX_MARGIN_FRAC = 0.05;
-/**
- * Image headers read per split. Sizes come from stat (metadata only) and are checked for every
- * image; reading a header means opening each file and pulling a block from disk, which for COCO
- * train's 118k images (often on a network file system) can take minutes. An even sample of 2000
- * (0.4 s from a cold local disk) still finds a systematically broken set: Git LFS pointers, HTML
- * error pages saved by a failed download. COCO val's 5000 are sampled too.
- */
-export const HEADER_SAMPLE = 2000;
-/** How many offending entries a message names. */
-const FIRST_SHOWN = 3;
-/**
- * Paths in messages are shortened only past this: real paths stay whole (they cannot exceed
- * PATH_MAX, 4096, but rarely pass 300), a 100 KB `--data` value typed by mistake does not.
- */
-const PATH_SHOWN = 300;
-const shownPath = (p: string): string => abbreviate(p, PATH_SHOWN);
-
-/** The cache folder for generated data. */
-export function defaultCacheDir(): string {
-  const env = process.env.MKEY_CACHE_DIR;
-  return env && env.trim() !== '' ? resolve(env) : join(packageRoot, '.cache');
-}
 
 /** Where `--data coco` looks: $MKEY_COCO_ROOT, else ./data/coco. */
 export function defaultCocoRoot(): string {
@@ -122,9 +115,7 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
     };
   }
   if (value === 'demo') {
-    const cacheDir = opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir();
-    const root = join(cacheDir, DEMO_DATASET_DIRNAME);
-    checkCacheDir(cacheDir, !opts.cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder');
+    const root = demoDatasetRoot(DEMO_DATASET_DIRNAME, opts.cacheDir, 'demo dataset');
     const made = await withBridge((b) =>
       b.call<{ root: string; classes: string[]; num_train: number; num_val: number; generated: boolean }>('data.ensure_demo', {
         root,
@@ -133,92 +124,13 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
     const checked = await validateCocoDir(made.root, { message: `demo dataset was not generated at ${made.root}` });
     return { kind: 'demo', ...checked, generated: made.generated };
   }
-  const root = isAbsolute(value) ? resolve(value) : resolve(process.cwd(), value);
+  const root = resolveDataDir(value);
   return {
     kind: 'dir',
     ...(await validateCocoDir(root, {
       message: `dataset directory not found: ${shownPath(root)} (expected coco, demo or a COCO-layout directory)`,
     })),
   };
-}
-
-/** What a path is, for messages and checks; `size` in bytes. */
-export interface PathInfo {
-  kind: 'file' | 'dir' | 'other';
-  /** "a regular file", "a directory", "a FIFO", "a socket", "a broken symbolic link", ... */
-  what: string;
-  size: number;
-}
-
-function describeStats(st: Stats): string {
-  if (st.isFile()) return 'a regular file';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  return 'not a regular file or directory';
-}
-
-/** errno codes that mean "nothing usable at this path" (a file on the way gives ENOTDIR). */
-const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG']);
-
-/**
- * What is at `path`, following symbolic links (a linked dataset is fine), without opening it:
- * undefined when nothing is there. Opening is what hangs on a FIFO, so every path the tool reads
- * goes through this first. Other errors (EACCES, EIO) end in one line naming `label`.
- */
-export function describePath(path: string, label: string = shownPath(path)): PathInfo | undefined {
-  let st: Stats;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') return { kind: 'other', what: 'a symbolic link loop', size: 0 };
-    if (code === 'ENOENT') {
-      // stat follows links; lstat tells a dangling link from nothing at all
-      try {
-        if (lstatSync(path).isSymbolicLink()) return { kind: 'other', what: 'a broken symbolic link', size: 0 };
-      } catch {
-        // nothing there
-      }
-      return undefined;
-    }
-    if (code !== undefined && MISSING_CODES.has(code)) return undefined;
-    throw new BadInputError(`cannot access ${label}: ${errnoText(err)}`);
-  }
-  return { kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', what: describeStats(st), size: st.size };
-}
-
-/** `EACCES: permission denied` without the path Node appends (the message names it already). */
-function errnoText(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.replace(/, \w+ '.*'$/s, '');
-}
-
-/**
- * The demo is generated under the cache folder on first use. A file there, or on the way there,
- * would only fail inside Python with a traceback; it is named here before the bridge starts.
- */
-function checkCacheDir(cacheDir: string, source: 'MKEY_CACHE_DIR' | 'cache folder'): void {
-  const root = join(cacheDir, DEMO_DATASET_DIRNAME);
-  // the nearest existing path on the way to the demo folder must be a directory (the rest is created)
-  for (let p = root; ; p = dirname(p)) {
-    const info = describePath(p);
-    if (info !== undefined) {
-      if (info.kind === 'dir') return;
-      if (p === cacheDir) {
-        throw new BadInputError(`${source} ${shownPath(cacheDir)} is ${info.what}, not a directory (the demo dataset is cached there)`);
-      }
-      if (p === root) {
-        throw new BadInputError(
-          `${shownPath(root)} is ${info.what}, not a directory (the demo dataset is cached there, under ${source} ${shownPath(cacheDir)})`,
-        );
-      }
-      throw new BadInputError(`${source} ${shownPath(cacheDir)}: ${shownPath(p)} is ${info.what}, not a directory`);
-    }
-    if (dirname(p) === p) return;
-  }
 }
 
 /** Checks a COCO-layout dataset at `root` (absolute) and summarises it. */
@@ -409,35 +321,15 @@ function checkImageFiles(ann: string, imagesDir: string, fileNames: string[]): v
 
 /**
  * Why the file at `path` is not an image OpenCV (MMDetection's decoder) reads, from its first
- * bytes; undefined when the header is one of JPEG, PNG, BMP, TIFF, WebP. Opened non-blocking so
- * that a FIFO swapped in after the stat cannot block.
+ * bytes; undefined when the header is one of JPEG, PNG, BMP, TIFF, WebP.
  */
 function imageHeaderProblem(path: string): string | undefined {
-  const buf = Buffer.alloc(32);
-  let got: number;
-  try {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      got = readSync(fd, buf, 0, buf.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (err) {
-    return `cannot be read: ${errnoText(err)}`;
-  }
-  const head = buf.subarray(0, got);
-  const starts = (...bytes: number[]) => bytes.every((b, k) => head[k] === b);
-  const ascii = (from: number, text: string) => head.subarray(from, from + text.length).toString('latin1') === text;
-  if (starts(0xff, 0xd8, 0xff)) return undefined; // JPEG
-  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return undefined; // PNG
-  if (ascii(0, 'BM')) return undefined; // BMP
-  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return undefined; // TIFF
-  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return undefined; // WebP
-  if (ascii(0, 'version https://git-lfs')) return 'a Git LFS pointer, not the image (run git lfs pull)';
-  const first = head.subarray(0, 8);
-  const hex = [...first].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-  const text = [...first].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
-  return `which starts with ${hex} ${JSON.stringify(text)}`;
+  const head = readImageHead(path);
+  if (typeof head === 'string') return head;
+  const format = imageHeaderFormat(head);
+  if (format === 'git-lfs') return 'a Git LFS pointer, not the image (run git lfs pull)';
+  if (format !== undefined && format !== 'pnm') return undefined;
+  return `which starts with ${firstBytesText(head)}`;
 }
 
 /** What the annotation checks keep of one file; the parsed JSON is dropped when this is returned. */

@@ -222,6 +222,18 @@ def resolve_run(path: str) -> dict[str, Optional[str]]:
     return dict(config=config if os.path.isfile(config) else None, checkpoint=os.path.abspath(path))
 
 
+def amp_optim_wrapper(amp: str) -> dict[str, Any]:
+    """``--amp fp16|bf16``: the ``optim_wrapper`` fields of mixed precision, what MMDetection's
+    ``tools/train.py --amp`` sets, with the dtype chosen (bf16 needs no loss scaling; KeyError for
+    another value). The one place of this choice on the Python side, for a user's config
+    (:func:`user_config_text`); a config mkey-det generates gets the same fields from the TS renderer,
+    ``ampOptimWrapper`` in src/core/config/render.ts: change both together."""
+    fields: dict[str, Any] = {'type': 'AmpOptimWrapper', 'dtype': {'fp16': 'float16', 'bf16': 'bfloat16'}[amp]}
+    if amp == 'fp16':
+        fields['loss_scale'] = 'dynamic'
+    return fields
+
+
 def user_config_text(config_path: str, cfg_options: list[str] | None = None,
                      key_type: str | None = None, num_charts: int | None = None,
                      amp: str | None = None, tensorboard: bool = False,
@@ -279,11 +291,10 @@ def user_config_text(config_path: str, cfg_options: list[str] | None = None,
         if num_charts is not None:
             backbone.num_charts = num_charts
     if amp:
-        # what tools/train.py --amp sets, with the dtype (bf16 needs no loss scaling)
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}[amp]
-        if amp == 'fp16':
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        # set on the config's own optim_wrapper (its optimizer and other fields stay)
+        wrapper = cfg.optim_wrapper
+        for key, value in amp_optim_wrapper(amp).items():
+            wrapper[key] = value
     if tensorboard:
         cfg.visualizer = dict(cfg.get('visualizer') or {}, vis_backends=[
             dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

@@ -16,7 +16,8 @@ overlap, so each polygon is exactly the visible object. Annotations carry COCO p
 Generation is deterministic: the same seed and :class:`DemoSpec` give byte-identical files (each
 image has its own ``numpy`` generator seeded from ``(seed, split, index)``). It is also atomic: files
 are written into a temporary sibling folder that is renamed into place only when complete, under a
-lock file, so an interrupted run never looks like a finished dataset.
+lock file, so an interrupted run never looks like a finished dataset (:mod:`.demo_cache`, shared with
+the classification demo).
 
 This module imports only numpy and OpenCV (never mmdet), so it is quick to import.
 
@@ -25,21 +26,21 @@ Run it directly: ``python -m mkey_det.data.demo --out DIR [--seed N] [--force]``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
+
+# MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
+from .demo_cache import MANIFEST_NAME, as_spec, ensure_cached, file_sizes, read_manifest, regenerate, write_manifest
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches).
 GENERATOR_VERSION = 1
@@ -47,7 +48,6 @@ GENERATOR_VERSION = 1
 #: Category names, ids 1..K in this order.
 DEMO_CLASSES: tuple[str, ...] = ('circle', 'triangle', 'square')
 
-MANIFEST_NAME = '.mkey-demo.json'
 SPLITS: tuple[str, ...] = ('train2017', 'val2017')
 
 # number of polygon vertices per class
@@ -94,14 +94,6 @@ class DemoSpec:
 
 #: The defaults used by ``mkey-det train --data demo`` (tune sizes and counts here).
 DEFAULT_SPEC = DemoSpec()
-
-
-def _as_spec(spec: DemoSpec | Mapping[str, Any] | None) -> DemoSpec:
-    if spec is None:
-        return DEFAULT_SPEC
-    if isinstance(spec, DemoSpec):
-        return spec
-    return dataclasses.replace(DEFAULT_SPEC, **dict(spec))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,11 +239,6 @@ def _write_dataset(out: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
     """Writes the whole dataset into ``out`` (manifest last) and returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     stats = {split: _write_split(out, k, split, n, seed, spec) for k, (split, n) in enumerate(zip(SPLITS, (spec.num_train, spec.num_val)))}
-    files = {
-        p.relative_to(out).as_posix(): p.stat().st_size
-        for p in sorted(out.rglob('*'))
-        if p.is_file() and p.name != MANIFEST_NAME
-    }
     manifest = {
         'generator': 'mkey_det.data.demo',
         'version': GENERATOR_VERSION,
@@ -259,20 +246,16 @@ def _write_dataset(out: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
         'spec': dataclasses.asdict(spec),
         'classes': list(DEMO_CLASSES),
         'stats': stats,
-        'files': files,
+        'files': file_sizes(out),
     }
-    tmp = out / (MANIFEST_NAME + '.part')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, out / MANIFEST_NAME)
+    write_manifest(out, manifest)
     return manifest
 
 
 def _read_complete_manifest(root: Path, seed: int, spec: DemoSpec) -> dict[str, Any] | None:
     """The manifest of ``root`` if it matches (version, seed, spec) and every file it lists is intact."""
     try:
-        with open(root / MANIFEST_NAME, encoding='utf-8') as f:
-            manifest = json.load(f)
+        manifest = read_manifest(root)
         if (
             manifest.get('generator') != 'mkey_det.data.demo'
             or manifest.get('version') != GENERATOR_VERSION
@@ -293,47 +276,6 @@ def _read_complete_manifest(root: Path, seed: int, spec: DemoSpec) -> dict[str, 
         return None
 
 
-@contextlib.contextmanager
-def _generation_lock(root: Path) -> Iterator[None]:
-    """Serialises generators of the same ``root`` across processes (a no-op where fcntl is missing)."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(root.parent / f'.{root.name}.lock', 'a+') as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _generate_locked(root: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
-    parent = root.parent
-    # leftovers of interrupted generations (we hold the lock, so nobody else is writing them)
-    for stale in list(parent.glob(f'.{root.name}.tmp-*')) + list(parent.glob(f'.{root.name}.old-*')):
-        shutil.rmtree(stale, ignore_errors=True)
-    tag = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    tmp = parent / f'.{root.name}.tmp-{tag}'
-    try:
-        manifest = _write_dataset(tmp, seed, spec)
-        if root.is_symlink() or root.is_file():
-            root.unlink()
-        if root.exists():
-            old = parent / f'.{root.name}.old-{tag}'
-            os.rename(root, old)
-            os.rename(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
 def _summary(root: Path, manifest: dict[str, Any], generated: bool) -> dict[str, Any]:
     return {
         'root': str(root),
@@ -348,10 +290,10 @@ def generate_demo_dataset(
     root: str | os.PathLike[str], seed: int = 0, spec: DemoSpec | Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as :func:`ensure_demo_dataset`."""
-    spec = _as_spec(spec)
+    spec = as_spec(spec, DEFAULT_SPEC)
+    seed = int(seed)
     root = Path(root).expanduser().absolute()
-    with _generation_lock(root):
-        return _summary(root, _generate_locked(root, int(seed), spec), True)
+    return _summary(root, regenerate(root, lambda out: _write_dataset(out, seed, spec)), True)
 
 
 def ensure_demo_dataset(
@@ -362,25 +304,13 @@ def ensure_demo_dataset(
 ) -> dict[str, Any]:
     """Returns ``{root, classes, num_train, num_val, generated}``, generating the dataset only when
     ``root`` holds no complete dataset for this generator version, seed and spec (or ``force``)."""
-    spec = _as_spec(spec)
+    spec = as_spec(spec, DEFAULT_SPEC)
     seed = int(seed)
     root = Path(root).expanduser().absolute()
-    if not force:
-        manifest = _read_complete_manifest(root, seed, spec)
-        if manifest is not None:
-            return _summary(root, manifest, False)
-    with _generation_lock(root):
-        # another process may have finished it while we waited for the lock
-        manifest = None if force else _read_complete_manifest(root, seed, spec)
-        if manifest is not None:
-            return _summary(root, manifest, False)
-        return _summary(root, _generate_locked(root, seed, spec), True)
-
-
-def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a generated dataset (raises OSError/ValueError when there is none)."""
-    with open(Path(root) / MANIFEST_NAME, encoding='utf-8') as f:
-        return json.load(f)
+    manifest, why = ensure_cached(
+        root, lambda: (_read_complete_manifest(root, seed, spec), None), lambda out: _write_dataset(out, seed, spec), force
+    )
+    return _summary(root, manifest, why is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ hundred steps (a 4-layer CNN from scratch, batch 32 at 64 px: ~25% after 200 ste
 Generation is deterministic: the same seed and :class:`ClsDemoSpec` give byte-identical files (each
 image has its own ``numpy`` generator seeded from ``(seed, split, class, index)``). It is also
 atomic: files are written into a temporary sibling folder that is renamed into place only when
-complete, under the same lock as the detection demo, so an interrupted run never looks like a
-finished dataset. A cache made by another generator version, seed or spec is regenerated, and the
+complete, under the same lock as the detection demo (:mod:`.demo_cache`, shared by both), so an
+interrupted run never looks like a finished dataset. A cache made by another generator version, seed or spec is regenerated, and the
 summary says why (``reason``).
 
 This module imports only numpy and OpenCV (never mmpretrain), so it is quick to import.
@@ -37,26 +37,18 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
 
-from .demo import (
-    MANIFEST_NAME,
-    _PNG_PARAMS,
-    _background,
-    _fill_colour,
-    _generation_lock,
-    _polygon,
-    read_manifest,
-)
+from .demo import _PNG_PARAMS, _background, _fill_colour, _polygon
+# MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
+from .demo_cache import MANIFEST_NAME, as_spec, ensure_cached, file_sizes, read_manifest, regenerate, write_manifest
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches; the
 #: TS side caches under ``demo-cls-v<GENERATOR_VERSION>``).
@@ -129,14 +121,6 @@ class ClsDemoSpec:
 
 #: The defaults used by ``mkey-det pretrain --data demo`` (tune sizes and counts here).
 DEFAULT_CLS_SPEC = ClsDemoSpec()
-
-
-def _as_spec(spec: ClsDemoSpec | Mapping[str, Any] | None) -> ClsDemoSpec:
-    if spec is None:
-        return DEFAULT_CLS_SPEC
-    if isinstance(spec, ClsDemoSpec):
-        return spec
-    return dataclasses.replace(DEFAULT_CLS_SPEC, **dict(spec))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,21 +246,10 @@ def _write_dataset(out: Path, seed: int, spec: ClsDemoSpec) -> dict[str, Any]:
         'spec': dataclasses.asdict(spec),
         'classes': list(CLS_CLASSES),
         'counts': counts,
-        'files': _file_sizes(out),
+        'files': file_sizes(out),
     }
-    tmp = out / (MANIFEST_NAME + '.part')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, out / MANIFEST_NAME)
+    write_manifest(out, manifest)
     return manifest
-
-
-def _file_sizes(root: Path) -> dict[str, int]:
-    return {
-        p.relative_to(root).as_posix(): p.stat().st_size
-        for p in sorted(root.rglob('*'))
-        if p.is_file() and p.name != MANIFEST_NAME
-    }
 
 
 def _spec_diff(old: Any, new: ClsDemoSpec) -> str:
@@ -313,7 +286,7 @@ def _cache_problem(root: Path, seed: int, spec: ClsDemoSpec) -> tuple[dict[str, 
     if not isinstance(files, dict) or not isinstance(counts, dict):
         return None, 'cached manifest is malformed'
     try:
-        on_disk = _file_sizes(root)
+        on_disk = file_sizes(root)
     except OSError as exc:
         return None, f'cached dataset cannot be listed ({exc})'
     for rel, size in files.items():
@@ -323,31 +296,6 @@ def _cache_problem(root: Path, seed: int, spec: ClsDemoSpec) -> tuple[dict[str, 
         if rel not in files:
             return None, f'cached dataset has an unexpected file {rel}'
     return manifest, None
-
-
-def _generate_locked(root: Path, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """Writes into a temporary sibling of ``root`` and renames it into place (caller holds the lock)."""
-    parent = root.parent
-    # leftovers of interrupted generations (we hold the lock, so nobody else is writing them)
-    for stale in list(parent.glob(f'.{root.name}.tmp-*')) + list(parent.glob(f'.{root.name}.old-*')):
-        shutil.rmtree(stale, ignore_errors=True)
-    tag = f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    tmp = parent / f'.{root.name}.tmp-{tag}'
-    try:
-        manifest = write(tmp)
-        if root.is_symlink() or root.is_file():
-            root.unlink()
-        if root.exists():
-            old = parent / f'.{root.name}.old-{tag}'
-            os.rename(root, old)
-            os.rename(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
 
 
 def _summary(root: Path, manifest: dict[str, Any], generated: bool, reason: str | None) -> dict[str, Any]:
@@ -369,20 +317,15 @@ def _summary(root: Path, manifest: dict[str, Any], generated: bool, reason: str 
     }
 
 
-def _generate(root: Path, seed: int, spec: ClsDemoSpec, reason: str) -> dict[str, Any]:
-    manifest = _generate_locked(root, lambda out: _write_dataset(out, seed, spec))
-    return _summary(root, manifest, True, reason)
-
-
 def generate_demo_cls_dataset(
     root: str | os.PathLike[str], seed: int = 0, spec: ClsDemoSpec | Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as
     :func:`ensure_demo_cls_dataset`."""
-    spec = _as_spec(spec)
+    spec = as_spec(spec, DEFAULT_CLS_SPEC)
+    seed = int(seed)
     root = Path(root).expanduser().absolute()
-    with _generation_lock(root):
-        return _generate(root, int(seed), spec, 'forced')
+    return _summary(root, regenerate(root, lambda out: _write_dataset(out, seed, spec)), True, 'forced')
 
 
 def ensure_demo_cls_dataset(
@@ -394,21 +337,11 @@ def ensure_demo_cls_dataset(
     """Returns ``{root, train_dir, val_dir, classes, num_train, num_val, counts, image_size, seed,
     version, generated, reason}``, generating the dataset only when ``root`` holds no intact dataset
     of this generator version, seed and spec (or ``force``); ``reason`` says why it was generated."""
-    spec = _as_spec(spec)
+    spec = as_spec(spec, DEFAULT_CLS_SPEC)
     seed = int(seed)
     root = Path(root).expanduser().absolute()
-    if not force:
-        manifest, _ = _cache_problem(root, seed, spec)
-        if manifest is not None:
-            return _summary(root, manifest, False, None)
-    with _generation_lock(root):
-        # another process may have finished it while we waited for the lock
-        if force:
-            return _generate(root, seed, spec, 'forced')
-        manifest, reason = _cache_problem(root, seed, spec)
-        if manifest is not None:
-            return _summary(root, manifest, False, None)
-        return _generate(root, seed, spec, reason or 'regenerated')
+    manifest, why = ensure_cached(root, lambda: _cache_problem(root, seed, spec), lambda out: _write_dataset(out, seed, spec), force)
+    return _summary(root, manifest, why is not None, why)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { mergeAssignments } from './render.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER } from '../experiment.js';
+import { ampOptimWrapper, mergeAssignments } from './render.js';
+import { TENSORBOARD_VISUALIZER } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
@@ -184,11 +184,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
     // From scratch on 400 images: at 1e-3 the loss stayed at ln(10) for 3 epochs; 2e-4 learns (docs/PRETRAIN.md).
     body.push(['optim_wrapper', { optimizer: { type: 'AdamW', lr: DEMO_PRETRAIN.lr, weight_decay: 0.05 }, clip_grad: { max_norm: 5.0 } }]);
   }
-  if (exp.amp) {
-    const amp: Dict = { type: 'AmpOptimWrapper', dtype: AMP_TORCH_DTYPE[exp.amp] };
-    if (exp.amp === 'fp16') amp.loss_scale = 'dynamic';
-    body.push(['optim_wrapper', amp]);
-  }
+  if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
   if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   const stockHooks = isDemo ? [] : family.stockHooks.map((h) => ({ ...h }));

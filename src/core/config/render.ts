@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, type DatasetLayout, type Experiment } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, type AmpDtype, type DatasetLayout, type Experiment } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -73,6 +73,19 @@ export function setDotted(target: Dict, key: string, value: PyValue): void {
       cur = cur[p] as Dict | PyValue[];
     }
   }
+}
+
+/**
+ * `--amp`: the `optim_wrapper` fields of mixed precision, what MMDetection's tools/train.py --amp
+ * sets, with the dtype chosen (bf16 needs no loss scaling). The one place of this choice on the
+ * TS side; a generated config merges it into its base's optim_wrapper. A user's config
+ * (`train --config`) is loaded and changed by mmengine in Python, where the same rule is
+ * `amp_optim_wrapper` in python_shim/mkey_det/cli/runs.py: change both together.
+ */
+export function ampOptimWrapper(amp: AmpDtype): { [k: string]: PyValue } {
+  const fields: { [k: string]: PyValue } = { type: 'AmpOptimWrapper', dtype: AMP_TORCH_DTYPE[amp] };
+  if (amp === 'fp16') fields.loss_scale = 'dynamic';
+  return fields;
 }
 
 function scaledMilestones(epochs: number): number[] {
@@ -204,12 +217,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     // A few hundred steps from scratch: stochastic depth only slows learning at this length.
     body.push(['model', { backbone: { drop_path_rate: 0.0 } }]);
   }
-  if (exp.amp) {
-    // What MMDetection's tools/train.py --amp sets, with the dtype chosen (bf16 needs no loss scaling).
-    const amp: { [k: string]: PyValue } = { type: 'AmpOptimWrapper', dtype: AMP_TORCH_DTYPE[exp.amp] };
-    if (exp.amp === 'fp16') amp.loss_scale = 'dynamic';
-    body.push(['optim_wrapper', amp]);
-  }
+  if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
   if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   body.push(['custom_hooks', [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }]]);

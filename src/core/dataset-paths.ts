@@ -1,0 +1,180 @@
+/**
+ * Path and file helpers both dataset checks share: the detection one (`dataset.ts`, COCO layout)
+ * and the classification one (`classification-dataset.ts`, ImageNet-style folders).
+ *
+ * - what a path is, from stat only (never opened: a FIFO must not block), for one-line errors;
+ * - the demo datasets' cache folder ($MKEY_CACHE_DIR, else <package>/.cache) and its check;
+ * - the first bytes of an image file and the container they name (JPEG, PNG, ...).
+ *
+ * Each check keeps its own messages; what differs between them is passed in.
+ */
+import { closeSync, constants, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { BadInputError, abbreviate } from '../utils/errors.js';
+import { packageRoot } from '../utils/paths.js';
+
+/**
+ * Image headers read per split. Sizes come from stat (metadata only) and are checked for every
+ * image; reading a header means opening each file and pulling a block from disk, which for COCO
+ * train's 118k images (often on a network file system) can take minutes. An even sample of 2000
+ * (0.4 s from a cold local disk) still finds a systematically broken set: Git LFS pointers, HTML
+ * error pages saved by a failed download. COCO val's 5000 are sampled too.
+ */
+export const HEADER_SAMPLE = 2000;
+/** How many offending entries a message names. */
+export const FIRST_SHOWN = 3;
+/**
+ * Paths in messages are shortened only past this: real paths stay whole (they cannot exceed
+ * PATH_MAX, 4096, but rarely pass 300), a 100 KB `--data` value typed by mistake does not.
+ */
+const PATH_SHOWN = 300;
+export const shownPath = (p: string): string => abbreviate(p, PATH_SHOWN);
+
+/** `EACCES: permission denied` without the path Node appends (the message names it already). */
+export function errnoText(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.replace(/, \w+ '.*'$/s, '');
+}
+
+/** A `--data` directory as typed: absolute as given, else from the working directory. */
+export function resolveDataDir(value: string): string {
+  return isAbsolute(value) ? resolve(value) : resolve(process.cwd(), value);
+}
+
+/** What a path is, for messages and checks; `size` in bytes. */
+export interface PathInfo {
+  kind: 'file' | 'dir' | 'other';
+  /** "a regular file", "a directory", "a FIFO", "a socket", "a broken symbolic link", ... */
+  what: string;
+  size: number;
+}
+
+export function describeStats(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'not a regular file or directory';
+}
+
+/** errno codes that mean "nothing usable at this path" (a file on the way gives ENOTDIR). */
+const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG']);
+
+/**
+ * What is at `path`, following symbolic links (a linked dataset is fine), without opening it:
+ * undefined when nothing is there. Opening is what hangs on a FIFO, so every path the tool reads
+ * goes through this first. Other errors (EACCES, EIO) end in one line naming `label`.
+ */
+export function describePath(path: string, label: string = shownPath(path)): PathInfo | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return { kind: 'other', what: 'a symbolic link loop', size: 0 };
+    if (code === 'ENOENT') {
+      // stat follows links; lstat tells a dangling link from nothing at all
+      try {
+        if (lstatSync(path).isSymbolicLink()) return { kind: 'other', what: 'a broken symbolic link', size: 0 };
+      } catch {
+        // nothing there
+      }
+      return undefined;
+    }
+    if (code !== undefined && MISSING_CODES.has(code)) return undefined;
+    throw new BadInputError(`cannot access ${label}: ${errnoText(err)}`);
+  }
+  return { kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', what: describeStats(st), size: st.size };
+}
+
+/** The cache folder for generated data. */
+export function defaultCacheDir(): string {
+  const env = process.env.MKEY_CACHE_DIR;
+  return env && env.trim() !== '' ? resolve(env) : join(packageRoot, '.cache');
+}
+
+/**
+ * Where a demo dataset is cached, `<cache folder>/<dirname>` (the cache folder: `cacheDir` when
+ * given, else defaultCacheDir()), checked with checkCacheDir before the Python side generates it.
+ * `what` names the dataset in the message about a non-folder at that path ("demo dataset").
+ */
+export function demoDatasetRoot(dirname: string, cacheDir: string | undefined, what: string): string {
+  const dir = cacheDir ? resolve(cacheDir) : defaultCacheDir();
+  const root = join(dir, dirname);
+  checkCacheDir(dir, root, !cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder', what);
+  return root;
+}
+
+/**
+ * The demo is generated under the cache folder on first use. A file there, or on the way there,
+ * would only fail inside Python with a traceback; it is named here before the bridge starts.
+ */
+function checkCacheDir(cacheDir: string, root: string, source: 'MKEY_CACHE_DIR' | 'cache folder', what: string): void {
+  // the nearest existing path on the way to the demo folder must be a directory (the rest is created)
+  for (let p = root; ; p = dirname(p)) {
+    const info = describePath(p);
+    if (info !== undefined) {
+      if (info.kind === 'dir') return;
+      if (p === cacheDir) {
+        throw new BadInputError(`${source} ${shownPath(cacheDir)} is ${info.what}, not a directory (the demo dataset is cached there)`);
+      }
+      if (p === root) {
+        throw new BadInputError(
+          `${shownPath(root)} is ${info.what}, not a directory (the ${what} is cached there, under ${source} ${shownPath(cacheDir)})`,
+        );
+      }
+      throw new BadInputError(`${source} ${shownPath(cacheDir)}: ${shownPath(p)} is ${info.what}, not a directory`);
+    }
+    if (dirname(p) === p) return;
+  }
+}
+
+/**
+ * The first 32 bytes of the file at `path` (fewer for a shorter file), or why it cannot be read
+ * (`cannot be read: ...`). Opened non-blocking, so that a FIFO swapped in after the stat cannot block.
+ */
+export function readImageHead(path: string): Buffer | string {
+  const buf = Buffer.alloc(32);
+  let got: number;
+  try {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      got = readSync(fd, buf, 0, buf.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    return `cannot be read: ${errnoText(err)}`;
+  }
+  return buf.subarray(0, got);
+}
+
+/**
+ * The image container the first bytes of a file name (what OpenCV, the decoder of MMDetection and
+ * mmpretrain, reads: `pnm` is PBM/PGM/PPM P1..P6), `git-lfs` for a Git LFS pointer, undefined for
+ * anything else (an empty file included).
+ */
+export function imageHeaderFormat(head: Buffer): 'jpeg' | 'png' | 'bmp' | 'tiff' | 'webp' | 'pnm' | 'git-lfs' | undefined {
+  const starts = (...bytes: number[]) => bytes.every((b, k) => head[k] === b);
+  const ascii = (from: number, text: string) => head.subarray(from, from + text.length).toString('latin1') === text;
+  if (starts(0xff, 0xd8, 0xff)) return 'jpeg';
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return 'png';
+  if (ascii(0, 'BM')) return 'bmp';
+  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return 'tiff';
+  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'webp';
+  if (head[0] === 0x50 && head[1] !== undefined && head[1] >= 0x31 && head[1] <= 0x36 && /\s/.test(String.fromCharCode(head[2] ?? 0))) {
+    return 'pnm';
+  }
+  if (ascii(0, 'version https://git-lfs')) return 'git-lfs';
+  return undefined;
+}
+
+/** The first 8 bytes for a message: `89 50 4e 47 0d 0a 1a 0a ".PNG...."`. */
+export function firstBytesText(head: Buffer): string {
+  const first = head.subarray(0, 8);
+  const hex = [...first].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  const text = [...first].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
+  return `${hex} ${JSON.stringify(text)}`;
+}
