@@ -2,6 +2,8 @@
  * `mkey-det analyze qk` end to end: a Swin-T checkpoint without a config (read as the linear key)
  * and a run-like folder (config.py written by `mkey-det config`, a detector-layout checkpoint of
  * its SpatialK backbone), analysed side by side through the bridge, files written once.
+ * `analyze attention`: the same Swin models, and two tiny ViT pretrain-like runs (an mmpretrain
+ * config.py and a classifier checkpoint) for the class token's maps.
  */
 import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -127,6 +129,28 @@ interface AttentionBody {
   }[];
 }
 
+interface VitBody {
+  backbone: string;
+  models: { label: string; backbone: string; key_type: string; charts: number | null }[];
+  images: {
+    query: null;
+    input_size: [number, number];
+    crop: [number, number, number, number];
+    png: string;
+    models: {
+      backbone: string;
+      layer: number;
+      layers: number;
+      heads: number;
+      stride: number;
+      tokens: number;
+      grid: [number, number];
+      head_stats: { self: number; patch_share: number }[];
+      class_maps: number[][][];
+    }[];
+  }[];
+}
+
 describe('mkey-det analyze attention', () => {
   let image: string;
   beforeAll(async () => {
@@ -199,5 +223,80 @@ describe('mkey-det analyze attention', () => {
       expect(res.exitCode, `${args.join(' ')}\n${res.stderr}`).toBe(2);
       expect(res.stderr.split('\n')[0]).toMatch(msg);
     }
+  });
+  describe('ViT: the class token', () => {
+    let vitRun: string;
+    let mkeyRun: string;
+    beforeAll(async () => {
+      vitRun = join(tmp, 'vit-run');
+      mkeyRun = join(tmp, 'vit-spatialk-run');
+      // as `mkey-det pretrain` leaves a run: an mmpretrain config.py and a classifier checkpoint
+      const script = [
+        'import sys, os, torch',
+        'import mkey_det  # registers VisionTransformerMKey in mmpretrain',
+        'from mmengine.config import Config',
+        'from mkey_det.models.backbones.vit_mkey import VisionTransformerMKey',
+        'arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)',
+        'for seed, (run, key) in enumerate(zip(sys.argv[1:], ["linear", "spatialk"])):',
+        '    os.makedirs(run)',
+        '    bb = dict(type="VisionTransformerMKey", arch=arch, img_size=32, patch_size=8, key_type=key, num_charts=2, init_cfg=None)',
+        '    Config(dict(default_scope="mmpretrain", model=dict(type="ImageClassifier", backbone=bb), data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True))).dump(os.path.join(run, "config.py"))',
+        '    torch.manual_seed(seed)',
+        '    m = VisionTransformerMKey(**{k: v for k, v in bb.items() if k != "type"})',
+        '    with torch.no_grad():',
+        '        [p.add_(0.1 * torch.randn_like(p)) for p in m.parameters()]',
+        '    sd = {"backbone." + k: v for k, v in m.state_dict().items()}',
+        '    sd.update({"head.fc.weight": torch.zeros(3, 32), "head.fc.bias": torch.zeros(3)})',
+        '    torch.save({"meta": {"epoch": 1}, "state_dict": sd}, os.path.join(run, "epoch_1.pth"))',
+      ].join('\n');
+      const res = await execa(testPython, ['-c', script, vitRun, mkeyRun], { reject: false });
+      expect(res.exitCode, String(res.stderr)).toBe(0);
+    });
+
+    it('draws two ViT runs side by side: the class token per head over the patch grid of a centre crop', async () => {
+      const out = join(tmp, 'attn-vit');
+      const res = await runCli(['analyze', 'attention', vitRun, mkeyRun, '--image', image, '--labels', 'vit,spatialk', '--out', out]);
+      expect(res.exitCode, res.stderr).toBe(0);
+      // the table (stdout), then everything in attention.json
+      expect(res.stdout).toMatch(/centre crop x=25, y=0, 150x150 px -> .*attention-1-scene\.png/);
+      expect(res.stdout).toMatch(/spatialk: layer 1 of 0\.\.1, 2 heads, the class token over 4x4 patches of 8 px \(17 tokens\)/);
+      expect(res.stdout).toMatch(/\| head \| vit: entropy \| vit: self \| vit: max \| vit: max at \| spatialk: entropy \|/);
+      const body = JSON.parse(readFileSync(join(out, 'attention.json'), 'utf8')) as VitBody;
+      expect(body.backbone).toBe('vit');
+      expect(body.models.map((m) => [m.label, m.backbone, m.key_type, m.charts])).toEqual([
+        ['vit', 'vit', 'linear', null],
+        ['spatialk', 'vit', 'spatialk', 2],
+      ]);
+      const img = body.images[0]!;
+      expect(img.query).toBeNull();
+      expect(img.input_size).toEqual([32, 32]); // the models' img_size
+      expect(img.crop).toEqual([25, 0, 150, 150]); // the centre square of the 200 x 150 file
+      for (const r of img.models) {
+        expect([r.backbone, r.layer, r.layers, r.heads, r.stride, r.tokens]).toEqual(['vit', 1, 2, 2, 8, 17]);
+        expect(r.grid).toEqual([4, 4]);
+        expect(r.class_maps).toHaveLength(2);
+        for (const [h, m] of r.class_maps.entries()) {
+          expect(m).toHaveLength(4);
+          const total = m.flat().reduce((a, b) => a + b, 0);
+          expect(total).toBeCloseTo(r.head_stats[h]!.patch_share, 5);
+          expect(total + r.head_stats[h]!.self).toBeCloseTo(1, 4); // the class token's whole row
+        }
+      }
+      expect(img.png).toBe(join(out, 'attention-1-scene.png'));
+      expect(readFileSync(img.png).subarray(0, 4).toString('hex')).toBe('89504e47');
+    });
+
+    // a --layer out of range takes the same way out (test_analysis_attention_vit.py checks its line)
+    it('refuses what has no meaning for a ViT with one line and exit 2', async () => {
+      const cases: [string[], RegExp][] = [
+        [['analyze', 'attention', vitRun, '--image', image, '--query', '10,10'], /^error: --query has no meaning for a ViT/],
+        [['analyze', 'attention', runDir, vitRun, '--image', image], /^error: analyze attention compares models of one kind \(spatialk-run is a Swin, vit-run is a ViT\)/],
+      ];
+      for (const [args, msg] of cases) {
+        const res = await runCli(args);
+        expect(res.exitCode, `${args.join(' ')}\n${res.stderr}`).toBe(2);
+        expect(res.stderr.split('\n')[0]).toMatch(msg);
+      }
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { analyzeAttention, type AttentionResult } from '../core/analyze/attention.js';
+import { analyzeAttention, type AttentionMaps, type AttentionResult, type VitAttentionMaps } from '../core/analyze/attention.js';
 import { analyzeQk, type QkResult } from '../core/analyze/qk.js';
 import { guardedAction, withUsageErrors } from '../utils/command.js';
 import { emit, logger } from '../utils/logger.js';
@@ -85,67 +85,90 @@ const attentionOptionsSchema = z.object({
     }
     return [nums[0]!, nums[1]!];
   }).optional(),
-  size: intOption('--size', 32, 4096).default(224),
+  size: intOption('--size', 32, 4096).optional(),
   out: z.string().min(1).optional(),
   force: z.boolean().default(false),
   json: z.boolean().default(false),
 });
 
-/** Per image: the models' blocks, then per head each model's numbers side by side. */
+/** Swin, per image: the models' blocks, then per head each model's numbers side by side. */
+function swinImageText(models: AttentionMaps[]): string[] {
+  const lines = models.map(
+    (r) => `  ${r.label}: layer ${r.layer} (stage ${r.stage} block ${r.block}, ${r.shift ? `shifted (by ${r.shift})` : 'regular'} ${r.window}x${r.window} windows), grid ${r.grid.join('x')} cells of ${r.stride} px, query cell [${r.query_cell.join(', ')}] in window ${r.query_window} of ${r.windows}`,
+  );
+  const head = ['head'];
+  for (const r of models) head.push(`${r.label}: entropy`, `${r.label}: self`, `${r.label}: mean dist`, `${r.label}: received max`);
+  const rows = headRows(models, (r, h) => {
+    const st = r.head_stats[h];
+    return st ? [st.entropy.toFixed(2), st.self.toFixed(3), st.mean_distance.toFixed(2), st.received_max.toFixed(2)] : ['-', '-', '-', '-'];
+  });
+  return [...lines, '', markdownTable(head, rows, (t) => t !== 'head')];
+}
+
+/** ViT, per image: the models' blocks, then per head each model's class-token numbers. */
+function vitImageText(models: VitAttentionMaps[]): string[] {
+  const lines = models.map(
+    (r) => `  ${r.label}: layer ${r.layer} of 0..${r.layers - 1}, ${r.heads} heads, the class token over ${r.grid.join('x')} patches of ${r.stride} px (${r.tokens} tokens)`,
+  );
+  const head = ['head'];
+  for (const r of models) head.push(`${r.label}: entropy`, `${r.label}: self`, `${r.label}: max`, `${r.label}: max at`);
+  const rows = headRows(models, (r, h) => {
+    const st = r.head_stats[h];
+    return st ? [st.entropy.toFixed(2), st.self.toFixed(3), st.max.toFixed(3), `[${st.max_cell.join(', ')}]`] : ['-', '-', '-', '-'];
+  });
+  return [...lines, '', markdownTable(head, rows, (t) => t !== 'head' && !t.endsWith('max at'))];
+}
+
+/** One row per head (up to the model with the most), each model's cells side by side. */
+function headRows<M extends { heads: number }>(models: M[], cells: (m: M, head: number) => string[]): string[][] {
+  const heads = Math.max(...models.map((m) => m.heads));
+  return Array.from({ length: heads }, (_, h) => [String(h), ...models.flatMap((m) => cells(m, h))]);
+}
+
+/** Per image: where it was fed, then the Swin or ViT table. */
 function attentionText(res: AttentionResult): string {
   const lines: string[] = [];
   for (const m of res.models) lines.push(`${m.label}: ${m.key_type}${m.charts ? `, ${m.charts} charts` : ''}${m.cb_mode ? `, cb_mode ${m.cb_mode}` : ''} (${m.checkpoint})`);
   for (const img of res.images) {
-    lines.push('', `${img.path} (${img.size.join('x')} px, fed as ${img.input_size.join('x')}), query at x=${img.query[0]}, y=${img.query[1]}${img.png ? ` -> ${img.png}` : ''}`);
-    for (const r of img.models) {
-      lines.push(`  ${r.label}: layer ${r.layer} (stage ${r.stage} block ${r.block}, ${r.shift ? `shifted (by ${r.shift})` : 'regular'} ${r.window}x${r.window} windows), grid ${r.grid.join('x')} cells of ${r.stride} px, query cell [${r.query_cell.join(', ')}] in window ${r.query_window} of ${r.windows}`);
-    }
-    const head = ['head'];
-    for (const r of img.models) head.push(`${r.label}: entropy`, `${r.label}: self`, `${r.label}: mean dist`, `${r.label}: received max`);
-    const heads = Math.max(...img.models.map((r) => r.heads));
-    const rows: string[][] = [];
-    for (let h = 0; h < heads; h++) {
-      const row = [String(h)];
-      for (const r of img.models) {
-        const st = r.head_stats[h];
-        if (!st) row.push('-', '-', '-', '-');
-        else row.push(st.entropy.toFixed(2), st.self.toFixed(3), st.mean_distance.toFixed(2), st.received_max.toFixed(2));
-      }
-      rows.push(row);
-    }
-    lines.push('', markdownTable(head, rows, (t) => t !== 'head'));
+    const where = img.query ? `query at x=${img.query[0]}, y=${img.query[1]}` : `centre crop x=${img.crop![0]}, y=${img.crop![1]}, ${img.crop![2]}x${img.crop![3]} px`;
+    lines.push('', `${img.path} (${img.size.join('x')} px, fed as ${img.input_size.join('x')}), ${where}${img.png ? ` -> ${img.png}` : ''}`);
+    lines.push(...(res.backbone === 'vit' ? vitImageText(img.models as VitAttentionMaps[]) : swinImageText(img.models as AttentionMaps[])));
   }
   if (!res.images.some((i) => i.png)) lines.push('', 'add --out DIR for the maps: one PNG grid per image and attention.json');
   return lines.join('\n');
 }
 
 const attentionCommand = new Command('attention')
-  .description("per-head attention maps of one Swin block drawn over images (the paper's Fig. 2): for a query location, what it attends to in its window, and what every location receives summed over queries; taken from the block's own softmax (shifted windows, padding and any key order or folding included); two models side by side")
-  .argument('<paths...>', 'one or two run directories (a --work-dir of mkey-det train) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): baseline first')
+  .description("per-head attention maps of one attention block drawn over images (the paper's Fig. 2), as the block computes them; two models side by side. Swin: for a query location, what it attends to in its window, and what every location receives summed over queries (the block's own softmax: shifted windows, padding and any key order or folding included). ViT: the class token's attention over the patch grid")
+  .argument('<paths...>', 'one or two run directories (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): baseline first; all Swin or all ViT')
   .requiredOption('--image <files...>', 'image files or folders (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)')
-  .option('--layer <n>', 'attention layer in depth order over all stages, 0-based as in analyze qk (default: the last)')
-  .option('--query <x,y>', 'the location whose attention is drawn, in pixels of the image files (default: the centre)')
+  .option('--layer <n>', 'attention layer, 0-based (default: the last): Swin, in depth order over all stages as in analyze qk; ViT, its block')
+  .option('--query <x,y>', 'Swin: the location whose attention is drawn, in pixels of the image files (default: the centre); refused for a ViT (the class token has no location)')
   .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
-  .option('--size <px>', 'longer side of the image as fed to the models (224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale)', '224')
+  .option('--size <px>', "Swin: longer side of the image as fed (default 224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale). ViT: side of the square centre crop fed (default: the model's img_size; a manifold key takes only that)")
   .option('--out <dir>', 'write attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png) here')
   .option('--force', 'overwrite attention.json / the PNGs in --out', false)
   .option('--json', 'print the result as JSON (the maps included)', false)
   .addHelpText(
     'after',
     `
-Definitions (docs/ANALYZE.md): query map = per head, the attention probabilities of the query
-location over the keys of its (possibly shifted) window, as the block's softmax gives them;
-received map = per head, for every location, the attention it receives summed over the real
-queries of its window. Grid rows: query maps then received maps, one row block per model;
-every head is coloured to its own maximum.
+Definitions (docs/ANALYZE.md). Swin: query map = per head, the attention probabilities of the
+query location over the keys of its (possibly shifted) window, as the block's softmax gives
+them; received map = per head, for every location, the attention it receives summed over the
+real queries of its window. Grid rows: query maps then received maps, one row block per model.
+ViT: class map = per head, the class token's row of the attention probabilities without its own
+column, over the patch grid (14x14 at 224 px); its share to itself is reported as "self".
+Grid rows: one per model. Every head is coloured to its own maximum.
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
-checkpoint that does not fit its config, an unreadable image, a layer out of range), 3 Python
-not set up.
+checkpoint that does not fit its config, an unreadable image, a layer out of range, --query
+for a ViT, a Swin and a ViT in one call), 3 Python not set up.
 
 Examples:
   mkey-det analyze attention work_dirs/swin-t-short-demo-s0 work_dirs/swin-t-spatialk-c8-short-demo-s0 --image demo.jpg --labels swin-t,spatialk --out attn/
   mkey-det analyze attention swin_tiny_patch4_window7_224.pth --image cat.jpg --layer 5 --query 120,80 --out attn/
-  mkey-det analyze attention work_dirs/kua-run --image photos/ --size 800 --json | jq '.images[].models[0].head_stats[].entropy'`,
+  mkey-det analyze attention work_dirs/kua-run --image photos/ --size 800 --json | jq '.images[].models[0].head_stats[].entropy'
+  mkey-det analyze attention work_dirs/pretrain-vit-s-paper-custom-s0 work_dirs/pretrain-vit-s-vanillak-c8-paper-custom-s0 --image cat.jpg --labels vit-s,vanillak --out attn-vit/
+  mkey-det analyze attention work_dirs/pretrain-vit-s-demo-demo-s0 --image photos/ --layer 5 --json | jq '.images[].models[0].head_stats[].self'`,
   )
   .action(
     guardedAction(async (paths: string[], raw: Record<string, unknown>) => {
@@ -157,7 +180,7 @@ Examples:
   );
 
 export const analyzeCommand = new Command('analyze')
-  .description("look inside a trained backbone's attention: the query-key interaction per head (qk), per-head attention maps over images (attention)")
+  .description("look inside a trained backbone's attention: the query-key interaction per head (qk, Swin), per-head attention maps over images (attention: Swin windows, a ViT's class token)")
   .addHelpText(
     'after',
     `

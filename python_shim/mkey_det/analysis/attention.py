@@ -1,4 +1,5 @@
-"""Per-head attention maps of one attention block over an image (the paper's Fig. 2, for Swin).
+"""Per-head attention maps of one attention block over an image (the paper's Fig. 2, for Swin;
+ViT's class-token maps: :mod:`.attention_vit`, drawn with this module's image and plot helpers).
 
 What is shown is what the model computes: the attention probabilities are taken from the block's
 own ``softmax`` module (a forward hook on ``block.attn.w_msa.softmax``, mmdet's ``WindowMSA``
@@ -213,8 +214,9 @@ def analyse(wa: WindowAttention, query_cell: Tuple[int, int]) -> Dict[str, Any]:
     q = query_maps(wa, cell)
     received = received_maps(wa)
     return dict(
-        layer=wa.layer, stage=wa.stage, block=wa.block, heads=wa.heads, window=wa.window,
-        shift=wa.shift, stride=wa.stride, grid=[gy, gx], windows=int(wa.cells.shape[0]),
+        backbone='swin', layer=wa.layer, stage=wa.stage, block=wa.block, heads=wa.heads,
+        window=wa.window, shift=wa.shift, stride=wa.stride, grid=[gy, gx],
+        windows=int(wa.cells.shape[0]),
         query_cell=[cy, cx], query_window=q['window'],
         head_stats=_head_stats(wa, q, cell, received),
         in_window=_grid(q['in_window'].to(torch.int64), wa.grid, 0),
@@ -223,10 +225,14 @@ def analyse(wa: WindowAttention, query_cell: Tuple[int, int]) -> Dict[str, Any]:
 
 
 def load_image(path: str, size: int, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD, rgb: bool = True) -> Dict[str, Any]:
+               std: Sequence[float] = IMAGENET_STD, rgb: bool = True,
+               crop: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
     """Read ``path``, resize it so that its longer side is ``size`` pixels (aspect kept),
-    normalise. Returns ``tensor (1, 3, h, w)``, ``pixels`` (the resized RGB image, uint8 numpy,
-    for drawing), ``size`` (the file's ``[width, height]``) and ``input_size`` (``[w, h]``)."""
+    normalise. ``crop = (h, w)``: instead, resize it to just cover ``h x w`` and keep the centre
+    ``h x w`` (a classification test pipeline's resize and centre crop; ``size`` unused).
+    Returns ``tensor (1, 3, h, w)``, ``pixels`` (the resized RGB image, uint8 numpy, for
+    drawing), ``size`` (the file's ``[width, height]``), ``input_size`` (``[w, h]``), ``scale``
+    and ``crop`` (``[x, y, w, h]``: the part of the file fed, in its pixels)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -236,9 +242,15 @@ def load_image(path: str, size: int, mean: Sequence[float] = IMAGENET_MEAN,
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f'{path}: not an image that can be read ({exc})') from None
     w0, h0 = im.size
-    scale = size / max(w0, h0)
-    w, h = max(1, round(w0 * scale)), max(1, round(h0 * scale))
-    im = im.resize((w, h), Image.BICUBIC)
+    if crop is None:
+        scale = size / max(w0, h0)
+        w, h = max(1, round(w0 * scale)), max(1, round(h0 * scale))
+        box = [0.0, 0.0, float(w0), float(h0)]
+    else:  # the centred region of the file that, scaled, is h x w: resampled in one step
+        scale = max(crop[0] / h0, crop[1] / w0)
+        h, w = crop
+        box = [(w0 - w / scale) / 2, (h0 - h / scale) / 2, w / scale, h / scale]
+    im = im.resize((w, h), Image.BICUBIC, box=(box[0], box[1], box[0] + box[2], box[1] + box[3]))
     pixels = np.asarray(im, dtype=np.uint8).copy()
     x = torch.from_numpy(pixels).permute(2, 0, 1).double()
     if not rgb:
@@ -247,7 +259,7 @@ def load_image(path: str, size: int, mean: Sequence[float] = IMAGENET_MEAN,
     x = (x - torch.tensor(mean, dtype=x.dtype).view(3, 1, 1)) / torch.tensor(
         std, dtype=x.dtype).view(3, 1, 1)
     return dict(tensor=x.float().unsqueeze(0), pixels=pixels, size=[w0, h0], input_size=[w, h],
-                scale=scale)
+                scale=scale, crop=[round(v, 2) for v in box])
 
 
 def query_to_cell(query_xy: Optional[Sequence[float]], image: Dict[str, Any], stride: int,
@@ -264,11 +276,27 @@ def query_to_cell(query_xy: Optional[Sequence[float]], image: Dict[str, Any], st
     return cy, cx
 
 
+@dataclass(frozen=True)
+class MapRows:
+    """One kind of map in the grid, a row block per model: ``key`` names the per-head maps of a
+    result (``(heads, gy, gx)`` lists over its ``grid`` of ``stride``-pixel cells), ``mask`` its
+    cells to draw (None: all), ``mark`` whether the ``query_cell`` gets a cyan ``+``."""
+    kind: str
+    key: str
+    mask: Optional[str] = None
+    mark: bool = False
+
+
+#: the grid of a Swin: query maps (the query's window only, the query marked), then received maps
+SWIN_ROWS = (MapRows('query', 'query_maps', mask='in_window', mark=True),
+             MapRows('received', 'received_maps'))
+
+
 def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
-              title: str = '', per_row: int = 12) -> str:
-    """One PNG: for ``query`` then ``received``, one row block per model (``entries`` =
-    ``[(label, analyse(...) result)]``, baseline first), its heads left to right (``per_row``
-    to a row), the image with the mean over heads first. Each head is scaled to its own max."""
+              title: str = '', per_row: int = 12, rows: Sequence[MapRows] = SWIN_ROWS) -> str:
+    """One PNG: for each of ``rows`` in turn, one row block per model (``entries`` =
+    ``[(label, result)]``, baseline first), its heads left to right (``per_row`` to a row), the
+    image with the mean over heads first. Each head is scaled to its own max."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -277,11 +305,11 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
     ih, iw = pixels.shape[:2]
     max_heads = max(r['heads'] for _, r in entries)
     cols = 1 + min(per_row, max_heads)
-    blocks = []  # (kind, label, result, first head, last head)
-    for kind in ('query', 'received'):
+    blocks = []  # (rows spec, label, result, first head, last head)
+    for spec in rows:
         for label, r in entries:
             for start in range(0, r['heads'], per_row):
-                blocks.append((kind, label, r, start, min(start + per_row, r['heads'])))
+                blocks.append((spec, label, r, start, min(start + per_row, r['heads'])))
     cell_in = 1.45
     title_lines = textwrap.wrap(title, width=int(cols * cell_in * 15)) if title else []
     title_in = 0.15 + 0.14 * len(title_lines)
@@ -303,11 +331,12 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
         ax.set_ylim(ih, 0)
         return vmax
 
-    for row, (kind, label, r, lo, hi) in enumerate(blocks):
-        maps = r['query_maps'] if kind == 'query' else r['received_maps']
-        in_window = r['in_window'] if kind == 'query' else None
-        qy, qx = r['query_cell']
-        qpx = ((qx + 0.5) * r['stride'], (qy + 0.5) * r['stride'])
+    for row, (spec, label, r, lo, hi) in enumerate(blocks):
+        maps = r[spec.key]
+        in_window = r[spec.mask] if spec.mask else None
+        if spec.mark:
+            qy, qx = r['query_cell']
+            qpx = ((qx + 0.5) * r['stride'], (qy + 0.5) * r['stride'])
         for c in range(cols):
             ax = axes[row, c]
             ax.set_xticks([])
@@ -315,9 +344,9 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
             if c == 0:
                 if lo == 0:
                     draw(ax, np.mean(np.asarray(maps, dtype=float), axis=0), r, in_window)
-                    ax.set_ylabel(f'{label}\n{kind}', fontsize=7)
+                    ax.set_ylabel(f'{label}\n{spec.kind}', fontsize=7)
                     ax.set_title('mean of heads', fontsize=6)
-                    if kind == 'query':
+                    if spec.mark:
                         ax.plot(*qpx, marker='+', color='cyan', markersize=7, mew=1.5)
                 else:
                     ax.axis('off')
@@ -327,7 +356,7 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
                 ax.axis('off')
                 continue
             vmax = draw(ax, maps[h], r, in_window)
-            if kind == 'query':
+            if spec.mark:
                 ax.plot(*qpx, marker='+', color='cyan', markersize=5, mew=1)
             ax.set_title(f'h{h} max {vmax:.2f}', fontsize=6)
     if title_lines:

@@ -1,10 +1,12 @@
 """``mkey-det analyze``: load the backbone of a run or a checkpoint and analyse its attention
-(:mod:`mkey_det.analysis.qk`, :mod:`mkey_det.analysis.attention`). Called through the bridge
+(:mod:`mkey_det.analysis.qk`, :mod:`mkey_det.analysis.attention`,
+:mod:`mkey_det.analysis.attention_vit`). Called through the bridge
 (``analyze.qk``, ``analyze.attention``)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
 
 from .runs import resolve_run
 
@@ -12,32 +14,38 @@ from .runs import resolve_run
 def load_backbone(path: str) -> Dict[str, Any]:
     """The backbone of ``path``, weights loaded strictly (see ``load_pretrained``).
 
-    ``path``: a run directory (its ``config.py`` and last checkpoint), a checkpoint with the run's
+    ``path``: a run directory (its ``config.py`` and last checkpoint: of ``mkey-det train``, or
+    of ``mkey-det pretrain``, whose config is mmpretrain's), a checkpoint with the run's
     ``config.py`` next to it, or a Swin checkpoint without one (official, timm or mmdet layout:
     read as Swin-T with the linear key).
     """
-    from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
     from ..analysis import SWIN_T
+    from ..analysis.attention_vit import is_vit
     from ..models.backbones import SwinTransformerMKey, load_pretrained
     from ..utils import quiet_mmengine
+    from .runs import build_config_backbone
 
-    register_all_modules()
     run = resolve_run(path)
-    with quiet_mmengine():
+    with quiet_mmengine(), warnings.catch_warnings():
+        # each config is built in its own toolbox's default scope: the switch is intended
+        warnings.filterwarnings('ignore', message='The current default scope')
+        register_all_modules()
         if run['config']:
-            cfg = Config.fromfile(run['config']).model.backbone.copy()
-            cfg['init_cfg'] = None
-            backbone = MODELS.build(cfg)
+            cfg = Config.fromfile(run['config'])
+            cfg.model.backbone['init_cfg'] = None
+            backbone = build_config_backbone(cfg)  # the config's own registry (mmdet, mmpretrain)
         else:
             backbone = SwinTransformerMKey(key_type='linear', **SWIN_T)
-        load_pretrained(backbone, run['checkpoint'])
+        # a ViT's keys are no Swin's: never run them through the official-Swin renaming
+        load_pretrained(backbone, run['checkpoint'], convert=False if is_vit(backbone) else None)
     backbone.eval()
+    key_type = getattr(backbone, 'key_type', 'linear')
     return dict(backbone=backbone, checkpoint=run['checkpoint'], config=run['config'],
-                key_type=getattr(backbone, 'key_type', 'linear'),
-                charts=getattr(backbone, 'num_charts', None) if getattr(backbone, 'key_type', 'linear') != 'linear' else None)
+                key_type=key_type,
+                charts=getattr(backbone, 'num_charts', None) if key_type != 'linear' else None)
 
 
 def qk(sources: List[Dict[str, str]], plot: Optional[str] = None) -> Dict[str, Any]:
@@ -48,6 +56,9 @@ def qk(sources: List[Dict[str, str]], plot: Optional[str] = None) -> Dict[str, A
     models = []
     for src in sources:
         loaded = load_backbone(src['path'])
+        if _attention_kind(loaded['backbone']) != 'swin':
+            raise ValueError(f'{src["path"]}: a {type(loaded["backbone"]).__name__}; analyze qk '
+                             'takes Swin backbones (window attention) only')
         models.append(dict(label=src['label'], path=src['path'], checkpoint=loaded['checkpoint'],
                            config=loaded['config'], key_type=loaded['key_type'],
                            charts=loaded['charts'], layers=backbone_interactions(loaded['backbone'])))
@@ -67,7 +78,9 @@ def _normalisation(config: Optional[str]) -> Dict[str, Any]:
         return out
     from mmengine.config import Config
 
-    pre = Config.fromfile(config).model.get('data_preprocessor') or {}
+    cfg = Config.fromfile(config)
+    # mmpretrain's configs set it at the top level (the runner hands it to the model)
+    pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     if pre.get('mean') is not None and pre.get('std') is not None:
         out.update(mean=tuple(float(v) for v in pre['mean']),
                    std=tuple(float(v) for v in pre['std']),
@@ -83,46 +96,108 @@ def _cb_mode(backbone) -> Optional[str]:
     return ','.join(modes) if modes else None
 
 
+def _attention_kind(backbone) -> str:
+    """``'swin'`` (window attention) or ``'vit'`` (class-token attention); ValueError otherwise."""
+    from ..analysis.attention_vit import is_vit
+
+    if is_vit(backbone):
+        return 'vit'
+    if hasattr(backbone, 'stages'):
+        return 'swin'
+    raise ValueError(f'{type(backbone).__name__}: neither a Swin (window attention) nor a ViT '
+                     '(class-token attention) backbone')
+
+
+#: the longer side a Swin is fed at without ``--size`` (the last stage: one 7x7 window)
+_SIZE_SWIN = 224
+
+
+def _swin_image(path: str, sources, loaded, layer, query, size) -> Tuple[Dict[str, Any], Any, str]:
+    """One image through Swin models: its entry (query and window maps per model), pixels, title."""
+    from ..analysis.attention import analyse, load_image, query_to_cell, window_attention
+
+    results, image = [], None
+    for src, m in zip(sources, loaded):
+        image = load_image(path, size or _SIZE_SWIN, **m['norm'])
+        wa = window_attention(m['backbone'], image['tensor'], layer)
+        cell = query_to_cell(query, image, wa.stride, wa.grid)
+        results.append(dict(label=src['label'], **analyse(wa, cell)))
+    w0, h0 = image['size']
+    entry = dict(path=path, size=image['size'], input_size=image['input_size'],
+                 query=list(query) if query is not None else [w0 / 2, h0 / 2], models=results)
+    r0 = results[0]
+    title = (f'{os.path.basename(path)}: layer {r0["layer"]} (stage {r0["stage"]} block '
+             f'{r0["block"]}, {"shifted" if r0["shift"] else "regular"} windows of '
+             f'{r0["window"]}x{r0["window"]}); query = attention of the + location per '
+             f'head, received = summed over the queries of each window')
+    return entry, image['pixels'], title
+
+
+def _vit_image(path: str, sources, loaded, layer, _query, size) -> Tuple[Dict[str, Any], Any, str]:
+    """One image through ViT models: its entry (class-token maps per model), pixels, title. The
+    image is a centre crop at the first model's ``img_size`` (``size``: a ``size`` square): a
+    manifold key is built for that token count, and both models see the same pixels."""
+    from ..analysis.attention import load_image
+    from ..analysis.attention_vit import analyse_tokens, token_attention
+
+    crop = (size, size) if size else tuple(int(v) for v in loaded[0]['backbone'].img_size)
+    results, image = [], None
+    for src, m in zip(sources, loaded):
+        image = load_image(path, max(crop), crop=crop, **m['norm'])
+        ta = token_attention(m['backbone'], image['tensor'], layer)
+        results.append(dict(label=src['label'], **analyse_tokens(ta)))
+    entry = dict(path=path, size=image['size'], input_size=image['input_size'],
+                 crop=image['crop'], query=None, models=results)
+    r0 = results[0]
+    title = (f'{os.path.basename(path)} (centre crop): layer {r0["layer"]} of '
+             f'0..{r0["layers"] - 1}; per head, the class token\'s attention over the '
+             f'{r0["grid"][0]}x{r0["grid"][1]} patches of {r0["stride"]} px (its attention to '
+             f'itself left out)')
+    return entry, image['pixels'], title
+
+
 def attention(sources: List[Dict[str, str]], images: List[str], layer: Optional[int] = None,
-              query: Optional[List[float]] = None, size: int = 224,
+              query: Optional[List[float]] = None, size: Optional[int] = None,
               pngs: Optional[List[str]] = None) -> Dict[str, Any]:
     """Per-head attention maps of block ``layer`` (None: the last) of every model in ``sources``
-    (``[{path, label}]``) on every image (:mod:`mkey_det.analysis.attention`); ``query``: the
-    ``[x, y]`` pixel of the image files whose attention is drawn (None: the centre); ``size``:
-    the longer side of the image as fed to the models; ``pngs``: one grid per image."""
-    from ..analysis.attention import analyse, load_image, plot_grid, query_to_cell, window_attention
+    (``[{path, label}]``, all Swin or all ViT) on every image. Swin
+    (:mod:`mkey_det.analysis.attention`): ``query`` is the ``[x, y]`` pixel of the image files
+    whose attention is drawn (None: the centre), ``size`` the longer side of the image as fed
+    (None: 224). ViT (:mod:`mkey_det.analysis.attention_vit`): the class token's attention, no
+    ``query``; ``size`` the side of the square centre crop fed (None: the model's ``img_size``).
+    ``pngs``: one grid per image."""
+    from ..analysis.attention import SWIN_ROWS, plot_grid
+    from ..analysis.attention_vit import VIT_ROWS
 
     if pngs is not None and len(pngs) != len(images):
         raise ValueError(f'{len(pngs)} PNG path(s) for {len(images)} image(s)')
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 32):
         raise ValueError(f'--size must be an int >= 32 (pixels), got {size!r}')
     models, loaded = [], []
     for src in sources:
         m = load_backbone(src['path'])
         m['norm'] = _normalisation(m['config'])
+        m['kind'] = _attention_kind(m['backbone'])
         loaded.append(m)
         models.append(dict(label=src['label'], path=src['path'], checkpoint=m['checkpoint'],
-                           config=m['config'], key_type=m['key_type'], charts=m['charts'],
-                           cb_mode=_cb_mode(m['backbone'])))
+                           config=m['config'], backbone=m['kind'], key_type=m['key_type'],
+                           charts=m['charts'], cb_mode=_cb_mode(m['backbone'])))
+    kinds = [m['kind'] for m in loaded]
+    if len(set(kinds)) > 1:
+        what = ', '.join(f'{s["label"]} is a {"ViT" if k == "vit" else "Swin"}'
+                         for s, k in zip(sources, kinds))
+        raise ValueError(f'analyze attention compares models of one kind ({what}): a Swin\'s '
+                         'window attention and a ViT\'s class-token attention are different '
+                         'maps; run it once per kind')
+    if kinds[0] == 'vit' and query is not None:
+        raise ValueError('--query has no meaning for a ViT: its maps are the class token\'s '
+                         'attention, not a location\'s; leave --query out')
+    draw, rows = (_vit_image, VIT_ROWS) if kinds[0] == 'vit' else (_swin_image, SWIN_ROWS)
     out_images = []
     for i, path in enumerate(images):
-        results, image = [], None
-        for src, m in zip(sources, loaded):
-            image = load_image(path, size, **m['norm'])
-            wa = window_attention(m['backbone'], image['tensor'], layer)
-            cell = query_to_cell(query, image, wa.stride, wa.grid)
-            results.append(dict(label=src['label'], **analyse(wa, cell)))
-        w0, h0 = image['size']
-        entry: Dict[str, Any] = dict(path=path, size=image['size'], input_size=image['input_size'],
-                                     query=list(query) if query is not None else [w0 / 2, h0 / 2],
-                                     models=results)
+        entry, pixels, title = draw(path, sources, loaded, layer, query, size)
         if pngs is not None:
-            r0 = results[0]
-            title = (f'{os.path.basename(path)}: layer {r0["layer"]} (stage {r0["stage"]} block '
-                     f'{r0["block"]}, {"shifted" if r0["shift"] else "regular"} windows of '
-                     f'{r0["window"]}x{r0["window"]}); query = attention of the + location per '
-                     f'head, received = summed over the queries of each window')
-            entry['png'] = plot_grid(image['pixels'], [(r['label'], r) for r in results], pngs[i],
-                                     title=title)
+            entry['png'] = plot_grid(pixels, [(r['label'], r) for r in entry['models']], pngs[i],
+                                     title=title, rows=rows)
         out_images.append(entry)
-    return dict(models=models, images=out_images)
+    return dict(backbone=kinds[0], models=models, images=out_images)

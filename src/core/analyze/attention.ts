@@ -1,7 +1,9 @@
 /**
- * `mkey-det analyze attention`: per-head attention maps of one Swin block over images (the
- * paper's Fig. 2), taken from the block's own softmax, computed in Python
- * (python_shim/mkey_det/analysis/attention.py, definitions in its docstring and docs/ANALYZE.md).
+ * `mkey-det analyze attention`: per-head attention maps of one attention block over images (the
+ * paper's Fig. 2), as the block computes them, in Python: a Swin block's window attention
+ * (python_shim/mkey_det/analysis/attention.py) or a ViT block's class-token attention
+ * (python_shim/mkey_det/analysis/attention_vit.py); definitions in their docstrings and
+ * docs/ANALYZE.md.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
@@ -33,6 +35,7 @@ export interface AttentionHeadStats {
 }
 
 export interface AttentionMaps {
+  backbone: 'swin';
   label: string;
   /** Depth order over all stages (as `analyze qk`'s layer). */
   layer: number;
@@ -58,15 +61,51 @@ export interface AttentionMaps {
   received_maps: number[][][];
 }
 
+export interface VitHeadStats {
+  head: number;
+  /** Of the class token's whole attention row, in nats (log N is uniform over the N tokens). */
+  entropy: number;
+  /** The class map's largest value (a patch). */
+  max: number;
+  /** [row, column] of that patch. */
+  max_cell: [number, number];
+  /** The class token's attention to itself (not drawn). */
+  self: number;
+  /** The class map's sum: its attention to the patches. */
+  patch_share: number;
+}
+
+export interface VitAttentionMaps {
+  backbone: 'vit';
+  label: string;
+  /** 0-based block of the ViT. */
+  layer: number;
+  /** Blocks in the ViT. */
+  layers: number;
+  heads: number;
+  /** Patch grid [rows, columns]. */
+  grid: [number, number];
+  /** Input pixels per patch. */
+  stride: number;
+  /** Tokens the block sees: extra tokens (the class token first), then the patches. */
+  tokens: number;
+  extra_tokens: number;
+  head_stats: VitHeadStats[];
+  /** Per head, the class token's attention over the patch grid (its own column left out). */
+  class_maps: number[][][];
+}
+
 export interface AttentionImage {
   path: string;
   /** The file's [width, height]. */
   size: [number, number];
   /** [width, height] as fed to the models. */
   input_size: [number, number];
-  /** [x, y] in the file's pixels. */
-  query: [number, number];
-  models: AttentionMaps[];
+  /** Swin: [x, y] in the file's pixels; ViT: null (the class token has no location). */
+  query: [number, number] | null;
+  /** ViT: the centre crop fed, [x, y, width, height] in the file's pixels. */
+  crop?: [number, number, number, number];
+  models: (AttentionMaps | VitAttentionMaps)[];
   /** The grid PNG (with --out). */
   png?: string;
 }
@@ -76,6 +115,8 @@ export interface AttentionModel {
   path: string;
   checkpoint: string;
   config: string | null;
+  /** Which attention is drawn: Swin's windows or a ViT's class token (one kind per call). */
+  backbone: 'swin' | 'vit';
   key_type: string;
   charts: number | null;
   /** KUA / VanillaK: their CB form (eq4, per_location, none). */
@@ -83,6 +124,7 @@ export interface AttentionModel {
 }
 
 export interface AttentionResult {
+  backbone: 'swin' | 'vit';
   models: AttentionModel[];
   images: AttentionImage[];
   /** Written with --out. */
@@ -94,10 +136,11 @@ export interface AttentionRequest {
   images: string[];
   labels?: string[];
   layer?: number;
-  /** [x, y] in the image files' pixels (default: the centre). */
+  /** Swin: [x, y] in the image files' pixels (default: the centre); refused for a ViT. */
   query?: [number, number];
-  /** Longer side of the image fed to the models, in pixels. */
-  size: number;
+  /** Swin: longer side of the image fed, in pixels (default 224); ViT: side of the square
+   * centre crop fed (default: the model's img_size). */
+  size?: number;
   /** Folder for attention.json and one attention-<n>-<name>.png per image. */
   out?: string;
   force: boolean;
@@ -116,7 +159,7 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
   if (req.labels && req.labels.length !== req.paths.length) {
     throw new BadInputError(`--labels gives ${req.labels.length} label(s) for ${req.paths.length} path(s): give one per path, in order`);
   }
-  for (const p of req.paths) checkRunOrCheckpoint(p, 'give a run directory (a --work-dir of mkey-det train) or a .pth checkpoint');
+  for (const p of req.paths) checkRunOrCheckpoint(p, 'give a run directory (a --work-dir of mkey-det train or pretrain) or a .pth checkpoint');
   if (!req.images.length) throw new BadInputError('no --image given', 'add --image <file...> (image files or folders)');
   const images = collectImages(req.images);
   const sources = req.paths.map((p, i) => ({ path: resolve(p), label: req.labels?.[i] ?? basename(resolve(p)) }));
@@ -141,13 +184,13 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
     result = await withBridge((b) =>
       b.call<AttentionResult>(
         'analyze.attention',
-        { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size, pngs: pngs ?? null },
+        { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null },
         { timeoutMs: 600_000 },
       ),
     );
   } catch (err) {
     if (madeDir) rmSync(madeDir, { recursive: true, force: true });
-    throw asBadInput(err); // a checkpoint that does not fit, an unreadable image, a layer out of range
+    throw asBadInput(err); // a checkpoint that does not fit, an unreadable image, a layer out of range, a Swin with a ViT
   }
   if (jsonPath) {
     const withPath = { ...result, json: jsonPath };
