@@ -166,6 +166,10 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
     const progress = res.stderr.split('\n').filter((l) => /^\[train \d\/4\]/.test(l));
     expect(progress).toHaveLength(4);
     expect(progress[1]).toMatch(/swin-t-spatialk b1 fp32 128px: step [\d.]+ s .* vs Swin-T [\d.]+x \(95% [\d.]+-[\d.]+\)/);
+    // and a line per timing round while they run (1 warm-up + 3 timed)
+    const rounds = res.stderr.split('\n').filter((l) => l.startsWith('[train] timing b1 fp32 round '));
+    expect(rounds.map((l) => l.match(/round (\d\/\d) \((warm-up|timed)\)/)?.slice(1).join(' '))).toEqual(['1/4 warm-up', '2/4 timed', '3/4 timed', '4/4 timed']);
+    expect(rounds[3]).toMatch(/swin-t [\d.]+ s, swin-t-spatialk [\d.]+ s$/);
   });
 });
 

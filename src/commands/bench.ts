@@ -114,7 +114,7 @@ Examples:
         out: opts.out,
         toolVersion: TOOL_VERSION,
         keepWorkDir: opts.keepWorkDir,
-        onProgress: (p) => logger.info(`[${p.suite} ${p.index}/${p.total}] ${p.line}`),
+        onProgress: (p) => logger.info(p.index === undefined ? `[${p.suite}] ${p.line}` : `[${p.suite} ${p.index}/${p.total}] ${p.line}`),
       });
       emit({ ...outcome.report, json_path: outcome.jsonPath, markdown_path: outcome.markdownPath }, opts, () => outcome.markdown.trimEnd());
       logger.info(`wrote ${outcome.jsonPath} and ${outcome.markdownPath}`);

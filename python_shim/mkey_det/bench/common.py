@@ -5,6 +5,8 @@ Protocol (stdout, one JSON object per line, ``allow_nan=False``; NaN/inf become 
 * ``{"event": "start", "suite", "device", "quick", "total", "plan"}``: ``total`` measurements follow
 * ``{"event": "measure", "suite", "index", "total", "label", "line", "data"}``: one per measurement
   (``line``: one human-readable line; ``data``: the numbers)
+* ``{"event": "progress", "suite", "line"}``: work in progress that is no measurement (e.g. a
+  timing round of the train suite), for people watching
 * ``{"event": "result", "suite", "result"}``: the suite's full result (the last line)
 * ``{"event": "error", "message", "exit_code"}``: the suite could not run (exit code 2: bad input,
   e.g. ``--device cuda`` without CUDA; 1: it failed)
@@ -63,6 +65,10 @@ class Emitter:
         self._write(dict(event='measure', suite=self.suite, index=self.index, total=self.total,
                          label=label, line=line, data=data))
         return data
+
+    def progress(self, line: str) -> None:
+        """Tell the watcher what is running (no measurement, not counted)."""
+        self._write(dict(event='progress', suite=self.suite, line=line))
 
     def result(self, result: Dict[str, Any]) -> None:
         self._write(dict(event='result', suite=self.suite, result=result))

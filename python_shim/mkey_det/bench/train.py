@@ -188,11 +188,11 @@ def _log_tail(path: str) -> str:
         return ''
 
 
-def run_worker(cmd: List[str], log_path: str, on_row=None
+def run_worker(cmd: List[str], log_path: str, on_row=None, on_round=None
                ) -> Tuple[List[Dict[str, Any]], Dict[str, Any], Optional[str]]:
     """One worker process (``cmd``): its rows (in the order it ran them; ``on_row`` sees each as
-    it arrives), its FLOPs, and an error message if the process failed (rows it did not report
-    are then missing)."""
+    it arrives; ``on_round`` the timing pass's progress lines), its FLOPs, and an error message
+    if the process failed (rows it did not report are then missing)."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     rows: List[Dict[str, Any]] = []
     flops_res: Dict[str, Any] = {}
@@ -214,6 +214,8 @@ def run_worker(cmd: List[str], log_path: str, on_row=None
                     rows.append(msg)
                     if on_row is not None:
                         on_row(msg)
+                elif msg.get('kind') == 'round' and on_round is not None:
+                    on_round(str(msg.get('line', '')))
                 elif msg.get('kind') == 'flops':
                     flops_res = msg.get('flops') or {}
             code = proc.wait()
@@ -283,7 +285,8 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
     t0 = time.perf_counter()
     load_before = loadavg()
     _, _, error = run_worker(_timing_cmd(config_of, device, settings),
-                             os.path.join(work_dir, 'timing.log'), on_timing)
+                             os.path.join(work_dir, 'timing.log'), on_timing,
+                             lambda line: emitter.progress(f'timing {line}'))
     timing_wall_s = time.perf_counter() - t0
     if error is not None:
         errors.append(error)

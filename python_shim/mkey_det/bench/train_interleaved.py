@@ -10,7 +10,8 @@ the same command gave SpatialK / Swin-T 1.27x and 1.43x. Here every detector is 
 (:func:`.train_worker.build_detector`), and each (batch, precision) pair runs ``warmup + steps``
 rounds in which every variant takes one full training step (``model.train_step``: data
 preprocessor, forward with losses, backward, gradient clipping, optimizer step) on the same
-synthetic batch; the order alternates (forward in even rounds, reversed in odd ones) so no
+synthetic batch, from the same initial weights (restored before every step, off the clock: the
+work of a step depends on the weights); the order alternates (forward in even rounds, reversed in odd ones) so no
 variant always runs right after another. The ``warmup`` rounds (untimed) cover the allocator's
 first growth, lazily created optimizer state and, on CUDA, cuDNN/cuBLAS autotuning. The ratio to
 the baseline is the ratio of medians, with a bootstrap interval over the rounds
@@ -19,7 +20,8 @@ the baseline is the ratio of medians, with a bootstrap interval over the rounds
 Peak memory is *not* measured here (all detectors are resident at once): the suite measures it
 in its own pass, one fresh process per variant (:mod:`.train_worker`).
 
-Prints one JSON line per (variant, pair) (``{"kind": "row", ...}``) as each pair finishes; a step
+Prints ``{"kind": "round", "line"}`` after every round (progress) and one JSON line per (variant,
+pair) (``{"kind": "row", ...}``) as each pair finishes; a step
 that fails (e.g. CUDA out of memory) drops that variant from the rest of the pair (its row has
 ``error``) and the others go on.
 """
@@ -50,8 +52,9 @@ def parse_configs(text: str) -> Dict[str, str]:
 
 
 def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, precision: str,
-              args, device: torch.device) -> Dict[str, Dict[str, Any]]:
-    """Interleaved rounds of one (batch, precision) pair; the row of every variant."""
+              args, device: torch.device, on_round=None) -> Dict[str, Dict[str, Any]]:
+    """Interleaved rounds of one (batch, precision) pair; the row of every variant.
+    ``on_round(line)`` hears about every finished round (one line for people watching)."""
     from mmengine.optim import build_optim_wrapper
     from .common import ratio_spread, stats, synchronize
     names = list(models)
@@ -84,6 +87,11 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
         data = batches[r % len(batches)]
         for n in (active if r % 2 == 0 else active[::-1])[:]:
             try:
+                # every step starts from the initial weights: the work of a step depends on them
+                # (how many proposals pass NMS and the sampler, how many masks are targets), and
+                # training on a fixed batch from scratch drifts (the losses rose 10-100x within
+                # 12 steps), so without this the variants' workloads would drift apart
+                models[n]['model'].load_state_dict(models[n]['init_state'])
                 synchronize(device)
                 t0 = time.perf_counter()
                 log_vars = models[n]['model'].train_step(data, wrappers[n])
@@ -101,6 +109,12 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
             (times[n] if r >= args.warmup else warm[n]).append(dt)
             print(f'b{batch} {precision} round {r + 1}/{args.warmup + args.steps} {n}: '
                   f'{dt:.3f} s, loss {losses[n][-1]:.4f}', file=sys.stderr)
+        if on_round is not None:
+            kind = 'warm-up' if r < args.warmup else 'timed'
+            steps = ', '.join(f'{n} {(times[n] or warm[n])[-1]:.2f} s' for n in active
+                              if times[n] or warm[n])
+            on_round(f'b{batch} {precision} round {r + 1}/{args.warmup + args.steps} ({kind}): '
+                     f'{steps}')
     for n in active:
         st = stats(times[n])
         rows[n].update(step_s=st, warmup_s=warm[n], losses=losses[n],
@@ -151,7 +165,8 @@ def main(argv=None) -> int:
         models = {n: build_detector(c, device, args.seed) for n, c in configs.items()}
         for batch in batch_sizes:
             for precision in precisions:
-                rows = time_pair(models, baseline, batch, precision, args, device)
+                rows = time_pair(models, baseline, batch, precision, args, device,
+                                 lambda line: emit(dict(kind='round', line=line)))
                 for n, row in rows.items():
                     emit(dict(models[n]['common'], kind='row', variant=n,
                               timing='interleaved', **row))

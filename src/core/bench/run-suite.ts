@@ -33,6 +33,7 @@ export interface SuiteRequest {
 type ProtocolLine =
   | { event: 'start'; suite: BenchSuite; total: number; plan: unknown }
   | { event: 'measure'; suite: BenchSuite; index: number; total: number; label: string; line: string }
+  | { event: 'progress'; suite: BenchSuite; line: string }
   | { event: 'result'; suite: BenchSuite; result: SuiteResult }
   | { event: 'error'; suite: BenchSuite; message: string; exit_code: number };
 
@@ -97,6 +98,8 @@ export async function runSuite(req: SuiteRequest): Promise<SuiteResult> {
     }
     if (msg.event === 'measure') {
       req.onProgress?.({ suite: req.suite, index: msg.index, total: msg.total, label: msg.label, line: msg.line });
+    } else if (msg.event === 'progress') {
+      req.onProgress?.({ suite: req.suite, label: 'progress', line: msg.line });
     } else if (msg.event === 'result') {
       result = msg.result;
     } else if (msg.event === 'error') {

@@ -243,10 +243,11 @@ export interface SuiteResult {
 }
 
 /** One line of progress: one measurement. */
+/** One progress line: a measurement (`index` of `total`), or work in progress (no index). */
 export interface BenchProgress {
   suite: BenchSuite;
-  index: number;
-  total: number;
+  index?: number;
+  total?: number;
   label: string;
   line: string;
 }
