@@ -6,6 +6,8 @@ import { renderMmdetConfig } from '../src/core/config/render.js';
 import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
 import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
 import { backboneVariant, type Experiment } from '../src/core/experiment.js';
+import { renderMmpretrainConfig } from '../src/core/config/render-classification.js';
+import { pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
 import { TOOL_VERSION } from '../src/version.js';
 import { openBridge, type PythonBridge } from '../src/python/bridge.js';
 import { repoRoot, runCli } from './helpers/cli.js';
@@ -162,6 +164,53 @@ describe('generated configs load with mmengine', () => {
     const bf16 = await loadWithMmengine(renderMmdetConfig(experiment({ amp: 'bf16' }), { toolVersion: TOOL_VERSION }), 'bf16.py');
     expect(bf16.optim_wrapper).toMatchObject({ type: 'AmpOptimWrapper', dtype: 'bfloat16' });
     expect(bf16.optimizer).toMatchObject({ type: 'AdamW', lr: 0.0001 });
+  });
+});
+
+describe('GPU fast paths: --attn-impl, --key-order, --tf32', () => {
+  it('writes them as backbone fields and a hook, only when given', async () => {
+    const plain = renderMmdetConfig(experiment(), { toolVersion: TOOL_VERSION });
+    expect(plain).not.toMatch(/attn_impl|key_order|MkeyTF32Hook/);
+
+    const source = renderMmdetConfig(experiment({ attnImpl: 'sdpa', keyOrder: 'auto', tf32: true }), { toolVersion: TOOL_VERSION });
+    const s = await loadWithMmengine(source, 'fast.py');
+    expect(s.backbone).toMatchObject({ type: 'SwinTransformerMKey', key_type: 'spatialk', attn_impl: 'sdpa', key_order: 'auto' });
+    expect(source).toMatch(/custom_hooks = \[\s*dict\(type='MkeyTF32Hook'\),\s*dict\(type='MkeyProgressHook'/);
+
+    // the linear key has no order to choose (as --charts): only attn_impl is written
+    const base = await loadWithMmengine(renderMmdetConfig(experiment({ backbone: backboneVariant('swin-t'), attnImpl: 'sdpa', keyOrder: 'paper' }), { toolVersion: TOOL_VERSION }), 'fast-base.py');
+    expect(base.backbone).toMatchObject({ key_type: 'linear', attn_impl: 'sdpa' });
+    expect(base.backbone).not.toHaveProperty('key_order');
+  });
+
+  it('pretrain configs: Swin-T takes all three, ViT the key order and TF32', () => {
+    const layout = { root: '/data/x', trainPrefix: 'train', valPrefix: 'val', classes: ['a', 'b'] };
+    const exp = (name: string): PretrainExperiment => ({
+      backbone: pretrainVariant(name), charts: 4, recipe: 'demo', data: { kind: 'demo' }, batchSize: 2, seed: 0, imgSize: 64,
+      amp: false, cfgOptions: [], attnImpl: name.startsWith('swin') ? 'sdpa' : undefined, keyOrder: 'auto', tf32: true,
+    });
+    const swin = renderMmpretrainConfig(exp('swin-t-spatialk'), { data: layout, toolVersion: TOOL_VERSION });
+    expect(swin).toMatch(/attn_impl='sdpa'/);
+    expect(swin).toMatch(/key_order='auto'/);
+    expect(swin).toMatch(/custom_hooks = \[\s*dict\(type='mmdet.MkeyTF32Hook'\),\s*dict\(type='mmdet.MkeyProgressHook'/);
+    const vit = renderMmpretrainConfig(exp('vit-s-vanillak'), { data: layout, toolVersion: TOOL_VERSION });
+    expect(vit).not.toMatch(/attn_impl/);
+    expect(vit).toMatch(/key_order='auto'/);
+  });
+
+  it('refuses bad values with one line and exit 2', async () => {
+    const impl = await runCli(['config', '--data', 'coco', '--attn-impl', 'flash']);
+    expect(impl.exitCode).toBe(2);
+    expect(impl.stderr.trim().split('\n')[0]).toBe('error: invalid --attn-impl "flash": accepted: eager, sdpa');
+    const order = await runCli(['config', '--data', 'coco', '--key-order', 'folded']);
+    expect(order.exitCode).toBe(2);
+    expect(order.stderr.trim().split('\n')[0]).toBe('error: invalid --key-order "folded": accepted: paper, fast, auto');
+    const vit = await runCli(['pretrain', '--backbone', 'vit-s-spatialk', '--attn-impl', 'sdpa', '--json']);
+    expect(vit.exitCode).toBe(2);
+    expect(JSON.parse(vit.stdout).error.message).toContain("--attn-impl sdpa with --backbone vit-s-spatialk: it chooses Swin-T's window attention");
+    const ok = await runCli(['config', '--data', 'coco', '--attn-impl', 'sdpa', '--key-order', 'auto', '--tf32']);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toMatch(/attn_impl='sdpa',\s+key_order='auto'/);
   });
 });
 

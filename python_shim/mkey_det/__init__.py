@@ -14,7 +14,7 @@ from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey,
                      SwinTransformerMKey, VanillaKey, build_key, fold_backbone, fold_key,
                      load_pretrained, official_from_mmdet, set_key_order)
 
-from . import engine  # noqa: F401,E402  (registers MkeyProgressHook in mmdet's HOOKS)
+from . import engine  # noqa: F401,E402  (registers MkeyProgressHook, MkeyTF32Hook in mmdet's HOOKS)
 from .compat import allow_mmengine_checkpoints
 from .engine import allow_bf16_mmcv_ops
 

@@ -33,6 +33,7 @@ Exit codes: 0 written, 2 bad input (an option, an existing --out without --force
 Examples:
   mkey-det config --backbone swin-t-spatialk --charts 8 --data coco --out configs/spatialk.py
   mkey-det config --backbone swin-t --data demo --max-epochs 2 | less
+  mkey-det config --data coco --attn-impl sdpa --key-order auto --tf32 --out configs/spatialk-gpu.py
   mkey-det config --data /data/my_coco --cfg-options model.backbone.drop_path_rate=0.1 --out my.py`,
   )
   .action(

@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import {
+  ATTN_IMPLS,
   BACKBONE_NAMES,
+  KEY_ORDERS,
   DEFAULT_CHARTS,
   MAX_CHARTS,
   SCHEDULES,
@@ -56,9 +58,23 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--img-scale <WxH>', "train and test at one fixed scale instead of the recipe's multi-scale pipeline (e.g. 512x512)")
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone, dynamic loss scaling) or bf16')
+    .option(ATTN_IMPL_FLAG[0], ATTN_IMPL_FLAG[1])
+    .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
+    .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false);
 }
+
+/** `--attn-impl`, `--key-order`, `--tf32` (config, train, pretrain): the GPU fast paths, written into the config. */
+export const ATTN_IMPL_FLAG = [
+  '--attn-impl <impl>',
+  `window attention of every Swin block: ${ATTN_IMPLS.join(' | ')} (eager: mmdet's own, the default; sdpa: the same attention through torch's fused scaled_dot_product_attention)`,
+] as const;
+export const KEY_ORDER_FLAG = [
+  '--key-order <order>',
+  `how the manifold key computes (same function): ${KEY_ORDERS.join(' | ')} (fast: folded where it saves FLOPs, the default; auto: the faster order per shape, measured once on the device)`,
+] as const;
+export const TF32_FLAG = ['--tf32', 'allow TF32 tensor cores in float32 matmuls and convolutions on CUDA (no effect on CPU)'] as const;
 
 /** `--tensorboard` (config, train, pretrain). */
 export const TENSORBOARD_FLAG = ['--tensorboard', 'also write TensorBoard event files (<work-dir>/<time>/vis_data/; view with .venv/bin/tensorboard --logdir <work-dir>)'] as const;
@@ -92,6 +108,9 @@ export const experimentOptionsSchema = z.object({
       return [w, h];
     })
     .optional(),
+  attnImpl: experimentFields.attnImpl,
+  keyOrder: experimentFields.keyOrder,
+  tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
 });
@@ -142,5 +161,8 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     imageScale: o.imgScale,
     cfgOptions,
     tensorboard: o.tensorboard,
+    attnImpl: o.attnImpl,
+    keyOrder: o.keyOrder,
+    tf32: o.tf32,
   };
 }

@@ -16,7 +16,7 @@ import { pretrain } from '../core/pretrain/run.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { CFG_OPTIONS_FLAG, TENSORBOARD_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
+import { ATTN_IMPL_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -30,6 +30,9 @@ const pretrainOptionsSchema = launchOptionsSchema.extend({
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
   amp: experimentFields.amp,
+  attnImpl: experimentFields.attnImpl,
+  keyOrder: experimentFields.keyOrder,
+  tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
 });
@@ -45,6 +48,11 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     throw new BadInputError(
       `--img-size ${o.imgSize} with --recipe ${recipe}: the ${recipe} recipe trains at ${PAPER_IMG_SIZE} px (its pipeline is mmpretrain's)`,
       `use --recipe demo for another size, or --cfg-options to edit the pipeline`,
+    );
+  }
+  if (o.attnImpl !== undefined && backbone.family !== 'swin-t') {
+    throw new BadInputError(
+      `--attn-impl ${o.attnImpl} with --backbone ${backbone.name}: it chooses Swin-T's window attention; mmpretrain's ViT attention already runs torch's fused scaled_dot_product_attention`,
     );
   }
   const imgSize = o.imgSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.imgSize : PAPER_IMG_SIZE);
@@ -64,6 +72,9 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     amp: o.amp,
     cfgOptions: cfgOptionPairs(o.cfgOptions),
     tensorboard: o.tensorboard,
+    attnImpl: o.attnImpl,
+    keyOrder: o.keyOrder,
+    tf32: o.tf32,
   };
 }
 
@@ -92,6 +103,9 @@ export const pretrainCommand = addLaunchOptions(
     .option('--max-epochs <n>', `override the recipe's length in epochs (paper ${PAPER_PRETRAIN.epochs}, demo ${DEMO_PRETRAIN.epochs})`)
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone) or bf16')
+    .option(ATTN_IMPL_FLAG[0], `${ATTN_IMPL_FLAG[1]}; Swin-T only`)
+    .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
+    .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
     .option('--work-dir <dir>', 'run directory (default: work_dirs/pretrain-<backbone>[-c<charts>]-<recipe>-<data>-s<seed>)'),
@@ -111,6 +125,7 @@ Examples:
   mkey-det pretrain --backbone vit-s-vanillak --data demo --max-epochs 3
   mkey-det pretrain --backbone swin-t-spatialk --data /data/imagenet --gpus 4         # Table 1's row (paper recipe)
   mkey-det pretrain --backbone vit-b-vanillak --charts 4 --data /data/imagenet --gpus 4 --recipe stock
+  mkey-det pretrain --data /data/imagenet --gpus 4 --attn-impl sdpa --key-order auto --tf32   # GPU fast paths
   mkey-det pretrain --work-dir work_dirs/pretrain-swin-t-spatialk-c8-demo-demo-s0 --resume`,
   )
   .action(

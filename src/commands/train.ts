@@ -37,6 +37,9 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
     charts: given('charts') ? opts.charts : undefined,
     amp: opts.amp,
     tensorboard: opts.tensorboard,
+    attnImpl: opts.attnImpl,
+    keyOrder: opts.keyOrder,
+    tf32: opts.tf32,
     cfgOptions: cfgOptionPairs(opts.cfgOptions),
     ...launchOptionsFrom(opts, workDir),
   });
@@ -61,7 +64,7 @@ export const trainCommand = addLaunchOptions(
     ),
   )
     .option('--work-dir <dir>', 'run directory (default: work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>, or work_dirs/<config name> with --config)')
-    .option('--config <file>', 'train this MMDetection (or mmpretrain) config instead of a generated one, edited or not; --backbone/--charts, --amp, --tensorboard and --cfg-options apply on top'),
+    .option('--config <file>', 'train this MMDetection (or mmpretrain) config instead of a generated one, edited or not; --backbone/--charts, --attn-impl, --key-order, --amp, --tf32, --tensorboard and --cfg-options apply on top'),
   'MMDetection',
 )
   .addHelpText(
@@ -73,6 +76,7 @@ Exit codes: 0 completed, 1 training failed, 2 bad input, 3 Python not set up, 13
 Examples:
   mkey-det train --data demo                                   # the demo, SpatialK, on CPU or 1 GPU
   mkey-det train --backbone swin-t --data demo --max-epochs 2 --gpus 1 --amp bf16
+  mkey-det train --data coco --gpus 8 --attn-impl sdpa --key-order auto --tf32   # GPU fast paths (same function)
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8              # Table 3's row, 1 node
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8 --launcher slurm --nnodes 1
   mkey-det train --config my-mask-rcnn.py --cfg-options train_cfg.max_epochs=24   # an edited config

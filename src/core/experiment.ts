@@ -86,6 +86,24 @@ export type AmpDtype = (typeof AMP_DTYPES)[number];
 /** torch dtype names mmengine's AmpOptimWrapper takes. */
 export const AMP_TORCH_DTYPE: Record<AmpDtype, string> = { fp16: 'float16', bf16: 'bfloat16' };
 
+/**
+ * `--attn-impl`: the window attention of every Swin block (`attn_impl` of `SwinTransformerMKey`):
+ * `eager` is mmdet's own forward (the stock model bit for bit), `sdpa` the same attention through
+ * torch's fused `scaled_dot_product_attention` (python_shim/mkey_det/models/backbones/fused_window_attention.py).
+ * Python's `ATTN_IMPLS` there is the same list and checks the built backbone again (the preflight).
+ */
+export const ATTN_IMPLS = ['eager', 'sdpa'] as const;
+export type AttnImpl = (typeof ATTN_IMPLS)[number];
+
+/**
+ * `--key-order`: how a manifold key computes its (one) function (`key_order` of the backbones):
+ * `paper` (Algorithm 1's order), `fast` (folded where it saves FLOPs, the backbones' default) or
+ * `auto` (the faster of the two per call shape, measured once on the device in use). Python's
+ * `KEY_ORDERS` (python_shim/mkey_det/models/keys/base.py) is the same list and checks it again.
+ */
+export const KEY_ORDERS = ['paper', 'fast', 'auto'] as const;
+export type KeyOrder = (typeof KEY_ORDERS)[number];
+
 export const LAUNCHERS = ['none', 'pytorch', 'slurm'] as const;
 export type Launcher = (typeof LAUNCHERS)[number];
 
@@ -126,7 +144,16 @@ export interface Experiment {
   cfgOptions: [string, string][];
   /** Also write TensorBoard event files (mmengine's TensorboardVisBackend) under `<work-dir>/<time>/vis_data/`. */
   tensorboard?: boolean;
+  /** The backbone's window attention; undefined leaves the backbone's default (`eager`) unwritten. */
+  attnImpl?: AttnImpl;
+  /** The manifold key's computation order; undefined leaves the backbone's default (`fast`) unwritten. */
+  keyOrder?: KeyOrder;
+  /** Allow TF32 for float32 matmuls and convolutions on CUDA (`MkeyTF32Hook`). */
+  tf32?: boolean;
 }
+
+/** The hook `--tf32` puts first in a config's `custom_hooks` (registered by mkey_det in mmdet's HOOKS). */
+export const TF32_HOOK = 'MkeyTF32Hook';
 
 /** The visualizer of a run that also writes TensorBoard event files (mmdet's and mmpretrain's configs merge it). */
 export const TENSORBOARD_VISUALIZER = { vis_backends: [{ type: 'LocalVisBackend' }, { type: 'TensorboardVisBackend' }] } as const;
@@ -135,6 +162,9 @@ export const experimentFields = {
   backbone: z.enum(BACKBONE_NAMES, { message: `accepted: ${BACKBONE_NAMES.join(', ')}` }),
   schedule: z.enum(SCHEDULES, { message: `accepted: ${SCHEDULES.join(', ')}` }),
   launcher: z.enum(LAUNCHERS, { message: `accepted: ${LAUNCHERS.join(', ')}` }),
+  attnImpl: z.enum(ATTN_IMPLS, { message: `accepted: ${ATTN_IMPLS.join(', ')}` }).optional(),
+  keyOrder: z.enum(KEY_ORDERS, { message: `accepted: ${KEY_ORDERS.join(', ')}` }).optional(),
+  tf32: z.boolean().default(false),
   /** `--amp` alone means fp16 (commander gives `true`), as MMDetection's own `--amp`. */
   amp: z
     .union([z.boolean(), z.string()])

@@ -42,6 +42,10 @@ def load_backbone(path: str) -> Dict[str, Any]:
         # a ViT's keys are no Swin's: never run them through the official-Swin renaming
         load_pretrained(backbone, run['checkpoint'], convert=False if is_vit(backbone) else None)
     backbone.eval()
+    if hasattr(backbone, 'set_attn_impl'):
+        # the maps are read from the eager softmax; 'sdpa' (a training speed option) is the same
+        # function with the same weights, so a run trained with it is analysed in 'eager'
+        backbone.set_attn_impl('eager')
     key_type = getattr(backbone, 'key_type', 'linear')
     return dict(backbone=backbone, checkpoint=run['checkpoint'], config=run['config'],
                 key_type=key_type,

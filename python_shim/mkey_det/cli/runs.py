@@ -237,7 +237,8 @@ def amp_optim_wrapper(amp: str) -> dict[str, Any]:
 def user_config_text(config_path: str, cfg_options: list[str] | None = None,
                      key_type: str | None = None, num_charts: int | None = None,
                      amp: str | None = None, tensorboard: bool = False,
-                     generator: str = 'mkey-det') -> dict[str, Any]:
+                     attn_impl: str | None = None, key_order: str | None = None,
+                     tf32: bool = False, generator: str = 'mkey-det') -> dict[str, Any]:
     """``mkey-det train --config FILE``: the user's config (MMDetection's or mmpretrain's, edited
     or generated) made into a self-contained run config, returned as text.
 
@@ -245,8 +246,10 @@ def user_config_text(config_path: str, cfg_options: list[str] | None = None,
     depend on them later), then: ``--cfg-options`` merged exactly as ``tools/train.py`` does
     (mmengine's ``DictAction``), ``mkey_det`` added to ``custom_imports``, the progress hook added
     to ``custom_hooks`` (the events the CLI watches), and the options the CLI applies on top: a
-    manifold key (``key_type``/``num_charts``, Swin backbones only), AMP as ``tools/train.py --amp``
-    sets it, TensorBoard. ``mkey_experiment`` records where it came from.
+    manifold key (``key_type``/``num_charts``, Swin backbones only), the window attention
+    (``attn_impl``, Swin backbones only), the key order (``key_order``, a manifold-key backbone),
+    AMP as ``tools/train.py --amp`` sets it, TF32 (``MkeyTF32Hook``), TensorBoard.
+    ``mkey_experiment`` records where it came from.
     """
     import argparse
 
@@ -274,22 +277,34 @@ def user_config_text(config_path: str, cfg_options: list[str] | None = None,
         names = [names]
     cfg.custom_imports = dict(imports=['mkey_det'] + [n for n in names if n != 'mkey_det'],
                               allow_failed_imports=False)
-    hook_type = 'MkeyProgressHook' if toolbox == 'mmdet' else 'mmdet.MkeyProgressHook'
+    scope = '' if toolbox == 'mmdet' else 'mmdet.'
+    ours = ('MkeyProgressHook', 'MkeyTF32Hook')
     hooks = [h for h in (cfg.get('custom_hooks') or [])
-             if str(h.get('type', '')).split('.')[-1] != 'MkeyProgressHook']
-    cfg.custom_hooks = hooks + [dict(type=hook_type, interval=20)]
+             if str(h.get('type', '')).split('.')[-1] not in ours]
+    cfg.custom_hooks = (([dict(type=f'{scope}MkeyTF32Hook')] if tf32 else []) + hooks
+                        + [dict(type=f'{scope}MkeyProgressHook', interval=20)])
 
     backbone = cfg.model.get('backbone') or {}
-    if key_type is not None or num_charts is not None:
-        kind = str(backbone.get('type', '')).split('.')[-1]
+    kind = str(backbone.get('type', '')).split('.')[-1]
+    if key_type is not None or num_charts is not None or attn_impl is not None:
         if kind not in ('SwinTransformer', 'SwinTransformerMKey'):
-            raise ValueError(f'--backbone/--charts set the key of a Swin backbone; the backbone of '
-                             f'{os.path.basename(config_path)} is {backbone.get("type")!r}')
-        backbone.type = 'SwinTransformerMKey' if toolbox == 'mmdet' else 'mmdet.SwinTransformerMKey'
+            raise ValueError(f'--backbone/--charts/--attn-impl apply to a Swin backbone; the '
+                             f'backbone of {os.path.basename(config_path)} is '
+                             f'{backbone.get("type")!r}')
+        backbone.type = f'{scope}SwinTransformerMKey'
+        kind = 'SwinTransformerMKey'
         if key_type is not None:
             backbone.key_type = key_type
         if num_charts is not None:
             backbone.num_charts = num_charts
+        if attn_impl is not None:
+            backbone.attn_impl = attn_impl
+    if key_order is not None:
+        if kind not in ('SwinTransformerMKey', 'VisionTransformerMKey'):
+            raise ValueError(f'--key-order applies to a manifold-key backbone (SwinTransformerMKey, '
+                             f'VisionTransformerMKey); the backbone of '
+                             f'{os.path.basename(config_path)} is {backbone.get("type")!r}')
+        backbone.key_order = key_order
     if amp:
         # set on the config's own optim_wrapper (its optimizer and other fields stay)
         wrapper = cfg.optim_wrapper

@@ -137,9 +137,12 @@ class MkeyProgressHook(Hook):
                 # A CPU copy in eval mode: counting must not touch the training model's state nor
                 # its GPU memory, and count_complexity feeds a CPU image (on CUDA the model's own
                 # weights would not match it). FLOPs are counted in the paper's computation order,
-                # as Table 1 counts them.
+                # as Table 1 counts them, and with the eager attention (the counter sees its
+                # matmuls; a fused kernel is one op it may not count).
                 counted = copy.deepcopy(backbone).cpu().float().eval()
                 set_key_order(counted, 'paper')
+                if hasattr(counted, 'set_attn_impl'):
+                    counted.set_attn_impl('eager')
                 stats['backbone_flops'] = count_complexity(counted, 224, 224)['flops']
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'

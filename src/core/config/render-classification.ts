@@ -5,7 +5,7 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { ampOptimWrapper, mergeAssignments } from './render.js';
+import { ampOptimWrapper, fastPathFields, mergeAssignments, withTf32Hook } from './render.js';
 import { TENSORBOARD_VISUALIZER } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
@@ -43,6 +43,7 @@ function swinBackbone(exp: PretrainExperiment): Dict {
     out_indices: new PyTuple([3]),
     key_type: exp.backbone.keyType,
     num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     init_cfg: null,
   };
 }
@@ -54,6 +55,8 @@ function vitBackbone(exp: PretrainExperiment): Dict {
     img_size: exp.imgSize,
     key_type: exp.backbone.keyType,
     num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    // no attn_impl: mmpretrain's ViT attention already runs torch's scaled_dot_product_attention
+    ...fastPathFields({ keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     ...(exp.recipe === 'demo' ? { drop_path_rate: 0.0 } : {}),
   };
 }
@@ -188,7 +191,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   const stockHooks = isDemo ? [] : family.stockHooks.map((h) => ({ ...h }));
-  body.push(['custom_hooks', [...stockHooks, { type: 'mmdet.MkeyProgressHook', interval: isDemo ? 2 : 20 }]]);
+  body.push(['custom_hooks', withTf32Hook(exp.tf32, [...stockHooks, { type: 'mmdet.MkeyProgressHook', interval: isDemo ? 2 : 20 }], 'mmdet.')]);
   body.push(['auto_scale_lr', { enable: false }]);
   return mergeAssignments(body, exp.cfgOptions);
 }

@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, type AmpDtype, type DatasetLayout, type Experiment } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, type AmpDtype, type AttnImpl, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -88,6 +88,23 @@ export function ampOptimWrapper(amp: AmpDtype): { [k: string]: PyValue } {
   return fields;
 }
 
+/**
+ * `--attn-impl` / `--key-order` as backbone fields (`SwinTransformerMKey`, `VisionTransformerMKey`):
+ * written only when given, so a config without them keeps the backbone's defaults (`eager`, `fast`)
+ * and reads as before. The key order only where there is a manifold key (as `--charts`).
+ */
+export function fastPathFields(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; manifold: boolean }): { [k: string]: PyValue } {
+  return {
+    ...(o.attnImpl !== undefined ? { attn_impl: o.attnImpl } : {}),
+    ...(o.keyOrder !== undefined && o.manifold ? { key_order: o.keyOrder } : {}),
+  };
+}
+
+/** `custom_hooks` of a generated config: `--tf32`'s hook first, then the given ones. */
+export function withTf32Hook(tf32: boolean | undefined, hooks: PyValue[], scope = ''): PyValue[] {
+  return tf32 ? [{ type: `${scope}${TF32_HOOK}` }, ...hooks] : hooks;
+}
+
 function scaledMilestones(epochs: number): number[] {
   // 27 and 33 of 36 epochs, scaled to the requested length (at least epoch 1, strictly increasing).
   const a = Math.max(1, Math.round((27 / STOCK_EPOCHS) * epochs));
@@ -128,6 +145,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     type: 'SwinTransformerMKey',
     key_type: exp.backbone.keyType,
     num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     init_cfg: exp.pretrained ? { type: 'Pretrained', checkpoint: exp.pretrained } : null,
   };
   const model: Dict = { backbone };
@@ -220,7 +238,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
   if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
-  body.push(['custom_hooks', [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }]]);
+  body.push(['custom_hooks', withTf32Hook(exp.tf32, [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }])]);
   body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);
 
   return mergeAssignments(body, exp.cfgOptions);

@@ -4,7 +4,7 @@
  * the same manifest as detection (the Python key registry); the families are the paper's hosts.
  */
 import { KEY_VARIANT_MANIFEST } from '../key-variants.generated.js';
-import type { AmpDtype, KeyType } from '../experiment.js';
+import type { AmpDtype, AttnImpl, KeyOrder, KeyType } from '../experiment.js';
 
 /**
  * The paper's classification backbones. `swin-t` is the same registered class detection uses
@@ -84,6 +84,12 @@ export interface PretrainExperiment {
   cfgOptions: [string, string][];
   /** Also write TensorBoard event files. */
   tensorboard?: boolean;
+  /** Swin-T's window attention (`--attn-impl`; Swin only); undefined: the backbone's default. */
+  attnImpl?: AttnImpl;
+  /** The manifold key's computation order (`--key-order`); undefined: the backbone's default. */
+  keyOrder?: KeyOrder;
+  /** Allow TF32 on CUDA (`--tf32`). */
+  tf32?: boolean;
 }
 
 /** The paper's input side (Tables 1-2 are at 224 x 224). */

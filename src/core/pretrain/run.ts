@@ -3,7 +3,7 @@ import { relative } from 'node:path';
 import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
 import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
-import { launchRun, type LaunchOptions, type RunResult } from '../run/train.js';
+import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/train.js';
 import type { PretrainExperiment } from './experiment.js';
 
 export interface PretrainRequest extends LaunchOptions {
@@ -26,6 +26,7 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
   return launchRun({
     ...req,
     amp: exp.amp,
+    tf32: exp.tf32,
     renderConfig: async () => renderMmpretrainConfig(exp, { data: await classificationLayout(exp), toolVersion: TOOL_VERSION }),
     experiment: {
       task: 'classification',
@@ -38,6 +39,7 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
       imgSize: exp.imgSize,
       batchSize: exp.batchSize,
       seed: exp.seed,
+      ...fastPathRecord(exp),
     },
   });
 }

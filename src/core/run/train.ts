@@ -12,7 +12,7 @@ import { logger } from '../../utils/logger.js';
 import { TOOL_VERSION } from '../../version.js';
 import { renderMmdetConfig } from '../config/render.js';
 import { datasetLayout } from '../config/dataset-layout.js';
-import type { AmpDtype, Experiment } from '../experiment.js';
+import type { AmpDtype, AttnImpl, Experiment, KeyOrder } from '../experiment.js';
 import type { CocoMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail } from './events.js';
 import { planLaunch, type LaunchTopology } from './launch.js';
@@ -45,6 +45,8 @@ export interface RunLaunch extends LaunchOptions {
   renderConfig: () => Promise<string>;
   /** Mixed precision the run asks for (checked against the GPUs before anything is written). */
   amp: AmpDtype | false;
+  /** `--tf32`: without a CUDA device it changes nothing, which the launcher says. */
+  tf32?: boolean;
   /** The run record's `experiment` (the backbone's parameter count is added from the preflight). */
   experiment: Record<string, unknown>;
 }
@@ -65,6 +67,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
   return launchRun({
     ...req,
     amp: exp.amp,
+    tf32: exp.tf32,
     renderConfig: async () => renderMmdetConfig(exp, { dataset: await datasetLayout(exp, { check: true }), toolVersion: TOOL_VERSION }),
     experiment: {
       backbone: exp.backbone.name,
@@ -74,8 +77,18 @@ export async function train(req: TrainRequest): Promise<RunResult> {
       data: exp.data,
       batchSize: exp.batchSize,
       seed: exp.seed,
+      ...fastPathRecord(exp),
     },
   });
+}
+
+/** The GPU fast-path options of a run record's `experiment`, only those given. */
+export function fastPathRecord(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; tf32?: boolean }): Record<string, unknown> {
+  return {
+    ...(o.attnImpl !== undefined ? { attnImpl: o.attnImpl } : {}),
+    ...(o.keyOrder !== undefined ? { keyOrder: o.keyOrder } : {}),
+    ...(o.tf32 ? { tf32: true } : {}),
+  };
 }
 
 /** Checks everything, then writes the config and runs it under supervision (train and pretrain). */
@@ -100,6 +113,7 @@ export async function launchRun(req: RunLaunch): Promise<RunResult> {
   if (req.amp && !pre.amp_dtypes.includes(req.amp)) {
     throw new BadInputError(`--amp ${req.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
   }
+  if (req.tf32 && pre.cuda_devices === 0) logger.warn('--tf32: no CUDA device here, so it changes nothing (TF32 is a GPU tensor-core mode)');
 
   if (req.topology.launcher === 'slurm' && !onPath('srun')) {
     throw new MkeyError('--launcher slurm: srun is not on PATH (Slurm is not installed here, or its module is not loaded)', {
@@ -210,6 +224,11 @@ export interface ConfigTrainRequest extends LaunchOptions {
   charts?: number;
   amp: AmpDtype | false;
   tensorboard: boolean;
+  /** Put on top of the config's backbone (Swin only); undefined keeps the config's. */
+  attnImpl?: AttnImpl;
+  /** Put on top of the config's manifold-key backbone; undefined keeps the config's. */
+  keyOrder?: KeyOrder;
+  tf32?: boolean;
   /** `--cfg-options` pairs, merged as tools/train.py merges them (mmengine's DictAction). */
   cfgOptions: [string, string][];
 }
@@ -227,6 +246,9 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
             num_charts: req.charts ?? null,
             amp: req.amp || null,
             tensorboard: req.tensorboard,
+            attn_impl: req.attnImpl ?? null,
+            key_order: req.keyOrder ?? null,
+            tf32: req.tf32 ?? false,
             generator: `mkey-det ${TOOL_VERSION}`,
           },
           { timeoutMs: 300_000 },
@@ -240,6 +262,6 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
   return launchRun({
     ...req,
     renderConfig,
-    experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null },
+    experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null, ...fastPathRecord(req) },
   });
 }

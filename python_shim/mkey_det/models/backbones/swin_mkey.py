@@ -11,6 +11,7 @@ from mmdet.registry import MODELS
 from ..keys import KEY_TYPES, key_spec, set_key_order
 from ..keys.builder import check_key_kwargs
 from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
+from .fused_window_attention import check_attn_impl, set_attn_impl
 from .window_msa import ManifoldKeyWindowMSA
 
 _SWIN_SIGNATURE = inspect.signature(SwinTransformer.__init__)
@@ -28,8 +29,16 @@ class SwinTransformerMKey(SwinTransformer):
             ``'linear'`` (the stock model, bit for bit, same state dict) or a manifold key
             (``'spatialk'``, ``'kua'``, ``'simplek'``, ``'vanillak'``, or a plugin's).
         num_charts: H, an int >= 1 (8 in the paper).
-        key_order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function and
-            gradients); switch later with :meth:`set_key_order`.
+        key_order: ``'paper'`` (Algorithm 1 order), ``'fast'`` (folded where it saves FLOPs,
+            same function and gradients) or ``'auto'`` (the faster of the two per call shape,
+            measured once on the device in use: :mod:`mkey_det.models.keys.order_autotune`);
+            switch later with :meth:`set_key_order`.
+        attn_impl: the window attention of every block (linear key or manifold key):
+            ``'eager'`` (mmdet's ``WindowMSA.forward``, the stock model bit for bit) or
+            ``'sdpa'`` (the same attention through ``F.scaled_dot_product_attention``, the
+            relative position bias and shift mask as one additive mask:
+            :mod:`.fused_window_attention`); switch later with :meth:`set_attn_impl`. The state
+            dict is the same either way.
         chart_noise: relative std of the zero-sum perturbation between the charts when a key
             is started from a linear key.
         key_kwargs: the key variant's own options, e.g. ``dict(cb_mode='per_location')`` for
@@ -45,8 +54,9 @@ class SwinTransformerMKey(SwinTransformer):
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
                  key_order: str = 'fast', chart_noise: float = 0.1,
-                 key_kwargs: Optional[dict] = None, **kwargs):
+                 key_kwargs: Optional[dict] = None, attn_impl: str = 'eager', **kwargs):
         spec = key_spec(key_type)
+        check_attn_impl(attn_impl)
         key_kwargs = check_key_kwargs(key_type, key_kwargs)
         check_int('num_charts', num_charts)
         check_order(key_order)
@@ -66,6 +76,9 @@ class SwinTransformerMKey(SwinTransformer):
                     chart_noise=chart_noise, key_kwargs=key_kwargs)
             # modules were replaced: re-apply freezing to the new ones
             self._freeze_stages()
+        self.attn_impl = 'eager'
+        if attn_impl != 'eager':
+            self.set_attn_impl(attn_impl)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """``(B, 3, H, W)`` -> one ``(B, C_i, H_i, W_i)`` map per ``out_indices``, as mmdet's, but
@@ -92,8 +105,15 @@ class SwinTransformerMKey(SwinTransformer):
                 yield f'{name}.attn.w_msa', block.attn.w_msa
 
     def set_key_order(self, order: str) -> int:
-        """Switch every key to ``'paper'`` or ``'fast'``; returns the number switched."""
+        """Switch every key to ``'paper'``, ``'fast'`` or ``'auto'``; returns how many."""
         return set_key_order(self, order)
+
+    def set_attn_impl(self, attn_impl: str) -> int:
+        """Switch every block's window attention to ``'eager'`` or ``'sdpa'``
+        (:func:`~.fused_window_attention.set_attn_impl`); returns the number switched."""
+        n = set_attn_impl(self, attn_impl)
+        self.attn_impl = attn_impl
+        return n
 
     @torch.no_grad()
     def reset_keys(self, generator: Optional[torch.Generator] = None) -> None:
@@ -121,7 +141,8 @@ class SwinTransformerMKey(SwinTransformer):
         load_pretrained(self, cfg['checkpoint'], convert=None, strict=bool(cfg.get('strict', True)))
 
     def extra_repr(self) -> str:
-        return f'key_type={self.key_type!r}, num_charts={self.num_charts}'
+        return (f'key_type={self.key_type!r}, num_charts={self.num_charts}, '
+                f'attn_impl={self.attn_impl!r}')
 
 
 def _check_swin_args(cfg: dict) -> None:

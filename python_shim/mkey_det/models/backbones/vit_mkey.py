@@ -117,8 +117,10 @@ class VisionTransformerMKey(VisionTransformer):
             (the stock model, bit for bit, same state dict) or a manifold key (``'spatialk'``,
             ``'kua'``, ``'simplek'``, ``'vanillak'``, or a plugin's).
         num_charts: H, an int >= 1 (8 in the paper's Table 1; Table 2 also uses 4).
-        key_order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded where cheaper, same
-            function and gradients); switch later with :meth:`set_key_order`.
+        key_order: ``'paper'`` (Algorithm 1 order), ``'fast'`` (folded where cheaper, same
+            function and gradients) or ``'auto'`` (the faster of the two per call shape,
+            measured: :mod:`mkey_det.models.keys.order_autotune`); switch later with
+            :meth:`set_key_order`.
         chart_noise: relative std of the zero-sum perturbation between the charts when a key
             is started from a linear key.
         key_kwargs: extra arguments of the key (None: none), passed to ``build_key`` or the key

@@ -2,7 +2,8 @@
 
 Composition, not a copy: :class:`ManifoldKeyWindowMSA` is mmdet's ``WindowMSA`` whose ``qkv``
 is a :class:`ManifoldQKV`; mmdet's own ``forward`` (scale, relative position bias, shift mask,
-softmax, projection) runs unchanged on its output.
+softmax, projection) runs unchanged on its output (``attn_impl='eager'``, the default), or the
+same attention as one fused kernel (``'sdpa'``, :mod:`.fused_window_attention`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mmdet.models.backbones.swin import WindowMSA
 from mmengine.utils import to_2tuple
 
 from ..keys import build_key, key_spec, manifold_key_types
+from .fused_window_attention import WindowAttentionImplMixin, check_attn_impl
 
 
 class ManifoldQKV(nn.Module):
@@ -34,20 +36,23 @@ class ManifoldQKV(nn.Module):
         return torch.cat([self.q(x), self.key(x), self.v(x)], dim=-1)
 
 
-class ManifoldKeyWindowMSA(WindowMSA):
+class ManifoldKeyWindowMSA(WindowAttentionImplMixin, WindowMSA):
     """mmdet ``WindowMSA`` with ``qkv`` replaced by :class:`ManifoldQKV`.
 
     Input ``(B', N, C)`` with ``N = window_size**2``, output ``(B', N, C)``; ``mask`` as in
     ``WindowMSA``. Args as ``WindowMSA`` plus ``key_type`` (a registered manifold key type,
     :func:`~mkey_det.models.keys.manifold_key_types`), ``num_charts``, ``key_order`` and
-    ``chart_noise``, ``key_kwargs`` (see :func:`~mkey_det.models.keys.build_key`). The key has no bias: a key
-    bias adds ``q . b_k`` to every logit of a row, which softmax ignores.
+    ``chart_noise``, ``key_kwargs`` (see :func:`~mkey_det.models.keys.build_key`), ``attn_impl``
+    (``'eager'``: mmdet's forward; ``'sdpa'``: :mod:`.fused_window_attention`). The key has no
+    bias: a key bias adds ``q . b_k`` to every logit of a row, which softmax ignores.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size, key_type: str = 'spatialk',
                  num_charts: int = 8, key_order: str = 'fast', chart_noise: float = 0.1,
                  key_kwargs: Optional[dict] = None, qkv_bias: bool = True, qk_scale: Optional[float] = None,
-                 attn_drop_rate: float = 0., proj_drop_rate: float = 0., init_cfg=None):
+                 attn_drop_rate: float = 0., proj_drop_rate: float = 0., init_cfg=None,
+                 attn_impl: str = 'eager'):
+        check_attn_impl(attn_impl)
         if not key_spec(key_type).manifold:
             accepted = ', '.join(repr(t) for t in manifold_key_types())
             raise ValueError(f"key_type {key_type!r} is mmdet's WindowMSA itself; "
@@ -60,6 +65,7 @@ class ManifoldKeyWindowMSA(WindowMSA):
                         order=key_order, chart_noise=chart_noise, key_kwargs=key_kwargs)
         self.qkv = ManifoldQKV(embed_dims, key, bias=qkv_bias)
         self.key_type = key_type
+        self.attn_impl = attn_impl
 
     @property
     def key(self) -> nn.Module:
@@ -70,14 +76,19 @@ class ManifoldKeyWindowMSA(WindowMSA):
     def from_window_msa(cls, msa: WindowMSA, key_type: str, num_charts: int = 8,
                         key_order: str = 'fast', chart_noise: float = 0.1,
                         generator: Optional[torch.Generator] = None,
-                        key_kwargs: Optional[dict] = None) -> 'ManifoldKeyWindowMSA':
+                        key_kwargs: Optional[dict] = None,
+                        attn_impl: Optional[str] = None) -> 'ManifoldKeyWindowMSA':
         """Build from a stock ``WindowMSA``: same attention hyper-parameters, its relative
         position bias and projection copied, q/v from its ``qkv`` and the key started
-        function-preservingly from its linear key (:meth:`init_from_qkv`)."""
+        function-preservingly from its linear key (:meth:`init_from_qkv`). ``attn_impl``:
+        None keeps ``msa``'s (``'eager'`` for a stock one)."""
+        if attn_impl is None:
+            attn_impl = getattr(msa, 'attn_impl', 'eager')
         new = cls(msa.embed_dims, msa.num_heads, msa.window_size, key_type=key_type,
                   num_charts=num_charts, key_order=key_order, chart_noise=chart_noise,
                   key_kwargs=key_kwargs, qkv_bias=msa.qkv.bias is not None, qk_scale=msa.scale,
-                  attn_drop_rate=msa.attn_drop.p, proj_drop_rate=msa.proj_drop.p)
+                  attn_drop_rate=msa.attn_drop.p, proj_drop_rate=msa.proj_drop.p,
+                  attn_impl=attn_impl)
         new = new.to(device=msa.qkv.weight.device, dtype=msa.qkv.weight.dtype)
         with torch.no_grad():
             new.relative_position_bias_table.copy_(msa.relative_position_bias_table)

@@ -12,7 +12,8 @@ from .registry import KEYS, KeySpec, key_spec, key_types, manifold_key_types, re
 
 #: modules of this package that define no variant (``manifest`` runs as ``python -m``: importing
 #: it here first would make runpy warn)
-_NOT_VARIANTS = frozenset({'base', 'builder', 'folded', 'folded_ops', 'manifest', 'registry'})
+_NOT_VARIANTS = frozenset({'base', 'builder', 'folded', 'folded_ops', 'manifest', 'order_autotune',
+                           'registry'})
 
 
 def _import_variant_modules() -> None:
@@ -29,6 +30,7 @@ from .builder import (KEY_TYPES, MANIFOLD_KEYS, build_key, check_key_type,  # no
 from .folded import (FoldedKey, FoldedKeyTensors, fold_backbone, fold_key,  # noqa: E402
                      folded_forward)
 from .kua import KUAKey  # noqa: E402
+from .order_autotune import auto_order_table, clear_auto_order_table  # noqa: E402
 from .linear import LinearKey  # noqa: E402
 from .simplek import SimpleKey  # noqa: E402
 from .spatialk import SpatialKey  # noqa: E402
@@ -39,5 +41,5 @@ __all__ = [
     'KUAKey', 'SimpleKey', 'VanillaKey', 'FoldedKey', 'FoldedKeyTensors', 'build_key',
     'check_key_type', 'set_key_order', 'fold_key', 'fold_backbone', 'folded_forward',
     'to_charts', 'from_charts', 'context_broadcast', 'KEYS', 'KeySpec', 'register_key',
-    'key_spec', 'key_types', 'manifold_key_types'
+    'key_spec', 'key_types', 'manifold_key_types', 'auto_order_table', 'clear_auto_order_table'
 ]

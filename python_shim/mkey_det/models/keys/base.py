@@ -8,14 +8,19 @@ with ``groups=H`` mixes the tokens of each chart separately.
 
 All the paths are linear in ``x``, so each variant can be *folded* into per-chart ``C x C``
 matrices and ``N x N`` token-mixing matrices (see ``folded_ops.py``). Two computation orders
-exist:
+exist, ``forward_paper`` and ``forward_folded``, and three ways to choose (``order``):
 
 ``'paper'``
     the literal order of Algorithm 1 (expansion, rearrange, spatial, [CB], aggregation).
 ``'fast'``
     the same function computed from the folded weights (autograd runs through the weight
     products, so parameter gradients are the same as well). Only chooses the folded product
-    where it is cheaper (see each variant's ``forward_fast``).
+    where it is cheaper in FLOPs (see each variant's ``forward_fast``: SpatialK / KUA fold when
+    ``T > FOLD_RATIO * C``), a rule that holds on a CPU.
+``'auto'``
+    per call shape, whichever of the two was measured faster on the device in use (timed once
+    per shape, cached process-wide: :mod:`.order_autotune`). On a GPU the FLOPs rule can pick the
+    slower order (issue 17: KUA under bf16 on an H100, stages 3-4).
 
 A variant is a subclass of :class:`ManifoldKey` registered with
 :func:`~.registry.register_key` (see ``docs/ARCHITECTURE.md``, "Adding a key variant").
@@ -29,8 +34,10 @@ import torch
 import torch.nn as nn
 
 from .folded_ops import FoldedKeyTensors, folded_forward
+from .order_autotune import choose_order
 
-KEY_ORDERS = ('paper', 'fast')
+#: ``order`` of a manifold key: see the module docstring
+KEY_ORDERS = ('paper', 'fast', 'auto')
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
@@ -193,7 +200,8 @@ class ManifoldKey(nn.Module):
         dim: C, the block width (also the width of every chart).
         num_tokens: N, the tokens of one attention window (``window_size ** 2`` in Swin).
         num_charts: H >= 1.
-        order: ``'paper'`` (Algorithm 1 order) or ``'fast'`` (folded, same function).
+        order: ``'paper'`` (Algorithm 1 order), ``'fast'`` (folded where cheaper, same
+            function) or ``'auto'`` (the faster of the two per call shape, measured).
         chart_noise: relative std of the zero-sum chart perturbation used by
             :meth:`init_from_linear` (see :func:`chart_weights`).
 
@@ -211,7 +219,8 @@ class ManifoldKey(nn.Module):
       ``spatial``, ``to_out``), then :meth:`reset_parameters` (a function-preserving start from
       a fresh linear key).
     * the variant implements :meth:`forward_paper` (Algorithm 1's order), :meth:`fold` (its
-      :class:`~.folded_ops.FoldedKeyTensors`; the default :meth:`forward_fast` applies them) and
+      :class:`~.folded_ops.FoldedKeyTensors`; the default :meth:`forward_folded` applies them,
+      and the default :meth:`forward_fast` is :meth:`forward_folded`) and
       :meth:`init_from_linear` (usually :meth:`_expansion_from_linear` plus its own modules).
     * helpers on ``k`` and ``gamma``: :meth:`_expansion_from_linear`, :meth:`_expansion_charts`.
     * it registers itself with :func:`~.registry.register_key` (type name, paper label, ...).
@@ -239,7 +248,7 @@ class ManifoldKey(nn.Module):
 
     @property
     def order(self) -> str:
-        """``'paper'`` or ``'fast'``; assignable."""
+        """``'paper'``, ``'fast'`` or ``'auto'``; assignable."""
         return self._order
 
     @order.setter
@@ -257,13 +266,25 @@ class ManifoldKey(nn.Module):
         self._check_input(x)
         if self._order == 'paper':
             return self.forward_paper(x)
+        if self._order == 'auto':
+            choice = choose_order(self, x)
+            if choice == 'paper':
+                return self.forward_paper(x)
+            if choice == 'folded':
+                return self.forward_folded(x)
         return self.forward_fast(x)
 
     def forward_paper(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
+        """The folded order, always (what ``'fast'`` runs where it folds)."""
         return folded_forward(x, self.fold())
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """``'fast'``: the folded order (variants that fold only where it saves FLOPs override
+        this with their rule)."""
+        return self.forward_folded(x)
 
     def fold(self) -> FoldedKeyTensors:
         """The folded tensors (:class:`~.folded_ops.FoldedKeyTensors`), differentiable."""

@@ -59,7 +59,7 @@ def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
         key_type: a registered key type (:data:`KEY_TYPES`, plus any plugin's).
         dim: C. num_tokens: N (``window_size ** 2``). num_charts: H, an int >= 1
             (validated for ``'linear'`` too, where it is unused).
-        order: ``'paper'`` or ``'fast'`` (manifold keys).
+        order: ``'paper'``, ``'fast'`` or ``'auto'`` (manifold keys; see :mod:`.base`).
         chart_noise: relative std of the zero-sum chart perturbation at init.
         key_kwargs: the variant's own options (:func:`check_key_kwargs`), e.g.
             ``dict(cb_mode='none')`` for Table 2's VanillaK without CB.
@@ -77,7 +77,7 @@ def build_key(key_type: str, dim: int, num_tokens: int, num_charts: int = 8,
 
 
 def set_key_order(module: nn.Module, order: str) -> int:
-    """Set ``order`` (``'paper'`` | ``'fast'``) on every manifold key inside ``module``.
+    """Set ``order`` (``'paper'`` | ``'fast'`` | ``'auto'``) on every manifold key in ``module``.
 
     Returns the number of keys changed.
     """

@@ -64,6 +64,9 @@ class KUAKey(CBModeMixin, SpatialKey):
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] * x.shape[1] <= FOLD_RATIO * self.dim:
             return self.forward_paper(x)
+        return self.forward_folded(x)
+
+    def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         if self._cb_mode != 'eq4':  # everything is in the main term
             return mix_tokens(self._token_mix(), x) @ stack_charts(self.fold().weight)
         main = self.fold(with_cb_weight=False)

@@ -57,6 +57,9 @@ class SpatialKey(ManifoldKey):
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] * x.shape[1] <= FOLD_RATIO * self.dim:
             return self.forward_paper(x)
+        return self.forward_folded(x)
+
+    def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         return folded_forward(x, self.fold(with_cb_weight=False))
 
     def _to_out_charts(self) -> torch.Tensor:
