@@ -3,7 +3,8 @@
 # internet: setup (offline, reusing the machine's torch), doctor, the CLI's demo training on the GPU
 # (SpatialK and Swin-T, 2 epochs each, plus short fp16 and bf16 AMP runs), `test` of the SpatialK checkpoint
 # against its last validation, `report` of both runs, and the bench train suite on CUDA (Swin-T vs
-# SpatialK, batch 2 and 8, fp32, fp16 and bf16). Budget: about 6 minutes on one H100 (plus about
+# SpatialK, batch 2 and 8, fp32, fp16 and bf16), and SpatialK on its fast paths (--attn-impl sdpa
+# --key-order auto) against the stock Swin-T recipe at batch 8 (issue 17). Budget: about 7 minutes on one H100 (plus about
 # 4 minutes when mmcv's wheel does not fit the torch there and is built from source).
 #
 #   scripts/gpu-check.sh [--bundle DIR] [--out DIR] [--work DIR] [--cpu-smoke]
@@ -130,6 +131,12 @@ step report cli report "$work/runs/spatialk" "$work/runs/swin-t" --out "$work/re
 # --- 5. bench train suite on the GPU --------------------------------------------------------------
 step "bench train" cli bench --suite train --variants swin-t,swin-t-spatialk "${bench_args[@]}" --out "$work/bench/bench-train.json"
 
+# --- 6. issue 17: SpatialK on its fast paths against the stock Swin-T recipe -----------------------
+# (the variant gets --attn-impl sdpa --key-order auto; the swin-t baseline stays stock fp32/fp16)
+if [ $smoke = 1 ]; then fast_args=(--device cpu --batch-sizes 1 --precisions fp32 --size 128 --steps 1)
+else fast_args=(--device cuda --batch-sizes 8 --precisions fp32,fp16); fi
+step "bench fast paths" cli bench --suite train --variants swin-t-spatialk "${fast_args[@]}" --attn-impl sdpa --key-order auto --out "$work/bench/bench-fast.json"
+
 # --- summary and artifacts ------------------------------------------------------------------------
 {
   echo "# mkey-det GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -158,7 +165,8 @@ EOF
   done
   echo
   [ -f "$work/report/table3.md" ] && cat "$work/report/table3.md" && echo
-  [ -f "$work/bench/bench-train.md" ] && cat "$work/bench/bench-train.md"
+  [ -f "$work/bench/bench-train.md" ] && cat "$work/bench/bench-train.md" && echo
+  [ -f "$work/bench/bench-fast.md" ] && cat "$work/bench/bench-fast.md"
 } > "$out/summary.md" 2>&1
 cat "$out/summary.md"
 # Small files only (no checkpoints): events, logs, configs, test, report, bench.

@@ -67,6 +67,8 @@ describe('bench: train suite options', () => {
 
   it('train options with another suite: exit 2', async () => {
     await badInput(['--suite', 'params', '--batch-sizes', '2'], /error: invalid --batch-sizes "2": applies to the train suite only/);
+    await badInput(['--suite', 'params', '--attn-impl', 'sdpa'], /error: invalid --attn-impl "sdpa": applies to the train suite only/);
+    await badInput(['--suite', 'train', '--key-order', 'fastest'], /error: invalid --key-order "fastest": accepted: paper, fast, auto/);
   });
 });
 
@@ -133,7 +135,7 @@ describe('bench: quick suites through the CLI', () => {
 describe('bench: train suite on the CPU (quick, tiny)', () => {
   it('--variants swin-t-spatialk --batch-sizes 1 --size 128: one row per (variant, batch, precision) with images/s and ratios', async () => {
     const out = join(dir, 'train.json');
-    const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '3', '--warmup', '1', '--json', '--out', out]);
+    const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '3', '--warmup', '1', '--attn-impl', 'sdpa', '--key-order', 'auto', '--json', '--out', out]);
     expect(res.exitCode, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout);
     const suite = report.suites.train;
@@ -150,6 +152,9 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
       expect(r.ratios.memory).toBeGreaterThan(0);
     }
     expect(base.ratios.time).toBe(1);
+    // the fast paths go to the variant only: the baseline is the stock recipe
+    expect([base.attn_impl, base.key_order]).toEqual(['eager', null]);
+    expect([sk.attn_impl, sk.key_order]).toEqual(['sdpa', 'auto']);
     // both timed in the same rounds: the ratio is the ratio of medians, inside its interval
     expect(sk.timing).toBe('interleaved');
     expect(sk.ratios.time).toBeCloseTo(sk.step_s.median / base.step_s.median, 6);
@@ -161,7 +166,7 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
     const md = readFileSync(join(dir, 'train.md'), 'utf8');
     expect(md).toContain('## train');
     expect(md).toMatch(/Device: CPU .*torch /);
-    expect(md).toMatch(/\| swin-t-spatialk \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \|/);
+    expect(md).toMatch(/\| swin-t-spatialk \(sdpa, key auto\) \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \|/);
     // progress: a timing line per row (the interleaved pass), then a memory line per row
     const progress = res.stderr.split('\n').filter((l) => /^\[train \d\/4\]/.test(l));
     expect(progress).toHaveLength(4);

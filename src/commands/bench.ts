@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { runBench } from '../core/bench/bench.js';
 import { BENCH_DEVICES, BENCH_PRECISIONS, SUITE_CHOICES, TRAIN_DEFAULTS, type BenchPrecision } from '../core/bench/types.js';
-import { BACKBONE_NAMES } from '../core/experiment.js';
+import { ATTN_IMPLS, BACKBONE_NAMES, KEY_ORDERS } from '../core/experiment.js';
 import { TOOL_VERSION } from '../version.js';
 import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
@@ -43,13 +43,15 @@ const benchOptionsSchema = z
     size: intOption('--size', 64, 4096).optional(),
     steps: intOption('--steps', 1, 1000).optional(),
     warmup: intOption('--warmup', 0, 1000).optional(),
+    attnImpl: z.enum(ATTN_IMPLS, { message: `accepted: ${ATTN_IMPLS.join(', ')}` }).optional(),
+    keyOrder: z.enum(KEY_ORDERS, { message: `accepted: ${KEY_ORDERS.join(', ')}` }).optional(),
     out: z.string().min(1).optional(),
     quick: z.boolean().default(false),
     keepWorkDir: z.boolean().default(false),
     json: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
-    const trainOpts = (['variants', 'batchSizes', 'precisions', 'size', 'steps', 'warmup'] as const).filter((k) => o[k] !== undefined);
+    const trainOpts = (['variants', 'batchSizes', 'precisions', 'size', 'steps', 'warmup', 'attnImpl', 'keyOrder'] as const).filter((k) => o[k] !== undefined);
     if (trainOpts.length && o.suite !== 'train' && o.suite !== 'all') {
       ctx.addIssue({ code: 'custom', path: [trainOpts[0]!], message: `applies to the train suite only (--suite train or all; got --suite ${o.suite})` });
     }
@@ -70,6 +72,8 @@ export const benchCommand = new Command('bench')
   .option('--size <px>', `train suite: side of the square synthetic images (default: cpu ${TRAIN_DEFAULTS.cpu.size}, cuda ${TRAIN_DEFAULTS.cuda.size})`)
   .option('--steps <n>', `train suite: timed rounds, one step of every variant per round (default: cpu ${TRAIN_DEFAULTS.cpu.steps}, cuda ${TRAIN_DEFAULTS.cuda.steps})`)
   .option('--warmup <n>', `train suite: untimed warm-up rounds before them (default: cpu ${TRAIN_DEFAULTS.cpu.warmup}, cuda ${TRAIN_DEFAULTS.cuda.warmup})`)
+  .option('--attn-impl <impl>', `train suite: window attention of the manifold-key variants, ${ATTN_IMPLS.join(' or ')} (the swin-t baseline stays the stock recipe; default: as mkey-det config)`)
+  .option('--key-order <order>', `train suite: key order of the manifold-key variants, ${KEY_ORDERS.join(', ')} (default: as mkey-det config)`)
   .option('-o, --out <file>', 'results file: FILE.json and FILE.md are written (default: benchmarks/results/<suite>-<timestamp>.json)')
   .option('--quick', 'fewer repeats and smaller sizes (smoke runs, tests)', false)
   .option('--keep-work-dir', 'keep the scratch folder (exported models, generated configs, child logs)', false)
@@ -100,7 +104,10 @@ Examples:
   mkey-det bench --suite all --json --out benchmarks/results/all.json
   mkey-det bench --suite train --steps 20 --warmup 3 --out benchmarks/results/train-cpu.json
   mkey-det bench --suite train --device cuda --variants swin-t,swin-t-spatialk \\
-      --batch-sizes 2,8 --precisions fp32,bf16 --out benchmarks/results/train-gpu.json`,
+      --batch-sizes 2,8 --precisions fp32,bf16 --out benchmarks/results/train-gpu.json
+  # SpatialK on its fast paths against the stock Swin-T recipe (issue 17's GPU comparison)
+  mkey-det bench --suite train --device cuda --variants swin-t-spatialk --batch-sizes 8 \
+      --precisions fp32,fp16 --attn-impl sdpa --key-order auto`,
   )
   .action(
     guardedAction(async (raw: unknown) => {
@@ -110,7 +117,7 @@ Examples:
         device: opts.device,
         quick: opts.quick,
         threads: opts.threads,
-        train: { variants: opts.variants, batchSizes: opts.batchSizes, precisions: opts.precisions, size: opts.size, steps: opts.steps, warmup: opts.warmup },
+        train: { variants: opts.variants, batchSizes: opts.batchSizes, precisions: opts.precisions, size: opts.size, steps: opts.steps, warmup: opts.warmup, attnImpl: opts.attnImpl, keyOrder: opts.keyOrder },
         out: opts.out,
         toolVersion: TOOL_VERSION,
         keepWorkDir: opts.keepWorkDir,

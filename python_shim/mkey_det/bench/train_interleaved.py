@@ -11,7 +11,8 @@ the same command gave SpatialK / Swin-T 1.27x and 1.43x. Here every detector is 
 rounds in which every variant takes one full training step (``model.train_step``: data
 preprocessor, forward with losses, backward, gradient clipping, optimizer step) on the same
 synthetic batch, from the same initial weights (restored before every step, off the clock: the
-work of a step depends on the weights); the order alternates (forward in even rounds, reversed in odd ones) so no
+work of a step depends on the weights) and with the same random seed, so that a variant does the
+same work in every round; the order alternates (forward in even rounds, reversed in odd ones) so no
 variant always runs right after another. The ``warmup`` rounds (untimed) cover the allocator's
 first growth, lazily created optimizer state and, on CUDA, cuDNN/cuBLAS autotuning. The ratio to
 the baseline is the ratio of medians, with a bootstrap interval over the rounds
@@ -51,6 +52,15 @@ def parse_configs(text: str) -> Dict[str, str]:
     return out
 
 
+def seed_everything(seed: int) -> None:
+    """The random generators a training step draws from (torch, numpy, random)."""
+    import random
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, precision: str,
               args, device: torch.device, on_round=None) -> Dict[str, Dict[str, Any]]:
     """Interleaved rounds of one (batch, precision) pair; the row of every variant.
@@ -78,13 +88,11 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
             rows[n]['error'] = step_error(exc)
             active.remove(n)
     num_classes = next(iter(models.values()))['num_classes']
-    # made before the clock runs, the same for every variant (CPU tensors, as a data loader
-    # gives them; the data preprocessor moves them inside the step)
-    batches = [make_batch(batch, args.size, num_classes, seed=args.seed + i)
-               for i in range(min(args.warmup + args.steps, 4))]
+    # one batch, made before the clock runs, the same for every variant and round (CPU tensors,
+    # as a data loader gives them; the data preprocessor moves them inside the step)
+    data = make_batch(batch, args.size, num_classes, seed=args.seed)
     _free(device)
     for r in range(args.warmup + args.steps):
-        data = batches[r % len(batches)]
         for n in (active if r % 2 == 0 else active[::-1])[:]:
             try:
                 # every step starts from the initial weights: the work of a step depends on them
@@ -92,6 +100,10 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
                 # training on a fixed batch from scratch drifts (the losses rose 10-100x within
                 # 12 steps), so without this the variants' workloads would drift apart
                 models[n]['model'].load_state_dict(models[n]['init_state'])
+                # and the same random draws (the RoI sampler's): with the same weights, batch and
+                # draws a variant's step does the same work in every round, so what varies
+                # between rounds is the machine, not the workload
+                seed_everything(args.seed)
                 synchronize(device)
                 t0 = time.perf_counter()
                 log_vars = models[n]['model'].train_step(data, wrappers[n])
@@ -128,7 +140,7 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
                        amp_dtype=AMP_DTYPES.get(precision),
                        optimizer=type(w.optimizer).__name__ if w is not None else None)
         models[n]['model'].zero_grad(set_to_none=True)
-    del wrappers, batches
+    del wrappers, data
     _free(device)
     return rows
 

@@ -286,6 +286,8 @@ def build_detector(config: str, device: torch.device, seed: int = 0) -> Dict[str
         else dict(cfg.optim_wrapper)
     common = dict(config=config, key_type=cfg.model.backbone.get('key_type', 'linear'),
                   charts=cfg.model.backbone.get('num_charts'),
+                  attn_impl=cfg.model.backbone.get('attn_impl', 'eager'),
+                  key_order=cfg.model.backbone.get('key_order'),
                   params=int(sum(p.numel() for p in model.parameters())),
                   backbone_params=int(sum(p.numel() for p in model.backbone.parameters())),
                   threads=torch.get_num_threads(), device=str(device),

@@ -146,7 +146,7 @@ export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
       mkdirSync(suiteDir, { recursive: true });
       try {
         const train = suite === 'train' ? { ...req.train, variants: trainVariants(req.train?.variants, TRAIN_VARIANTS) } : undefined;
-        const configs = train ? await writeTrainConfigs(suiteDir, train.variants) : undefined;
+        const configs = train ? await writeTrainConfigs(suiteDir, train.variants, train) : undefined;
         const res = await runSuite({
           python,
           suite,

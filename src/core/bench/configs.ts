@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BACKBONE_NAMES, BACKBONE_VARIANTS } from '../experiment.js';
+import { BACKBONE_NAMES, BACKBONE_VARIANTS, type AttnImpl, type KeyOrder } from '../experiment.js';
 import { MkeyError } from '../../utils/errors.js';
 import { packageRoot } from '../../utils/paths.js';
 
@@ -18,8 +18,18 @@ export const TRAIN_VARIANTS: readonly string[] = BACKBONE_NAMES;
 export const TRAIN_BASELINE: string = BACKBONE_VARIANTS.find((v) => v.keyType === 'linear')?.name ?? 'swin-t';
 export const TRAIN_CHARTS = 8;
 
-/** Writes `<dir>/<variant>.py` for every variant (default: all) and `<dir>/configs.json`; returns the latter's path. */
-export async function writeTrainConfigs(dir: string, variants: readonly string[] = TRAIN_VARIANTS): Promise<string> {
+/** Training fast paths given to the manifold-key variants (`mkey-det config --attn-impl/--key-order`). */
+export interface VariantPaths {
+  attnImpl?: AttnImpl;
+  keyOrder?: KeyOrder;
+}
+
+/**
+ * Writes `<dir>/<variant>.py` for every variant (default: all) and `<dir>/configs.json`; returns the
+ * latter's path. `paths` go to every variant but the baseline, which stays MMDetection's stock Swin-T
+ * recipe: what a user would run instead (issue 17 compares a variant's best path against it).
+ */
+export async function writeTrainConfigs(dir: string, variants: readonly string[] = TRAIN_VARIANTS, paths: VariantPaths = {}): Promise<string> {
   const cli = join(packageRoot, 'bin', 'mkey-det.js');
   const map: Record<string, string> = {};
   for (const variant of variants) {
@@ -28,6 +38,10 @@ export async function writeTrainConfigs(dir: string, variants: readonly string[]
     // an unknown name still reaches the CLI (with --charts), which names what is accepted
     const usesCharts = BACKBONE_VARIANTS.find((v) => v.name === variant)?.usesCharts ?? variant !== TRAIN_BASELINE;
     if (usesCharts) args.push('--charts', String(TRAIN_CHARTS));
+    if (variant !== TRAIN_BASELINE) {
+      if (paths.attnImpl) args.push('--attn-impl', paths.attnImpl);
+      if (paths.keyOrder) args.push('--key-order', paths.keyOrder);
+    }
     const res = await execa(process.execPath, args, { reject: false, cwd: dir, timeout: 600_000 });
     if (res.exitCode !== 0) {
       throw new MkeyError(`mkey-det config --backbone ${variant} failed (exit ${String(res.exitCode)}): ${String(res.stderr).split('\n')[0] ?? ''}`);

@@ -125,7 +125,9 @@ export function trainMarkdown(res: SuiteResult): string {
   const gpu = res.device.startsWith('cuda') || rows.some((r) => r.peak_mem_kind === 'cuda_max_allocated');
   const memName = gpu ? 'peak GPU mem [GiB]' : 'peak RSS [GiB]';
   const body = rows.map((r) => {
-    const head = [r.variant, String(r.batch), r.precision];
+    // a variant on a fast path is named with it: `swin-t-spatialk (sdpa, key auto)`
+    const paths = [r.attn_impl && r.attn_impl !== 'eager' ? r.attn_impl : '', r.key_order ? `key ${r.key_order}` : ''].filter(Boolean);
+    const head = [paths.length ? `${r.variant} (${paths.join(', ')})` : r.variant, String(r.batch), r.precision];
     if (r.error || !r.step_s) return [...head, `error: ${r.error ?? 'no timing'}`, '', '', '', '', ...(gpu ? ['', ''] : ['', '', '', '', ''])];
     const rt = r.ratios;
     const mem = r.peak_mem_gib ?? (r.peak_rss_mib === undefined ? null : r.peak_rss_mib / 1024);

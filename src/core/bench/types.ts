@@ -3,6 +3,8 @@
  * only the fields the CLI reads (tables, ratios, ONNX jobs) are typed, the rest passes through to
  * the JSON file untouched.
  */
+import type { AttnImpl, KeyOrder } from '../experiment.js';
+
 export const BENCH_SUITES = ['params', 'module', 'backbone', 'train'] as const;
 export type BenchSuite = (typeof BENCH_SUITES)[number];
 export const SUITE_CHOICES = [...BENCH_SUITES, 'all'] as const;
@@ -25,6 +27,10 @@ export interface TrainOptions {
   steps?: number;
   /** Untimed warm-up rounds. */
   warmup?: number;
+  /** Window attention of the manifold-key variants (`--attn-impl`); the swin-t baseline stays stock. */
+  attnImpl?: AttnImpl;
+  /** Key computation order of the manifold-key variants (`--key-order`). */
+  keyOrder?: KeyOrder;
 }
 
 /** The train suite's defaults per device (mirrors mkey_det.bench.train.DEFAULTS; --quick has its own). */
@@ -205,6 +211,9 @@ export interface TrainRow {
   params?: number;
   losses_finite?: boolean;
   optim_wrapper?: string | null;
+  /** The window attention and key order the variant's config asked for (absent/eager/null: the defaults). */
+  attn_impl?: string;
+  key_order?: string | null;
   /** The memory pass failed for this row (its timing is kept). */
   memory_error?: string;
   ratios: TrainRatios | null;
