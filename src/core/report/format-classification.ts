@@ -4,6 +4,7 @@
  */
 import { markdownTable } from '../../utils/format.js';
 import { ACC_IDS } from './table-classification.js';
+import { renderAnalysisMarkdown, type AnalysisImages } from './analysis.js';
 import { csvCell, fmtCharts, fmtDuration, fmtEvalAt, fmtSeed, type PlotFiles } from './format.js';
 import type { AccId, ClassificationReport, ClsReferenceRow } from './types.js';
 
@@ -66,7 +67,7 @@ function mdTable(head: string[], rows: string[][]): string {
   return markdownTable(head, rows, (h) => /^(Top|Δ|n$|Epoch|Seed|Charts|Params|FLOPs|Train time)/.test(h));
 }
 
-export function renderClsMarkdown(report: ClassificationReport, plots: PlotFiles = {}): string {
+export function renderClsMarkdown(report: ClassificationReport, plots: PlotFiles = {}, images: AnalysisImages = {}): string {
   const out: string[] = ['# mkey-det report', '', describeClsSelection(report), ''];
   out.push('## Results (image classification, top-1 / top-5 accuracy %)', '');
   const head = [
@@ -128,6 +129,7 @@ export function renderClsMarkdown(report: ClassificationReport, plots: PlotFiles
     out.push('## Plots', '', ...plotLines, '');
     if (!plots.top1) out.push('Top-1 / top-5 per evaluation: in the HTML report (`--format html`) and in the JSON report\'s `plots`.', '');
   }
+  out.push(...renderAnalysisMarkdown(report.analysis ?? [], images));
 
   if (report.warnings.length) out.push('## Warnings', '', ...report.warnings.map((w) => `- ${w}`), '');
   out.push(`Generated ${report.generated} by mkey-det report.`);

@@ -1,5 +1,6 @@
 /** Text formats of the report: Markdown (default), CSV and JSON; shared number formatting. */
 import { formatDuration, markdownCell, markdownTable } from '../../utils/format.js';
+import { renderAnalysisMarkdown, type AnalysisImages } from './analysis.js';
 import { AP_IDS, type AnyReport, type ApId, type GroupRow, type Report } from './types.js';
 
 export const FORMATS = ['md', 'csv', 'json', 'html'] as const;
@@ -86,7 +87,7 @@ export interface PlotFiles {
   top1?: string;
 }
 
-export function renderMarkdown(report: Report, plots: PlotFiles = {}): string {
+export function renderMarkdown(report: Report, plots: PlotFiles = {}, images: AnalysisImages = {}): string {
   const out: string[] = ['# mkey-det report', '', describeSelection(report), ''];
   out.push('## Results (Mask R-CNN + FPN, COCO box / mask AP %)', '');
   const head = ['Configuration', 'Key', 'Charts', 'n', 'Epoch', ...AP_IDS.map((id) => AP_TITLES[id]), 'ΔAPb', 'ΔAPm', 'Backbone params', 'Backbone FLOPs', 'Train time', 'Status'];
@@ -141,6 +142,7 @@ export function renderMarkdown(report: Report, plots: PlotFiles = {}): string {
     .filter((k) => plots[k])
     .map((k) => `![${k === 'ap' ? 'box and mask AP per evaluation' : k === 'lr' ? 'learning rate' : 'training loss'}](${plots[k]})`);
   if (plotLines.length) out.push('## Plots', '', ...plotLines, '');
+  out.push(...renderAnalysisMarkdown(report.analysis ?? [], images));
 
   if (report.warnings.length) out.push('## Warnings', '', ...report.warnings.map((w) => `- ${w}`), '');
   out.push(`Generated ${report.generated} by mkey-det report.`);

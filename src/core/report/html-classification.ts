@@ -5,6 +5,7 @@
 import { ACC_IDS } from './table-classification.js';
 import { ACC_TITLES, describeClsSelection, fmt2, fmtDelta2, fmtGiga, fmtMillions, referenceStatus } from './format-classification.js';
 import { fmtCharts, fmtDuration, fmtEvalAt, fmtSeed, fmtSeeds } from './format.js';
+import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
 import { CSS, statusCell } from './html.js';
 import { escapeXml as esc, lineChart } from './svg.js';
 import type { AccValues, ClassificationReport } from './types.js';
@@ -24,7 +25,7 @@ function accCells(values: AccValues, std: AccValues = {}, delta?: AccValues): st
   }).join('');
 }
 
-export function renderClsHtml(report: ClassificationReport): string {
+export function renderClsHtml(report: ClassificationReport, images: AnalysisImages = {}): string {
   const h: string[] = [];
   h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
@@ -82,6 +83,7 @@ export function renderClsHtml(report: ClassificationReport): string {
   ];
   for (const c of charts) h.push(`<figure>${c}</figure>`);
   h.push('</div>');
+  h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push("<footer>Reference rows: the paper's Table 1 (ImageNet-1K, 224x224, 300 epochs, 8 charts) and Table 2 (ViT-B/16, VanillaK without CB); they are not runs of this checkout.</footer>");
   h.push('</body></html>');
   return h.join('\n') + '\n';

@@ -13,6 +13,7 @@ import {
   fmtSeed,
   fmtSeeds,
 } from './format.js';
+import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
 import { escapeXml as esc, lineChart } from './svg.js';
 
 export const CSS = `
@@ -36,6 +37,9 @@ tr.reference td{background:#f7f7f2;color:#555;font-style:italic}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;max-width:1160px}
 .plots figure{margin:0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px}
 .plots svg{max-width:100%;height:auto;font-family:inherit}
+h3{font-size:15px;margin:20px 0 6px}h3 .sub{font-weight:400}
+.analysis figure{margin:10px 0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px;max-width:1160px;width:fit-content}
+.analysis img{display:block;max-width:100%;height:auto}.analysis figcaption{color:#555;font-size:12px;padding:4px 2px 0}
 footer{margin-top:28px;color:#777;font-size:12px}
 .scroll{overflow-x:auto;max-width:100%}
 td.cfg{min-width:190px}.seeds{color:#777;font-size:11px}td.status{min-width:150px;max-width:330px;overflow-wrap:anywhere}
@@ -61,7 +65,7 @@ export function statusCell(r: Pick<RunRow, 'state' | 'headline' | 'notes'>): str
   return `<span class="st ${state}">${esc(headline)}</span>${notes.length ? `<div class="notes">${notes.map(esc).join('<br>')}</div>` : ''}`;
 }
 
-export function renderHtml(report: Report): string {
+export function renderHtml(report: Report, images: AnalysisImages = {}): string {
   const h: string[] = [];
   h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
@@ -116,6 +120,7 @@ export function renderHtml(report: Report): string {
   ];
   for (const c of charts) h.push(`<figure>${c}</figure>`);
   h.push('</div>');
+  h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push('<footer>Reference rows: the paper (Table 3, Mask R-CNN + FPN, 3x) and MMDetection 3.3.0\'s published Swin-T 3x model; they are not runs of this checkout.</footer>');
   h.push('</body></html>');
   return h.join('\n') + '\n';

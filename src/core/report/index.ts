@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
+import { analysisDataUris, analysisLinks, loadAnalyses, type AnalysisImages } from './analysis.js';
 import { discoverRuns } from './discover.js';
 import { renderClsCsv, renderClsMarkdown } from './format-classification.js';
 import { renderCsv, renderJson, renderMarkdown, type PlotFiles, type ReportFormat } from './format.js';
@@ -20,6 +21,7 @@ import { isClassificationReport, type AnyReport, type RunData, type RunTask, typ
 
 export { FORMATS, type ReportFormat } from './format.js';
 export type { AnyReport, ClassificationReport, Report, RunTask } from './types.js';
+export type { ReportAnalysis } from './analysis.js';
 export const TASKS = ['detection', 'classification'] as const satisfies readonly RunTask[];
 
 export interface ReportOptions {
@@ -33,6 +35,8 @@ export interface ReportOptions {
   task?: RunTask;
   /** Write PNG plots next to `out` (default true when `out` is given). */
   pngPlots?: boolean;
+  /** `--analysis`: output folders of `analyze attention` / `analyze qk` (the "Attention analysis" section). */
+  analysis?: string[];
   now?: Date;
 }
 
@@ -109,28 +113,28 @@ export async function collectReport(opts: Pick<ReportOptions, 'paths' | 'baselin
   return buildReport(detection, { ...common, selection: opts.selection ?? 'last' });
 }
 
-function render(report: AnyReport, format: ReportFormat, plots: PlotFiles): string {
+function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, images: AnalysisImages): string {
   if (isClassificationReport(report)) {
     switch (format) {
       case 'md':
-        return renderClsMarkdown(report, plots) + '\n';
+        return renderClsMarkdown(report, plots, images) + '\n';
       case 'csv':
         return renderClsCsv(report);
       case 'json':
         return renderJson(report, plots);
       case 'html':
-        return renderClsHtml(report);
+        return renderClsHtml(report, images);
     }
   }
   switch (format) {
     case 'md':
-      return renderMarkdown(report, plots) + '\n';
+      return renderMarkdown(report, plots, images) + '\n';
     case 'csv':
       return renderCsv(report);
     case 'json':
       return renderJson(report, plots);
     case 'html':
-      return renderHtml(report);
+      return renderHtml(report, images);
   }
 }
 
@@ -142,7 +146,14 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
       throw new BadInputError(`--out ${JSON.stringify(opts.out)} is a directory: give a file name such as ${JSON.stringify(`${opts.out.replace(/\/$/, '')}/report.${opts.format}`)}`);
     }
   }
+  // the analysis folders first: a bad one is refused before the runs are read
+  const analysis = opts.analysis?.length ? loadAnalyses(opts.analysis) : undefined;
   const report = await collectReport(opts);
+  if (analysis) {
+    report.analysis = analysis.analyses;
+    report.warnings.push(...analysis.warnings);
+    if (opts.format === 'csv') report.warnings.push('--analysis: the CSV report is the runs\' table only; the attention analysis is in the md, html and json reports');
+  }
   let plotFiles: PlotFiles = {};
   if (outFile && (opts.pngPlots ?? true)) {
     mkdirSync(dirname(outFile), { recursive: true });
@@ -151,7 +162,10 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
     // Paths relative to the report file, so the Markdown links work where the file lies.
     plotFiles = Object.fromEntries(Object.entries(res.files).map(([k, v]) => [k, relative(dirname(outFile!), v)])) as PlotFiles;
   }
-  const text = render(report, opts.format, plotFiles);
+  const sections = report.analysis ?? [];
+  const images: AnalysisImages =
+    opts.format === 'html' ? analysisDataUris(sections) : opts.format === 'md' ? analysisLinks(sections, outFile ? dirname(outFile) : process.cwd()) : {};
+  const text = render(report, opts.format, plotFiles, images);
   if (outFile) {
     mkdirSync(dirname(outFile), { recursive: true });
     writeFileSync(outFile, text);

@@ -1,6 +1,7 @@
 /** The data model of `mkey-det report`: what is read from a run directory and what the report shows. */
 
 import type { ACCURACY_COLUMNS, ApId } from '../metrics.js';
+import type { ReportAnalysis } from './analysis.js';
 export { AP_COLUMNS, AP_IDS, type ApId } from '../metrics.js';
 /** AP values in percent (one row); a missing metric is absent. */
 export type ApValues = Partial<Record<ApId, number>>;
@@ -178,6 +179,8 @@ export interface Report {
   references: ReferenceRow[];
   plots: PlotSeries[];
   warnings: string[];
+  /** `--analysis`: the attention-analysis folders' summaries (independent of the runs). */
+  analysis?: ReportAnalysis[];
 }
 
 // ---------- classification (Table 1) ----------
@@ -264,6 +267,8 @@ export interface ClassificationReport {
   references: ClsReferenceRow[];
   plots: AccuracyPlotSeries[];
   warnings: string[];
+  /** `--analysis`: the attention-analysis folders' summaries (independent of the runs). */
+  analysis?: ReportAnalysis[];
 }
 
 /** What `mkey-det report` produces: Table 3 (detection) or Table 1 (classification). */
