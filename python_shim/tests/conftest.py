@@ -13,6 +13,18 @@ torch.set_num_threads(2)
 
 MANIFOLD = ('spatialk', 'kua', 'simplek', 'vanillak')
 
+
+@pytest.fixture(autouse=True)
+def _mmdet_default_scope():
+    """Every test starts in mmdet's default scope, and a scope a test sets (mmpretrain's
+    ``register_all_modules``, a Runner) is undone after it: mmengine's current ``DefaultScope``
+    is process-wide and decides which registry ``MODELS.build`` searches, so without this a test
+    passed or failed by the order the files ran in (a fresh clone's run: an mmpretrain test
+    before test_backbone sent ``SwinTransformerMKey`` to the mmpretrain registry)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
 #: A narrow Swin with every structural feature of Swin-T (4 stages, shifted blocks, merging,
 #: padding, window 7): fast enough to run many variants.
 SMALL_SWIN = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=7,
