@@ -15,8 +15,8 @@ import {
   compareCodePoints,
   resolveClassificationData,
 } from '../src/core/classification-dataset.js';
-import { BadInputError } from '../src/utils/errors.js';
 import { execa } from 'execa';
+import { badInputMessage, expectCacheFolderRefusals } from './helpers/bad-input.js';
 import { testPython } from './helpers/cli.js';
 
 // a real 1x1 PNG (the checks read headers, never pixels)
@@ -56,13 +56,8 @@ function makeDataset(opts: { classes?: string[]; train?: number; val?: number } 
 }
 
 /** Resolves `spec` expecting a BadInputError; returns its one-line message. */
-async function badInput(spec: string, opts = {}): Promise<string> {
-  const err = await resolveClassificationData(spec, opts).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(BadInputError);
-  const e = err as BadInputError;
-  expect(e.exitCode).toBe(2);
-  expect(e.message).not.toContain('\n');
-  return e.message;
+function badInput(spec: string, opts = {}): Promise<string> {
+  return badInputMessage(resolveClassificationData(spec, opts));
 }
 
 /** Captures what the logger writes to stderr while `fn` runs. */
@@ -241,16 +236,7 @@ describe('resolveClassificationData: directories', () => {
 
 describe('resolveClassificationData: demo', () => {
   it('refuses a cache folder that is a file before starting Python', async () => {
-    const file = join(tmp, 'cache-file');
-    writeFileSync(file, 'x');
-    process.env.MKEY_CACHE_DIR = file;
-    expect(await badInput('demo')).toBe(`MKEY_CACHE_DIR ${file} is a regular file, not a directory (the demo dataset is cached there)`);
-    const cache = join(tmp, 'cache-with-file');
-    mkdirSync(cache);
-    writeFileSync(join(cache, DEMO_CLS_DATASET_DIRNAME), 'x');
-    expect(await badInput('demo', { cacheDir: cache })).toBe(
-      `${join(cache, DEMO_CLS_DATASET_DIRNAME)} is a regular file, not a directory (the demo classification dataset is cached there, under cache folder ${cache})`,
-    );
+    await expectCacheFolderRefusals((opts) => resolveClassificationData('demo', opts), tmp, DEMO_CLS_DATASET_DIRNAME, 'demo classification dataset');
   });
 
   it('accepts what the Python generator writes, as a plain directory too', async () => {

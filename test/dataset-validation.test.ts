@@ -194,9 +194,9 @@ describe('paths are stat-ed before they are opened', () => {
     );
     const cache = join(tmp, 'cache-dir');
     mkdirSync(cache);
-    mkfifo(join(cache, 'demo-v1'));
+    mkfifo(join(cache, 'demo-v2'));
     expect(await configRefused('demo', [], { MKEY_CACHE_DIR: cache })).toBe(
-      `${join(cache, 'demo-v1')} is a FIFO, not a directory (the demo dataset is cached there, under MKEY_CACHE_DIR ${cache})`,
+      `${join(cache, 'demo-v2')} is a FIFO, not a directory (the demo dataset is cached there, under MKEY_CACHE_DIR ${cache})`,
     );
   });
 });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describeJsonError, resolveDataset } from '../src/core/dataset.js';
-import { BadInputError } from '../src/utils/errors.js';
+import { badInputMessage, expectCacheFolderRefusals } from './helpers/bad-input.js';
 
 // a real 1x1 PNG
 const PNG_1X1 = Buffer.from(
@@ -60,13 +60,8 @@ function writeAnn(root: string, split: string, content: unknown): void {
 }
 
 /** Resolves `spec` expecting a BadInputError; returns its one-line message. */
-async function badInput(spec: string, opts: { cacheDir?: string } = {}): Promise<string> {
-  const err = await resolveDataset(spec, opts).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(BadInputError);
-  const e = err as BadInputError;
-  expect(e.exitCode).toBe(2);
-  expect(e.message).not.toContain('\n');
-  return e.message;
+function badInput(spec: string, opts: { cacheDir?: string } = {}): Promise<string> {
+  return badInputMessage(resolveDataset(spec, opts));
 }
 
 describe('resolveDataset: directories', () => {
@@ -186,17 +181,9 @@ describe('resolveDataset: coco', () => {
 });
 
 describe('resolveDataset: demo cache folder (checked before Python starts)', () => {
-  it('refuses a cache folder that is a file, a file at demo-v1, and a file on the way', async () => {
+  it('refuses a cache folder that is a file, a file at demo-v2, and a file on the way', async () => {
+    await expectCacheFolderRefusals((opts) => resolveDataset('demo', opts), tmp, 'demo-v2', 'demo dataset');
     const file = join(tmp, 'cache-file');
-    writeFileSync(file, 'x');
-    process.env.MKEY_CACHE_DIR = file;
-    expect(await badInput('demo')).toBe(`MKEY_CACHE_DIR ${file} is a regular file, not a directory (the demo dataset is cached there)`);
-    const cache = join(tmp, 'cache-with-file');
-    mkdirSync(cache);
-    writeFileSync(join(cache, 'demo-v1'), 'x');
-    expect(await badInput('demo', { cacheDir: cache })).toBe(
-      `${join(cache, 'demo-v1')} is a regular file, not a directory (the demo dataset is cached there, under cache folder ${cache})`,
-    );
     process.env.MKEY_CACHE_DIR = join(file, 'sub');
     expect(await badInput('demo')).toBe(`MKEY_CACHE_DIR ${join(file, 'sub')}: ${file} is a regular file, not a directory`);
   });
@@ -209,13 +196,13 @@ describe('resolveDataset: demo (real generation through the bridge)', () => {
     const ds = await resolveDataset('demo');
     expect(ds).toEqual({
       kind: 'demo',
-      root: join(cache, 'demo-v1'),
-      trainAnn: join(cache, 'demo-v1/annotations/instances_train2017.json'),
-      valAnn: join(cache, 'demo-v1/annotations/instances_val2017.json'),
-      trainImages: join(cache, 'demo-v1/train2017'),
-      valImages: join(cache, 'demo-v1/val2017'),
+      root: join(cache, 'demo-v2'),
+      trainAnn: join(cache, 'demo-v2/annotations/instances_train2017.json'),
+      valAnn: join(cache, 'demo-v2/annotations/instances_val2017.json'),
+      trainImages: join(cache, 'demo-v2/train2017'),
+      valImages: join(cache, 'demo-v2/val2017'),
       classes: ['circle', 'triangle', 'square'],
-      numTrain: 64,
+      numTrain: 128,
       numVal: 16,
       generated: true,
     });

@@ -5,6 +5,8 @@
 * :func:`rel_diff`: the relative difference that parity checks compare with a threshold.
 * :func:`quiet_mmengine` / :func:`silence_mmengine`: mmengine's INFO/WARNING logs off while
   building models or running its analyzers.
+* :func:`set_on_modules`: one attribute set on every submodule of a kind (the runtime switches
+  ``set_cb_mode``, ``set_key_order`` and ``set_attn_impl``).
 
 torch and mmengine are imported where they are used, so :func:`json_safe` needs neither.
 """
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 if TYPE_CHECKING:
     import torch
 
-__all__ = ['json_safe', 'rel_diff', 'quiet_mmengine', 'silence_mmengine']
+__all__ = ['json_safe', 'rel_diff', 'quiet_mmengine', 'silence_mmengine', 'set_on_modules']
 
 
 def json_safe(value: Any) -> Any:
@@ -98,3 +100,14 @@ def quiet_mmengine(*also: str, level: int = logging.ERROR) -> Iterator[None]:
         yield
     finally:
         restore()
+
+
+def set_on_modules(module: Any, kind: type | tuple[type, ...], name: str, value: Any) -> int:
+    """Sets ``name = value`` on every submodule of ``module`` (itself included) that is a ``kind``;
+    returns how many were set. The value is checked by the attribute's own setter."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, kind):
+            setattr(m, name, value)
+            n += 1
+    return n

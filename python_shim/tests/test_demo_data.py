@@ -38,7 +38,7 @@ def _polygon_area(flat: list[float]) -> float:
 
 @pytest.fixture(scope='module')
 def default_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp('demo') / 'demo-v1'
+    root = tmp_path_factory.mktemp('demo') / 'demo-v2'
     return root, ensure_demo_dataset(root)
 
 

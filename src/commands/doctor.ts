@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { outColors as pc } from '../utils/colors.js';
-import { describeGpu, runDoctor, type CudaReport } from '../core/doctor.js';
+import { runDoctor, type CudaReport } from '../core/doctor.js';
 import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';

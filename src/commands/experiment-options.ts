@@ -10,7 +10,10 @@ import {
   MAX_CHARTS,
   SCHEDULES,
   backboneVariant,
+  defaultBatchSize,
   defaultSchedule,
+  DEFAULT_BATCH_SIZE,
+  DEMO_BATCH_SIZE,
   experimentFields,
   parseCfgOptionPairs,
   parseDataSpec,
@@ -51,7 +54,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--charts <n>', `number of charts H of the manifold key (1-${MAX_CHARTS})`, String(DEFAULT_CHARTS))
     .option('--schedule <name>', `${SCHEDULES.join(' | ')} (default: short for --data demo, else 3x)`)
     .option('--data <coco|demo|dir>', 'dataset: coco (data/coco or $MKEY_COCO_ROOT), demo (embedded, generated on first use), or a folder in COCO layout', 'demo')
-    .option('--batch-size <n>', 'images per GPU (per process)', '2')
+    .option('--batch-size <n>', `images per GPU (per process) (default: ${DEMO_BATCH_SIZE} for --data demo, else ${DEFAULT_BATCH_SIZE})`)
     .option('--seed <n>', 'random seed', '0')
     .option('--pretrained <path>', 'local ImageNet Swin checkpoint for the backbone (official, timm or mmdet layout, or a `mkey-det pretrain` run or checkpoint: every manifold-key weight; loaded strictly)')
     .option('--max-epochs <n>', 'override the schedule length in epochs')
@@ -84,7 +87,7 @@ export const experimentOptionsSchema = z.object({
   charts: intOption('--charts', 1, MAX_CHARTS),
   schedule: experimentFields.schedule.optional(),
   data: z.string().min(1, 'a dataset is required: coco, demo or a folder'),
-  batchSize: intOption('--batch-size', 1, 1024),
+  batchSize: intOption('--batch-size', 1, 1024).optional(),
   seed: intOption('--seed', 0, 2 ** 31 - 1),
   pretrained: z.string().optional(),
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
@@ -152,7 +155,7 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     charts: o.charts,
     schedule: o.schedule ?? defaultSchedule(data),
     data,
-    batchSize: o.batchSize,
+    batchSize: o.batchSize ?? defaultBatchSize(data),
     seed: o.seed,
     pretrained,
     maxEpochs: o.maxEpochs,

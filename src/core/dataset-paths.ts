@@ -118,7 +118,7 @@ function checkCacheDir(cacheDir: string, root: string, source: 'MKEY_CACHE_DIR' 
     if (info !== undefined) {
       if (info.kind === 'dir') return;
       if (p === cacheDir) {
-        throw new BadInputError(`${source} ${shownPath(cacheDir)} is ${info.what}, not a directory (the demo dataset is cached there)`);
+        throw new BadInputError(`${source} ${shownPath(cacheDir)} is ${info.what}, not a directory (the ${what} is cached there)`);
       }
       if (p === root) {
         throw new BadInputError(

@@ -68,7 +68,7 @@ export interface ResolveDatasetOptions {
 }
 
 /** Folder name of the demo dataset under the cache dir (bump with the Python GENERATOR_VERSION). */
-export const DEMO_DATASET_DIRNAME = 'demo-v1';
+export const DEMO_DATASET_DIRNAME = 'demo-v2';
 
 export const TRAIN_ANN = 'annotations/instances_train2017.json';
 export const VAL_ANN = 'annotations/instances_val2017.json';

@@ -189,6 +189,19 @@ export function defaultSchedule(data: DataSpec): Schedule {
   return data.kind === 'demo' ? 'short' : '3x';
 }
 
+/** Images per GPU of the stock recipe (MMDetection's Swin-T Mask R-CNN 3x: 2 per GPU, 8 GPUs). */
+export const DEFAULT_BATCH_SIZE = 2;
+/**
+ * Images per step on the demo: its 64x64 images are cheap, a step's fixed cost (the optimizer, the
+ * manifold key's folded weights) is not, so 8 images per step learn most per CPU minute (docs/DEMO.md).
+ */
+export const DEMO_BATCH_SIZE = 8;
+
+/** `--batch-size` when not given: the demo's own, else the recipe's. */
+export function defaultBatchSize(data: DataSpec): number {
+  return data.kind === 'demo' ? DEMO_BATCH_SIZE : DEFAULT_BATCH_SIZE;
+}
+
 /**
  * Top-level config keys that make mmengine load or run code from a file or module the value names
  * (`_base_` reads and executes another config file; `custom_imports` imports modules). A value is

@@ -12,11 +12,11 @@ export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop
 /** Stock schedule length of the 3x recipes. */
 const STOCK_EPOCHS = 36;
 /** Image side of the demo dataset (python_shim/mkey_det/data/demo.py). */
-export const DEMO_IMAGE_SIZE = 128;
+export const DEMO_IMAGE_SIZE = 64;
 /** Epochs of the `short` schedule. */
 export const SHORT_EPOCHS = 12;
-/** Epochs of the `short` schedule on the demo dataset (about ten minutes on 2 CPU cores). */
-export const DEMO_EPOCHS = 8;
+/** Epochs of the `short` schedule on the demo dataset (16 steps of 8 images each; about ten minutes on 2 CPU cores). */
+export const DEMO_EPOCHS = 6;
 
 /** The stock COCO layout (relative to the working directory, as in MMDetection's configs). */
 export const COCO_LAYOUT: DatasetLayout = {

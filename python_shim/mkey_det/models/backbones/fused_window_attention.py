@@ -36,6 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.backbones.swin import WindowMSA
 
+from ...utils import set_on_modules
+
 #: ``'eager'`` (mmdet's ``WindowMSA.forward``, the default) or ``'sdpa'`` (one fused kernel).
 ATTN_IMPLS = ('eager', 'sdpa')
 
@@ -129,14 +131,9 @@ def set_attn_impl(module: nn.Module, attn_impl: str) -> int:
     e.g. :class:`~.window_msa.ManifoldKeyWindowMSA`) only gets the attribute.
     """
     check_attn_impl(attn_impl)
-    n = 0
-    for m in module.modules():
-        if isinstance(m, WindowAttentionImplMixin):
-            m.attn_impl = attn_impl
-            n += 1
-        elif type(m) is WindowMSA:
-            if attn_impl != 'eager':
-                m.__class__ = ImplWindowMSA
-                m.attn_impl = attn_impl
-            n += 1
-    return n
+    stock = [m for m in module.modules() if type(m) is WindowMSA]
+    if attn_impl != 'eager':
+        for m in stock:
+            m.__class__ = ImplWindowMSA
+        stock = []
+    return len(stock) + set_on_modules(module, WindowAttentionImplMixin, 'attn_impl', attn_impl)

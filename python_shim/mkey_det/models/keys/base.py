@@ -33,6 +33,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from ...utils import set_on_modules
 from .folded_ops import FoldedKeyTensors, folded_forward
 from .order_autotune import choose_order
 
@@ -162,12 +163,7 @@ def set_cb_mode(module: nn.Module, cb_mode: str) -> int:
     (itself included). Returns the number of keys changed (ValueError for a key built with
     ``'none'``, or when asked for ``'none'``: see :class:`CBModeMixin`)."""
     check_cb_mode(cb_mode)
-    n = 0
-    for m in module.modules():
-        if isinstance(m, CBModeMixin):
-            m.cb_mode = cb_mode
-            n += 1
-    return n
+    return set_on_modules(module, CBModeMixin, 'cb_mode', cb_mode)
 
 
 def chart_weights(weight: torch.Tensor, num_charts: int, chart_noise: float,

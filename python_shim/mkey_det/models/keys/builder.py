@@ -6,6 +6,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch.nn as nn
 
+from ...utils import set_on_modules
 from .base import ManifoldKey, check_int, check_noise, check_order
 from .registry import KEYS
 
@@ -82,9 +83,4 @@ def set_key_order(module: nn.Module, order: str) -> int:
     Returns the number of keys changed.
     """
     check_order(order)
-    n = 0
-    for m in module.modules():
-        if isinstance(m, ManifoldKey):
-            m.order = order
-            n += 1
-    return n
+    return set_on_modules(module, ManifoldKey, 'order', order)
