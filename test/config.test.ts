@@ -2,7 +2,7 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderMmdetConfig } from '../src/core/config/render.js';
+import { InheritedListNeeded, renderMmdetConfig } from '../src/core/config/render.js';
 import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
 import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
 import { backboneVariant, type Experiment } from '../src/core/experiment.js';
@@ -10,7 +10,8 @@ import { renderMmpretrainConfig } from '../src/core/config/render-classification
 import { pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
 import { TOOL_VERSION } from '../src/version.js';
 import { openBridge, type PythonBridge } from '../src/python/bridge.js';
-import { repoRoot, runCli } from './helpers/cli.js';
+import { execa } from 'execa';
+import { repoRoot, runCli, testPython } from './helpers/cli.js';
 
 type Summary = {
   data_root: string;
@@ -94,8 +95,6 @@ describe('python literals', () => {
         'same = lambda a, b: (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)) or (type(a) is type(b) or {type(a), type(b)} <= {int, float}) and a == b',
         'print(json.dumps([v for i, v in enumerate(values) if not same(ours[f"k{i}"], ns.x[f"k{i}"])]))',
       ].join('\n');
-      const { execa } = await import('execa');
-      const { testPython } = await import('./helpers/cli.js');
       const res = await execa(testPython, ['-c', script, cfg, JSON.stringify(values)], { reject: false });
       expect(res.exitCode, String(res.stderr)).toBe(0);
       expect(JSON.parse(String(res.stdout).trim().split('\n').pop()!)).toEqual([]); // values read differently
@@ -292,5 +291,45 @@ describe('mkey-det config (CLI)', () => {
     const onDir = await runCli(['config', '--data', 'coco', '--out', dir, '--force']);
     expect(onDir.exitCode).toBe(2);
     expect(onDir.stderr.split('\n')[0]).toBe(`error: --out ${JSON.stringify(dir)} is not a regular file (a directory?); give a file name such as config.py`);
+  });
+});
+
+describe('--cfg-options into a list the generated config inherits', () => {
+  it('needs the list from the base config, then writes it whole with the item changed (tuples kept)', () => {
+    const exp = experiment({ data: { kind: 'coco' }, cfgOptions: [['train_dataloader.dataset.pipeline.1.scale', '(512,512)']] });
+    expect(() => renderMmdetConfig(exp, { toolVersion: TOOL_VERSION })).toThrow(InheritedListNeeded);
+    const base = [{ type: 'LoadImageFromFile', crop: { __tuple__: [1, 2] } }, { type: 'Resize', scale: { __tuple__: [1333, 800] }, keep_ratio: true }];
+    const src = renderMmdetConfig(exp, { toolVersion: TOOL_VERSION, inherited: { 'train_dataloader.dataset.pipeline': base } });
+    const flat = src.replace(/\s+/g, '').replace(/,([)\]])/g, '$1');
+    expect(flat).toContain("pipeline=[dict(type='LoadImageFromFile',crop=(1,2)),dict(type='Resize',scale=(512,512),keep_ratio=True)]");
+    const notList = experiment({ data: { kind: 'coco' }, cfgOptions: [['model.0', '1']] });
+    expect(() => renderMmdetConfig(notList, { toolVersion: TOOL_VERSION, inherited: { model: { type: 'MaskRCNN' } } })).toThrow(
+      '--cfg-options model.0: "model" is not a list in the base config either',
+    );
+  });
+
+  it('gives what tools/train.py --cfg-options gives on the merged config (mmengine loads both)', async () => {
+    const out = join(tmp, 'inherited-list.py');
+    const res = await runCli(['config', '--data', 'coco', '--cfg-options', 'train_dataloader.dataset.pipeline.2.prob=0.25', '--out', out]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const plain = join(tmp, 'inherited-plain.py');
+    expect((await runCli(['config', '--data', 'coco', '--out', plain])).exitCode).toBe(0);
+    const script = [
+      'import argparse, json, sys',
+      'from mmengine.config import Config, DictAction',
+      'ours = Config.fromfile(sys.argv[1])',
+      'ref = Config.fromfile(sys.argv[2])',
+      'p = argparse.ArgumentParser(); p.add_argument("--cfg-options", nargs="+", action=DictAction)',
+      'ref.merge_from_dict(p.parse_args(["--cfg-options", "train_dataloader.dataset.pipeline.2.prob=0.25"]).cfg_options)',
+      'print(json.dumps([ours.train_dataloader.dataset.pipeline == ref.train_dataloader.dataset.pipeline, ours.train_dataloader.dataset.pipeline[2]]))',
+    ].join('\n');
+    const py = await execa(testPython, ['-c', script, out, plain], { cwd: repoRoot });
+    const [same, item] = JSON.parse(py.stdout.trim().split('\n').pop()!) as [boolean, { type: string; prob: number }];
+    expect(item).toEqual({ type: 'RandomFlip', prob: 0.25 });
+    expect(same).toBe(true);
+    // an index past the base list's end, named with the list's length
+    const bad = await runCli(['config', '--data', 'coco', '--cfg-options', 'train_dataloader.dataset.pipeline.9.prob=0.5']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.trim().split('\n')[0]).toMatch(/--cfg-options train_dataloader\.dataset\.pipeline\.9\.prob: "9" is not an index of that list \(it has \d+ items\)/);
   });
 });

@@ -32,6 +32,7 @@ ENTRIES: dict[str, str] = {
     'runs.tools_dir': 'mkey_det.cli.runs:mmdet_tools_dir',
     'config.summary': 'mkey_det.cli.runs:load_config_summary',
     'config.user_config': 'mkey_det.cli.runs:user_config_text',
+    'config.base_values': 'mkey_det.cli.runs:base_config_values',
     'data.ensure_demo': 'mkey_det.data.demo:ensure_demo_dataset',
     'data.ensure_demo_cls': 'mkey_det.data.demo_cls:ensure_demo_cls_dataset',
     'report.describe_config': 'mkey_det.cli.report_tools:describe_configs',

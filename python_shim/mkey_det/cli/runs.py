@@ -234,6 +234,53 @@ def amp_optim_wrapper(amp: str) -> dict[str, Any]:
     return fields
 
 
+def base_config_values(base: str, paths: list[str]) -> dict[str, Any]:
+    """The values at the dotted ``paths`` of the config ``_base_ = base`` as mmengine loads it
+    (every ``_base_`` merged, variables resolved): what a generated config writes whole when a
+    ``--cfg-options`` key indexes into a list it inherits (``train_dataloader.dataset.pipeline.2.scale``),
+    so the item changes as ``tools/train.py`` would change it. Tuples come back as
+    ``{'__tuple__': [...]}`` (written back as tuples), dicts as plain dicts.
+
+    ``base`` is a config reference such as ``'mmdet::swin/...py'``; ValueError names a path the
+    base config does not have.
+    """
+    import tempfile
+
+    from mmengine.config import Config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        holder = os.path.join(tmp, 'inherit.py')
+        with open(holder, 'w', encoding='utf-8') as f:
+            f.write(f'_base_ = {base!r}\n')
+        cfg = Config.fromfile(holder)
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return {'__tuple__': [plain(x) for x in v]}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    out: dict[str, Any] = {}
+    for path in paths:
+        cur: Any = cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg
+        for i, part in enumerate(path.split('.')):
+            where = '.'.join(path.split('.')[:i]) or 'the top level'
+            if isinstance(cur, (list, tuple)):
+                if not part.isdigit() or int(part) >= len(cur):
+                    raise ValueError(f'--cfg-options {path}: "{part}" is not an index of {where} in the base config '
+                                     f'(a list of {len(cur)} items)')
+                cur = cur[int(part)]
+            elif isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                raise ValueError(f'--cfg-options {path}: the base config has no "{part}" under {where}')
+        out[path] = plain(cur.to_dict() if hasattr(cur, 'to_dict') else cur)
+    return out
+
+
 def user_config_text(config_path: str, cfg_options: list[str] | None = None,
                      key_type: str | None = None, num_charts: int | None = None,
                      amp: str | None = None, tensorboard: bool = False,

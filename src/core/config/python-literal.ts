@@ -135,3 +135,19 @@ export function parseCfgValue(raw: string): PyValue {
   if (splitTop(s).length > 1) return splitTop(s).map(parseCfgValue);
   return raw;
 }
+
+/**
+ * Data that came back from Python as JSON (the bridge's `config.base_values`: tuples as
+ * `{"__tuple__": [...]}`) as a fresh PyValue. Every string stays a string (data, never code).
+ */
+export function fromPythonJson(v: unknown): PyValue {
+  if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
+  if (Array.isArray(v)) return v.map(fromPythonJson);
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 1 && keys[0] === '__tuple__' && Array.isArray(o.__tuple__)) return new PyTuple(o.__tuple__.map(fromPythonJson));
+    return Object.fromEntries(keys.map((k) => [k, fromPythonJson(o[k])]));
+  }
+  throw new TypeError(`not JSON data: ${typeof v}`);
+}

@@ -5,7 +5,7 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { ampOptimWrapper, fastPathFields, mergeAssignments, withTf32Hook } from './render.js';
+import { ampOptimWrapper, fastPathFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
 import { TENSORBOARD_VISUALIZER } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
@@ -23,6 +23,8 @@ export interface ClassificationRenderOptions {
   data: ClassificationLayout;
   generatedBy?: string;
   toolVersion: string;
+  /** Lists of the base config that `--cfg-options` keys index into (`withInheritedLists`). */
+  inherited?: InheritedValues;
 }
 
 type Dict = { [key: string]: PyValue | undefined };
@@ -193,7 +195,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   const stockHooks = isDemo ? [] : family.stockHooks.map((h) => ({ ...h }));
   body.push(['custom_hooks', withTf32Hook(exp.tf32, [...stockHooks, { type: 'mmdet.MkeyProgressHook', interval: isDemo ? 2 : 20 }], 'mmdet.')]);
   body.push(['auto_scale_lr', { enable: false }]);
-  return mergeAssignments(body, exp.cfgOptions);
+  return mergeAssignments(body, exp.cfgOptions, opts.inherited);
 }
 
 /** The whole config file. */
@@ -207,4 +209,9 @@ export function renderMmpretrainConfig(exp: PretrainExperiment, opts: Classifica
   ];
   const lines = buildClassificationBody(exp, opts).map(([k, v]) => `${k} = ${toPythonLiteral(v)}`);
   return header.join('\n') + lines.join('\n') + '\n';
+}
+
+/** The mmpretrain config a pretrain experiment's config inherits (its `_base_`). */
+export function classificationBaseConfig(exp: PretrainExperiment): string {
+  return pretrainFamily(exp.backbone.family).base;
 }

@@ -4,7 +4,7 @@
  * MMDetection's own `projects/` configs do. The result loads with mmengine's `Config.fromfile` and
  * runs with MMDetection's `tools/train.py`.
  */
-import { PyCode, PyTuple, type PyValue, parseCfgValue, toPythonLiteral } from './python-literal.js';
+import { PyCode, PyTuple, type PyValue, fromPythonJson, parseCfgValue, toPythonLiteral } from './python-literal.js';
 import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, type AmpDtype, type AttnImpl, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
@@ -34,6 +34,8 @@ export interface RenderOptions {
   generatedBy?: string;
   /** Version stamp written into `mkey_experiment`. */
   toolVersion: string;
+  /** Lists of the base config that `--cfg-options` keys index into (`withInheritedLists`). */
+  inherited?: InheritedValues;
 }
 
 type Dict = { [key: string]: PyValue | undefined };
@@ -43,10 +45,35 @@ function isDict(v: PyValue | undefined): v is Dict {
 }
 
 /**
- * Sets `a.b.c = value` inside nested dicts (creating them), as mmengine's merge would see it.
- * A numeric part indexes a list that this config itself writes (`param_scheduler.0.end=30`).
+ * Values of the base config at dotted paths (`train_dataloader.dataset.pipeline`) as Python sent
+ * them (JSON, tuples as `{"__tuple__": [...]}`), fetched by `withInheritedLists`.
  */
-export function setDotted(target: Dict, key: string, value: PyValue): void {
+export type InheritedValues = Readonly<Record<string, unknown>>;
+
+/**
+ * A `--cfg-options` key indexes into a list this config does not write but inherits from its base
+ * (`train_dataloader.dataset.pipeline.2.scale=...`): the renderer needs that list's value, which
+ * only mmengine can load (`withInheritedLists` fetches it and renders again). Without it, the
+ * message is the user's answer.
+ */
+export class InheritedListNeeded extends BadInputError {
+  constructor(
+    readonly key: string,
+    readonly path: string,
+  ) {
+    super(`--cfg-options ${key}: "${path}" is a list this config inherits from its base; its items can be set where the base config is loaded (mkey-det config, train, pretrain do it)`);
+    this.name = 'InheritedListNeeded';
+  }
+}
+
+/**
+ * Sets `a.b.c = value` inside nested dicts (creating them), as mmengine's merge would see it.
+ * A numeric part indexes a list: one this config writes (`param_scheduler.0.end=30`), or one it
+ * inherits, given in `inherited` by its dotted path (written whole with the item changed, the
+ * result of tools/train.py's `--cfg-options` on the merged config); an inherited list not given
+ * there throws InheritedListNeeded.
+ */
+export function setDotted(target: Dict, key: string, value: PyValue, inherited: InheritedValues = {}): void {
   const parts = key.split('.');
   let cur: Dict | PyValue[] = target;
   for (const [i, p] of parts.entries()) {
@@ -61,17 +88,23 @@ export function setDotted(target: Dict, key: string, value: PyValue): void {
       continue;
     }
     if (/^\d+$/.test(p)) {
-      throw new BadInputError(
-        `--cfg-options ${key}: "${parts.slice(0, i).join('.')}" is not a list in this config (lists inherited from the base config can only be replaced whole)`,
-      );
+      throw new BadInputError(`--cfg-options ${key}: "${parts.slice(0, i).join('.')}" is not a list`);
     }
     if (last) {
       cur[p] = value;
-    } else {
-      const next: PyValue | undefined = cur[p];
-      if (!isDict(next) && !Array.isArray(next)) cur[p] = {};
-      cur = cur[p] as Dict | PyValue[];
+      continue;
     }
+    const next: PyValue | undefined = cur[p];
+    if (/^\d+$/.test(parts[i + 1]!) && !Array.isArray(next)) {
+      const path = parts.slice(0, i + 1).join('.');
+      if (!(path in inherited)) throw new InheritedListNeeded(key, path);
+      const base = fromPythonJson(inherited[path]);
+      if (!Array.isArray(base)) throw new BadInputError(`--cfg-options ${key}: "${path}" is not a list in the base config either`);
+      cur[p] = base;
+    } else if (!isDict(next) && !Array.isArray(next)) {
+      cur[p] = {};
+    }
+    cur = cur[p] as Dict | PyValue[];
   }
 }
 
@@ -241,7 +274,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   body.push(['custom_hooks', withTf32Hook(exp.tf32, [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }])]);
   body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);
 
-  return mergeAssignments(body, exp.cfgOptions);
+  return mergeAssignments(body, exp.cfgOptions, opts.inherited);
 }
 
 function joinRoot(root: string, rel: string): string {
@@ -249,7 +282,7 @@ function joinRoot(root: string, rel: string): string {
 }
 
 /** Folds repeated assignments and applies `--cfg-options` to the top-level dicts they name. */
-export function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string][]): [string, PyValue][] {
+export function mergeAssignments(body: [string, PyValue][], cfgOptions: [string, string][], inherited: InheritedValues = {}): [string, PyValue][] {
   const merged = new Map<string, PyValue>();
   for (const [k, v] of body) {
     const prev = merged.get(k);
@@ -263,7 +296,7 @@ export function mergeAssignments(body: [string, PyValue][], cfgOptions: [string,
       continue;
     }
     const holder: Dict = { [top!]: merged.get(top!) ?? {} };
-    setDotted(holder, key, value);
+    setDotted(holder, key, value, inherited);
     merged.set(top!, holder[top!]!);
   }
   return [...merged.entries()];

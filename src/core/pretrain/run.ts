@@ -2,7 +2,8 @@
 import { relative } from 'node:path';
 import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
-import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
+import { classificationBaseConfig, renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
+import { withInheritedLists } from '../config/inherited-lists.js';
 import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/train.js';
 import type { PretrainExperiment } from './experiment.js';
 
@@ -27,7 +28,10 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
     ...req,
     amp: exp.amp,
     tf32: exp.tf32,
-    renderConfig: async () => renderMmpretrainConfig(exp, { data: await classificationLayout(exp), toolVersion: TOOL_VERSION }),
+    renderConfig: async () => {
+      const data = await classificationLayout(exp);
+      return withInheritedLists(classificationBaseConfig(exp), (inherited) => renderMmpretrainConfig(exp, { data, toolVersion: TOOL_VERSION, inherited }));
+    },
     experiment: {
       task: 'classification',
       backbone: exp.backbone.name,

@@ -10,7 +10,8 @@ import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import { TOOL_VERSION } from '../../version.js';
-import { renderMmdetConfig } from '../config/render.js';
+import { STOCK_BASE_CONFIG, renderMmdetConfig } from '../config/render.js';
+import { withInheritedLists } from '../config/inherited-lists.js';
 import { datasetLayout } from '../config/dataset-layout.js';
 import type { AmpDtype, AttnImpl, Experiment, KeyOrder } from '../experiment.js';
 import type { CocoMetrics } from '../metrics.js';
@@ -68,7 +69,10 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     ...req,
     amp: exp.amp,
     tf32: exp.tf32,
-    renderConfig: async () => renderMmdetConfig(exp, { dataset: await datasetLayout(exp, { check: true }), toolVersion: TOOL_VERSION }),
+    renderConfig: async () => {
+      const dataset = await datasetLayout(exp, { check: true });
+      return withInheritedLists(STOCK_BASE_CONFIG, (inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
+    },
     experiment: {
       backbone: exp.backbone.name,
       keyType: exp.backbone.keyType,
