@@ -4,7 +4,7 @@
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_EVENT_NAMES, runEventSchema } from '../src/core/run/events.js';
@@ -177,13 +177,15 @@ describe('mkey-det train: a real run', () => {
     expect(inferred.exitCode, inferred.stderr).toBe(0);
     const inf = JSON.parse(inferred.stdout) as { classes: string[]; images: { vis: string; preds: string; detections: { score: number; bbox: number[] }[] }[]; json: string };
     expect(inf.classes).toEqual(['circle', 'triangle', 'square']);
-    expect(inf.images).toHaveLength(2);
+    const valImages = readdirSync(join(data, 'val2017')).length; // one picture per val image
+    expect(valImages).toBe(3);
+    expect(inf.images).toHaveLength(valImages);
     for (const img of inf.images) {
       expect(readFileSync(img.vis).subarray(0, 4).toString('hex')).toBe('89504e47');
       expect(existsSync(img.preds)).toBe(true);
       for (const d of img.detections) expect(d.bbox).toHaveLength(4);
     }
-    expect(JSON.parse(readFileSync(inf.json, 'utf8')).images).toHaveLength(2);
+    expect(JSON.parse(readFileSync(inf.json, 'utf8')).images).toHaveLength(valImages);
     const inferAgain = await runCli(['infer', wd, join(data, 'val2017'), '--out', inferOut]);
     expect(inferAgain.exitCode).toBe(2);
     expect(inferAgain.stderr.split('\n')[0]).toContain('is not empty; refusing to write into it');
