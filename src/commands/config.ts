@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { STOCK_BASE_CONFIG, renderMmdetConfig } from '../core/config/render.js';
+import { renderMmdetConfig } from '../core/config/render.js';
 import { withInheritedLists } from '../core/config/inherited-lists.js';
 import { TOOL_VERSION } from '../version.js';
 import { guardedAction } from '../utils/command.js';
@@ -42,7 +42,7 @@ Examples:
       const opts = parseOptions(configOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: false });
       const dataset = await datasetLayout(exp, { check: false });
-      const source = await withInheritedLists(STOCK_BASE_CONFIG, (inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
+      const source = await withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
       if (!opts.out) {
         if (opts.json) emit({ ok: true, source, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => '');
         else process.stdout.write(source);

@@ -3,8 +3,7 @@ import { basename, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { train, trainConfig, type RunResult } from '../core/run/train.js';
 import { backboneVariant, type Experiment } from '../core/experiment.js';
-import { DEMO_DATASET_DIRNAME, defaultCocoRoot, describePath } from '../core/dataset.js';
-import { demoDatasetRoot } from '../core/dataset-paths.js';
+import { VAL_IMAGES, datasetRoot, describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
@@ -46,12 +45,6 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
   });
 }
 
-/** The val images of the experiment's dataset (the folder `infer` is pointed at in the next steps). */
-function valImagesDir(exp: Experiment): string {
-  if (exp.data.kind === 'demo') return join(demoDatasetRoot(DEMO_DATASET_DIRNAME, undefined, 'demo dataset'), 'val2017');
-  return join(exp.data.kind === 'dir' ? exp.data.path : defaultCocoRoot(), 'val2017');
-}
-
 /** What a person runs after a finished training: the commands, ready to paste. */
 function nextSteps(workDir: string, checkpoint: string | undefined, exp: Experiment): string[] {
   const { name: backbone } = exp.backbone;
@@ -59,7 +52,7 @@ function nextSteps(workDir: string, checkpoint: string | undefined, exp: Experim
   const lines = ['next:', `  mkey-det report ${rel}   # AP table and plots`];
   if (checkpoint) {
     const ckpt = relative(process.cwd(), checkpoint);
-    lines.push(`  mkey-det infer ${rel} ${relative(process.cwd(), valImagesDir(exp)) || '.'} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
+    lines.push(`  mkey-det infer ${rel} ${relative(process.cwd(), join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES)) || '.'} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
     lines.push(`  mkey-det test --checkpoint ${ckpt}   # evaluate it again`);
     lines.push(`  mkey-det export --backbone ${backbone} --charts ${exp.charts} --checkpoint ${ckpt} --fold   # ONNX backbone`);
   }

@@ -72,9 +72,10 @@ export const DEMO_DATASET_DIRNAME = 'demo-v2';
 
 export const TRAIN_ANN = 'annotations/instances_train2017.json';
 export const VAL_ANN = 'annotations/instances_val2017.json';
+export const VAL_IMAGES = 'val2017';
 const SPLITS = [
   { name: 'train', ann: TRAIN_ANN, images: 'train2017' },
-  { name: 'val', ann: VAL_ANN, images: 'val2017' },
+  { name: 'val', ann: VAL_ANN, images: VAL_IMAGES },
 ] as const;
 type Split = (typeof SPLITS)[number];
 
@@ -99,12 +100,20 @@ export function defaultCocoRoot(): string {
   return env && env.trim() !== '' ? resolve(env) : resolve(process.cwd(), 'data', 'coco');
 }
 
+/** The folder a `--data` value names (`coco`, `demo` or a directory), not checked and not generated. */
+export function datasetRoot(spec: string, opts: ResolveDatasetOptions = {}): string {
+  const value = spec.trim();
+  if (value === 'coco') return defaultCocoRoot();
+  if (value === 'demo') return demoDatasetRoot(DEMO_DATASET_DIRNAME, opts.cacheDir, 'demo dataset');
+  return resolveDataDir(value);
+}
+
 /** Resolves `coco`, `demo` or a directory path to a checked COCO-layout dataset. */
 export async function resolveDataset(spec: string, opts: ResolveDatasetOptions = {}): Promise<ResolvedDataset> {
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected coco, demo or a dataset directory`);
+  const root = datasetRoot(value, opts);
   if (value === 'coco') {
-    const root = defaultCocoRoot();
     const from = process.env.MKEY_COCO_ROOT?.trim() ? 'MKEY_COCO_ROOT' : './data/coco';
     return {
       kind: 'coco',
@@ -115,7 +124,6 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
     };
   }
   if (value === 'demo') {
-    const root = demoDatasetRoot(DEMO_DATASET_DIRNAME, opts.cacheDir, 'demo dataset');
     const made = await withBridge((b) =>
       b.call<{ root: string; classes: string[]; num_train: number; num_val: number; generated: boolean }>('data.ensure_demo', {
         root,
@@ -124,7 +132,6 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
     const checked = await validateCocoDir(made.root, { message: `demo dataset was not generated at ${made.root}` });
     return { kind: 'demo', ...checked, generated: made.generated };
   }
-  const root = resolveDataDir(value);
   return {
     kind: 'dir',
     ...(await validateCocoDir(root, {

@@ -263,11 +263,13 @@ def base_config_values(base: str, paths: list[str]) -> dict[str, Any]:
             return {str(k): plain(x) for k, x in v.items()}
         return v
 
+    tree = cfg.to_dict()  # plain dicts all the way down; tuples stay tuples
     out: dict[str, Any] = {}
     for path in paths:
-        cur: Any = cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg
-        for i, part in enumerate(path.split('.')):
-            where = '.'.join(path.split('.')[:i]) or 'the top level'
+        cur: Any = tree
+        parts = path.split('.')
+        for i, part in enumerate(parts):
+            where = '.'.join(parts[:i]) or 'the top level'
             if isinstance(cur, (list, tuple)):
                 if not part.isdigit() or int(part) >= len(cur):
                     raise ValueError(f'--cfg-options {path}: "{part}" is not an index of {where} in the base config '
@@ -277,7 +279,7 @@ def base_config_values(base: str, paths: list[str]) -> dict[str, Any]:
                 cur = cur[part]
             else:
                 raise ValueError(f'--cfg-options {path}: the base config has no "{part}" under {where}')
-        out[path] = plain(cur.to_dict() if hasattr(cur, 'to_dict') else cur)
+        out[path] = plain(cur)
     return out
 
 

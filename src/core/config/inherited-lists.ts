@@ -9,29 +9,31 @@ import { asBadInput, withBridge } from '../../python/bridge.js';
 import { InheritedListNeeded, type InheritedValues } from './render.js';
 
 /**
- * `render(inherited)`; when it needs lists of `base` (a config reference such as
- * `mmdet::swin/...py`), fetches them through the bridge and renders again.
+ * `render(inherited)`; each time it needs a list of its base config (InheritedListNeeded names
+ * the list and the base), fetches that list through the bridge and renders again.
  */
-export async function withInheritedLists(base: string, render: (inherited: InheritedValues) => string): Promise<string> {
+export async function withInheritedLists(render: (inherited: InheritedValues) => string): Promise<string> {
+  let needed: InheritedListNeeded;
   try {
     return render({});
   } catch (err) {
     if (!(err instanceof InheritedListNeeded)) throw err;
+    needed = err;
   }
-  const paths = new Set<string>();
   return withBridge(async (bridge) => {
-    let inherited: InheritedValues = {};
+    const inherited: Record<string, unknown> = {};
     for (;;) {
+      if (needed.path in inherited) throw needed;
+      try {
+        Object.assign(inherited, await bridge.call<Record<string, unknown>>('config.base_values', { base: needed.base, paths: [needed.path] }, { timeoutMs: 300_000 }));
+      } catch (e) {
+        throw asBadInput(e, ['ValueError']);
+      }
       try {
         return render(inherited);
       } catch (err) {
-        if (!(err instanceof InheritedListNeeded) || paths.has(err.path)) throw err;
-        paths.add(err.path);
-        try {
-          inherited = await bridge.call<Record<string, unknown>>('config.base_values', { base, paths: [...paths] }, { timeoutMs: 300_000 });
-        } catch (e) {
-          throw asBadInput(e, ['ValueError']);
-        }
+        if (!(err instanceof InheritedListNeeded)) throw err;
+        needed = err;
       }
     }
   });

@@ -210,8 +210,3 @@ export function renderMmpretrainConfig(exp: PretrainExperiment, opts: Classifica
   const lines = buildClassificationBody(exp, opts).map(([k, v]) => `${k} = ${toPythonLiteral(v)}`);
   return header.join('\n') + lines.join('\n') + '\n';
 }
-
-/** The mmpretrain config a pretrain experiment's config inherits (its `_base_`). */
-export function classificationBaseConfig(exp: PretrainExperiment): string {
-  return pretrainFamily(exp.backbone.family).base;
-}

@@ -60,6 +60,8 @@ export class InheritedListNeeded extends BadInputError {
   constructor(
     readonly key: string,
     readonly path: string,
+    /** The config the list comes from (the body's `_base_`). */
+    readonly base: string,
   ) {
     super(`--cfg-options ${key}: "${path}" is a list this config inherits from its base; its items can be set where the base config is loaded (mkey-det config, train, pretrain do it)`);
     this.name = 'InheritedListNeeded';
@@ -71,9 +73,10 @@ export class InheritedListNeeded extends BadInputError {
  * A numeric part indexes a list: one this config writes (`param_scheduler.0.end=30`), or one it
  * inherits, given in `inherited` by its dotted path (written whole with the item changed, the
  * result of tools/train.py's `--cfg-options` on the merged config); an inherited list not given
- * there throws InheritedListNeeded.
+ * there throws InheritedListNeeded naming `base`, the config it comes from (none: nothing is
+ * inherited, the key is refused).
  */
-export function setDotted(target: Dict, key: string, value: PyValue, inherited: InheritedValues = {}): void {
+export function setDotted(target: Dict, key: string, value: PyValue, inherited: InheritedValues = {}, base?: string): void {
   const parts = key.split('.');
   let cur: Dict | PyValue[] = target;
   for (const [i, p] of parts.entries()) {
@@ -97,10 +100,11 @@ export function setDotted(target: Dict, key: string, value: PyValue, inherited: 
     const next: PyValue | undefined = cur[p];
     if (/^\d+$/.test(parts[i + 1]!) && !Array.isArray(next)) {
       const path = parts.slice(0, i + 1).join('.');
-      if (!(path in inherited)) throw new InheritedListNeeded(key, path);
-      const base = fromPythonJson(inherited[path]);
-      if (!Array.isArray(base)) throw new BadInputError(`--cfg-options ${key}: "${path}" is not a list in the base config either`);
-      cur[p] = base;
+      if (base === undefined) throw new BadInputError(`--cfg-options ${key}: "${path}" is not a list`);
+      if (!(path in inherited)) throw new InheritedListNeeded(key, path, base);
+      const list = fromPythonJson(inherited[path]);
+      if (!Array.isArray(list)) throw new BadInputError(`--cfg-options ${key}: "${path}" is not a list in the base config either`);
+      cur[p] = list;
     } else if (!isDict(next) && !Array.isArray(next)) {
       cur[p] = {};
     }
@@ -296,7 +300,8 @@ export function mergeAssignments(body: [string, PyValue][], cfgOptions: [string,
       continue;
     }
     const holder: Dict = { [top!]: merged.get(top!) ?? {} };
-    setDotted(holder, key, value, inherited);
+    const base = merged.get('_base_');
+    setDotted(holder, key, value, inherited, typeof base === 'string' ? base : undefined);
     merged.set(top!, holder[top!]!);
   }
   return [...merged.entries()];

@@ -2,7 +2,7 @@
 import { relative } from 'node:path';
 import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
-import { classificationBaseConfig, renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
+import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
 import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/train.js';
 import type { PretrainExperiment } from './experiment.js';
@@ -30,7 +30,7 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
     tf32: exp.tf32,
     renderConfig: async () => {
       const data = await classificationLayout(exp);
-      return withInheritedLists(classificationBaseConfig(exp), (inherited) => renderMmpretrainConfig(exp, { data, toolVersion: TOOL_VERSION, inherited }));
+      return withInheritedLists((inherited) => renderMmpretrainConfig(exp, { data, toolVersion: TOOL_VERSION, inherited }));
     },
     experiment: {
       task: 'classification',

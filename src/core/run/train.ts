@@ -10,7 +10,7 @@ import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import { TOOL_VERSION } from '../../version.js';
-import { STOCK_BASE_CONFIG, renderMmdetConfig } from '../config/render.js';
+import { renderMmdetConfig } from '../config/render.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
 import { datasetLayout } from '../config/dataset-layout.js';
 import type { AmpDtype, AttnImpl, Experiment, KeyOrder } from '../experiment.js';
@@ -71,7 +71,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     tf32: exp.tf32,
     renderConfig: async () => {
       const dataset = await datasetLayout(exp, { check: true });
-      return withInheritedLists(STOCK_BASE_CONFIG, (inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
+      return withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
     },
     experiment: {
       backbone: exp.backbone.name,
