@@ -41,7 +41,7 @@ if [ "$compare" = 1 ]; then
     node bin/mkey-det.js train --backbone "$backbone" --data demo --work-dir "$out/$backbone" ${args[@]+"${args[@]}"}
   done
   node bin/mkey-det.js report "$out/swin-t" "$out/swin-t-spatialk" --out "$out/report.md"
-  node bin/mkey-det.js report "$out/swin-t" "$out/swin-t-spatialk" --out "$out/report.html"
+  node bin/mkey-det.js report "$out/swin-t" "$out/swin-t-spatialk" --out "$out/report.html" --no-plots
   echo "[demo] comparison written: $out/report.md and $out/report.html (runs in $out/swin-t and $out/swin-t-spatialk)" >&2
   exit 0
 fi

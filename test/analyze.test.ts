@@ -85,7 +85,7 @@ describe('mkey-det analyze qk', () => {
 
     const again = await runCli(['analyze', 'qk', stockCkpt, '--out', out]);
     expect(again.exitCode).toBe(2);
-    expect(again.stderr.split('\n')[0]).toMatch(/qk\.json and .*qk\.png already exist\(s\); refusing to overwrite/);
+    expect(again.stderr.split('\n')[0]).toMatch(/qk\.json" and ".*qk\.png" already exist; refusing to overwrite them/);
   });
 
   it('a checkpoint that does not fit its run config is refused with one line, exit 2, and no --out folder', async () => {
@@ -198,7 +198,7 @@ describe('mkey-det analyze attention', () => {
 
     const again = await runCli(['analyze', 'attention', stockCkpt, '--image', image, '--out', out]);
     expect(again.exitCode).toBe(2);
-    expect(again.stderr.split('\n')[0]).toMatch(/attention\.json and .*attention-1-scene\.png already exist\(s\); refusing to overwrite/);
+    expect(again.stderr.split('\n')[0]).toMatch(/attention\.json" and ".*attention-1-scene\.png" already exist; refusing to overwrite them/);
   });
 
   it('prints a per-head table without --out, at a chosen layer', async () => {

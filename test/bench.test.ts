@@ -4,7 +4,7 @@
  * only: no assertion on timings.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,17 @@ describe('bench: bad input', () => {
     expect(lines[0]).toMatch(/^.*error: --device cuda: no CUDA device/);
     expect(res.stdout).toBe('');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('an --out that already holds results is refused before any timing, the file kept', async () => {
+    const out = join(dir, 'kept.json');
+    writeFileSync(out, '{"mine": true}\n');
+    const res = await runCli(['bench', '--suite', 'params', '--quick', '--out', out]);
+    expect(res.exitCode).toBe(2);
+    expect(oneErrorLine(res.stderr)[0]).toBe(`error: ${JSON.stringify(out)} already exists; refusing to overwrite it`);
+    expect(res.stderr).not.toContain('[params');
+    expect(readFileSync(out, 'utf8')).toBe('{"mine": true}\n');
+    expect(existsSync(join(dir, 'kept.md'))).toBe(false);
   });
 });
 

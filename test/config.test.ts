@@ -290,7 +290,7 @@ describe('mkey-det config (CLI)', () => {
     mkdirSync(dir);
     const onDir = await runCli(['config', '--data', 'coco', '--out', dir, '--force']);
     expect(onDir.exitCode).toBe(2);
-    expect(onDir.stderr.split('\n')[0]).toBe(`error: --out ${JSON.stringify(dir)} is not a regular file (a directory?); give a file name such as config.py`);
+    expect(onDir.stderr.split('\n')[0]).toBe(`error: ${JSON.stringify(dir)} exists and is not a regular file (a directory?); give a file name`);
   });
 });
 

@@ -100,7 +100,7 @@ describe('mkey-det export (swin-t, fixed shape)', () => {
     const before = statSync(model).mtimeMs;
     const res = await runCli(['export', '--backbone', 'swin-t', '--out', model]);
     expect(res.exitCode).toBe(2);
-    expect(errorLines(res.stderr)).toEqual([expect.stringMatching(/already exists; refusing to overwrite/)]);
+    expect(errorLines(res.stderr)).toEqual([`error: ${JSON.stringify(model)} and ${JSON.stringify(model + '.json')} already exist; refusing to overwrite them`]);
     expect(statSync(model).mtimeMs).toBe(before);
     // --force replaces files, never a directory; refused before the export's work.
     const dir = join(tmp, 'out-dir');

@@ -290,6 +290,26 @@ describe('mkey-det report on real MMDetection run directories', () => {
     }
   });
 
+  it('refuses to replace an existing --out file or its plots without --force (one line, exit 2, nothing written)', async () => {
+    const out = join(tmp, 'again', 'report.md');
+    expect((await runCli(['report', join(RUNS, 'swin-s0'), '--out', out])).exitCode).toBe(0);
+    writeFileSync(out, 'my notes\n');
+    const again = await runCli(['report', join(RUNS, 'swin-s0'), '--out', out]);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr.trim().split('\n')[0]).toMatch(/^error: ".*report\.md", ".*report-loss\.png" and 2 more already exist; refusing to overwrite them$/);
+    expect(readFileSync(out, 'utf8')).toBe('my notes\n');
+    // the html beside it would replace the md's PNG plots: refused too, unless --no-plots
+    const html = join(tmp, 'again', 'report.html');
+    const beside = await runCli(['report', join(RUNS, 'swin-s0'), '--out', html]);
+    expect(beside.exitCode).toBe(2);
+    expect(beside.stderr).toMatch(/report-loss\.png", ".*report-lr\.png" and 1 more already exist/);
+    expect(existsSync(html)).toBe(false);
+    expect((await runCli(['report', join(RUNS, 'swin-s0'), '--out', html, '--no-plots'])).exitCode).toBe(0);
+    const forced = await runCli(['report', join(RUNS, 'swin-s0'), '--out', out, '--force']);
+    expect(forced.exitCode).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^# mkey-det report/);
+  });
+
   it('links the PNG plots from a Markdown file written with --out', async () => {
     const out = join(tmp, 'md', 'summary.md');
     const res = await runCli(['report', join(RUNS, 'swin-s0'), '--out', out]);

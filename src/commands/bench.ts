@@ -48,6 +48,7 @@ const benchOptionsSchema = z
     out: z.string().min(1).optional(),
     quick: z.boolean().default(false),
     keepWorkDir: z.boolean().default(false),
+    force: z.boolean().default(false),
     json: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
@@ -75,6 +76,7 @@ export const benchCommand = new Command('bench')
   .option('--attn-impl <impl>', `train suite: window attention of the manifold-key variants, ${ATTN_IMPLS.join(' or ')} (the swin-t baseline stays the stock recipe; default: as mkey-det config)`)
   .option('--key-order <order>', `train suite: key order of the manifold-key variants, ${KEY_ORDERS.join(', ')} (default: as mkey-det config)`)
   .option('-o, --out <file>', 'results file: FILE.json and FILE.md are written (default: benchmarks/results/<suite>-<timestamp>.json)')
+  .option('--force', 'replace existing FILE.json / FILE.md (without it they are refused before any timing)', false)
   .option('--quick', 'fewer repeats and smaller sizes (smoke runs, tests)', false)
   .option('--keep-work-dir', 'keep the scratch folder (exported models, generated configs, child logs)', false)
   .option('--json', 'print the report as JSON instead of the markdown tables', false)
@@ -97,12 +99,13 @@ Progress: one line per measurement on stderr. Results: JSON + markdown files, th
 with --json the report) on stdout. Timings on a shared machine are noisy: every measurement
 records the load average.
 Exit codes: 0 ok, 1 a suite failed or ours differs from the literal transcription, 2 bad input
-(e.g. --device cuda without CUDA, --precisions bf16 on cpu), 3 Python not set up, 130 interrupted.
+(e.g. --device cuda without CUDA, --precisions bf16 on cpu, --out files already there without --force), 3 Python not set up, 130 interrupted.
 
 Examples:
   mkey-det bench --suite params --quick
   mkey-det bench --suite all --json --out benchmarks/results/all.json
   mkey-det bench --suite train --steps 20 --warmup 3 --out benchmarks/results/train-cpu.json
+  mkey-det bench --suite params --out benchmarks/results/params.json --force   # replace an earlier result
   mkey-det bench --suite train --device cuda --variants swin-t,swin-t-spatialk \\
       --batch-sizes 2,8 --precisions fp32,bf16 --out benchmarks/results/train-gpu.json
   # SpatialK on its fast paths against the stock Swin-T recipe (issue 17's GPU comparison)
@@ -121,6 +124,7 @@ Examples:
         out: opts.out,
         toolVersion: TOOL_VERSION,
         keepWorkDir: opts.keepWorkDir,
+        force: opts.force,
         onProgress: (p) => logger.info(p.index === undefined ? `[${p.suite}] ${p.line}` : `[${p.suite} ${p.index}/${p.total}] ${p.line}`),
       });
       emit({ ...outcome.report, json_path: outcome.jsonPath, markdown_path: outcome.markdownPath }, opts, () => outcome.markdown.trimEnd());

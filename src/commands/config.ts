@@ -1,12 +1,12 @@
 import { Command } from 'commander';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { renderMmdetConfig } from '../core/config/render.js';
 import { withInheritedLists } from '../core/config/inherited-lists.js';
 import { TOOL_VERSION } from '../version.js';
 import { guardedAction } from '../utils/command.js';
-import { BadInputError } from '../utils/errors.js';
+import { refuseOverwrite } from '../utils/overwrite.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
@@ -49,12 +49,7 @@ Examples:
         return;
       }
       const out = resolve(opts.out);
-      if (existsSync(out) && !statSync(out).isFile()) {
-        throw new BadInputError(`--out ${JSON.stringify(opts.out)} is not a regular file (a directory?); give a file name such as config.py`);
-      }
-      if (existsSync(out) && !opts.force) {
-        throw new BadInputError(`--out ${JSON.stringify(opts.out)} already exists; refusing to overwrite it`, 'add --force or choose another file');
-      }
+      refuseOverwrite([out], { force: opts.force });
       mkdirSync(dirname(out), { recursive: true });
       writeFileSync(out, source);
       emit({ ok: true, path: out, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => out);

@@ -17,6 +17,7 @@ const reportOptionsSchema = z
     task: z.enum(TASKS, { message: `accepted: ${TASKS.join(', ')}` }).optional(),
     plots: z.boolean().default(true),
     analysis: z.array(z.string().min(1, { message: 'give an output folder of analyze attention or analyze qk' })).optional(),
+    force: z.boolean().default(false),
     json: z.boolean().default(false),
   })
   .refine((o) => !(o.best && o.last), { message: '--best and --last exclude each other: pass one', path: ['best'] });
@@ -42,18 +43,20 @@ export const report = new Command('report')
   .option('--task <kind>', `report only the runs of one kind: ${TASKS.join(', ')} (runs of both kinds are refused without it)`)
   .option('--no-plots', 'do not write PNG plots next to --out')
   .option('--analysis <dirs...>', "add an \"Attention analysis\" section from output folders of 'analyze attention --out' (attention.json + PNG grids) or 'analyze qk --out' (qk.json + qk.png): per-model / per-layer numbers, the PNGs inlined in html, linked in md, the numbers in json; put it after the run paths")
+  .option('--force', 'replace an existing --out file and its PNG plots (without it they are refused before anything is written)')
   .option('--json', 'same as --format json (errors as JSON too)')
   .addHelpText(
     'after',
     `
 Exit codes: 0 written, 2 bad input (no run found, a conflicting option, an unknown --baseline,
 detection and classification runs mixed without --task, an --analysis folder without
-attention.json or qk.json).
+attention.json or qk.json, an --out file or its plots already there without --force).
 
 Examples:
   mkey-det report work_dirs/                                   # every run below, Markdown on stdout
   mkey-det report work_dirs/swin-t-* work_dirs/swin-t-spatialk-* --out report.html
   mkey-det report work_dirs/ --best --format csv --out table3.csv
+  mkey-det report work_dirs/ --out table3.html --force             # replace table3.html and table3-*.png
   mkey-det report work_dirs/pretrain-*                          # classification runs: Table 1 (top-1 / top-5)
   mkey-det report work_dirs/ --task classification --out table1.html
   mkey-det report work_dirs/swin-t-* work_dirs/swin-t-spatialk-* --analysis attn/ qk/ --out report.html   # + attention grids, qk table
@@ -70,6 +73,7 @@ Examples:
         ...(opts.best || opts.last ? { selection: opts.best ? ('best' as const) : ('last' as const) } : {}),
         ...(opts.task !== undefined ? { task: opts.task } : {}),
         pngPlots: opts.plots,
+        force: opts.force,
         ...(opts.analysis !== undefined ? { analysis: opts.analysis } : {}),
         ...(opts.out !== undefined ? { out: opts.out } : {}),
         ...(opts.baseline !== undefined ? { baseline: opts.baseline } : {}),

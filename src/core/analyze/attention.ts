@@ -10,6 +10,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
+import { refuseOverwrite } from '../../utils/overwrite.js';
 import { describePath } from '../dataset.js';
 import { collectImages } from '../infer/infer.js';
 import { checkRunOrCheckpoint } from '../run/run-dir.js';
@@ -171,10 +172,7 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
     if (info && info.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(req.out)} is ${info.what}, not a directory`);
     jsonPath = join(dir, 'attention.json');
     pngs = images.map((img, i) => join(dir, attentionPngName(i, img)));
-    const taken = [jsonPath, ...pngs].filter((f) => existsSync(f));
-    if (taken.length && !req.force) {
-      throw new BadInputError(`${taken.length > 2 ? `${taken.slice(0, 2).join(', ')} and ${taken.length - 2} more` : taken.join(' and ')} already exist(s); refusing to overwrite`, 'add --force or choose another --out');
-    }
+    refuseOverwrite([jsonPath, ...pngs], { force: req.force });
   }
   await checkInterpreter();
   // the folder is made only now, and removed again if the analysis fails

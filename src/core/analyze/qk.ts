@@ -8,6 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
+import { refuseOverwrite } from '../../utils/overwrite.js';
 import { describePath } from '../dataset.js';
 import { checkRunOrCheckpoint } from '../run/run-dir.js';
 
@@ -70,8 +71,7 @@ export async function analyzeQk(req: QkRequest): Promise<QkResult> {
     if (info && info.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(req.out)} is ${info.what}, not a directory`);
     jsonPath = join(dir, 'qk.json');
     plotPath = join(dir, 'qk.png');
-    const taken = [jsonPath, plotPath].filter((f) => existsSync(f));
-    if (taken.length && !req.force) throw new BadInputError(`${taken.join(' and ')} already exist(s); refusing to overwrite`, 'add --force or choose another --out');
+    refuseOverwrite([jsonPath, plotPath], { force: req.force });
   }
   await checkInterpreter();
   // the folder is made for the plot only now, and removed again if the analysis fails

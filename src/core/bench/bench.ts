@@ -8,6 +8,7 @@ import { cpus, loadavg, tmpdir, totalmem, platform, release } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
+import { refuseOverwrite } from '../../utils/overwrite.js';
 import { packageRoot } from '../../utils/paths.js';
 import { TRAIN_BASELINE, TRAIN_VARIANTS, writeTrainConfigs } from './configs.js';
 import { reportMarkdown } from './markdown.js';
@@ -40,6 +41,8 @@ export interface BenchRequest {
   onProgress?: (p: BenchProgress) => void;
   /** Keep the scratch folder (exported models, configs, logs). */
   keepWorkDir?: boolean;
+  /** Replace existing result files at `out` (`--force`); without it they are refused before any timing. */
+  force?: boolean;
 }
 
 export interface BenchOutcome {
@@ -101,6 +104,7 @@ function checkTrain(res: SuiteResult): string | undefined {
 export async function runBench(req: BenchRequest): Promise<BenchOutcome> {
   const suites: BenchSuite[] = req.suite === 'all' ? [...BENCH_SUITES] : [req.suite];
   const paths = outputPaths(req.suite, req.out);
+  refuseOverwrite([paths.json, paths.md], { force: req.force ?? false });
   const python = await checkInterpreter();
   const workDir = mkdtempSync(join(tmpdir(), 'mkey-bench-'));
   const report: BenchReport = {

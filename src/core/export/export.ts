@@ -3,10 +3,11 @@
  * (`export.backbone` in python_shim/mkey_det/export/backbone.py), checked for parity against the
  * PyTorch model on real photographs before the file is put in place.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { withBridge } from '../../python/bridge.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
+import { refuseOverwrite } from '../../utils/overwrite.js';
 import type { BackboneVariant } from '../experiment.js';
 import type { InputShape } from './shapes.js';
 
@@ -124,12 +125,7 @@ export function defaultOutPath(req: Pick<ExportRequest, 'variant' | 'charts' | '
 export async function exportBackbone(req: ExportRequest): Promise<ExportResult> {
   const out = resolve(req.out);
   // Refused before the export's work: --force replaces files, never a directory.
-  for (const p of [out, out + '.json']) {
-    if (existsSync(p) && !statSync(p).isFile()) throw new BadInputError(`--out ${JSON.stringify(p)} is not a regular file (a directory?); give a file name`);
-  }
-  if (!req.force && (existsSync(out) || existsSync(out + '.json'))) {
-    throw new BadInputError(`--out ${JSON.stringify(req.out)} already exists; refusing to overwrite it`, 'add --force or choose another file');
-  }
+  refuseOverwrite([out, out + '.json'], { force: req.force });
   if (req.fold && !req.variant.usesCharts) {
     throw new BadInputError(`--fold needs a manifold-key variant; ${req.variant.name} has Swin's linear key, nothing to fold`);
   }

@@ -17,6 +17,7 @@ import { loadRun, pickConfigFile } from './load.js';
 import { plotPrefix, writePngPlots } from './plots.js';
 import { buildClassificationReport } from './table-classification.js';
 import { buildReport } from './table.js';
+import { refuseOverwrite } from '../../utils/overwrite.js';
 import { isClassificationReport, type AnyReport, type RunData, type RunTask, type Selection } from './types.js';
 
 export { FORMATS, type ReportFormat } from './format.js';
@@ -37,6 +38,8 @@ export interface ReportOptions {
   pngPlots?: boolean;
   /** `--analysis`: output folders of `analyze attention` / `analyze qk` (the "Attention analysis" section). */
   analysis?: string[];
+  /** Replace an existing `out` file and its plots (`--force`); without it they are refused. */
+  force?: boolean;
   now?: Date;
 }
 
@@ -149,6 +152,12 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
   // the analysis folders first: a bad one is refused before the runs are read
   const analysis = opts.analysis?.length ? loadAnalyses(opts.analysis) : undefined;
   const report = await collectReport(opts);
+  if (outFile) {
+    // checked once the task is known (it names the plots), before anything is written
+    const plotKeys = isClassificationReport(report) ? ['loss', 'lr', 'top1'] : ['loss', 'lr', 'ap'];
+    const plots = (opts.pngPlots ?? true) ? plotKeys.map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
+    refuseOverwrite([outFile, ...plots], { force: opts.force ?? false });
+  }
   if (analysis) {
     report.analysis = analysis.analyses;
     report.warnings.push(...analysis.warnings);
