@@ -101,7 +101,7 @@ def test_mmdet_format(layout, stock, tmp_path, small_image):
     model.eval()
     linear = mkey_swin('linear')
     report = load_pretrained(linear, str(path))
-    assert report['created'] == [] and report['missing'] == []
+    assert report['created'] == [] and report['missing'] == [] and report['layout'] == 'mmdet'
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(linear(small_image), stock(small_image)))
         for a, b in zip(model(small_image), stock(small_image)):
@@ -211,6 +211,8 @@ def test_timm_layout_loads_like_the_official_one(key_type, stock, small_image):
     model = mkey_swin(key_type, 4, seed=3)
     report = load_pretrained(model, {'model': timm})
     assert {'head.weight', 'head.bias'} <= set(report['ignored'])
+    assert report['layout'] == 'timm'  # named in the log line too
+    assert load_pretrained(mkey_swin(key_type, 4, seed=3), {'model': official})['layout'] == 'official'
     ref = mkey_swin(key_type, 4, seed=3)  # same init: the per-output norms (in neither file) agree
     load_pretrained(ref, {'model': official}, generator=torch.Generator().manual_seed(0))
     model = mkey_swin(key_type, 4, seed=3)

@@ -52,7 +52,8 @@ def fake_runner(loop, epoch, val_images=16, train_batch=8, max_iters=96, has_val
     """What the ETA reads of a Runner."""
     val_loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=[None] * val_images))
     return SimpleNamespace(train_loop=loop, epoch=epoch, max_iters=max_iters, world_size=1,
-                           train_dataloader=SimpleNamespace(batch_size=train_batch),
+                           # as mmdet's loaders: batched by a batch sampler, batch_size None
+                           train_dataloader=SimpleNamespace(batch_size=None, batch_sampler=SimpleNamespace(batch_size=train_batch)),
                            _val_loop=val_loop if has_val else None, val_loop=val_loop)
 
 

@@ -234,7 +234,11 @@ class MkeyProgressHook(Hook):
             return sum(self._val_times) / len(self._val_times)
         try:
             val_images = len(runner.val_loop.dataloader.dataset)
-            train_batch = int(runner.train_dataloader.batch_size) * int(runner.world_size)
+            loader = runner.train_dataloader
+            # mmdet's loaders batch through a batch sampler (AspectRatioBatchSampler): the
+            # DataLoader's own batch_size is None then
+            batch = loader.batch_size or loader.batch_sampler.batch_size
+            train_batch = int(batch) * int(runner.world_size)
         except (AttributeError, TypeError, RuntimeError):
             return None
         return val_images * iter_time / max(train_batch, 1) * FORWARD_SHARE_OF_STEP

@@ -129,6 +129,13 @@ def backbone_state_dict(checkpoint: Mapping, convert: Optional[bool] = None):
     backbone's (e.g. ``head.*``, ``neck.*``). ``convert``: apply mmdet's ``swin_converter``
     (official Swin naming); None detects it (keys ``layers.*`` / ``patch_embed.proj.*``).
     """
+    sd, ignored, _ = _backbone_state_dict(checkpoint, convert)
+    return sd, ignored
+
+
+def _backbone_state_dict(checkpoint: Mapping, convert: Optional[bool]):
+    """:func:`backbone_state_dict` plus the layout it found: ``'timm'``, ``'official'`` (Swin's
+    own release naming) or ``'mmdet'`` (mmdet's naming: a detector or mkey-det checkpoint)."""
     from mmdet.models.backbones.swin import swin_converter
     ckpt = checkpoint
     for field in ('state_dict', 'model'):
@@ -141,7 +148,9 @@ def backbone_state_dict(checkpoint: Mapping, convert: Optional[bool] = None):
     sd = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in ckpt.items()
                      if torch.is_tensor(v))
     ignored = [k for k, v in ckpt.items() if not torch.is_tensor(v)]
-    sd = _from_timm(sd)
+    renamed = _from_timm(sd)
+    layout = 'timm' if renamed is not sd else 'official' if _is_official(list(sd)) else 'mmdet'
+    sd = renamed
     if convert is None:
         convert = _is_official(list(sd))
     if convert:
@@ -151,7 +160,7 @@ def backbone_state_dict(checkpoint: Mapping, convert: Optional[bool] = None):
     if any(k.startswith('backbone.') for k in sd):
         ignored += [k for k in sd if not k.startswith('backbone.')]
         sd = OrderedDict((k[9:], v) for k, v in sd.items() if k.startswith('backbone.'))
-    return sd, ignored
+    return sd, ignored, layout
 
 
 def _short(names: List[str], limit: int = 8) -> str:
@@ -179,9 +188,9 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
             have, as in MMDetection). False: load what fits and report the rest.
 
     Returns:
-        ``dict(loaded=[...], created=[...], ignored=[...], missing=[...])`` with model keys
+        ``dict(loaded=[...], created=[...], ignored=[...], missing=[...], layout=...)`` with model keys
         (``loaded``: copied; ``created``: built from a checkpoint ``qkv``; ``missing``: kept
-        at their initialisation) and checkpoint keys (``ignored``: not used).
+        at their initialisation) and checkpoint keys (``ignored``: not used); ``layout``: 'timm', 'official' or 'mmdet', the naming found.
 
     Raises:
         ValueError: a tensor shape does not fit (names the key and both shapes), a block's
@@ -190,7 +199,7 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
     """
     source = checkpoint if isinstance(checkpoint, str) else '<dict>'
     raw = read_checkpoint(checkpoint) if isinstance(checkpoint, str) else checkpoint
-    sd, ignored = backbone_state_dict(raw, convert)
+    sd, ignored, layout = _backbone_state_dict(raw, convert)
     own = model.state_dict()
     used = set()
     loaded: List[str] = []
@@ -263,12 +272,12 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Union[str, Mapping],
         print_log(f'load_pretrained({source}): every manifold-key weight loaded from the checkpoint '
                   f'({len(key_tensors)} key tensors in {len(manifold)} '
                   f'attentions; no function-preserving start)', logger=logger)
-    print_log(f'load_pretrained({source}): {len(loaded)} tensors loaded, {len(created)} created '
+    print_log(f'load_pretrained({source}, {layout} layout): {len(loaded)} tensors loaded, {len(created)} created '
               f'from the checkpoint linear keys (function-preserving: {_short(created, 4)}), '
               f'{len(ignored)} checkpoint tensors ignored ({_short(ignored)}), '
               f'{len(missing)} model tensors kept at their initialisation '
               f'({_short(missing)})', logger=logger)
-    return dict(loaded=loaded, created=created, ignored=ignored, missing=missing)
+    return dict(loaded=loaded, created=created, ignored=ignored, missing=missing, layout=layout)
 
 
 #: model tensors a Swin checkpoint may lack: the per-output norms MMDetection adds (official
