@@ -11,7 +11,8 @@ import { pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/e
 import { TOOL_VERSION } from '../src/version.js';
 import { openBridge, type PythonBridge } from '../src/python/bridge.js';
 import { execa } from 'execa';
-import { repoRoot, runCli, testPython } from './helpers/cli.js';
+import { configCommandLine, shellQuote } from '../src/core/config/command-line.js';
+import { cliPath, repoRoot, runCli, testPython } from './helpers/cli.js';
 
 type Summary = {
   data_root: string;
@@ -331,5 +332,108 @@ describe('--cfg-options into a list the generated config inherits', () => {
     const bad = await runCli(['config', '--data', 'coco', '--cfg-options', 'train_dataloader.dataset.pipeline.9.prob=0.5']);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.trim().split('\n')[0]).toMatch(/--cfg-options train_dataloader\.dataset\.pipeline\.9\.prob: "9" is not an index of that list \(it has \d+ items\)/);
+  });
+});
+
+/** The "# Regenerate with: ..." command in the header of a generated config. */
+function regenerateLine(source: string): string {
+  const line = source.split('\n').find((l) => l.startsWith('# Regenerate with: '));
+  expect(line, 'no "Regenerate with" line in the header').toBeDefined();
+  return line!.slice('# Regenerate with: '.length);
+}
+
+/** Runs that line in bash as a user would paste it (the built CLI for `mkey-det`), adding `-o out`. */
+async function runRegenerateLine(line: string, out: string, cwd: string) {
+  expect(line.startsWith('mkey-det config ')).toBe(true);
+  const command = `node ${shellQuote(cliPath)} ${line.slice('mkey-det '.length)} -o ${shellQuote(out)}`;
+  return execa('bash', ['-c', command], { cwd, reject: false });
+}
+
+describe('the "Regenerate with" line of a generated config', () => {
+  it('shell-quotes values so that bash gives them back unchanged', async () => {
+    const values = ['plain/path-1.pth', 'with space', "it's", 'a"b$HOME`x`\\', 'tab\there\nnewline', '{{ fileDirname }}/{{$HOME}}', 'ü€😀', '~/x', '*.pth'];
+    for (const v of values) {
+      const res = await execa('bash', ['-c', `printf '%s' ${shellQuote(v)}`]);
+      expect(res.stdout, v).toBe(v);
+      expect(shellQuote(v), v).not.toMatch(/[\r\n]|\{\{|\}\}/);
+    }
+  });
+
+  it('is the command that writes the same config, byte for byte (every option that changes it)', async () => {
+    const first = join(tmp, 'regen-1.py');
+    const second = join(tmp, 'regen-2.py');
+    const elsewhere = mkdtempSync(join(tmp, 'cwd-'));
+    const args = [
+      'config', '--backbone', 'swin-t-kua', '--charts', '4', '--data', 'coco', '--schedule', 'paper-3x', '--batch-size', '4', '--seed', '7',
+      // relative, and not there: config does not need the file; the line names it absolute
+      '--pretrained', 'ckpts/swin tiny.pth',
+      '--max-epochs', '3', '--img-scale', '640x480', '--amp', 'bf16', '--attn-impl', 'sdpa', '--key-order', 'paper', '--tf32', '--tensorboard',
+      '--cfg-options', 'model.backbone.drop_path_rate=0.3',
+      '--cfg-options', "work_dir=runs/it's {{$MKEY_SURELY_UNSET:}}",
+      '-o', first,
+    ];
+    const made = await runCli(args, { cwd: elsewhere });
+    expect(made.exitCode, made.stderr).toBe(0);
+    const source = readFileSync(first, 'utf8');
+    const line = regenerateLine(source);
+    expect(source.split('\n')[2]).toBe(`# Regenerate with: ${line}`);
+    for (const part of ['--backbone swin-t-kua', '--charts 4', '--data coco', '--schedule paper-3x', '--batch-size 4', '--seed 7', '--max-epochs 3',
+      '--img-scale 640x480', '--amp bf16', '--attn-impl sdpa', '--key-order paper', '--tf32', '--tensorboard', '--cfg-options model.backbone.drop_path_rate=0.3']) {
+      expect(line).toContain(part);
+    }
+    expect(line).toContain(`--pretrained ${shellQuote(join(elsewhere, 'ckpts/swin tiny.pth'))}`);
+
+    // pasted in another folder: the same bytes
+    const again = await runRegenerateLine(line, second, repoRoot);
+    expect(again.exitCode, String(again.stderr)).toBe(0);
+    expect(readFileSync(second, 'utf8')).toBe(source);
+
+    // the comment is safe from mmengine's {{ }} substitution: the file loads, values intact
+    const s = await bridge.call<Summary>('config.summary', { config_path: first });
+    expect(s.backbone).toMatchObject({ key_type: 'kua', num_charts: 4, attn_impl: 'sdpa', key_order: 'paper', drop_path_rate: 0.3 });
+  });
+
+  it('leaves out what the config does not depend on, and reproduces the defaults', async () => {
+    const first = join(tmp, 'regen-linear-1.py');
+    const second = join(tmp, 'regen-linear-2.py');
+    const made = await runCli(['config', '--backbone', 'swin-t', '--charts', '4', '--key-order', 'auto', '--data', 'coco', '-o', first]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const line = regenerateLine(readFileSync(first, 'utf8'));
+    expect(line).toBe('mkey-det config --backbone swin-t --data coco --schedule 3x');
+    const again = await runRegenerateLine(line, second, repoRoot);
+    expect(again.exitCode, String(again.stderr)).toBe(0);
+    expect(readFileSync(second, 'utf8')).toBe(readFileSync(first, 'utf8'));
+  });
+
+  it("configs/ name their command: run in the repository root, it writes the file (the checkpoint path made absolute)", async () => {
+    for (const entry of TABLE3_CONFIGS) {
+      const onDisk = readFileSync(join(repoRoot, 'configs', entry.file), 'utf8');
+      const line = regenerateLine(onDisk);
+      expect(line).toBe(configCommandLine(entry.experiment));
+      expect(line).toContain('--pretrained checkpoints/swin_tiny_patch4_window7_224.pth');
+      const out = join(tmp, `table3-${entry.file}`);
+      const res = await runRegenerateLine(line, out, repoRoot);
+      expect(res.exitCode, String(res.stderr)).toBe(0);
+      expect(readFileSync(out, 'utf8').replaceAll(join(repoRoot, 'checkpoints') + '/', 'checkpoints/')).toBe(onDisk);
+    }
+  });
+});
+
+describe('config --backbone swin-t (the linear key has no charts)', () => {
+  it('reports no charts: none in the message, null in JSON, a warning for an explicit --charts', async () => {
+    const out = join(tmp, 'linear.py');
+    const text = await runCli(['config', '--backbone', 'swin-t', '--data', 'coco', '-o', out]);
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stderr).toContain('wrote swin-t (3x) config');
+    expect(text.stderr).not.toMatch(/charts/);
+    const json = await runCli(['config', '--backbone', 'swin-t', '--data', 'coco', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, backbone: 'swin-t', charts: null, schedule: '3x' });
+    const given = await runCli(['config', '--backbone', 'swin-t', '--charts', '4', '--data', 'coco', '-o', out, '--force', '--json']);
+    expect(given.exitCode).toBe(0);
+    expect(JSON.parse(given.stdout)).toMatchObject({ charts: null });
+    expect(given.stderr.trim().split('\n')).toEqual(['warning: --charts has no effect on swin-t (linear key)']);
+    // a manifold key keeps its count
+    const manifold = await runCli(['config', '--backbone', 'swin-t-spatialk', '--charts', '4', '--data', 'coco', '--json']);
+    expect(JSON.parse(manifold.stdout)).toMatchObject({ backbone: 'swin-t-spatialk', charts: 4 });
   });
 });

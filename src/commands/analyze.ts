@@ -46,7 +46,7 @@ const qkCommand = new Command('qk')
   .description("per layer and head, the singular values of the query-key interaction scale * W_q^T W_k and its similarity (seed 001: sum s_r cos(u_r, v_r) / sum s_r; > 0 attends to similar tokens, < 0 to dissimilar ones); for a manifold key, its folded key at zero token offset")
   .argument('<paths...>', 'run directories (a --work-dir of mkey-det train) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key)')
   .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
-  .option('--out <dir>', 'write qk.json (every singular value) and qk.png (similarity per layer, all models) here')
+  .option('-o, --out <dir>', 'write qk.json (every singular value) and qk.png (similarity per layer, all models) here')
   .option('--force', 'overwrite qk.json / qk.png in --out', false)
   .option('--json', 'print the result as JSON', false)
   .addHelpText(
@@ -125,13 +125,17 @@ function headRows<M extends { heads: number }>(models: M[], cells: (m: M, head: 
   return Array.from({ length: heads }, (_, h) => [String(h), ...models.flatMap((m) => cells(m, h))]);
 }
 
+/** A size given as (width, height), written H x W. */
+const hxw = (width: number, height: number): string => `${height}x${width}`;
+
 /** Per image: where it was fed, then the Swin or ViT table. */
 function attentionText(res: AttentionResult): string {
   const lines: string[] = [];
   for (const m of res.models) lines.push(`${m.label}: ${m.key_type}${m.charts ? `, ${m.charts} charts` : ''}${m.cb_mode ? `, cb_mode ${m.cb_mode}` : ''} (${m.checkpoint})`);
   for (const img of res.images) {
-    const where = img.query ? `query at x=${img.query[0]}, y=${img.query[1]}` : `centre crop x=${img.crop![0]}, y=${img.crop![1]}, ${img.crop![2]}x${img.crop![3]} px`;
-    lines.push('', `${img.path} (${img.size.join('x')} px, fed as ${img.input_size.join('x')}), ${where}${img.png ? ` -> ${img.png}` : ''}`);
+    // sizes as H x W, as everywhere in mkey-det (the grids above too); the JSON keeps [width, height]
+    const where = img.query ? `query at x=${img.query[0]}, y=${img.query[1]}` : `centre crop x=${img.crop![0]}, y=${img.crop![1]}, ${hxw(img.crop![2], img.crop![3])} px`;
+    lines.push('', `${img.path} (${hxw(...img.size)} px, fed as ${hxw(...img.input_size)}; H x W), ${where}${img.png ? ` -> ${img.png}` : ''}`);
     lines.push(...(res.backbone === 'vit' ? vitImageText(img.models as VitAttentionMaps[]) : swinImageText(img.models as AttentionMaps[])));
   }
   if (!res.images.some((i) => i.png)) lines.push('', 'add --out DIR for the maps: one PNG grid per image and attention.json');
@@ -146,7 +150,7 @@ const attentionCommand = new Command('attention')
   .option('--query <x,y>', 'Swin: the location whose attention is drawn, in pixels of the image files (default: the centre); refused for a ViT (the class token has no location)')
   .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
   .option('--size <px>', "Swin: longer side of the image as fed (default 224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale). ViT: side of the square centre crop fed (default: the model's img_size; a manifold key takes only that)")
-  .option('--out <dir>', 'write attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png) here')
+  .option('-o, --out <dir>', 'write attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png) here')
   .option('--force', 'overwrite attention.json / the PNGs in --out', false)
   .option('--json', 'print the result as JSON (the maps included)', false)
   .addHelpText(
@@ -165,7 +169,7 @@ for a ViT, a Swin and a ViT in one call), 3 Python not set up.
 
 Examples:
   mkey-det analyze attention work_dirs/swin-t-short-demo-s0 work_dirs/swin-t-spatialk-c8-short-demo-s0 --image demo.jpg --labels swin-t,spatialk --out attn/
-  mkey-det analyze attention swin_tiny_patch4_window7_224.pth --image cat.jpg --layer 5 --query 120,80 --out attn/
+  mkey-det analyze attention swin_tiny_patch4_window7_224.pth --image cat.jpg --layer 5 --query 120,80 -o attn/
   mkey-det analyze attention work_dirs/kua-run --image photos/ --size 800 --json | jq '.images[].models[0].head_stats[].entropy'
   mkey-det analyze attention work_dirs/pretrain-vit-s-paper-custom-s0 work_dirs/pretrain-vit-s-vanillak-c8-paper-custom-s0 --image cat.jpg --labels vit-s,vanillak --out attn-vit/
   mkey-det analyze attention work_dirs/pretrain-vit-s-demo-demo-s0 --image photos/ --layer 5 --json | jq '.images[].models[0].head_stats[].self'`,

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { configCommandLine } from '../core/config/command-line.js';
 import { renderMmdetConfig } from '../core/config/render.js';
 import { withInheritedLists } from '../core/config/inherited-lists.js';
 import { TOOL_VERSION } from '../version.js';
@@ -29,22 +30,31 @@ export const config = addExperimentOptions(
   .addHelpText(
     'after',
     `
+The config's header names the command that writes it again, byte for byte ("# Regenerate with:
+mkey-det config ...": every option it depends on, paths absolute). --charts has no effect on
+swin-t (the linear key): no charts are reported for it (null in --json).
 Exit codes: 0 written, 2 bad input (an option, an existing --out without --force).
 
 Examples:
   mkey-det config --backbone swin-t-spatialk --charts 8 --data coco --out configs/spatialk.py
+  mkey-det config --backbone swin-t --data coco --pretrained swin_tiny_patch4_window7_224.pth -o swin-t.py
   mkey-det config --backbone swin-t --data demo --max-epochs 2 | less
   mkey-det config --data coco --attn-impl sdpa --key-order auto --tf32 --out configs/spatialk-gpu.py
   mkey-det config --data /data/my_coco --cfg-options model.backbone.drop_path_rate=0.1 --out my.py`,
   )
   .action(
-    guardedAction(async (raw: unknown) => {
+    guardedAction(async (raw: unknown, cmd: Command) => {
       const opts = parseOptions(configOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: false });
+      // the linear key has no charts: none reported (null in JSON, as the config's mkey_experiment)
+      const charts = exp.backbone.usesCharts ? exp.charts : null;
+      if (charts === null && cmd.getOptionValueSource('charts') === 'cli') logger.warn(`--charts has no effect on ${exp.backbone.name} (linear key)`);
       const dataset = await datasetLayout(exp, { check: false });
-      const source = await withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
+      const generatedBy = configCommandLine(exp);
+      const source = await withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited, generatedBy }));
+      const summary = { backbone: exp.backbone.name, charts, schedule: exp.schedule };
       if (!opts.out) {
-        if (opts.json) emit({ ok: true, source, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => '');
+        if (opts.json) emit({ ok: true, source, ...summary }, opts, () => '');
         else process.stdout.write(source);
         return;
       }
@@ -52,7 +62,7 @@ Examples:
       refuseOverwrite([out], { force: opts.force });
       mkdirSync(dirname(out), { recursive: true });
       writeFileSync(out, source);
-      emit({ ok: true, path: out, backbone: exp.backbone.name, charts: exp.charts, schedule: exp.schedule }, opts, () => out);
-      if (!opts.json) logger.success(`wrote ${exp.backbone.name} (${exp.charts} charts, ${exp.schedule}) config`);
+      emit({ ok: true, path: out, ...summary }, opts, () => out);
+      if (!opts.json) logger.success(`wrote ${exp.backbone.name} (${charts === null ? '' : `${charts} charts, `}${exp.schedule}) config`);
     }),
   );

@@ -34,7 +34,7 @@ export const inferCommand = new Command('infer')
   .description("detect with a trained run on images (MMDetection's DetInferencer): pictures with boxes, masks and class names drawn, and the detections as JSON")
   .argument('<run>', 'a run directory of mkey-det train (its config.py and last checkpoint) or a checkpoint next to its config.py')
   .argument('<images...>', `image files or folders (${IMAGE_EXTENSIONS.join(', ')})`)
-  .option('--out <dir>', 'where vis/, preds/ and detections.json go (default: <run>/infer-<time>); must be empty unless --force')
+  .option('-o, --out <dir>', 'where vis/, preds/ and detections.json go (default: <run>/infer-<time>); must be empty unless --force')
   .option('--score-thr <x>', 'draw and list detections at or above this score', '0.3')
   .option('--device <device>', 'auto (a GPU when there is one), cpu, cuda or cuda:N', 'auto')
   .option('--force', 'write into a non-empty --out', false)
@@ -46,7 +46,7 @@ The checkpoint is checked key for key against the run's config first (a mismatch
 Exit codes: 0 ok, 1 inference failed, 2 bad input, 3 Python not set up.
 
 Examples:
-  mkey-det infer work_dirs/demo-swin-t-spatialk data/demo/val2017 --out demo-infer
+  mkey-det infer work_dirs/demo-swin-t-spatialk data/demo/val2017 -o demo-infer
   mkey-det infer work_dirs/run/epoch_36.pth street.jpg --score-thr 0.5 --device cuda --json`,
   )
   .action(

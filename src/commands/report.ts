@@ -36,7 +36,7 @@ export const report = new Command('report')
   .description('compare runs: box/mask AP table of detection runs (Table 3) or top-1/top-5 table of classification runs (Table 1); seed groups as mean ± std, deltas vs the linear-key baseline, the paper\'s rows as reference; md, csv, json or a self-contained html with plots')
   .argument('<paths...>', 'run directories (a --work-dir) or folders holding runs')
   .option('--format <format>', `output format: ${FORMATS.join(', ')} (default: from --out's extension, else md)`)
-  .option('--out <file>', 'write the report to this file (PNG plots go next to it) instead of stdout')
+  .option('-o, --out <file>', 'write the report to this file (PNG plots go next to it) instead of stdout')
   .option('--baseline <run>', "run directory or label the deltas compare against (default: the only configuration with key 'linear'; for classification runs, one per family)")
   .option('--best', "report each run's best evaluation: by box AP (detection), by top-1 (classification; the default there, the paper's rule)")
   .option('--last', "report each run's last evaluation (the default for detection)")
@@ -55,7 +55,7 @@ attention.json or qk.json, an --out file or its plots already there without --fo
 Examples:
   mkey-det report work_dirs/                                   # every run below, Markdown on stdout
   mkey-det report work_dirs/swin-t-* work_dirs/swin-t-spatialk-* --out report.html
-  mkey-det report work_dirs/ --best --format csv --out table3.csv
+  mkey-det report work_dirs/ --best --format csv -o table3.csv
   mkey-det report work_dirs/ --out table3.html --force             # replace table3.html and table3-*.png
   mkey-det report work_dirs/pretrain-*                          # classification runs: Table 1 (top-1 / top-5)
   mkey-det report work_dirs/ --task classification --out table1.html
