@@ -148,6 +148,7 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
     const out = join(dir, 'train.json');
     const res = await runCli(['bench', '--suite', 'train', '--quick', '--variants', 'swin-t-spatialk', '--batch-sizes', '1', '--size', '128', '--steps', '3', '--warmup', '1', '--attn-impl', 'sdpa', '--key-order', 'auto', '--json', '--out', out]);
     expect(res.exitCode, res.stderr).toBe(0);
+    const md0 = () => readFileSync(join(dir, 'train.md'), 'utf8');
     const report = JSON.parse(res.stdout);
     const suite = report.suites.train;
     expect(suite.settings).toMatchObject({ variants: ['swin-t', 'swin-t-spatialk'], batch_sizes: [1], precisions: ['fp32'], size: 128, steps: 3, warmup: 1 });
@@ -173,8 +174,13 @@ describe('bench: train suite on the CPU (quick, tiny)', () => {
     expect(sk.ratios.time_ci[1]).toBeGreaterThanOrEqual(sk.ratios.time);
     expect(sk.step_s.n).toBe(suite.settings.steps);
     expect(sk.ratios.flops_backbone).toBeGreaterThan(1.2);
+    // the whole training step counted (forward + backward), the same workload as the timed steps
+    expect(base.flops.step).toMatchObject({ batch: 1, flops: expect.any(Number) });
+    expect(sk.ratios.flops_step).toBeCloseTo(sk.flops.step.flops / base.flops.step.flops, 9);
+    expect(sk.ratios.flops_step).toBeGreaterThan(1.1);
+    expect(md0()).toMatch(/\| FLOPs x step \| finite loss \|/);
     expect(sk.params).toBeGreaterThan(base.params);
-    const md = readFileSync(join(dir, 'train.md'), 'utf8');
+    const md = md0();
     expect(md).toContain('## train');
     expect(md).toMatch(/Device: CPU .*torch /);
     expect(md).toMatch(/\| swin-t-spatialk \(sdpa, key auto\) \| 1 \| fp32 \| [\d.]+ \([\d.]+-[\d.]+\) \| [\d.]+ \| [\d.]+ \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \|/);

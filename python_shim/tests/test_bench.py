@@ -366,3 +366,29 @@ def test_train_suite_cuda(tmp_path):
     # one worker log per variant (one process each)
     assert sorted(p.name for p in tmp_path.glob('*.log')) == ['swin-t-spatialk.log', 'swin-t.log',
                                                             'timing.log']
+
+
+def test_step_flops_counts_the_whole_training_step(tmp_path):
+    """The train suite's "FLOPs x step": one real fp32 training step (forward with losses and
+    backward) counted by torch's FlopCounterMode; the same workload counts the same, and the
+    manifold key's extra products show up."""
+    from mkey_det.bench import train, train_worker
+    counts = {}
+    for key in ('linear', 'spatialk'):
+        cfg = train.write_config(str(tmp_path / f'{key}.py'), key, charts=2)
+        built = train_worker.build_detector(cfg, torch.device('cpu'))
+        args = (built['model'], built['optim_cfg'], built['init_state'], 1, 96, built['num_classes'],
+                torch.device('cpu'))
+        first, again = train_worker.step_flops(*args), train_worker.step_flops(*args)
+        assert first['batch'] == 1 and first['flops'] > 0 and first == again
+        counts[key] = first['flops']
+        # a forward alone counts less than a third of the step (backward ~ twice the forward)
+        from torch.utils.flop_counter import FlopCounterMode
+        model = built['model']
+        model.load_state_dict(built['init_state'])
+        data = model.data_preprocessor(train_worker.make_batch(1, 96, built['num_classes']), True)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model.backbone(data['inputs'])
+        assert counter.get_total_flops() < first['flops'] / 3
+    assert counts['spatialk'] > counts['linear']

@@ -441,4 +441,5 @@ def ratios(res: Dict[str, Any], base: Dict[str, Any],
         params=div(res.get('params'), base.get('params')),
         flops_backbone=div(f.get('backbone_train_order'), bf.get('backbone_train_order')),
         flops_backbone_paper=div(f.get('backbone_paper'), bf.get('backbone_paper')),
-        flops_detector=div(res.get('detector_flops_est'), det_total))
+        flops_detector=div(res.get('detector_flops_est'), det_total),
+        flops_step=div((f.get('step') or {}).get('flops'), (bf.get('step') or {}).get('flops')))

@@ -27,7 +27,9 @@ Prints one JSON line per pair (``{"kind": "row", ...}``: step times, peak memory
 ``{"kind": "flops", ...}`` (after the peaks were read): FLOPs of the backbone alone at
 ``size x size`` (order as built, and the paper order), counted on a CPU copy of the backbone, and,
 with ``--flops detector`` on the CPU, the whole detector's forward in inference mode
-(``_forward``: backbone, neck, RPN, RoI heads on the RPN's proposals), each for one image.
+(``_forward``: backbone, neck, RPN, RoI heads on the RPN's proposals), each for one image; and
+(``step``) one whole fp32 training step at the first batch size, forward and backward
+(:func:`step_flops`).
 """
 from __future__ import annotations
 
@@ -239,6 +241,35 @@ def run_pair(model, optim_cfg, init_state, batch: int, precision: str, args, num
     return row
 
 
+def step_flops(model, optim_cfg, init_state, batch: int, size: int, num_classes: int,
+               device: torch.device, seed: int = 0) -> Dict[str, Any]:
+    """FLOPs of one whole training step, fp32, at ``batch`` (``{batch, flops}``): forward with
+    losses and backward, as the suite times it (same initial weights, batch and seed), counted
+    by torch's ``FlopCounterMode`` (matrix products, convolutions, attention: 2 per
+    multiply-add; elementwise ops, RoIAlign and NMS count 0). Unlike the FLOPs above (one image,
+    inference forward) this is the work of the step that is timed, so the step-time ratio can
+    be held against it."""
+    from mmengine.optim import build_optim_wrapper
+    from torch.utils.flop_counter import FlopCounterMode
+    try:
+        model.load_state_dict(init_state)
+        model.train()
+        wrapper = build_optim_wrapper(model, optim_cfg)
+        data = make_batch(batch, size, num_classes, seed=seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # the RoI sampler's draws, as in the timed steps
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.train_step(data, wrapper)
+        return dict(batch=batch, flops=int(counter.get_total_flops()))
+    except Exception as exc:  # noqa: BLE001 - informative only
+        first = str(exc).splitlines()[0] if str(exc) else ''
+        return dict(unavailable=f'{type(exc).__name__}: {first}')
+    finally:
+        model.zero_grad(set_to_none=True)
+        _free(device)
+
+
 def backbone_flops(model, size: int) -> Dict[str, Any]:
     """fvcore FLOPs of the backbone at ``size x size`` (order as built, and the paper order),
     counted on a CPU copy: ``count_complexity`` feeds a CPU tensor, and the copy leaves the
@@ -344,9 +375,10 @@ def _run(args, batch_sizes: List[int], precisions: List[str], out) -> int:
             row = run_pair(model, optim_cfg, init_state, batch, precision, args, num_classes,
                            device)
             emit(dict(common, kind='row', **row))
-    del init_state
     if args.flops != 'none':
         flops = backbone_flops(model, args.size)
+        flops['step'] = step_flops(model, optim_cfg, init_state, batch_sizes[0], args.size,
+                                   num_classes, device, args.seed)
         if args.flops == 'detector':
             if device.type == 'cpu':
                 flops['detector'] = _detector_flops(model, args.size, num_classes, device)

@@ -185,6 +185,8 @@ export interface TrainRatios {
   flops_backbone: number | null;
   flops_backbone_paper: number | null;
   flops_detector: number | null;
+  /** FLOPs of one whole fp32 training step (forward + backward, torch's FlopCounterMode), variant / Swin-T; absent in results of older versions. */
+  flops_step?: number | null;
 }
 
 /** One (variant, batch, precision) of the train suite; `error` set (and no timings) when it failed, e.g. "CUDA out of memory". */
