@@ -259,7 +259,7 @@ describe('mkey-det report on real pretrain (classification) run directories', ()
     expect(sp.loss.map((p) => p[0])).toEqual([1, 2]);
   });
 
-  it('renders a self-contained HTML page with the table, the references and the curves (inline SVG)', async () => {
+  it('renders a self-contained HTML page with the table, the references and the curves (matplotlib\'s SVG inlined)', async () => {
     const res = await runCli(['report', RUNS, '--format', 'html']);
     expect(res.exitCode).toBe(0);
     const html = res.stdout;
@@ -269,11 +269,17 @@ describe('mkey-det report on real pretrain (classification) run directories', ()
     expect(html).toContain('<span class="tag base">baseline</span>');
     expect(html).toContain('ViT-B/16 + VanillaK without CB (4 charts)<span class="tag ref">reference: paper, Table 2, 4 charts</span>');
     expect(html).toContain('<td class="num">52.50<span class="sd">± 2.12</span><span class="d up">+3.50</span></td>');
-    for (const title of ['Training loss', 'Learning rate', 'Top-1 accuracy', 'Top-5 accuracy']) expect(html).toContain(`aria-label="${title}"`);
-    const top1Svg = html.slice(html.indexOf('aria-label="Top-1 accuracy"'), html.indexOf('aria-label="Top-5 accuracy"'));
+    // matplotlib's figures, as the PNG files: loss, lr, then top-1 and top-5 side by side
+    expect((html.match(/<svg /g) ?? []).length).toBe(3);
+    for (const title of ['Training loss', 'Learning rate', 'Top-1 accuracy and Top-5 accuracy']) expect(html).toContain(`aria-label="${title}"`);
+    for (const title of ['Top-1 accuracy', 'Top-5 accuracy']) expect(html).toContain(`>${title}</text>`);
+    const accSvg = html.slice(html.indexOf('aria-label="Top-1 accuracy and Top-5 accuracy"'));
+    // the runs' top-1 lines (mkey-top1-<run>), up to the legend
+    const top1Lines = accSvg.slice(accSvg.indexOf('id="mkey-top1-0"'), accSvg.indexOf('id="mkey-top1-legend"'));
+    expect(top1Lines).toContain('id="mkey-top1-3"');
     // one marker per evaluation: 3 runs with one, the ViT run with two
-    expect(top1Svg.match(/<circle /g)).toHaveLength(5);
-    expect(top1Svg).not.toContain('no data yet');
+    expect(top1Lines.match(/<circle /g)).toHaveLength(5);
+    expect(accSvg).not.toContain('no evaluation yet');
   });
 
   it('writes CSV with group, run and reference rows', async () => {

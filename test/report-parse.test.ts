@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { parseEvents, parseScalars, parseTextLog } from '../src/core/report/parse.js';
 import { buildReport, pickEval, toPercent } from '../src/core/report/table.js';
 import { fmtDelta, fmtDuration, fmtFlops, fmtParams, renderCsv } from '../src/core/report/format.js';
-import { niceTicks } from '../src/core/report/svg.js';
 import type { EvalPoint, RunData } from '../src/core/report/types.js';
 import { repoRoot } from './helpers/cli.js';
 
@@ -114,7 +113,6 @@ describe('table logic', () => {
     expect(fmtDuration(45)).toBe('45s');
     expect(fmtDuration(192)).toBe('3m 12s');
     expect(fmtDuration(7500)).toBe('2h 05m');
-    expect(niceTicks(0, 0.02)).toEqual([0, 0.005, 0.01, 0.015, 0.02]);
   });
 
   it('a lone run and a configuration without a linear key: no deltas, a warning, CSV still complete', () => {

@@ -272,7 +272,7 @@ describe('mkey-det report on real MMDetection run directories', () => {
     expect(md.stdout).not.toContain('<img');
   });
 
-  it('writes a self-contained HTML file with inline SVG plots, and PNG plots next to it', async () => {
+  it('writes a self-contained HTML file with matplotlib\'s SVG plots inlined, and PNG plots of the same figures next to it', async () => {
     const out = join(tmp, 'out', 'report.html');
     const res = await runCli(['report', RUNS, '--out', out]);
     expect(res.exitCode).toBe(0);
@@ -280,9 +280,23 @@ describe('mkey-det report on real MMDetection run directories', () => {
     const html = readFileSync(out, 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain('<style>');
-    expect((html.match(/<svg /g) ?? []).length).toBe(4);
+    // the three figures of the PNG files: loss, lr, box and mask AP side by side
+    expect((html.match(/<svg /g) ?? []).length).toBe(3);
+    for (const title of ['Training loss', 'Learning rate', 'Box AP and Mask AP']) expect(html).toContain(`role="img" aria-label="${title}"`);
     expect(html).not.toMatch(/<script|<link|\ssrc=|href=/i);
     expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/<\?xml|<!DOCTYPE svg|<use\s|xlink/i);
+    // several figures, one page: no id twice, and every clip path referred to is in the page
+    const ids = [...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]!);
+    expect(ids.length).toBeGreaterThan(3);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const m of html.matchAll(/url\(#([^)]+)\)/g)) expect(ids).toContain(m[1]);
+    // text stays text (svg.fonttype none): titles, labels, run names
+    for (const text of ['>Box AP</text>', '>Mask AP</text>', '>epoch</text>', '>swin-s0</text>']) expect(html).toContain(text);
+    // whole epochs on the AP figure's x axes (the fixtures evaluate at epochs 1-4)
+    const ap = html.slice(html.indexOf('aria-label="Box AP and Mask AP"'));
+    const xTicks = [...ap.matchAll(/text-anchor: middle" x="[^"]*" y="[^"]*">([^<]*)<\/text>/g)].map((m) => m[1]).filter((t) => /^[-\d.]+$/.test(t!));
+    expect(xTicks).toEqual(['1', '2', '3', '4', '1', '2', '3', '4']);
     expect(html).toContain('reference: paper, Table 3');
     for (const name of ['report-loss.png', 'report-lr.png', 'report-ap.png']) {
       const png = readFileSync(join(tmp, 'out', name));
@@ -365,6 +379,26 @@ describe('mkey-det report without Python', () => {
     for (const label of ['swin-s0', 'swin-s1', 'kua-running', 'vanillak-no-eval']) expect(md).toContain(`| ${label} |`);
     expect(md).toContain('config unreadable: config.py: Python unavailable');
     rmSync(join(out, '..'), { recursive: true, force: true });
+  });
+
+  it('still writes the HTML report: its tables, one line in place of the charts, a warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mkey-report-nopy-'));
+    const out = join(dir, 'r.html');
+    const res = await runCli(['report', RUNS, '--out', out], { env: { MKEY_PYTHON: '/nonexistent/python3' } });
+    expect(res.exitCode).toBe(0);
+    expect(res.stderr).toContain('warning: PNG plots and HTML charts skipped: Python interpreter not found: /nonexistent/python3 (from MKEY_PYTHON)');
+    const html = readFileSync(out, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    for (const label of ['swin-s0', 'swin-s1', 'kua-running', 'vanillak-no-eval']) expect(html).toContain(`>${label}</td>`);
+    expect(html).toContain('<h2>Training curves</h2><p class="sub">Charts not drawn (matplotlib draws them): Python interpreter not found: /nonexistent/python3 (from MKEY_PYTHON)</p>');
+    expect(html).not.toContain('<svg');
+    expect(readdirSync(dir)).toEqual(['r.html']); // no PNG either
+    // on stdout too (no --out: the charts only)
+    const stdout = await runCli(['report', RUNS, '--format', 'html'], { env: { MKEY_PYTHON: '/nonexistent/python3' } });
+    expect(stdout.exitCode).toBe(0);
+    expect(stdout.stderr).toContain('warning: HTML charts skipped: Python interpreter not found');
+    expect(stdout.stdout).toContain('<p class="sub">Charts not drawn (matplotlib draws them)');
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

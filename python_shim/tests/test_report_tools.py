@@ -1,7 +1,8 @@
-"""mkey_det.cli.report_tools: run identity from configs (mmengine Config.fromfile) and the PNG plots."""
+"""mkey_det.cli.report_tools: run identity from configs (mmengine Config.fromfile) and the plots (PNG and inline SVG)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,25 +70,108 @@ def test_bridge_entry_is_registered():
     assert value['value'][0]['key_type'] == 'linear'
 
 
-def test_plot_cli_writes_three_pngs(tmp_path):
-    series = [
+def _series(eval_by='epoch'):
+    return [
         {'label': 'a', 'loss': [[1, 3.0], [2, 2.5]], 'lr': [[1, 0.002], [2, 0.02]], 'apBox': [[1, 10.0], [2, 12.5]],
-         'apMask': [[1, 9.0]], 'evalBy': 'epoch'},
-        {'label': 'no data', 'loss': [], 'lr': [], 'apBox': [], 'apMask': [], 'evalBy': 'epoch'},
+         'apMask': [[1, 9.0]], 'evalBy': eval_by},
+        {'label': 'no data', 'loss': [], 'lr': [], 'apBox': [], 'apMask': [], 'evalBy': eval_by},
     ]
+
+
+def _plot_cli(tmp_path, series, *extra):
     data = tmp_path / 's.json'
     data.write_text(json.dumps({'series': series}))
     script = Path(report_tools.__file__)
-    res = subprocess.run([sys.executable, str(script), 'plot', '--data', str(data), '--prefix', str(tmp_path / 'out' / 'r')],
-                         capture_output=True, text=True, check=True)
+    return subprocess.run([sys.executable, str(script), 'plot', '--data', str(data), '--prefix', str(tmp_path / 'out' / 'r'), *extra],
+                          capture_output=True, text=True)
+
+
+def test_plot_cli_writes_three_pngs(tmp_path):
+    res = _plot_cli(tmp_path, _series())
+    assert res.returncode == 0, res.stderr
     files = json.loads(res.stdout.strip().splitlines()[-1])
-    assert sorted(files) == ['ap', 'loss', 'lr']
-    for path in files.values():
+    assert list(files) == ['png']  # PNG only unless --format asks for more
+    assert sorted(files['png']) == ['ap', 'loss', 'lr']
+    for path in files['png'].values():
         assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
         assert Path(path).stat().st_size > 5000
+    assert not list((tmp_path / 'out').glob('*.svg'))
+
+
+def test_plot_cli_draws_each_figure_once_as_png_and_embeddable_svg(tmp_path):
+    res = _plot_cli(tmp_path, _series(), '--format', 'png,svg')
+    assert res.returncode == 0, res.stderr
+    files = json.loads(res.stdout.strip().splitlines()[-1])
+    assert sorted(files) == ['png', 'svg'] and sorted(files['svg']) == ['ap', 'loss', 'lr']
+    ids: list[str] = []
+    for name, path in files['svg'].items():
+        svg = Path(path).read_text(encoding='utf8')
+        assert Path(files['png'][name]).exists()
+        # inline-ready: no prolog, no references outside the figure, nothing that runs
+        assert svg.startswith('<svg ') and svg.endswith('</svg>')
+        for bad in ('<?xml', '<!DOCTYPE', 'xlink', '<use', 'href=', '<script', '<metadata', '<style'):
+            assert bad not in svg, (name, bad)
+        assert re.findall(r'https?://[^"]*', svg) == ['http://www.w3.org/2000/svg']
+        assert f'id="mkey-plot-{name}" role="img" aria-label="' in svg
+        assert '<text ' in svg and 'font-family' in svg  # svg.fonttype none: text, not glyph paths
+        for ref in re.findall(r'url\(#([^)]+)\)', svg):
+            assert f'id="{ref}"' in svg
+        ids += re.findall(r' id="([^"]+)"', svg)
+    assert all(i.startswith('mkey-') for i in ids)
+    assert len(ids) == len(set(ids))  # the figures can share one page
+    ap = Path(files['svg']['ap']).read_text(encoding='utf8')
+    assert 'aria-label="Box AP and Mask AP"' in ap and '>Box AP</text>' in ap and '>Mask AP</text>' in ap
+    assert ap.count('<circle ') == 3 + 2  # a's three evaluations, one legend marker per panel
+    # the same figure, the same SVG: ids and numbers do not change from run to run
+    again = _plot_cli(tmp_path, _series(), '--format', 'svg')
+    assert json.loads(again.stdout.strip().splitlines()[-1])['svg']['ap'] == files['svg']['ap']
+    assert Path(files['svg']['ap']).read_text(encoding='utf8') == ap
+
+
+def test_plot_cli_refuses_an_unknown_format(tmp_path):
+    res = _plot_cli(tmp_path, _series(), '--format', 'png,pdf')
+    assert res.returncode == 2 and 'pdf' in res.stderr
+
+
+def _x_ticks(ax):
+    lo, hi = ax.get_xlim()
+    return [t for t in ax.get_xticks() if lo - 1e-9 <= t <= hi + 1e-9]
+
+
+@pytest.mark.parametrize('eval_by', ['epoch', 'iter'])
+def test_step_axes_have_whole_numbers_only(eval_by):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    series = [{'label': 'a', 'loss': [[1, 3.0], [2, 2.5]], 'lr': [[1, 0.1], [2, 0.1]],
+               'apBox': [[1, 10.0], [2, 12.5]], 'apMask': [[1, 9.0], [2, 9.5]], 'evalBy': eval_by}]
+    figs = list(report_tools._figures(series))
+    try:
+        name, _, fig = figs[-1]
+        assert name == 'ap'
+        for ax in [*figs[0][2].axes, *fig.axes]:
+            ax.figure.canvas.draw()
+            ticks = _x_ticks(ax)
+            assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+        assert fig.axes[0].get_xlabel() == ('epoch' if eval_by == 'epoch' else 'iteration')
+    finally:
+        for _, _, f in figs:
+            plt.close(f)
+
+
+def test_labels_are_plain_text(tmp_path):
+    series = [{'label': 'run $x$ <b> & "q"', 'loss': [[1, 2.0]], 'lr': [], 'top1': [[1, 50.0]], 'top5': [[1, 80.0]],
+               'evalBy': 'iter'}]
+    files = report_tools.write_plots(series, str(tmp_path / 'c'), ['svg'])
+    assert sorted(files['svg']) == ['loss', 'lr', 'top1']  # classification: top-1 and top-5, no AP figure
+    loss = Path(files['svg']['loss']).read_text(encoding='utf8')
+    assert '>run $x$ &lt;b&gt; &amp; "q"</text>' in loss  # no mathtext, escaped once
+    assert loss.count('<circle ') == 2  # a lone point is drawn as a dot (and in the legend)
 
 
 @pytest.mark.parametrize('series', [[]])
 def test_plots_with_no_runs(tmp_path, series):
-    files = report_tools.write_plots(series, str(tmp_path / 'x'))
-    assert all(Path(p).exists() for p in files.values())
+    files = report_tools.write_plots(series, str(tmp_path / 'x'), ['png', 'svg'])
+    assert sorted(files['png']) == sorted(files['svg']) == ['ap', 'loss', 'lr']
+    assert all(Path(p).exists() for fmt in files.values() for p in fmt.values())
+    assert 'no data yet' in Path(files['svg']['loss']).read_text(encoding='utf8')

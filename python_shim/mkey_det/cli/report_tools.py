@@ -4,18 +4,23 @@
   from its MMDetection config, read with mmengine's ``Config.fromfile``: backbone type, manifold
   key, charts, seed, loop length, the ``mkey_experiment`` dict, and a fingerprint of the config
   without seed and launch-only settings (same fingerprint = same configuration).
-* ``python report_tools.py plot --data series.json --prefix out/report``: PNG plots (training
-  loss, learning rate, box/mask AP) drawn with matplotlib; prints the written paths as JSON.
-  Run by file path so it does not import torch or mmdet.
+* ``python report_tools.py plot --data series.json --prefix out/report [--format png,svg]``: the
+  report's plots (training loss, learning rate, box/mask AP or top-1/top-5), drawn once each by
+  matplotlib and saved as PNG and/or as SVG ready to inline in the HTML report (the one renderer
+  of both); prints ``{format: {name: path}}`` as JSON. Run by file path so it does not import
+  torch or mmdet.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import hashlib
+import html
+import io
 import json
 import math
 import os
+import re
 import sys
 from typing import Any
 
@@ -109,77 +114,234 @@ def describe_configs(paths: list[str]) -> list[dict[str, Any]]:
 #: One color per run, in order (Okabe-Ito, readable with color-vision deficiencies).
 COLORS = ('#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442')
 
+#: What ``plot --format`` writes: PNG files (next to the report), and SVG fit to inline in the HTML
+#: report (:func:`embeddable_svg`), both saved from the same figure.
+FORMATS = ('png', 'svg')
+
+#: Start of the ids kept in an embeddable SVG (the runs' line groups, the legends, the root), so
+#: that the figures of one HTML page never share an id.
+ID_PREFIX = 'mkey-'
+
+#: Settings of every figure: DejaVu Sans (matplotlib's own font, the one the PNGs always used) named
+#: alone in the SVG's font-family, and run labels as plain text (a ``$`` in a label is no mathtext).
+_RC = {'font.sans-serif': ['DejaVu Sans'], 'text.parse_math': False}
+
 
 def _draw_series(ax: Any, series: list[dict[str, Any]], key: str, title: str, xlabel: str,
                  ylabel: str, empty: str, **style: Any) -> None:
-    """One line per run from its ``key`` points ``[[x, y], ...]``; ``empty`` when no run has any."""
+    """One line per run from its ``key`` points ``[[x, y], ...]``; ``empty`` when no run has any.
+    The x axis counts iterations or epochs: whole numbers only on it. Each run's line is the group
+    ``mkey-<key>-<run index>`` in the SVG, the legend ``mkey-<key>-legend``."""
+    from matplotlib.ticker import MaxNLocator
+
     for i, s in enumerate(series):
         pts = s.get(key) or []
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=s['label'],
-                    color=COLORS[i % len(COLORS)], lw=1.4, **style)
+            # one point is a dot (a line through one point draws nothing)
+            dot = {'marker': 'o', 'ms': 4} if len(pts) == 1 and 'marker' not in style else {}
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=s['label'], gid=f'{ID_PREFIX}{key}-{i}',
+                    color=COLORS[i % len(COLORS)], lw=1.4, **style, **dot)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if any(s.get(key) for s in series):
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8).set_gid(f'{ID_PREFIX}{key}-legend')
     else:
         ax.text(0.5, 0.5, empty, ha='center', va='center', transform=ax.transAxes, color='#777')
 
 
-def write_plots(series: list[dict[str, Any]], prefix: str) -> dict[str, str]:
-    """Writes ``<prefix>-loss.png``, ``-lr.png`` and ``-ap.png`` (classification series, with
-    ``top1``/``top5``: ``-top1.png``); returns their paths."""
+def _figures(series: list[dict[str, Any]]) -> Any:
+    """``(name, title, figure)`` of each plot, one at a time: ``loss``, ``lr``, then ``ap`` (box and
+    mask AP) or, for classification series (``top1``/``top5``), ``top1`` (top-1 and top-5)."""
+    import matplotlib.pyplot as plt
+
+    for key, title in (('loss', 'Training loss'), ('lr', 'Learning rate')):
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+        _draw_series(ax, series, key, title, 'iteration', key, 'no data yet')
+        yield key, title, fig
+
+    by_iter = bool(series) and all(s.get('evalBy') == 'iter' for s in series)
+    if series and all('top1' in s for s in series):
+        # classification (mkey-det pretrain): top-1 and top-5 instead of box and mask AP
+        name, ylabel, panels = 'top1', 'accuracy (%)', (('top1', 'Top-1 accuracy'), ('top5', 'Top-5 accuracy'))
+    else:
+        name, ylabel, panels = 'ap', 'AP (%)', (('apBox', 'Box AP'), ('apMask', 'Mask AP'))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for ax, (key, title) in zip(axes, panels):
+        _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', ylabel,
+                     'no evaluation yet', marker='o', ms=4)
+    yield name, f'{panels[0][1]} and {panels[1][1]}', fig
+
+
+_TAG = re.compile(r'<[^>]+>')  # matplotlib escapes <, > in text and attributes: every < opens a tag
+_DEF_PATH = re.compile(r'<path id="([^"]+)" d="([^"]*)"(?: style="([^"]*)")?\s*/>')
+_USE = re.compile(r'<use xlink:href="#([^"]+)" x="([^"]*)" y="([^"]*)"(?: style="([^"]*)")?\s*/>')
+_STYLE_DEFS = re.compile(r'<defs>\s*<style type="text/css">\s*\*\s*\{([^}<]*)\}\s*</style>\s*</defs>')
+
+
+_DECIMALS = re.compile(r'(?<![\w#.])-?\d+\.\d{3,}')
+
+
+def _unwrap_bare_groups(svg: str) -> str:
+    """``<g>...</g>`` without attributes (the groups whose ids were dropped) as their content."""
+    out: list[str] = []
+    stack: list[bool] = []
+    pos = 0
+    for m in _TAG.finditer(svg):
+        tag = m[0]
+        out.append(svg[pos:m.start()])
+        pos = m.end()
+        if tag == '<g>':
+            stack.append(True)
+            continue
+        if tag.startswith('<g ') and not tag.endswith('/>'):
+            stack.append(False)
+        elif tag == '</g>' and stack and stack.pop():
+            continue
+        out.append(tag)
+    out.append(svg[pos:])
+    return ''.join(out)
+
+
+def _circle_radius(d: str) -> float | None:
+    """The radius of a marker path that is matplotlib's circle (``M 0 r``, Bezier segments ending on
+    the circle, ``z``), else None."""
+    m = re.fullmatch(r'\s*M 0 (\S+)\s+((?:C(?: \S+){6}\s+)+)z\s*', d)
+    if not m:
+        return None
+    try:
+        r = float(m[1])
+        nums = [float(v) for v in m[2].replace('C', ' ').split()]
+    except ValueError:
+        return None
+    ends = [(nums[i + 4], nums[i + 5]) for i in range(0, len(nums), 6)]
+    if r <= 0 or len(ends) < 4 or any(abs(math.hypot(x, y) - r) > 1e-3 * r for x, y in ends):
+        return None
+    return r
+
+
+def _css(text: str | None) -> dict[str, str]:
+    pairs = (kv.split(':', 1) for kv in (text or '').split(';') if ':' in kv)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def embeddable_svg(svg: str, svg_id: str, title: str) -> str:
+    """matplotlib's SVG (saved with ``svg.fonttype='none'``: text stays text) made fit to inline in
+    an HTML page that holds several: no XML prolog or DOCTYPE; the markers (ticks, points) that
+    matplotlib defines once and places with ``<use xlink:href>`` written out as paths, so the
+    figure refers to nothing but its own clip paths; those clip paths' ids prefixed with
+    ``svg_id``, matplotlib's other ids (``figure_1``, ``axes_1``, ... the same in every figure)
+    dropped, the ``mkey-`` ids of :func:`_draw_series` kept; the ``*{stroke-linejoin...}`` style
+    sheet (global in a page) as the root's inherited style; no whitespace between tags; ``id``,
+    ``role="img"`` and ``aria-label`` on the root."""
+    svg = svg[svg.index('<svg'):].strip()
+    defs = {m[1]: (m[2], m[3]) for m in _DEF_PATH.finditer(svg)}
+
+    def expand(m: re.Match[str]) -> str:
+        ref, x, y, style = m.groups()
+        if ref not in defs:
+            return m[0]
+        d, own = defs[ref]
+        css = {**_css(style), **_css(own)}  # what the marker path sets wins, as through <use>
+        style_attr = (' style="' + '; '.join(f'{k}: {v}' for k, v in css.items()) + '"') if css else ''
+        r = _circle_radius(d)
+        if r is not None:  # the 'o' marker: one <circle>, not its 8 Bezier segments
+            return f'<circle cx="{x}" cy="{y}" r="{r:g}"{style_attr}/>'
+        return f'<path d="{d}" transform="translate({x} {y})"{style_attr}/>'
+
+    svg = _USE.sub(expand, svg)
+    used = set(re.findall(r'href="#([^"]+)"', svg))
+    svg = _DEF_PATH.sub(lambda m: m[0] if m[1] in used or m[1] not in defs else '', svg)
+    svg = re.sub(r'<defs>\s*</defs>', '', svg)
+    root_style = ''
+    sheet = _STYLE_DEFS.search(svg)
+    if sheet:
+        root_style = ';'.join(f'{k}:{v}' for k, v in _css(sheet[1]).items())
+        svg = svg[:sheet.start()] + svg[sheet.end():]
+
+    refs = set(re.findall(r'url\(#([^)]+)\)', svg)) | set(re.findall(r'href="#([^"]+)"', svg))
+
+    def fix_id(m: re.Match[str]) -> str:
+        if m[1] in refs:
+            return f' id="{svg_id}-{m[1]}"'
+        return m[0] if m[1].startswith(ID_PREFIX) else ''
+
+    def fix_tag(m: re.Match[str]) -> str:
+        tag = re.sub(r'\s*\n\s*', ' ', m[0])  # path data over several lines
+        tag = _DECIMALS.sub(lambda r: f'{float(r[0]):.2f}'.rstrip('0').rstrip('.'), tag)  # 1/100 pt is plenty
+        tag = re.sub(r' transform="rotate\(-?0 [^"]*\)"', '', tag)  # text not turned
+        tag = re.sub(r' id="([^"]+)"', fix_id, tag)
+        tag = re.sub(r'url\(#([^)]+)\)', lambda r: f'url(#{svg_id}-{r[1]})', tag)
+        return re.sub(r'href="#([^"]+)"', lambda r: f'href="#{svg_id}-{r[1]}"', tag)
+
+    svg = _unwrap_bare_groups(_TAG.sub(fix_tag, svg))
+    svg = re.sub(r'>\s+<', '><', svg)
+    head_end = svg.index('>')
+    head = svg[:head_end]
+    if 'xlink:' not in svg[head_end:]:
+        head = re.sub(r'\s+xmlns:xlink="[^"]*"', '', head)
+    head = re.sub(r'\s+(id|role|aria-label|style)="[^"]*"', '', head)
+    attrs = f' id="{svg_id}" role="img" aria-label="{html.escape(title, quote=True)}"'
+    if root_style:
+        attrs += f' style="{root_style}"'
+    return head + attrs + svg[head_end:]
+
+
+def write_plots(series: list[dict[str, Any]], prefix: str, formats: tuple[str, ...] | list[str] = ('png',)) -> dict[str, dict[str, str]]:
+    """Draws each figure of :func:`_figures` once and saves it in each of ``formats`` as
+    ``<prefix>-<name>.<format>`` (``loss``, ``lr``, ``ap`` or ``top1``); the SVG files are
+    :func:`embeddable_svg`'s. Returns ``{format: {name: path}}``."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f'unknown plot format {unknown[0]!r}: accepted {", ".join(FORMATS)}')
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    files: dict[str, str] = {}
-
-    def save(fig: Any, key: str) -> None:
-        fig.tight_layout()
-        files[key] = f'{prefix}-{key}.png'
-        fig.savefig(files[key])
-        plt.close(fig)
-
-    for key, title in (('loss', 'Training loss'), ('lr', 'Learning rate')):
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-        _draw_series(ax, series, key, title, 'iteration', key, 'no data yet')
-        save(fig, key)
-
-    by_iter = bool(series) and all(s.get('evalBy') == 'iter' for s in series)
-    if series and all('top1' in s for s in series):
-        # classification (mkey-det pretrain): top-1 and top-5 instead of box and mask AP
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-        for ax, key, title in ((axes[0], 'top1', 'Top-1 accuracy'), (axes[1], 'top5', 'Top-5 accuracy')):
-            _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', 'accuracy (%)',
-                         'no evaluation yet', marker='o', ms=4)
-        save(fig, 'top1')
-        return files
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    for ax, key, title in ((axes[0], 'apBox', 'Box AP'), (axes[1], 'apMask', 'Mask AP')):
-        _draw_series(ax, series, key, title, 'iteration' if by_iter else 'epoch', 'AP (%)',
-                     'no evaluation yet', marker='o', ms=4)
-    save(fig, 'ap')
+    files: dict[str, dict[str, str]] = {fmt: {} for fmt in formats}
+    with matplotlib.rc_context(_RC):
+        for name, title, fig in _figures(series):
+            try:
+                fig.tight_layout()
+                for fmt in formats:
+                    path = f'{prefix}-{name}.{fmt}'
+                    if fmt == 'png':
+                        fig.savefig(path)
+                    else:
+                        buf = io.StringIO()
+                        # a fixed salt per figure: the same report gives the same SVG, and figures differ
+                        with matplotlib.rc_context({'svg.fonttype': 'none', 'svg.hashsalt': f'{ID_PREFIX}{name}'}):
+                            fig.savefig(buf, format='svg', metadata={'Creator': None, 'Date': None, 'Format': None, 'Type': None})
+                        with open(path, 'w', encoding='utf8') as f:
+                            f.write(embeddable_svg(buf.getvalue(), f'{ID_PREFIX}plot-{name}', title))
+                    files[fmt][name] = path
+            finally:
+                plt.close(fig)
     return files
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='report_tools.py', description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
-    p_plot = sub.add_parser('plot', help='write PNG plots of the report series')
+    p_plot = sub.add_parser('plot', help='draw the report plots (PNG files, SVG to inline in html)')
     p_plot.add_argument('--data', required=True, help='JSON file {"series": [...]} as mkey-det report writes it')
-    p_plot.add_argument('--prefix', required=True, help='output path prefix: <prefix>-loss.png, -lr.png, -ap.png')
+    p_plot.add_argument('--prefix', required=True, help='output path prefix: <prefix>-loss.<format>, -lr, -ap (or -top1)')
+    p_plot.add_argument('--format', default='png', help=f'comma-separated formats, each figure drawn once: {",".join(FORMATS)} (default png)')
     p_desc = sub.add_parser('describe', help='print the identity of config files as JSON')
     p_desc.add_argument('configs', nargs='+')
     args = parser.parse_args(argv)
     if args.cmd == 'plot':
         with open(args.data, encoding='utf8') as f:
             series = json.load(f)['series']
-        print(json.dumps(write_plots(series, args.prefix)))
+        formats = [f.strip() for f in args.format.split(',') if f.strip()]
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown or not formats:
+            parser.error(f'--format: {",".join(unknown) or "empty"}: accepted {",".join(FORMATS)}')
+        print(json.dumps(write_plots(series, args.prefix, formats)))
     else:
         print(json.dumps(describe_configs(args.configs), indent=2))
     return 0

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { BadInputError } from '../../utils/errors.js';
 import { markdownTable } from '../../utils/format.js';
 import { attentionPngName } from '../analyze/attention.js';
-import { escapeXml as esc } from './svg.js';
+import { escapeHtml as esc } from './escape.js';
 
 export const ATTENTION_JSON = 'attention.json';
 export const QK_JSON = 'qk.json';

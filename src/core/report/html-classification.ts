@@ -1,13 +1,14 @@
 /**
  * The HTML report of classification runs (Table 1): one self-contained file with the styles, the
- * status cells and the inline SVG charts of the detection report (html.ts, svg.ts).
+ * status cells and the inlined matplotlib charts of the detection report (html.ts, plots.ts).
  */
 import { ACC_IDS } from './table-classification.js';
 import { ACC_TITLES, describeClsSelection, fmt2, fmtDelta2, fmtGiga, fmtMillions, referenceStatus } from './format-classification.js';
 import { fmtCharts, fmtDuration, fmtEvalAt, fmtSeed, fmtSeeds } from './format.js';
 import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
-import { CSS, statusCell } from './html.js';
-import { escapeXml as esc, lineChart } from './svg.js';
+import { CSS, chartsHtml, statusCell } from './html.js';
+import { escapeHtml as esc } from './escape.js';
+import type { InlineCharts } from './plots.js';
 import type { AccValues, ClassificationReport } from './types.js';
 
 function deltaSpan(d: number | undefined): string {
@@ -25,7 +26,7 @@ function accCells(values: AccValues, std: AccValues = {}, delta?: AccValues): st
   }).join('');
 }
 
-export function renderClsHtml(report: ClassificationReport, images: AnalysisImages = {}): string {
+export function renderClsHtml(report: ClassificationReport, images: AnalysisImages = {}, charts: InlineCharts = { svg: {} }): string {
   const h: string[] = [];
   h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
@@ -72,17 +73,8 @@ export function renderClsHtml(report: ClassificationReport, images: AnalysisImag
   }
   h.push('</tbody></table></div>');
 
-  // Curves (svg.ts, as the detection report draws them).
-  const evalX = report.plots.some((p) => p.evalBy === 'iter') && report.plots.every((p) => p.evalBy === 'iter') ? 'iteration' : 'epoch';
-  h.push('<h2>Training curves</h2><div class="plots">');
-  const charts = [
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.loss })), { title: 'Training loss', xLabel: 'iteration', yLabel: 'loss' }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.lr })), { title: 'Learning rate', xLabel: 'iteration', yLabel: 'lr' }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.top1 })), { title: 'Top-1 accuracy', xLabel: evalX, yLabel: 'top-1 (%)', markers: true }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.top5 })), { title: 'Top-5 accuracy', xLabel: evalX, yLabel: 'top-5 (%)', markers: true }),
-  ];
-  for (const c of charts) h.push(`<figure>${c}</figure>`);
-  h.push('</div>');
+  // Curves: loss, lr, then top-1 and top-5 side by side (matplotlib's, plots.ts).
+  h.push(chartsHtml(charts, ['loss', 'lr', 'top1']));
   h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push("<footer>Reference rows: the paper's Table 1 (ImageNet-1K, 224x224, 300 epochs, 8 charts) and Table 2 (ViT-B/16, VanillaK without CB); they are not runs of this checkout.</footer>");
   h.push('</body></html>');

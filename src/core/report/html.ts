@@ -1,4 +1,7 @@
-/** The HTML report: one self-contained file (inline CSS and inline SVG plots, no scripts, no external links). */
+/**
+ * The HTML report: one self-contained file (inline CSS, the plots as matplotlib's SVG inlined, no
+ * scripts, no external links).
+ */
 import { AP_IDS, type ApValues, type Report, type RunRow } from './types.js';
 import {
   AP_TITLES,
@@ -14,7 +17,8 @@ import {
   fmtSeeds,
 } from './format.js';
 import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
-import { escapeXml as esc, lineChart } from './svg.js';
+import { escapeHtml as esc } from './escape.js';
+import type { InlineCharts, PlotName } from './plots.js';
 
 export const CSS = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1b1b1b;background:#fafafa}
@@ -34,9 +38,9 @@ tr.reference td{background:#f7f7f2;color:#555;font-style:italic}
 .st.failed{background:#fce8e6;color:#b3261e}.st.interrupted,.st.stopped{background:#fef7e0;color:#8a5a00}.st.unknown{background:#eee;color:#444}
 .notes{color:#8a5a00;font-size:11.5px;margin-top:2px}
 .warn{background:#fef7e0;border:1px solid #f3d27a;padding:8px 12px;font-size:13px;max-width:1100px}
-.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;max-width:1160px}
-.plots figure{margin:0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px}
-.plots svg{max-width:100%;height:auto;font-family:inherit}
+.plots{display:flex;flex-wrap:wrap;gap:12px;max-width:1160px}
+.plots figure{flex:1 1 560px;min-width:0;margin:0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px}.plots figure.wide{flex-basis:100%}
+.plots svg{display:block;max-width:100%;height:auto}
 h3{font-size:15px;margin:20px 0 6px}h3 .sub{font-weight:400}
 .analysis figure{margin:10px 0;background:#fff;box-shadow:0 0 0 1px #ddd;padding:4px;max-width:1160px;width:fit-content}
 .analysis img{display:block;max-width:100%;height:auto}.analysis figcaption{color:#555;font-size:12px;padding:4px 2px 0}
@@ -65,7 +69,20 @@ export function statusCell(r: Pick<RunRow, 'state' | 'headline' | 'notes'>): str
   return `<span class="st ${state}">${esc(headline)}</span>${notes.length ? `<div class="notes">${notes.map(esc).join('<br>')}</div>` : ''}`;
 }
 
-export function renderHtml(report: Report, images: AnalysisImages = {}): string {
+/** Figures as wide as the page: two panels side by side. */
+const WIDE: readonly PlotName[] = ['ap', 'top1'];
+
+/**
+ * The "Training curves" section: matplotlib's SVG of each figure inlined (plots.ts), or one line
+ * saying why there are none.
+ */
+export function chartsHtml(charts: InlineCharts, names: readonly PlotName[]): string {
+  const figures = names.filter((n) => charts.svg[n]).map((n) => `<figure${WIDE.includes(n) ? ' class="wide"' : ''}>${charts.svg[n]!}</figure>`);
+  if (figures.length === 0) return `<h2>Training curves</h2><p class="sub">${esc(charts.missing ?? 'Charts not drawn.')}</p>`;
+  return `<h2>Training curves</h2><div class="plots">\n${figures.join('\n')}\n</div>`;
+}
+
+export function renderHtml(report: Report, images: AnalysisImages = {}, charts: InlineCharts = { svg: {} }): string {
   const h: string[] = [];
   h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
@@ -109,17 +126,8 @@ export function renderHtml(report: Report, images: AnalysisImages = {}): string 
   }
   h.push('</tbody></table></div>');
 
-  // Plots.
-  const evalX = report.plots.some((p) => p.evalBy === 'iter') && report.plots.every((p) => p.evalBy === 'iter') ? 'iteration' : 'epoch';
-  h.push('<h2>Training curves</h2><div class="plots">');
-  const charts = [
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.loss })), { title: 'Training loss', xLabel: 'iteration', yLabel: 'loss' }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.lr })), { title: 'Learning rate', xLabel: 'iteration', yLabel: 'lr' }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.apBox })), { title: 'Box AP', xLabel: evalX, yLabel: 'APb (%)', markers: true }),
-    lineChart(report.plots.map((p) => ({ label: p.label, points: p.apMask })), { title: 'Mask AP', xLabel: evalX, yLabel: 'APm (%)', markers: true }),
-  ];
-  for (const c of charts) h.push(`<figure>${c}</figure>`);
-  h.push('</div>');
+  // Plots (matplotlib's, plots.ts).
+  h.push(chartsHtml(charts, ['loss', 'lr', 'ap']));
   h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push('<footer>Reference rows: the paper (Table 3, Mask R-CNN + FPN, 3x) and MMDetection 3.3.0\'s published Swin-T 3x model; they are not runs of this checkout.</footer>');
   h.push('</body></html>');

@@ -1,7 +1,8 @@
 /**
  * `mkey-det report`: finds runs, reads their configs (Python) and logs, builds the comparison
  * table and renders it as Markdown, CSV, JSON or a self-contained HTML page (plus PNG plots next
- * to `--out`).
+ * to `--out`); matplotlib draws every plot, the PNG files and the HTML's inline SVG, in one Python
+ * process (plots.ts).
  */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, relative, resolve } from 'node:path';
@@ -14,7 +15,7 @@ import { renderClsHtml } from './html-classification.js';
 import { renderHtml } from './html.js';
 import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
-import { plotPrefix, writePngPlots } from './plots.js';
+import { drawPlots, plotPrefix, type InlineCharts } from './plots.js';
 import { buildClassificationReport } from './table-classification.js';
 import { buildReport } from './table.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
@@ -116,7 +117,7 @@ export async function collectReport(opts: Pick<ReportOptions, 'paths' | 'baselin
   return buildReport(detection, { ...common, selection: opts.selection ?? 'last' });
 }
 
-function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, images: AnalysisImages): string {
+function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, images: AnalysisImages, charts: InlineCharts): string {
   if (isClassificationReport(report)) {
     switch (format) {
       case 'md':
@@ -126,7 +127,7 @@ function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, image
       case 'json':
         return renderJson(report, plots);
       case 'html':
-        return renderClsHtml(report, images);
+        return renderClsHtml(report, images, charts);
     }
   }
   switch (format) {
@@ -137,7 +138,7 @@ function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, image
     case 'json':
       return renderJson(report, plots);
     case 'html':
-      return renderHtml(report, images);
+      return renderHtml(report, images, charts);
   }
 }
 
@@ -164,17 +165,21 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
     if (opts.format === 'csv') report.warnings.push('--analysis: the CSV report is the runs\' table only; the attention analysis is in the md, html and json reports');
   }
   let plotFiles: PlotFiles = {};
-  if (outFile && (opts.pngPlots ?? true)) {
-    mkdirSync(dirname(outFile), { recursive: true });
-    const res = await writePngPlots(report.plots, plotPrefix(outFile));
+  let charts: InlineCharts = { svg: {} };
+  const png = outFile !== undefined && (opts.pngPlots ?? true);
+  if (png || opts.format === 'html') {
+    // one Python process draws each figure once: the PNG files next to --out, the SVG the html inlines
+    if (png) mkdirSync(dirname(outFile!), { recursive: true });
+    const res = await drawPlots(report.plots, { ...(png ? { pngPrefix: plotPrefix(outFile!) } : {}), svg: opts.format === 'html' });
     if (res.warning) report.warnings.push(res.warning);
+    charts = res.charts;
     // Paths relative to the report file, so the Markdown links work where the file lies.
     plotFiles = Object.fromEntries(Object.entries(res.files).map(([k, v]) => [k, relative(dirname(outFile!), v)])) as PlotFiles;
   }
   const sections = report.analysis ?? [];
   const images: AnalysisImages =
     opts.format === 'html' ? analysisDataUris(sections) : opts.format === 'md' ? analysisLinks(sections, outFile ? dirname(outFile) : process.cwd()) : {};
-  const text = render(report, opts.format, plotFiles, images);
+  const text = render(report, opts.format, plotFiles, images, charts);
   if (outFile) {
     mkdirSync(dirname(outFile), { recursive: true });
     writeFileSync(outFile, text);

@@ -1,8 +1,10 @@
 /**
- * PNG plots (training loss, learning rate, box/mask AP) drawn by matplotlib in a Python child
- * process (`python_shim/mkey_det/cli/report_tools.py plot`), written next to the `--out` file.
+ * The report's plots (training loss, learning rate, box/mask AP or top-1/top-5), all drawn by
+ * matplotlib in one Python child process per report
+ * (`python_shim/mkey_det/cli/report_tools.py plot --format png,svg`): each figure is drawn once
+ * and saved as the PNG file next to `--out` and/or as the SVG the HTML report inlines.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { execa } from 'execa';
@@ -13,40 +15,87 @@ import type { AccuracyPlotSeries, PlotSeries } from './types.js';
 
 export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_tools.py');
 
+/** The figures, in order: `ap` (box and mask AP) for detection, `top1` (top-1 and top-5) for classification. */
+export type PlotName = keyof PlotFiles;
+
+/** The SVG of each figure, ready to inline (report_tools.py's `embeddable_svg`), or why there is none. */
+export interface InlineCharts {
+  svg: Partial<Record<PlotName, string>>;
+  /** Why the charts are missing (one line), when they are. */
+  missing?: string;
+}
+
+export interface DrawnPlots {
+  /** The PNG files written next to the report. */
+  files: PlotFiles;
+  charts: InlineCharts;
+  /** One line for stderr and the report's warnings when something asked for was not drawn. */
+  warning?: string;
+}
+
 /** `reports/summary.html` -> `reports/summary` (the plots become `summary-loss.png`, ...). */
 export function plotPrefix(outFile: string): string {
   return join(dirname(outFile), basename(outFile, extname(outFile)));
 }
 
+/** What an SVG must look like to go into the page: one `<svg>` element, nothing that runs or loads. */
+function inlineable(svg: string): boolean {
+  const t = svg.trim();
+  return t.startsWith('<svg ') && t.endsWith('</svg>') && !/<script|<foreignObject|href=|<!DOCTYPE|<\?xml/i.test(t);
+}
+
 /**
- * Draws the three PNG files (loss, lr, box/mask AP; classification series carry `top1`/`top5`
- * instead of `apBox`/`apMask`, and a plotter that draws them returns a `top1` file); returns their paths, or a one-line reason they could not be drawn
- * (the report itself is still written).
+ * Draws the plots in one Python process: the PNG files at `<pngPrefix>-<name>.png` when
+ * `pngPrefix` is given, the SVG of each figure (kept in memory) when `svg` is set. Without Python
+ * or matplotlib nothing is drawn and `warning` says why (the report itself is still written).
  */
-export async function writePngPlots(series: (PlotSeries | AccuracyPlotSeries)[], prefix: string): Promise<{ files: PlotFiles; warning?: string }> {
+export async function drawPlots(series: (PlotSeries | AccuracyPlotSeries)[], want: { pngPrefix?: string; svg?: boolean }): Promise<DrawnPlots> {
+  const formats = [...(want.pngPrefix !== undefined ? ['png'] : []), ...(want.svg ? ['svg'] : [])];
+  if (formats.length === 0) return { files: {}, charts: { svg: {} } };
+  const what = want.pngPrefix !== undefined && want.svg ? 'PNG plots and HTML charts' : want.svg ? 'HTML charts' : 'PNG plots';
+  const fail = (verb: string, reason: string): DrawnPlots => ({
+    files: {},
+    charts: { svg: {}, missing: `Charts not drawn (matplotlib draws them): ${reason}` },
+    warning: `${what} ${verb}: ${reason}`,
+  });
   let py: string;
   try {
     py = await checkInterpreter();
   } catch (err) {
-    return { files: {}, warning: `PNG plots skipped: ${err instanceof Error ? err.message : String(err)}` };
+    return fail('skipped', err instanceof Error ? err.message : String(err));
   }
   const tmp = mkdtempSync(join(tmpdir(), 'mkey-report-'));
   try {
     const data = join(tmp, 'series.json');
     writeFileSync(data, JSON.stringify({ series }));
-    const res = await execa(py, [reportToolsScript, 'plot', '--data', data, '--prefix', prefix], {
+    const res = await execa(py, [reportToolsScript, 'plot', '--data', data, '--prefix', join(tmp, 'plot'), '--format', formats.join(',')], {
       reject: false,
       timeout: 300_000,
       env: { MPLBACKEND: 'Agg', MPLCONFIGDIR: join(tmp, 'mpl'), PYTHONDONTWRITEBYTECODE: '1' },
     });
     if (res.exitCode !== 0) {
       const last = String(res.stderr ?? '').trim().split('\n').pop() ?? '';
-      return { files: {}, warning: `PNG plots failed (${last || `exit ${res.exitCode}`})` };
+      return fail('failed', last || `exit ${res.exitCode}`);
     }
-    const written = JSON.parse(String(res.stdout).trim().split('\n').pop() ?? '{}') as PlotFiles;
-    return { files: written };
+    const written = JSON.parse(String(res.stdout).trim().split('\n').pop() ?? '{}') as Partial<Record<'png' | 'svg', Partial<Record<PlotName, string>>>>;
+    const files: PlotFiles = {};
+    for (const [name, path] of Object.entries(written.png ?? {}) as [PlotName, string][]) {
+      const dest = `${want.pngPrefix!}-${name}.png`;
+      copyFileSync(path, dest);
+      files[name] = dest;
+    }
+    const charts: InlineCharts = { svg: {} };
+    for (const [name, path] of Object.entries(written.svg ?? {}) as [PlotName, string][]) {
+      const svg = readFileSync(path, 'utf8').trim();
+      if (inlineable(svg)) charts.svg[name] = svg;
+    }
+    if (want.svg && Object.keys(charts.svg).length === 0) {
+      const reason = 'report_tools.py wrote no SVG that can go into the page';
+      return { files, charts: { svg: {}, missing: `Charts not drawn (matplotlib draws them): ${reason}` }, warning: `HTML charts failed: ${reason}` };
+    }
+    return { files, charts };
   } catch (err) {
-    return { files: {}, warning: `PNG plots failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)})` };
+    return fail('failed', err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
