@@ -151,7 +151,7 @@ describe('mkey-det train: a real run', () => {
     expect(start.backbone_flops_error).toBeUndefined();
     const result = lines.at(-1)!;
     expect(result).toMatchObject({ ok: true, status: 'completed' });
-    expect(readRun(wd).status).toBe('completed');
+    expect(readRun(wd)).toMatchObject({ status: 'completed', experiment: { keyType: 'spatialk', charts: 2 } });
     const events = readJsonLines(join(wd, 'mkey-events.jsonl'));
     const vals = events.filter((e) => e.event === 'val');
     expect(vals.map((v) => v.epoch)).toContain(3);

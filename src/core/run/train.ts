@@ -76,7 +76,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     experiment: {
       backbone: exp.backbone.name,
       keyType: exp.backbone.keyType,
-      charts: exp.charts,
+      charts: exp.backbone.usesCharts ? exp.charts : null, // as `config --json`: a linear key has no charts
       schedule: exp.schedule,
       data: exp.data,
       batchSize: exp.batchSize,
