@@ -1,10 +1,11 @@
 import { Command } from 'commander';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { train, trainConfig, type RunResult } from '../core/run/train.js';
 import { backboneVariant, type Experiment } from '../core/experiment.js';
 import { VAL_IMAGES, datasetRoot, describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
+import { displayPath } from '../utils/paths.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
@@ -46,15 +47,17 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
 }
 
 /** What a person runs after a finished training: the commands, ready to paste. */
-function nextSteps(workDir: string, checkpoint: string | undefined, exp: Experiment): string[] {
+export function nextSteps(workDir: string, checkpoint: string | undefined, exp: Experiment): string[] {
   const { name: backbone } = exp.backbone;
-  const rel = relative(process.cwd(), workDir) || '.';
+  const rel = displayPath(workDir);
   const lines = ['next:', `  mkey-det report ${rel}   # AP table and plots`];
   if (checkpoint) {
-    const ckpt = relative(process.cwd(), checkpoint);
-    lines.push(`  mkey-det infer ${rel} ${relative(process.cwd(), join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES)) || '.'} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
+    const ckpt = displayPath(checkpoint);
+    lines.push(`  mkey-det infer ${rel} ${displayPath(join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES))} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
     lines.push(`  mkey-det test --checkpoint ${ckpt}   # evaluate it again`);
-    lines.push(`  mkey-det export --backbone ${backbone} --charts ${exp.charts} --checkpoint ${ckpt} --fold   # ONNX backbone`);
+    // --charts and --fold only for a manifold key: export refuses --fold for the linear key
+    const keyArgs = exp.backbone.usesCharts ? ` --charts ${exp.charts} --checkpoint ${ckpt} --fold` : ` --checkpoint ${ckpt}`;
+    lines.push(`  mkey-det export --backbone ${backbone}${keyArgs}   # ONNX backbone`);
   }
   return lines;
 }
@@ -90,7 +93,7 @@ Examples:
       const opts = parseOptions(trainOptionsSchema, raw);
       if (opts.config !== undefined) {
         const result = await trainUserConfig(opts, cmd);
-        finishRun(result, opts, 'training', ['next:', `  mkey-det report ${relative(process.cwd(), result.workDir) || '.'}   # table and plots`]);
+        finishRun(result, opts, 'training', ['next:', `  mkey-det report ${displayPath(result.workDir)}   # table and plots`]);
         return;
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });

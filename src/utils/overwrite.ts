@@ -4,14 +4,10 @@
  * (config, report, bench, export, analyze); run directories have their own rule (run-dir.ts).
  */
 import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, relative } from 'node:path';
 import { BadInputError } from './errors.js';
+import { displayPath } from './paths.js';
 
-/** Relative to the working directory when below it, else absolute. */
-function shown(p: string): string {
-  const rel = relative(process.cwd(), p);
-  return JSON.stringify(rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : p);
-}
+const shown = (p: string): string => JSON.stringify(displayPath(p));
 
 /**
  * Throws a one-line `BadInputError` when one of `files` exists and is not a regular file (never

@@ -1,6 +1,6 @@
 /** Where the project's own files and its Python environment live. */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository (or installed package) root: the folder holding package.json. */
@@ -26,4 +26,11 @@ export function pythonInterpreter(): { path: string; source: 'MKEY_PYTHON' | '.v
   const fromEnv = process.env.MKEY_PYTHON;
   if (fromEnv && fromEnv.trim() !== '') return { path: resolve(fromEnv), source: 'MKEY_PYTHON' };
   return { path: join(packageRoot, '.venv', 'bin', 'python'), source: '.venv' };
+}
+
+/** A path as a person types it from here: relative when it lies below the working directory, else absolute. */
+export function displayPath(p: string): string {
+  const rel = relative(process.cwd(), resolve(p));
+  if (rel === '') return '.';
+  return rel.startsWith('..') || isAbsolute(rel) ? resolve(p) : rel;
 }
