@@ -298,7 +298,7 @@ def _refuse_missing(model: torch.nn.Module, source: str, missing: List[str]) -> 
     raise ValueError(
         f'checkpoint {source} does not fit the backbone ({what}): {len(unexpected)} of its '
         f'tensors are missing from the checkpoint, first {_short(unexpected, 3)}; give a Swin '
-        f'checkpoint (official or mmdet layout) or one of this key type and chart count, or '
+        f'checkpoint (official, timm or mmdet layout) or one of this key type and chart count, or '
         f'load non-strictly (init_cfg strict=False)')
 
 
