@@ -36,7 +36,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .train_worker import (AMP_DTYPES, PRECISIONS, _free, amp_optim_wrapper_cfg,
+from .train_worker import (AMP_DTYPES, PRECISIONS, _free, amp_optim_wrapper_cfg, seed_everything,
                            build_detector, cuda_device, line_writer, make_batch, parse_list,
                            step_error)
 
@@ -50,15 +50,6 @@ def parse_configs(text: str) -> Dict[str, str]:
             raise ValueError(f'--configs item {item!r}: expected name=config.py')
         out[name] = path
     return out
-
-
-def seed_everything(seed: int) -> None:
-    """The random generators a training step draws from (torch, numpy, random)."""
-    import random
-    import numpy as np
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, precision: str,

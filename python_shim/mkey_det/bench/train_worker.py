@@ -241,6 +241,15 @@ def run_pair(model, optim_cfg, init_state, batch: int, precision: str, args, num
     return row
 
 
+def seed_everything(seed: int) -> None:
+    """The random generators a training step draws from (torch, numpy, random): seeded before
+    every timed step (train_interleaved) and before the counted one (:func:`step_flops`)."""
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def step_flops(model, optim_cfg, init_state, batch: int, size: int, num_classes: int,
                device: torch.device, seed: int = 0) -> Dict[str, Any]:
     """FLOPs of one whole training step, fp32, at ``batch`` (``{batch, flops}``): forward with
@@ -256,8 +265,7 @@ def step_flops(model, optim_cfg, init_state, batch: int, size: int, num_classes:
         model.train()
         wrapper = build_optim_wrapper(model, optim_cfg)
         data = make_batch(batch, size, num_classes, seed=seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)  # the RoI sampler's draws, as in the timed steps
+        seed_everything(seed)  # the RoI sampler's draws, as in the timed steps
         counter = FlopCounterMode(display=False)
         with counter:
             model.train_step(data, wrapper)
