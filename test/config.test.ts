@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { InheritedListNeeded, renderMmdetConfig } from '../src/core/config/render.js';
 import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
 import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
-import { backboneVariant, type Experiment } from '../src/core/experiment.js';
+import { backboneVariant } from '../src/core/experiment.js';
+import { experiment } from './helpers/experiment.js';
 import { renderMmpretrainConfig } from '../src/core/config/render-classification.js';
 import { pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
 import { TOOL_VERSION } from '../src/version.js';
@@ -31,17 +32,6 @@ type Summary = {
   custom_imports: { imports: string[] };
 };
 
-const experiment = (over: Partial<Experiment> = {}): Experiment => ({
-  backbone: backboneVariant('swin-t-spatialk'),
-  charts: 8,
-  schedule: '3x',
-  data: { kind: 'coco' },
-  batchSize: 2,
-  seed: 0,
-  amp: false,
-  cfgOptions: [],
-  ...over,
-});
 
 let bridge: PythonBridge;
 let tmp: string;

@@ -10,6 +10,7 @@ import { guardedAction } from '../utils/command.js';
 import { refuseOverwrite } from '../utils/overwrite.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
+import { experimentCharts } from '../core/experiment.js';
 import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
 import { datasetLayout } from '../core/config/dataset-layout.js';
 
@@ -47,7 +48,7 @@ Examples:
       const opts = parseOptions(configOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: false });
       // the linear key has no charts: none reported (null in JSON, as the config's mkey_experiment)
-      const charts = exp.backbone.usesCharts ? exp.charts : null;
+      const charts = experimentCharts(exp);
       if (charts === null && cmd.getOptionValueSource('charts') === 'cli') logger.warn(`--charts has no effect on ${exp.backbone.name} (linear key)`);
       const dataset = await datasetLayout(exp, { check: false });
       const generatedBy = configCommandLine(exp);

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { train, trainConfig, type RunResult } from '../core/run/train.js';
-import { backboneVariant, type Experiment } from '../core/experiment.js';
+import { backboneVariant, experimentCharts, type Experiment } from '../core/experiment.js';
 import { VAL_IMAGES, datasetRoot, describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
 import { displayPath } from '../utils/paths.js';
@@ -56,7 +56,8 @@ export function nextSteps(workDir: string, checkpoint: string | undefined, exp: 
     lines.push(`  mkey-det infer ${rel} ${displayPath(join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES))} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
     lines.push(`  mkey-det test --checkpoint ${ckpt}   # evaluate it again`);
     // --charts and --fold only for a manifold key: export refuses --fold for the linear key
-    const keyArgs = exp.backbone.usesCharts ? ` --charts ${exp.charts} --checkpoint ${ckpt} --fold` : ` --checkpoint ${ckpt}`;
+    const charts = experimentCharts(exp);
+    const keyArgs = charts !== null ? ` --charts ${charts} --checkpoint ${ckpt} --fold` : ` --checkpoint ${ckpt}`;
     lines.push(`  mkey-det export --backbone ${backbone}${keyArgs}   # ONNX backbone`);
   }
   return lines;

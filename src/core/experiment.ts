@@ -202,6 +202,11 @@ export function defaultBatchSize(data: DataSpec): number {
   return data.kind === 'demo' ? DEMO_BATCH_SIZE : DEFAULT_BATCH_SIZE;
 }
 
+/** The charts of an experiment's key, null for the linear key (which has none; `--charts` does nothing there). */
+export function experimentCharts(exp: { backbone: { usesCharts: boolean }; charts: number }): number | null {
+  return exp.backbone.usesCharts ? exp.charts : null;
+}
+
 /**
  * Top-level config keys that make mmengine load or run code from a file or module the value names
  * (`_base_` reads and executes another config file; `custom_imports` imports modules). A value is

@@ -289,13 +289,18 @@ def embeddable_svg(svg: str, svg_id: str, title: str) -> str:
     return head + attrs + svg[head_end:]
 
 
+def check_formats(formats: tuple[str, ...] | list[str]) -> None:
+    """ValueError unless ``formats`` is a non-empty list of :data:`FORMATS`."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f'{",".join(unknown) or "empty"}: accepted {",".join(FORMATS)}')
+
+
 def write_plots(series: list[dict[str, Any]], prefix: str, formats: tuple[str, ...] | list[str] = ('png',)) -> dict[str, dict[str, str]]:
     """Draws each figure of :func:`_figures` once and saves it in each of ``formats`` as
     ``<prefix>-<name>.<format>`` (``loss``, ``lr``, ``ap`` or ``top1``); the SVG files are
     :func:`embeddable_svg`'s. Returns ``{format: {name: path}}``."""
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ValueError(f'unknown plot format {unknown[0]!r}: accepted {", ".join(FORMATS)}')
+    check_formats(formats)
     import matplotlib
 
     matplotlib.use('Agg')
@@ -338,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.data, encoding='utf8') as f:
             series = json.load(f)['series']
         formats = [f.strip() for f in args.format.split(',') if f.strip()]
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown or not formats:
-            parser.error(f'--format: {",".join(unknown) or "empty"}: accepted {",".join(FORMATS)}')
+        try:
+            check_formats(formats)
+        except ValueError as exc:
+            parser.error(f'--format: {exc}')
         print(json.dumps(write_plots(series, args.prefix, formats)))
     else:
         print(json.dumps(describe_configs(args.configs), indent=2))

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.runner import IterBasedTrainLoop
 
 from mmdet.registry import HOOKS
 
@@ -42,7 +43,7 @@ def remaining_evaluations(loop, epoch: int, it: int, has_val: bool = True) -> in
     if not has_val:
         return 0
     begin, interval = int(getattr(loop, 'val_begin', 1)), int(getattr(loop, 'val_interval', 1))
-    if type(loop).__name__ == 'IterBasedTrainLoop':
+    if isinstance(loop, IterBasedTrainLoop):
         first, last = it, int(loop.max_iters)
     else:
         first, last = epoch + 1, int(loop.max_epochs)

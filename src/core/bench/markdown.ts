@@ -124,11 +124,15 @@ export function trainMarkdown(res: SuiteResult): string {
   const s = res.settings;
   const gpu = res.device.startsWith('cuda') || rows.some((r) => r.peak_mem_kind === 'cuda_max_allocated');
   const memName = gpu ? 'peak GPU mem [GiB]' : 'peak RSS [GiB]';
+  const header = ['variant', 'batch', 'precision', 'step [s] median (IQR)', 'images/s', memName, 'time x Swin-T (95% interval)', 'memory x Swin-T'];
+  if (!gpu) header.push('RSS added by training [GiB]', 'added RSS x');
+  header.push('FLOPs x backbone', ...(gpu ? [] : ['FLOPs x detector']), 'FLOPs x step', 'finite loss');
   const body = rows.map((r) => {
     // a variant on a fast path is named with it: `swin-t-spatialk (sdpa, key auto)`
     const paths = [r.attn_impl && r.attn_impl !== 'eager' ? r.attn_impl : '', r.key_order ? `key ${r.key_order}` : ''].filter(Boolean);
     const head = [paths.length ? `${r.variant} (${paths.join(', ')})` : r.variant, String(r.batch), r.precision];
-    if (r.error || !r.step_s) return [...head, `error: ${r.error ?? 'no timing'}`, '', '', '', '', ...(gpu ? ['', '', ''] : ['', '', '', '', '', ''])];
+    // a failed row: its error in the first value column, the rest empty (as many as the header has)
+    if (r.error || !r.step_s) return [...head, `error: ${r.error ?? 'no timing'}`, ...Array<string>(header.length - head.length - 1).fill('')];
     const rt = r.ratios;
     const mem = r.peak_mem_gib ?? (r.peak_rss_mib === undefined ? null : r.peak_rss_mib / 1024);
     const added = r.train_rss_increase_mib === null || r.train_rss_increase_mib === undefined ? null : r.train_rss_increase_mib / 1024;
@@ -146,14 +150,11 @@ export function trainMarkdown(res: SuiteResult): string {
       r.losses_finite ? 'yes' : 'NO',
     ];
   });
-  const header = ['variant', 'batch', 'precision', 'step [s] median (IQR)', 'images/s', memName, 'time x Swin-T (95% interval)', 'memory x Swin-T'];
-  if (!gpu) header.push('RSS added by training [GiB]', 'added RSS x');
-  header.push('FLOPs x backbone', ...(gpu ? [] : ['FLOPs x detector']), 'FLOPs x step', 'finite loss');
   const setting = s ? `${s.size}x${s.size} synthetic images, median of ${s.steps} interleaved rounds after ${s.warmup} warm-up` : '';
   const notes = [
     `Timing: every variant built in one process; each round times one step of every variant (order alternating), so a slow phase of the machine hits all alike. time x Swin-T = ratio of the median steps, with its 95% bootstrap interval over the rounds. Peak memory comes from a separate pass.`,
     `Ratios are variant / Swin-T at the same batch and precision. fp16/bf16: mmengine's AmpOptimWrapper (as \`tools/train.py --amp\` / \`mkey-det train --amp\`). images/s = batch / median step.`,
-    "FLOPs x step: one whole fp32 training step of the timed kind (forward with losses and backward, same weights, batch and seed; at the first batch size), counted by torch's FlopCounterMode (matrix products, convolutions, attention); the step-time ratio cannot fall below it without changing the computation. The backbone and detector columns count one image's inference forward.",
+    "FLOPs x step: one whole fp32 training step of the timed kind (forward with losses and backward, same weights, batch and seed; at the first batch size), counted by torch's FlopCounterMode (matrix products, convolutions, attention): the time ratio the step would have if all its work ran at one rate; work it does not count (RoIAlign, NMS, elementwise ops, the optimizer) pulls the measured ratio below it. The backbone and detector columns count one image's inference forward.",
     gpu
       ? 'Peak GPU memory = torch.cuda.max_memory_allocated during the pair\'s steps in the memory pass (reset before each pair; one process per variant). FLOPs: the backbone in its training order (fast), counted on a CPU copy; the detector is not counted on CUDA.'
       : "Memory pass: each (variant, batch, precision) runs in a fresh process (peak RSS = ru_maxrss, imports and model included). FLOPs: the backbone in its training order (fast), and the detector's inference forward (Swin-T counted, other variants = its rest + their backbone).",

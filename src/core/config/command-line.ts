@@ -6,7 +6,7 @@
  * have their own size) are left out, and `--batch-size` / `--seed` only when they differ from the
  * defaults. Values are shell-quoted, so the line can be pasted into a POSIX shell (bash for `$'...'`).
  */
-import { defaultBatchSize, type Experiment } from '../experiment.js';
+import { defaultBatchSize, experimentCharts, type Experiment } from '../experiment.js';
 
 /** Characters a shell word may hold unquoted (no globbing, expansion or splitting). */
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
@@ -37,9 +37,10 @@ export function shellQuote(value: string): string {
 
 /** The options of `mkey-det config` that give `exp`'s config, in the order of its --help. */
 export function configArgs(exp: Experiment): string[] {
-  const manifold = exp.backbone.usesCharts;
+  const charts = experimentCharts(exp);
+  const manifold = charts !== null;
   const args = ['--backbone', exp.backbone.name];
-  if (manifold) args.push('--charts', String(exp.charts));
+  if (manifold) args.push('--charts', String(charts));
   args.push('--data', exp.data.kind === 'dir' ? exp.data.path : exp.data.kind);
   args.push('--schedule', exp.schedule);
   if (exp.batchSize !== defaultBatchSize(exp.data)) args.push('--batch-size', String(exp.batchSize));

@@ -6,7 +6,7 @@
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
 import { ampOptimWrapper, fastPathFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
-import { TENSORBOARD_VISUALIZER } from '../experiment.js';
+import { TENSORBOARD_VISUALIZER, experimentCharts } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
@@ -44,7 +44,7 @@ function swinBackbone(exp: PretrainExperiment): Dict {
     drop_path_rate: exp.recipe === 'demo' ? 0.0 : 0.2,
     out_indices: new PyTuple([3]),
     key_type: exp.backbone.keyType,
-    num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    num_charts: experimentCharts(exp) ?? undefined,
     ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     init_cfg: null,
   };
@@ -56,7 +56,7 @@ function vitBackbone(exp: PretrainExperiment): Dict {
     type: 'VisionTransformerMKey',
     img_size: exp.imgSize,
     key_type: exp.backbone.keyType,
-    num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    num_charts: experimentCharts(exp) ?? undefined,
     // no attn_impl: mmpretrain's ViT attention already runs torch's scaled_dot_product_attention
     ...fastPathFields({ keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     ...(exp.recipe === 'demo' ? { drop_path_rate: 0.0 } : {}),
@@ -98,7 +98,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
       backbone: exp.backbone.name,
       family: exp.backbone.family,
       key_type: exp.backbone.keyType,
-      charts: exp.backbone.usesCharts ? exp.charts : null,
+      charts: experimentCharts(exp),
       recipe: exp.recipe,
       data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
       img_size: exp.imgSize,

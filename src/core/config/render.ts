@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, fromPythonJson, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, type AmpDtype, type AttnImpl, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, experimentCharts, type AmpDtype, type AttnImpl, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -169,7 +169,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     {
       backbone: exp.backbone.name,
       key_type: exp.backbone.keyType,
-      charts: exp.backbone.usesCharts ? exp.charts : null,
+      charts: experimentCharts(exp),
       schedule: exp.schedule,
       data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
       batch_size: exp.batchSize,
@@ -181,7 +181,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   const backbone: Dict = {
     type: 'SwinTransformerMKey',
     key_type: exp.backbone.keyType,
-    num_charts: exp.backbone.usesCharts ? exp.charts : undefined,
+    num_charts: experimentCharts(exp) ?? undefined,
     ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
     init_cfg: exp.pretrained ? { type: 'Pretrained', checkpoint: exp.pretrained } : null,
   };

@@ -8,7 +8,7 @@ import { fmtCharts, fmtDuration, fmtEvalAt, fmtSeed, fmtSeeds } from './format.j
 import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
 import { CSS, chartsHtml, statusCell } from './html.js';
 import { escapeHtml as esc } from './escape.js';
-import type { InlineCharts } from './plots.js';
+import { CLASSIFICATION_PLOTS, type InlineCharts } from './plots.js';
 import type { AccValues, ClassificationReport } from './types.js';
 
 function deltaSpan(d: number | undefined): string {
@@ -74,7 +74,7 @@ export function renderClsHtml(report: ClassificationReport, images: AnalysisImag
   h.push('</tbody></table></div>');
 
   // Curves: loss, lr, then top-1 and top-5 side by side (matplotlib's, plots.ts).
-  h.push(chartsHtml(charts, ['loss', 'lr', 'top1']));
+  h.push(chartsHtml(charts, CLASSIFICATION_PLOTS));
   h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push("<footer>Reference rows: the paper's Table 1 (ImageNet-1K, 224x224, 300 epochs, 8 charts) and Table 2 (ViT-B/16, VanillaK without CB); they are not runs of this checkout.</footer>");
   h.push('</body></html>');

@@ -18,7 +18,7 @@ import {
 } from './format.js';
 import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
 import { escapeHtml as esc } from './escape.js';
-import type { InlineCharts, PlotName } from './plots.js';
+import { DETECTION_PLOTS, type InlineCharts, type PlotName } from './plots.js';
 
 export const CSS = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1b1b1b;background:#fafafa}
@@ -127,7 +127,7 @@ export function renderHtml(report: Report, images: AnalysisImages = {}, charts: 
   h.push('</tbody></table></div>');
 
   // Plots (matplotlib's, plots.ts).
-  h.push(chartsHtml(charts, ['loss', 'lr', 'ap']));
+  h.push(chartsHtml(charts, DETECTION_PLOTS));
   h.push(...renderAnalysisHtml(report.analysis ?? [], images));
   h.push('<footer>Reference rows: the paper (Table 3, Mask R-CNN + FPN, 3x) and MMDetection 3.3.0\'s published Swin-T 3x model; they are not runs of this checkout.</footer>');
   h.push('</body></html>');

@@ -15,7 +15,7 @@ import { renderClsHtml } from './html-classification.js';
 import { renderHtml } from './html.js';
 import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
-import { drawPlots, plotPrefix, type InlineCharts } from './plots.js';
+import { CLASSIFICATION_PLOTS, DETECTION_PLOTS, drawPlots, plotPrefix, type InlineCharts } from './plots.js';
 import { buildClassificationReport } from './table-classification.js';
 import { buildReport } from './table.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
@@ -155,7 +155,7 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
   const report = await collectReport(opts);
   if (outFile) {
     // checked once the task is known (it names the plots), before anything is written
-    const plotKeys = isClassificationReport(report) ? ['loss', 'lr', 'top1'] : ['loss', 'lr', 'ap'];
+    const plotKeys = isClassificationReport(report) ? CLASSIFICATION_PLOTS : DETECTION_PLOTS;
     const plots = (opts.pngPlots ?? true) ? plotKeys.map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
     refuseOverwrite([outFile, ...plots], { force: opts.force ?? false });
   }

@@ -18,6 +18,10 @@ export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_
 /** The figures, in order: `ap` (box and mask AP) for detection, `top1` (top-1 and top-5) for classification. */
 export type PlotName = keyof PlotFiles;
 
+/** The figures report_tools.py draws, in page order: loss, lr, then the evaluation metric's pair. */
+export const DETECTION_PLOTS: readonly PlotName[] = ['loss', 'lr', 'ap'];
+export const CLASSIFICATION_PLOTS: readonly PlotName[] = ['loss', 'lr', 'top1'];
+
 /** The SVG of each figure, ready to inline (report_tools.py's `embeddable_svg`), or why there is none. */
 export interface InlineCharts {
   svg: Partial<Record<PlotName, string>>;
@@ -32,6 +36,9 @@ export interface DrawnPlots {
   /** One line for stderr and the report's warnings when something asked for was not drawn. */
   warning?: string;
 }
+
+/** No charts, and the one line the page shows instead. */
+const missingCharts = (reason: string): InlineCharts => ({ svg: {}, missing: `Charts not drawn (matplotlib draws them): ${reason}` });
 
 /** `reports/summary.html` -> `reports/summary` (the plots become `summary-loss.png`, ...). */
 export function plotPrefix(outFile: string): string {
@@ -55,7 +62,7 @@ export async function drawPlots(series: (PlotSeries | AccuracyPlotSeries)[], wan
   const what = want.pngPrefix !== undefined && want.svg ? 'PNG plots and HTML charts' : want.svg ? 'HTML charts' : 'PNG plots';
   const fail = (verb: string, reason: string): DrawnPlots => ({
     files: {},
-    charts: { svg: {}, missing: `Charts not drawn (matplotlib draws them): ${reason}` },
+    charts: missingCharts(reason),
     warning: `${what} ${verb}: ${reason}`,
   });
   let py: string;
@@ -91,7 +98,7 @@ export async function drawPlots(series: (PlotSeries | AccuracyPlotSeries)[], wan
     }
     if (want.svg && Object.keys(charts.svg).length === 0) {
       const reason = 'report_tools.py wrote no SVG that can go into the page';
-      return { files, charts: { svg: {}, missing: `Charts not drawn (matplotlib draws them): ${reason}` }, warning: `HTML charts failed: ${reason}` };
+      return { files, charts: missingCharts(reason), warning: `HTML charts failed: ${reason}` };
     }
     return { files, charts };
   } catch (err) {

@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../../version.js';
 import { renderMmdetConfig } from '../config/render.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
 import { datasetLayout } from '../config/dataset-layout.js';
-import type { AmpDtype, AttnImpl, Experiment, KeyOrder } from '../experiment.js';
+import { experimentCharts, type AmpDtype, type AttnImpl, type Experiment, type KeyOrder } from '../experiment.js';
 import type { CocoMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail } from './events.js';
 import { planLaunch, type LaunchTopology } from './launch.js';
@@ -76,7 +76,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     experiment: {
       backbone: exp.backbone.name,
       keyType: exp.backbone.keyType,
-      charts: exp.backbone.usesCharts ? exp.charts : null, // as `config --json`: a linear key has no charts
+      charts: experimentCharts(exp), // as `config --json`
       schedule: exp.schedule,
       data: exp.data,
       batchSize: exp.batchSize,
