@@ -17,8 +17,8 @@ as MMDetection's ``tools/train.py --amp`` does (:func:`.train_worker.amp_optim_w
 Two passes. **Timing** (:mod:`.train_interleaved`): one process builds every variant's detector
 and runs, per (batch, precision), ``warmup`` untimed and ``steps`` timed *rounds* in which every
 variant takes one step (order alternating), so that a slow phase of a shared machine hits all
-variants alike; the ratio to Swin-T is the ratio of medians with a 95% bootstrap interval over
-the rounds (:func:`.common.ratio_spread`). **Memory and FLOPs** (:mod:`.train_worker`, one warm-up
+variants alike; the ratio to Swin-T is the trimmed geometric mean of the per-round ratios with a
+95% bootstrap interval over the rounds (:func:`.common.ratio_spread`). **Memory and FLOPs** (:mod:`.train_worker`, one warm-up
 and one step): on the CPU one fresh process per (variant, batch, precision), since the only peak
 memory there is the process's ``ru_maxrss``; on CUDA one process per variant that runs its
 (batch, precision) pairs in turn, with ``torch.cuda.reset_peak_memory_stats`` between them (peak
@@ -61,7 +61,7 @@ SIZE_RANGE = (64, 4096)
 # defaults per (device, quick): batch sizes, precisions, size, warm-up steps, timed steps
 # (rounds: every variant takes one step per round, see .train_interleaved)
 DEFAULTS = {
-    ('cpu', False): dict(batch_sizes=[2], precisions=['fp32'], size=384, warmup=2, steps=10),
+    ('cpu', False): dict(batch_sizes=[2], precisions=['fp32'], size=384, warmup=3, steps=40),
     ('cpu', True): dict(batch_sizes=[1], precisions=['fp32'], size=256, warmup=1, steps=2),
     # fp16, not bf16: mmcv 2.1.0's RoIAlign CUDA kernel has no bfloat16 (see BF16_NOTE)
     ('cuda', False): dict(batch_sizes=[2, 8], precisions=['fp32', 'fp16'], size=1024, warmup=5,
@@ -263,7 +263,8 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
         settings, charts=CHARTS,
         timing=(f'one process, all variants built; per (batch, precision) {settings["warmup"]} '
                 f'untimed + {settings["steps"]} timed rounds, one step per variant per round, '
-                'order alternating; ratio = ratio of medians, 95% bootstrap interval over rounds'),
+                'order alternating; ratio = geometric mean of the per-round ratios, highest and '
+                'lowest 10% dropped, 95% bootstrap interval over rounds'),
         process=('memory pass: one process per variant, its (batch, precision) pairs in turn '
                  '(torch.cuda.reset_peak_memory_stats between them)' if per_process == 'variant'
                  else 'memory pass: one fresh process per (variant, batch, precision)'),
@@ -428,10 +429,14 @@ def ratios(res: Dict[str, Any], base: Dict[str, Any],
     if det_total is None:
         det_total = (bf.get('detector') or {}).get('total')
     mem = 'peak_mem_gib' if 'peak_mem_gib' in res and 'peak_mem_gib' in base else 'peak_rss_mib'
+    tr = res.get('time_ratio') or {}
+    of_medians = div(res['step_s']['median'], base['step_s']['median'])
     return dict(
-        time=div(res['step_s']['median'], base['step_s']['median']),
-        time_ci=(res.get('time_ratio') or {}).get('ci'),
-        time_round_median=(res.get('time_ratio') or {}).get('round_median'),
+        # the paired per-round estimate when the rounds were timed together (the timing pass)
+        time=tr['ratio'] if tr.get('ratio') is not None else of_medians,
+        time_ci=tr.get('ci'),
+        time_of_medians=of_medians,
+        time_round_median=tr.get('round_median'),
         time_min=div(res['step_s']['min'], base['step_s']['min']),
         images_per_s=div(res.get('images_per_s'), base.get('images_per_s')),
         memory=div(res.get(mem), base.get(mem)),

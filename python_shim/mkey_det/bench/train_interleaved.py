@@ -15,8 +15,9 @@ work of a step depends on the weights) and with the same random seed, so that a 
 same work in every round; the order alternates (forward in even rounds, reversed in odd ones) so no
 variant always runs right after another. The ``warmup`` rounds (untimed) cover the allocator's
 first growth, lazily created optimizer state and, on CUDA, cuDNN/cuBLAS autotuning. The ratio to
-the baseline is the ratio of medians, with a bootstrap interval over the rounds
-(:func:`.common.ratio_spread`: both timings of a round stay paired).
+the baseline is the geometric mean of the per-round ratios (the highest and lowest 10% dropped),
+with a bootstrap interval over the rounds (:func:`.common.ratio_spread`: both timings of a round
+stay paired).
 
 Peak memory is *not* measured here (all detectors are resident at once): the suite measures it
 in its own pass, one fresh process per variant (:mod:`.train_worker`).

@@ -150,9 +150,9 @@ export function trainMarkdown(res: SuiteResult): string {
       r.losses_finite ? 'yes' : 'NO',
     ];
   });
-  const setting = s ? `${s.size}x${s.size} synthetic images, median of ${s.steps} interleaved rounds after ${s.warmup} warm-up` : '';
+  const setting = s ? `${s.size}x${s.size} synthetic images, ${s.steps} interleaved rounds after ${s.warmup} warm-up` : '';
   const notes = [
-    `Timing: every variant built in one process; each round times one step of every variant (order alternating), so a slow phase of the machine hits all alike. time x Swin-T = ratio of the median steps, with its 95% bootstrap interval over the rounds. Peak memory comes from a separate pass.`,
+    `Timing: every variant built in one process; each round times one step of every variant (order alternating), so a slow phase of the machine hits all alike. time x Swin-T = geometric mean of the per-round ratios (the two steps of a round), the highest and lowest 10% dropped, with its 95% bootstrap interval over the rounds; step = median. Peak memory comes from a separate pass.`,
     `Ratios are variant / Swin-T at the same batch and precision. fp16/bf16: mmengine's AmpOptimWrapper (as \`tools/train.py --amp\` / \`mkey-det train --amp\`). images/s = batch / median step.`,
     "FLOPs x step: one whole fp32 training step of the timed kind (forward with losses and backward, same weights, batch and seed; at the first batch size), counted by torch's FlopCounterMode (matrix products, convolutions, attention): the time ratio the step would have if all its work ran at one rate; work it does not count (RoIAlign, NMS, elementwise ops, the optimizer) pulls the measured ratio below it. The backbone and detector columns count one image's inference forward.",
     gpu

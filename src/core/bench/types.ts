@@ -35,7 +35,7 @@ export interface TrainOptions {
 
 /** The train suite's defaults per device (mirrors mkey_det.bench.train.DEFAULTS; --quick has its own). */
 export const TRAIN_DEFAULTS: Record<BenchDevice, { batchSizes: number[]; precisions: BenchPrecision[]; size: number; warmup: number; steps: number }> = {
-  cpu: { batchSizes: [2], precisions: ['fp32'], size: 384, warmup: 2, steps: 10 },
+  cpu: { batchSizes: [2], precisions: ['fp32'], size: 384, warmup: 3, steps: 40 },
   // fp16, not bf16: mmcv 2.1.0's RoIAlign CUDA kernel has no bfloat16 (Mask R-CNN under bf16 autocast fails there)
   cuda: { batchSizes: [2, 8], precisions: ['fp32', 'fp16'], size: 1024, warmup: 5, steps: 20 },
 };
@@ -169,10 +169,15 @@ export interface OnnxJob {
 }
 
 export interface TrainRatios {
-  /** Ratio of the median step times (timed in the same interleaved rounds). */
+  /**
+   * Geometric mean of the per-round ratios (step times taken in the same interleaved round),
+   * the highest and lowest 10% dropped (mkey_det.bench.common.ratio_spread).
+   */
   time: number | null;
-  /** 95% bootstrap interval of `time` over the rounds (mkey_det.bench.common.ratio_spread). */
+  /** 95% bootstrap interval of `time` over the rounds. */
   time_ci?: [number, number] | null;
+  /** Ratio of the median step times. */
+  time_of_medians?: number | null;
   /** Median of the per-round ratios. */
   time_round_median?: number | null;
   time_min: number | null;

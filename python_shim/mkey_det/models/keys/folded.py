@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 
 from .base import ManifoldKey
-from .folded_ops import (FoldedKeyTensors, folded_forward, mix_tokens, pool_tokens,
+from .folded_ops import (FoldedKeyTensors, folded_forward, main_term, pool_tokens,
                          stack_charts)
 
 __all__ = ['FoldedKey', 'FoldedKeyTensors', 'fold_key', 'fold_backbone', 'folded_forward',
-           'mix_tokens', 'pool_tokens', 'stack_charts']
+           'main_term', 'pool_tokens', 'stack_charts']
 
 
 class FoldedKey(nn.Module):

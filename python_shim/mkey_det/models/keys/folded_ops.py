@@ -51,11 +51,24 @@ class FoldedKeyTensors:
             self.token_mix, self.weight, self.cb_pool, self.cb_weight, self.cb_scale)])
 
 
-def mix_tokens(token_mix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-chart token mixing ``Lambda_h @ x``: (H, N, N), (B', N, C) -> (B', N, H*C)."""
-    b, n, c = x.shape
-    h = token_mix.shape[0]
-    return torch.einsum('hmn,bnc->bmhc', token_mix, x).reshape(b, n, h * c)
+def main_term(token_mix: torch.Tensor, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``sum_h Lambda_h @ x @ M_h^T``: (H, N, N), (H, C_out, C_in), (B', N, C_in) -> (B', N, C_out).
+
+    Order (why): the channel maps first, all charts in one GEMM on ``x`` as it is laid out,
+    ``y = x @ [M_1; ...; M_H]^T`` of shape (B', N, H*C_out), whose (token, chart) rows are
+    contiguous; then the token mixing contracts (n, h) as one index, ``L[m, (n, h)] =
+    Lambda_h[m, n]``, one batched GEMM per window against the shared L. No (B', N, H*C) tensor
+    is re-laid out, forward or backward. The previous order (token mixing by einsum, then one
+    GEMM) copied that tensor into a chart-major layout and back: at Swin-T's stage 1 at 2 x
+    384^2 (T = 19208 tokens, C = 96, H = 8) SpatialK's folded call took 319 ms forward +
+    backward on the 2-core CPU, this one 215 ms (stage 2: 139 -> 110 ms, stage 3: 183 -> 166
+    ms; same multiply-adds, outputs and gradients equal within 1e-6 relative).
+    """
+    b, n, c_in = x.shape
+    h, c_out, _ = weight.shape
+    y = x.reshape(b * n, c_in) @ weight.reshape(h * c_out, c_in).t()  # (B'*N, H*C_out)
+    mixing = token_mix.permute(1, 2, 0).reshape(n, n * h)              # (N, N*H)
+    return torch.bmm(mixing.expand(b, n, n * h), y.view(b, n * h, c_out))
 
 
 def stack_charts(weight: torch.Tensor) -> torch.Tensor:
@@ -72,7 +85,7 @@ def pool_tokens(cb_pool: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def folded_forward(x: torch.Tensor, t: FoldedKeyTensors) -> torch.Tensor:
     """Apply folded tensors: ``x: (B', N, C) -> (B', N, C)`` (see the module docstring)."""
-    out = mix_tokens(t.token_mix, x) @ stack_charts(t.weight)
+    out = main_term(t.token_mix, t.weight, x)
     if t.cb_pool is not None:
         cb_w = t.weight if t.cb_weight is None else t.cb_weight
         cb = pool_tokens(t.cb_pool, x) @ stack_charts(cb_w)  # (B', C)

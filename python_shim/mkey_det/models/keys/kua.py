@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from .base import CBModeMixin, context_broadcast
-from .folded_ops import FoldedKeyTensors, mix_tokens, pool_tokens, stack_charts
+from .folded_ops import FoldedKeyTensors, main_term, pool_tokens, stack_charts
 from .registry import register_key
 from .spatialk import FOLD_RATIO, SpatialKey
 
@@ -68,9 +68,9 @@ class KUAKey(CBModeMixin, SpatialKey):
 
     def forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         if self._cb_mode != 'eq4':  # everything is in the main term
-            return mix_tokens(self._token_mix(), x) @ stack_charts(self.fold().weight)
+            return main_term(self._token_mix(), self.fold().weight, x)
         main = self.fold(with_cb_weight=False)
-        out = mix_tokens(main.token_mix, x) @ stack_charts(main.weight)
+        out = main_term(main.token_mix, main.weight, x)
         # mean of the H*N chart rows after spatial: (B', C)
         m = pool_tokens(main.cb_pool, x) @ stack_charts(self._expansion_charts())
         w_sum = self._to_out_charts().sum(dim=0)  # (C, C)
