@@ -47,7 +47,7 @@ import torch
 
 from ..models.keys import KEYS
 from ..models.keys.registry import BASE_BACKBONE
-from .common import BenchInputError, Emitter, loadavg
+from .common import TRIM, BenchInputError, Emitter, loadavg
 
 #: (CLI backbone name, key type) of every registered key variant, in display order (the names of
 #: ``mkey-det config --backbone``: 'swin-t', 'swin-t-spatialk', ...)
@@ -264,7 +264,7 @@ def run(emitter: Emitter, device: torch.device, quick: bool = False, work_dir: s
         timing=(f'one process, all variants built; per (batch, precision) {settings["warmup"]} '
                 f'untimed + {settings["steps"]} timed rounds, one step per variant per round, '
                 'order alternating; ratio = geometric mean of the per-round ratios, highest and '
-                'lowest 10% dropped, 95% bootstrap interval over rounds'),
+                f'lowest {TRIM:.0%} dropped, 95% bootstrap interval over rounds'),
         process=('memory pass: one process per variant, its (batch, precision) pairs in turn '
                  '(torch.cuda.reset_peak_memory_stats between them)' if per_process == 'variant'
                  else 'memory pass: one fresh process per (variant, batch, precision)'),
