@@ -266,6 +266,47 @@ describe('mkey-det config (CLI)', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('refuses --cfg-options type names that are not registered (mmengine would import and call them), in every command', async () => {
+    // mmengine's Registry.get falls back to importing a dotted name: this pair ran `touch MARKER`.
+    const marker = join(tmp, 'TYPE_MARKER');
+    const attack = ['--cfg-options', 'default_hooks.timer.type=os.system', `default_hooks.timer.command=touch ${marker}`];
+    const out = join(tmp, 'typed.py');
+    const cases: [string[], string][] = [
+      [['config', '--data', 'coco', ...attack, '--out', out], 'default_hooks.timer.type="os.system"'],
+      [['train', '--data', 'demo', '--max-iters', '1', '--work-dir', join(tmp, 'typed-run'), ...attack], 'default_hooks.timer.type="os.system"'],
+      [['test', '--checkpoint', join(tmp, 'any.pth'), ...attack], 'default_hooks.timer.type="os.system"'],
+      [['pretrain', '--data', 'demo', '--max-iters', '1', '--work-dir', join(tmp, 'typed-pre'), ...attack], 'default_hooks.timer.type="os.system"'],
+      // an undotted module name is imported (its top-level code runs); a scoped name must be registered there
+      [['config', '--data', 'coco', '--cfg-options', 'model.type=antigravity', '--out', out], 'model.type="antigravity"'],
+      [['config', '--data', 'coco', '--cfg-options', 'model.type=mmdet.init_detector', '--out', out], 'model.type="mmdet.init_detector"'],
+      [['config', '--data', 'coco', '--cfg-options', 'default_scope=os', '--out', out], 'default_scope="os" is refused: not a registry scope'],
+    ];
+    for (const [args, named] of cases) {
+      const res = await runCli(args);
+      expect(res.exitCode, args.join(' ')).toBe(2);
+      const first = res.stderr.trim().split('\n')[0]!;
+      expect(first).toContain(`--cfg-options ${named}`);
+      expect(first).toContain('is refused');
+    }
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(join(tmp, 'typed-run'))).toBe(false);
+  });
+
+  it('takes several key=value after one --cfg-options (as DictAction) and registered type names, plain or scoped', async () => {
+    const out = join(tmp, 'several.py');
+    const res = await runCli([
+      'config', '--data', 'coco', '--out', out,
+      '--cfg-options', 'model.roi_head.bbox_head.loss_cls.type=mmdet.FocalLoss', 'model.test_cfg.rcnn.max_per_img=50',
+      '--cfg-options', 'default_hooks.timer.type=IterTimerHook',
+    ]);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toContain("type='mmdet.FocalLoss'");
+    expect(text).toMatch(/max_per_img=50/);
+    expect(text).toContain("type='IterTimerHook'");
+  });
+
   it('does not overwrite an existing --out without --force', async () => {
     const out = join(tmp, 'exists.py');
     writeFileSync(out, '# mine\n');

@@ -1,4 +1,4 @@
-"""mkey_det.cli.report_tools: run identity from configs (mmengine Config.fromfile) and the plots (PNG and inline SVG)."""
+"""mkey_det.cli.report_tools: run identity from configs (read as data, never executed) and the plots (PNG and inline SVG)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mkey_det.cli import bridge, report_tools
+from mkey_det.cli import report_tools
 
 RUNS = Path(__file__).resolve().parents[2] / 'test' / 'fixtures' / 'report' / 'runs'
 
@@ -64,10 +64,44 @@ def test_bad_config_is_reported_not_raised(tmp_path):
     assert '\n' not in out[0]['error']
 
 
-def test_bridge_entry_is_registered():
-    value = json.loads(bridge.call('report.describe_config', json.dumps({'paths': [_cfg('swin-s0')]})))
-    assert value['ok'] is True
-    assert value['value'][0]['key_type'] == 'linear'
+def test_describe_cli_prints_identities():
+    script = Path(report_tools.__file__)
+    res = subprocess.run([sys.executable, str(script), 'describe', _cfg('swin-s0')], capture_output=True, text=True, check=True)
+    (d,) = json.loads(res.stdout)
+    assert d['ok'] is True and d['key_type'] == 'linear'
+
+
+def test_describe_runs_nothing_in_the_config(tmp_path):
+    """A line appended to a run's config.py is skipped, not run (report over runs someone sent)."""
+    marker = tmp_path / 'MARKER'
+    cfg = tmp_path / 'config.py'
+    cfg.write_text(Path(_cfg('spatialk-s1')).read_text()
+                   + f"import os\nos.system('touch {marker}')\nx = open('{marker}', 'w')\n"
+                   + f"model = dict(backbone=dict(type=__import__('os').system('touch {marker}')))\n")
+    (d,) = report_tools.describe_configs([str(cfg)])
+    assert not marker.exists()
+    assert d['ok'] and d['key_type'] == 'spatialk' and d['num_charts'] == 2  # the data assignments still read
+
+
+def test_describe_values_as_data(tmp_path):
+    cfg = tmp_path / 'c.py'
+    cfg.write_text("from mmdet.models import SwinTransformer\n"
+                   "base_seed = 3\nrandomness = dict(seed=base_seed)\n"
+                   "model = {'backbone': dict(type=SwinTransformer, drop=-0.5, inf=float('inf'))}\n"
+                   "train_cfg = dict(max_epochs=2 * 6)\n")
+    data = report_tools.read_config_data(str(cfg))
+    assert data['randomness'] == {'seed': 3}
+    assert data['model']['backbone']['type'] == 'SwinTransformer'  # a name, never looked up
+    assert data['model']['backbone']['drop'] == -0.5 and data['model']['backbone']['inf'] == float('inf')
+    assert 'train_cfg' not in data  # an expression, not data: skipped
+
+
+def test_describe_refuses_a_fifo(tmp_path):
+    import os
+    fifo = tmp_path / 'config.py'
+    os.mkfifo(fifo)
+    (d,) = report_tools.describe_configs([str(fifo)])  # returns at once: the FIFO is never opened
+    assert d['ok'] is False and 'not a regular file' in d['error']
 
 
 def _series(eval_by='epoch'):

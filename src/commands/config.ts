@@ -11,7 +11,7 @@ import { refuseOverwrite } from '../utils/overwrite.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { experimentCharts } from '../core/experiment.js';
-import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
+import { addExperimentOptions, experimentFromOptions, experimentOptionsSchema, refuseUnregisteredTypes } from './experiment-options.js';
 import { datasetLayout } from '../core/config/dataset-layout.js';
 
 const configOptionsSchema = experimentOptionsSchema.extend({
@@ -47,6 +47,7 @@ Examples:
     guardedAction(async (raw: unknown, cmd: Command) => {
       const opts = parseOptions(configOptionsSchema, raw);
       const exp = experimentFromOptions(opts, { checkPaths: false });
+      await refuseUnregisteredTypes(exp.cfgOptions);
       // the linear key has no charts: none reported (null in JSON, as the config's mkey_experiment)
       const charts = experimentCharts(exp);
       if (charts === null && cmd.getOptionValueSource('charts') === 'cli') logger.warn(`--charts has no effect on ${exp.backbone.name} (linear key)`);

@@ -23,6 +23,7 @@ import { describePath } from '../core/dataset.js';
 import { handoffCheckpoint } from '../core/run/run-dir.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
+import { withBridge } from '../python/bridge.js';
 
 /** commander's accumulator for repeatable options. */
 export const collectValues = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -45,8 +46,42 @@ export function cfgOptionPairs(values: string[]): [string, string][] {
   }
 }
 
-/** The `--cfg-options` option itself (repeatable). */
-export const CFG_OPTIONS_FLAG = '--cfg-options <key=value>';
+/**
+ * The `--cfg-options` option itself: several `key=value` after one flag, as mmengine's DictAction
+ * (and so every MMDetection tool) takes them; a repeated flag adds to the list.
+ */
+export const CFG_OPTIONS_FLAG = '--cfg-options <key=value...>';
+
+/**
+ * Refuses `--cfg-options` whose type or scope value is not a registered name (exit 2, one line
+ * naming the key): mmengine imports and calls any dotted `type` it does not find in a registry.
+ * Starts Python only when such a key is given.
+ */
+export async function refuseUnregisteredTypes(pairs: [string, string][]): Promise<void> {
+  const named = pairs.filter(([key]) => TYPE_OR_SCOPE_KEY.test(key));
+  if (named.length === 0) return;
+  const problems = await withBridge((b) => b.call<TypeNameProblem[]>('config.check_type_names', { pairs: named }, { timeoutMs: 300_000 }));
+  const p = problems[0];
+  if (!p) return;
+  const what =
+    p.reason === 'scope'
+      ? `not a registry scope (accepted: ${p.accepted})`
+      : `not a type name registered in ${p.accepted} (e.g. FocalLoss or mmdet.FocalLoss)`;
+  throw new BadInputError(
+    `--cfg-options ${p.key}=${quoteValue(p.value)} is refused: ${what}; mmengine would import it as code`,
+    'name a class registered with MMDetection, mmpretrain, mmengine or mkey_det (values are data, never code)',
+  );
+}
+
+/** Keys whose value mmengine looks up as a type (`…type`, `runner_type`) or imports as a scope. */
+const TYPE_OR_SCOPE_KEY = /(^|\.)(type|runner_type|default_scope|_scope_)$/;
+
+interface TypeNameProblem {
+  key: string;
+  value: string;
+  reason: 'type' | 'scope';
+  accepted: string;
+}
 
 export function addExperimentOptions(cmd: Command): Command {
   return cmd
@@ -64,7 +99,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option(ATTN_IMPL_FLAG[0], ATTN_IMPL_FLAG[1])
     .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
-    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
+    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false);
 }
 

@@ -16,7 +16,7 @@ import { pretrain } from '../core/pretrain/run.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { ATTN_IMPL_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
+import { ATTN_IMPL_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -106,7 +106,7 @@ export const pretrainCommand = addLaunchOptions(
     .option(ATTN_IMPL_FLAG[0], `${ATTN_IMPL_FLAG[1]}; Swin-T only`)
     .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
-    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1 (repeatable)', collectValues, [])
+    .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
     .option('--work-dir <dir>', 'run directory (default: work_dirs/pretrain-<backbone>[-c<charts>]-<recipe>-<data>-s<seed>)'),
   'mmpretrain',
@@ -132,6 +132,7 @@ Examples:
     guardedAction(async (raw: unknown) => {
       const opts = parseOptions(pretrainOptionsSchema, raw);
       const exp = pretrainExperimentFrom(opts);
+      await refuseUnregisteredTypes(exp.cfgOptions);
       const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
       const workDir =
         opts.workDir ?? `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;

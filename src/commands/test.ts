@@ -6,7 +6,7 @@ import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
 import { emit } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { CFG_OPTIONS_FLAG, cfgOptionPairs, collectValues } from './experiment-options.js';
+import { CFG_OPTIONS_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
 
 const testOptionsSchema = z.object({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
@@ -26,7 +26,7 @@ export const testCommand = new Command('test')
   .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
   .option('--gpus <n>', 'evaluate with n processes (GPUs) through torchrun; 0 = one process on whatever device torch sees', '0')
   .option('--non-strict', "load the checkpoint even when its weights do not fit the config's model (MMDetection's default; the mismatch is only in the log)", false)
-  .option(CFG_OPTIONS_FLAG, "override a value of the run's config for this evaluation, parsed by MMDetection's tools/test.py (mmengine's DictAction); keys that load code are refused (repeatable)", collectValues, [])
+  .option(CFG_OPTIONS_FLAG, "override a value of the run's config for this evaluation, parsed by MMDetection's tools/test.py (mmengine's DictAction); keys that load code and unregistered type names are refused; several pairs after one flag", [])
   .option('--json', 'print the result as JSON', false)
   .option('--verbose', "also stream MMDetection's own log", false)
   .addHelpText(
@@ -43,6 +43,7 @@ Examples:
     guardedAction(async (raw: unknown) => {
       const opts = parseOptions(testOptionsSchema, raw);
       const cfgOptions = cfgOptionPairs(opts.cfgOptions);
+      await refuseUnregisteredTypes(cfgOptions);
       const result = await testCheckpoint({ ...opts, cfgOptions, progress: opts.json ? 'silent' : 'lines' });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
       if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;

@@ -8,7 +8,7 @@ import { guardedAction } from '../utils/command.js';
 import { displayPath } from '../utils/paths.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
-import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, experimentOptionsSchema } from './experiment-options.js';
+import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, refuseUnregisteredTypes, experimentOptionsSchema } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
@@ -32,6 +32,8 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
   if (!info) throw new BadInputError(`--config ${quoteValue(opts.config!)} does not exist`);
   if (info.kind !== 'file') throw new BadInputError(`--config ${quoteValue(opts.config!)} is ${info.what}, not a config file`);
   const workDir = opts.workDir ?? `work_dirs/${basename(configFile).replace(/\.py$/, '')}`;
+  const cfgOptions = cfgOptionPairs(opts.cfgOptions);
+  await refuseUnregisteredTypes(cfgOptions);
   return trainConfig({
     configFile,
     keyType: given('backbone') ? backboneVariant(opts.backbone).keyType : undefined,
@@ -41,7 +43,7 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
     attnImpl: opts.attnImpl,
     keyOrder: opts.keyOrder,
     tf32: opts.tf32,
-    cfgOptions: cfgOptionPairs(opts.cfgOptions),
+    cfgOptions,
     ...launchOptionsFrom(opts, workDir),
   });
 }
@@ -98,6 +100,7 @@ Examples:
         return;
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });
+      await refuseUnregisteredTypes(exp.cfgOptions);
       const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
       const workDir =
         opts.workDir ??

@@ -1,9 +1,10 @@
 """Python side of ``mkey-det report``.
 
-* :func:`describe_configs` (bridge entry ``report.describe_config``): the identity of each run
-  from its MMDetection config, read with mmengine's ``Config.fromfile``: backbone type, manifold
-  key, charts, seed, loop length, the ``mkey_experiment`` dict, and a fingerprint of the config
-  without seed and launch-only settings (same fingerprint = same configuration).
+* ``python report_tools.py describe CONFIG...`` (:func:`describe_configs`): the identity of each
+  run from its config file, read as data and never executed (:func:`read_config_data`): backbone
+  type, manifold key, charts, seed, loop length, the ``mkey_experiment`` dict, and a fingerprint
+  of the config without seed and launch-only settings (same fingerprint = same configuration).
+  A report is often made over runs someone else sent: reading their numbers must not run them.
 * ``python report_tools.py plot --data series.json --prefix out/report [--format png,svg]``: the
   report's plots (training loss, learning rate, box/mask AP or top-1/top-5), drawn once each by
   matplotlib and saved as PNG and/or as SVG ready to inline in the HTML report (the one renderer
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import hashlib
 import html
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from typing import Any
 
@@ -61,12 +64,78 @@ def _num(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def describe_config(path: str) -> dict[str, Any]:
-    """Identity of one run from its config file (raises on an unreadable config)."""
-    from mmengine.config import Config
+class _NotData(Exception):
+    """An expression that is not plain data (a call, an operator, a comprehension...)."""
 
-    cfg = Config.fromfile(path, import_custom_modules=False)
-    d = _plain(cfg.to_dict())
+
+def _literal(node: ast.AST, names: dict[str, Any]) -> Any:
+    """The value of a data expression of a config file, without evaluating anything.
+
+    Accepted: constants, lists, tuples, sets, ``{...}`` and ``dict(k=v)`` (mmengine's dumped
+    configs are written in these), ``float('inf')``, a sign on a number, and names: one assigned
+    earlier in the file gives its value, any other (a class of a lazy-import config, ``{{_base_}}``
+    style references) gives its own name as a string, never looked up.
+    """
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [_literal(e, names) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise _NotData('** in a dict')
+        return {_literal(k, names): _literal(v, names) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id == 'dict' and not node.args and all(k.arg for k in node.keywords):
+            return {k.arg: _literal(k.value, names) for k in node.keywords}
+        if node.func.id == 'float' and len(node.args) == 1 and not node.keywords:
+            arg = _literal(node.args[0], names)
+            if isinstance(arg, str) and arg.strip().lower() in ('inf', '-inf', '+inf', 'nan'):
+                return float(arg)
+        raise _NotData(f'a call of {node.func.id}()')
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _literal(node.operand, names)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return -v if isinstance(node.op, ast.USub) else v
+        raise _NotData('a sign on a non-number')
+    if isinstance(node, ast.Name):
+        return copy.deepcopy(names[node.id]) if node.id in names else node.id
+    if isinstance(node, ast.Attribute):
+        parts = []
+        cur: ast.AST = node
+        while isinstance(cur, ast.Attribute):
+            parts.append(cur.attr)
+            cur = cur.value
+        if isinstance(cur, ast.Name):
+            return '.'.join([cur.id, *reversed(parts)])
+    raise _NotData(type(node).__name__)
+
+
+def read_config_data(path: str) -> dict[str, Any]:
+    """The top-level assignments of a config file whose values are plain data; nothing executed.
+
+    mmengine runs a config file as Python (``Config.fromfile``); a run's ``config.py`` is the config
+    mmengine dumped at launch, all data, so reading it as data loses nothing, and a line someone
+    added to it is skipped instead of run. ``_base_`` files are not followed (they are code too).
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read for ever
+        raise ValueError(f'{path} is not a regular file')
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), filename=path)
+    names: dict[str, Any] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+            try:
+                value = _literal(stmt.value, names)
+            except _NotData:
+                continue
+            for t in stmt.targets:
+                names[t.id] = value
+    return names
+
+
+def describe_config(path: str) -> dict[str, Any]:
+    """Identity of one run from its config file, read as data (raises on an unreadable file)."""
+    d = _plain(read_config_data(path))
     model = d.get('model') if isinstance(d.get('model'), dict) else {}
     backbone = model.get('backbone') if isinstance(model.get('backbone'), dict) else {}
     exp = d.get('mkey_experiment') if isinstance(d.get('mkey_experiment'), dict) else {}

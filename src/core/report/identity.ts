@@ -1,10 +1,11 @@
 /**
- * Run identity (backbone key, charts, schedule, seed) from each run's MMDetection config, read by
- * mmengine's `Config.fromfile` on the Python side (bridge entry `report.describe_config`), never
- * from folder names.
+ * Run identity (backbone key, charts, schedule, seed) from each run's config, never from folder
+ * names. The config is read as data (`report_tools.py describe`: Python's own parser, nothing
+ * executed, no torch imported): reporting over runs someone sent must not run their code.
  */
-import { withBridge } from '../../python/bridge.js';
-import { MkeyError } from '../../utils/errors.js';
+import { execa } from 'execa';
+import { checkInterpreter } from '../../python/interpreter.js';
+import { reportToolsScript } from './plots.js';
 import type { RunIdentity } from './types.js';
 
 /** What `mkey_det.cli.report_tools.describe_configs` returns per file. */
@@ -41,7 +42,7 @@ function toIdentity(d: Described): RunIdentity {
 }
 
 /**
- * Describes each config file (undefined entries: the run has no config). One bridge session for
+ * Describes each config file (undefined entries: the run has no config). One Python process for
  * all files. When Python cannot start, every identity carries the reason and `warning` says so;
  * the report still lists the runs.
  */
@@ -51,9 +52,11 @@ export async function describeConfigs(files: (string | undefined)[]): Promise<{ 
   let warning: string | undefined;
   if (paths.length) {
     try {
-      described = await withBridge((b) => b.call<Described[]>('report.describe_config', { paths }, { timeoutMs: 300_000 }));
+      const py = await checkInterpreter();
+      const res = await execa(py, [reportToolsScript, 'describe', ...paths], { timeout: 120_000, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+      described = JSON.parse(String(res.stdout)) as Described[];
     } catch (err) {
-      const msg = err instanceof MkeyError || err instanceof Error ? err.message.split('\n')[0]! : String(err);
+      const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
       warning = `run configs not read (${msg}); runs are not grouped by configuration`;
       described = paths.map((p) => ({ path: p, ok: false, error: 'Python unavailable' }));
     }
