@@ -9,11 +9,19 @@ cd "$root"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/setup.sh || { echo "[test] setup failed" >&2; exit 1; }
 
+# Results (vitest JSON, pytest JUnit XML) go to .test-results/ for the table of slow files at the end.
+results="$root/.test-results"
+rm -rf "$results" && mkdir -p "$results"
+
 echo "[test] vitest (TypeScript, drives the real bridge, MMDetection and onnxruntime-node)" >&2
-npx --no-install vitest run
+t0=$SECONDS
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
 ts=$?
+t1=$SECONDS
 echo "[test] pytest (python_shim)" >&2
-bash scripts/run-pytest.sh
+bash scripts/run-pytest.sh --junitxml="$results/pytest.xml" -o junit_family=xunit2
 py=$?
-echo "[test] vitest exit $ts, pytest exit $py" >&2
+t2=$SECONDS
+node scripts/test-times.mjs "$results"
+echo "[test] vitest $((t1 - t0)) s (exit $ts), pytest $((t2 - t1)) s (exit $py)" >&2
 [ $ts -eq 0 ] && [ $py -eq 0 ]

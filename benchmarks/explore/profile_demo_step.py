@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import torch
 
+sys.stdout = sys.stderr  # mmengine logs to stdout; the tables below go to the real one
 import mkey_det  # noqa: F401  (registers the plugin; makes torchvision importable)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -56,7 +57,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     for _ in range(args.steps):
         model.train_step(next(it), ow)
-print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=20))
+print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=20), file=sys.__stdout__)
 
 part_time.clear()
 t = []
@@ -66,7 +67,7 @@ for _ in range(args.steps):
     t.append(time.perf_counter() - t0)
 step = sum(t) / len(t)
 params = sum(p.numel() for p in model.parameters())
-print(f'step {step:.2f} s (mean of {len(t)}: {", ".join(f"{x:.2f}" for x in t)}), {params / 1e6:.1f}M parameters')
+print(f'step {step:.2f} s (mean of {len(t)}: {", ".join(f"{x:.2f}" for x in t)}), {params / 1e6:.1f}M parameters', file=sys.__stdout__)
 for name, s in part_time.items():
-    print(f'  forward {name:9s} {s / len(t):.2f} s a step ({100 * s / len(t) / step:.0f}% of the step)')
-print(f'  the rest (losses, backward, AdamW) {step - sum(part_time.values()) / len(t):.2f} s')
+    print(f'  forward {name:9s} {s / len(t):.2f} s a step ({100 * s / len(t) / step:.0f}% of the step)', file=sys.__stdout__)
+print(f'  the rest (losses, backward, AdamW) {step - sum(part_time.values()) / len(t):.2f} s', file=sys.__stdout__)

@@ -153,6 +153,33 @@ function warmup(iters: number): Dict {
   return { type: 'LinearLR', start_factor: 0.001, by_epoch: false, begin: 0, end: iters };
 }
 
+/**
+ * FPN width of the demo's detector. The stock 256 channels are sized for COCO's 80 classes at
+ * 800+ pixels; on 64-pixel images of 3 classes the heads cost CPU time the Swin-T backbone (the
+ * subject of the demo) does not: mmcv's single-threaded CPU RoIAlign backward alone took 27% of a
+ * step, and its cost follows the channel count. At 128 a step takes 22% less and the demo still
+ * learns (docs/DEMO.md: the profiles and the runs). The demo only: `coco` and custom data keep
+ * the stock heads.
+ */
+export const DEMO_FPN_CHANNELS = 128;
+
+/** The demo's neck and heads (every channel count that follows the FPN width), on top of `roiHead`. */
+function demoHeads(roiHead: Dict = {}): Dict {
+  const c = DEMO_FPN_CHANNELS;
+  const part = (name: string, fields: Dict): Dict => ({ ...((roiHead[name] as Dict | undefined) ?? {}), ...fields });
+  return {
+    neck: { out_channels: c },
+    rpn_head: { in_channels: c, feat_channels: c },
+    roi_head: {
+      ...roiHead,
+      bbox_roi_extractor: part('bbox_roi_extractor', { out_channels: c }),
+      bbox_head: part('bbox_head', { in_channels: c }),
+      mask_roi_extractor: part('mask_roi_extractor', { out_channels: c }),
+      mask_head: part('mask_head', { in_channels: c, conv_out_channels: c }),
+    },
+  };
+}
+
 /** The top-level assignments of the config, in order. */
 export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, PyValue][] {
   const body: [string, PyValue][] = [];
@@ -192,10 +219,11 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   }
   if (isDemo) {
     // A few large objects per small image: far fewer proposals and sampled RoIs than COCO needs
-    // keep a CPU step short (the mask head's convolutions run once per positive RoI). The
-    // architecture is unchanged.
+    // keep a CPU step short (the mask head's convolutions run once per positive RoI).
     model.train_cfg = { rpn_proposal: { nms_pre: 1000, max_per_img: 200 }, rcnn: { sampler: { num: 32 } } };
     model.test_cfg = { rpn: { nms_pre: 300, max_per_img: 100 }, rcnn: { max_per_img: 20 } };
+    const heads = demoHeads(model.roi_head as Dict | undefined);
+    Object.assign(model, heads);
   }
   body.push(['model', model]);
 
