@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // One tiny training run, started in the background and shared by the tests that only read a run.
+    globalSetup: ['test/helpers/shared-run.ts'],
     testTimeout: 600_000,
     hookTimeout: 600_000,
     fileParallelism: true,

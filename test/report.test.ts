@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, runCli } from './helpers/cli.js';
+import { SHARED_RUN_EPOCHS, sharedRun } from './helpers/shared-run.js';
 import type { GroupRow, Report, RunRow } from '../src/core/report/types.js';
 
 const RUNS = join(repoRoot, 'test', 'fixtures', 'report', 'runs');
@@ -364,6 +365,24 @@ describe('mkey-det report on real MMDetection run directories', () => {
     expect(bad.eval?.step).toBe(4); // the logs themselves are fine
     const only = run(r, 'only-status');
     expect(only.status).toBe('running, no logs yet; no evaluation yet; no config .py in the run directory');
+  });
+});
+
+describe('mkey-det report on a run trained by this version of the CLI', () => {
+  it('reads identity from its config as data and the last evaluation from its events, nothing written into it', async () => {
+    const { workDir } = await sharedRun();
+    const before = readdirSync(workDir).sort();
+    const res = await runCli(['report', workDir, '--format', 'json']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const r = (JSON.parse(res.stdout) as JsonReport).runs;
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ keyType: 'spatialk', charts: 2, seed: 0, state: 'completed', lastEpoch: SHARED_RUN_EPOCHS, maxEpochs: SHARED_RUN_EPOCHS });
+    const vals = readFileSync(join(workDir, 'mkey-events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; epoch: number; metrics: Record<string, number> }).filter((e) => e.event === 'val');
+    const last = vals.at(-1)!;
+    expect(r[0]!.eval?.step).toBe(last.epoch);
+    expect(r[0]!.eval?.ap.APb).toBe(pct(last.metrics['coco/bbox_mAP']!));
+    expect(r[0]!.eval?.ap.APm).toBe(pct(last.metrics['coco/segm_mAP']!));
+    expect(readdirSync(workDir).sort()).toEqual(before);
   });
 });
 

@@ -10,9 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
+import { SHARED_RUN_EPOCHS, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
 
 const python = testPython;
-const small = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
+const small = SMALL_RUN;
 let tmp: string;
 let data: string;
 
@@ -82,15 +83,16 @@ describe('one work dir, one run', () => {
 
 describe('checkpoints that do not fit or are not checkpoints', () => {
   it('are refused with one line naming what they are, never with the unsafe loader', async () => {
-    const wd = join(tmp, 'contended'); // the run of the test above
-    expect(existsSync(join(wd, 'iter_2.pth'))).toBe(true);
+    const { workDir: wd } = await sharedRun(); // a finished real run (spatialk, 2 charts)
+    const ckpt = join(wd, `epoch_${SHARED_RUN_EPOCHS}.pth`);
+    expect(existsSync(ckpt)).toBe(true);
     // That run's checkpoint against a config of another variant: refused, naming both.
     const other = join(tmp, 'other-c4.py');
     expect((await runCli(['config', '--backbone', 'swin-t-spatialk', '--charts', '4', '--data', data, '--out', other])).exitCode).toBe(0);
-    const mismatch = await runCli(['test', '--checkpoint', join(wd, 'iter_2.pth'), '--config', other]);
+    const mismatch = await runCli(['test', '--checkpoint', ckpt, '--config', other]);
     expect(mismatch.exitCode).toBe(2);
     expect(mismatch.stderr.split('\n')[0]).toContain("does not fit the config's model (config: spatialk, 4 charts; checkpoint: spatialk, 2 charts)");
-    expect(existsSync(join(wd, 'test-iter_2', 'mkey-events.jsonl'))).toBe(false);
+    expect(existsSync(join(wd, `test-epoch_${SHARED_RUN_EPOCHS}`))).toBe(false);
 
     // Files that are not checkpoints, or that hold code: one line each, never the unsafe loader.
     const notCkpt = join(tmp, 'notes.pth');
@@ -102,7 +104,7 @@ class E:
     def __reduce__(self): return (os.system, ('touch ${marker}',))
 torch.save({'state_dict': {}, 'x': E()}, '${evil}')`]);
     const truncated = join(tmp, 'truncated.pth');
-    writeFileSync(truncated, readFileSync(join(wd, 'iter_2.pth')).subarray(0, 100_000));
+    writeFileSync(truncated, readFileSync(ckpt).subarray(0, 100_000));
     const fifo = join(tmp, 'fifo.pth');
     await execa('mkfifo', [fifo]);
     for (const [file, message] of [

@@ -9,9 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_EVENT_NAMES, runEventSchema } from '../src/core/run/events.js';
 import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
+import { SHARED_RUN_EPOCHS, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
 
 let tmp: string;
 let data: string;
+/** Events of the interrupted-and-resumed run (first test of 'a real run'), for the schema coverage check. */
+let interruptedRunEvents: string[] = [];
 
 const readJsonLines = (p: string) =>
   readFileSync(p, 'utf8')
@@ -29,7 +32,7 @@ function expectEventsMatchSchema(path: string): string[] {
   return seen;
 }
 const readRun = (wd: string) => JSON.parse(readFileSync(join(wd, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
-const small = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
+const small = SMALL_RUN;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mkey-train-'));
@@ -115,9 +118,9 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
 });
 
 describe('mkey-det train: a real run', () => {
-  it('trains, is interrupted by SIGINT without orphans, resumes, and evaluates', async () => {
+  it('trains, is interrupted by SIGINT without orphans, and resumes', async () => {
     const wd = join(tmp, 'run');
-    const child = execa('node', [cliPath, 'train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '3', '--json'], {
+    const child = execa('node', [cliPath, 'train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '2', '--json'], {
       reject: false,
       cwd: repoRoot,
     });
@@ -136,7 +139,7 @@ describe('mkey-det train: a real run', () => {
     expect(stoppedEvents).toHaveLength(1);
 
     // A work dir holding a run is not overwritten by accident.
-    const again = await runCli(['train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '3']);
+    const again = await runCli(['train', ...small, '--data', data, '--work-dir', wd, '--max-epochs', '2']);
     expect(again.exitCode).toBe(2);
     expect(again.stderr).toContain('already holds a run; refusing to overwrite it');
 
@@ -154,15 +157,24 @@ describe('mkey-det train: a real run', () => {
     expect(readRun(wd)).toMatchObject({ status: 'completed', experiment: { keyType: 'spatialk', charts: 2 } });
     const events = readJsonLines(join(wd, 'mkey-events.jsonl'));
     const vals = events.filter((e) => e.event === 'val');
-    expect(vals.map((v) => v.epoch)).toContain(3);
+    expect(vals.map((v) => v.epoch)).toContain(2);
     for (const v of vals) expect(typeof (v.metrics as Record<string, unknown>)['coco/bbox_mAP']).toBe('number');
     const iters = events.filter((e) => e.event === 'iter');
     for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
     for (const it of iters) expect(it.memory_kind).toBe('rss');
+    interruptedRunEvents = expectEventsMatchSchema(join(wd, 'mkey-events.jsonl'));
+  });
 
+  it('evaluates a finished run with test (as its last validation) and draws its detections with infer', async () => {
+    const shared = await sharedRun();
+    const wd = shared.workDir;
+    const vals = readJsonLines(join(wd, 'mkey-events.jsonl')).filter((e) => e.event === 'val');
+    expect(vals.map((v) => v.epoch)).toContain(SHARED_RUN_EPOCHS);
+    const ckpt = join(wd, `epoch_${SHARED_RUN_EPOCHS}.pth`);
     // --cfg-options reach tools/test.py (mmengine's own parser): a harmless one, results unchanged
-    const evaluated = await runCli(['test', '--checkpoint', join(wd, 'epoch_3.pth'), '--cfg-options', 'default_hooks.logger.interval=1', '--json']);
-    expect(evaluated.exitCode).toBe(0);
+    const testDir = join(tmp, 'test-shared');
+    const evaluated = await runCli(['test', '--checkpoint', ckpt, '--work-dir', testDir, '--cfg-options', 'default_hooks.logger.interval=1', '--json']);
+    expect(evaluated.exitCode, evaluated.stderr).toBe(0);
     const ev = JSON.parse(evaluated.stdout) as { status: string; metrics: Record<string, number> };
     expect(ev.status).toBe('completed');
     for (const k of ['coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/segm_mAP', 'coco/segm_mAP_50', 'coco/segm_mAP_75']) {
@@ -173,11 +185,11 @@ describe('mkey-det train: a real run', () => {
 
     // infer: the run's detector on the val images, pictures (PNG) and detections written once
     const inferOut = join(tmp, 'infer');
-    const inferred = await runCli(['infer', wd, join(data, 'val2017'), '--out', inferOut, '--score-thr', '0', '--json']);
+    const inferred = await runCli(['infer', wd, join(shared.data, 'val2017'), '--out', inferOut, '--score-thr', '0', '--json']);
     expect(inferred.exitCode, inferred.stderr).toBe(0);
     const inf = JSON.parse(inferred.stdout) as { classes: string[]; images: { vis: string; preds: string; detections: { score: number; bbox: number[] }[] }[]; json: string };
     expect(inf.classes).toEqual(['circle', 'triangle', 'square']);
-    const valImages = readdirSync(join(data, 'val2017')).length; // one picture per val image
+    const valImages = readdirSync(join(shared.data, 'val2017')).length; // one picture per val image
     expect(valImages).toBe(3);
     expect(inf.images).toHaveLength(valImages);
     for (const img of inf.images) {
@@ -186,13 +198,14 @@ describe('mkey-det train: a real run', () => {
       for (const d of img.detections) expect(d.bbox).toHaveLength(4);
     }
     expect(JSON.parse(readFileSync(inf.json, 'utf8')).images).toHaveLength(valImages);
-    const inferAgain = await runCli(['infer', wd, join(data, 'val2017'), '--out', inferOut]);
+    const inferAgain = await runCli(['infer', wd, join(shared.data, 'val2017'), '--out', inferOut]);
     expect(inferAgain.exitCode).toBe(2);
     expect(inferAgain.stderr.split('\n')[0]).toContain('is not empty; refusing to write into it');
 
-    // The events format is defined once: every event of this run (train, interrupted, resumed) and of
-    // its evaluation validates against the schema, and together they cover all but 'error' (next test).
-    const seen = new Set([...expectEventsMatchSchema(join(wd, 'mkey-events.jsonl')), ...expectEventsMatchSchema(join(wd, 'test-epoch_3', 'mkey-events.jsonl'))]);
+    // The events format is defined once: every event of a run (train, interrupted, resumed: the
+    // test above) and of an evaluation validates against the schema, and together they cover all
+    // but 'error' (next test).
+    const seen = new Set([...interruptedRunEvents, ...expectEventsMatchSchema(join(wd, 'mkey-events.jsonl')), ...expectEventsMatchSchema(join(testDir, 'mkey-events.jsonl'))]);
     expect([...seen].sort()).toEqual(RUN_EVENT_NAMES.filter((n) => n !== 'error').sort());
   });
 

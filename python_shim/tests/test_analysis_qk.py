@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import MANIFOLD, mkey_swin, randomize_, stock_swin
-from mkey_det.analysis.qk import backbone_interactions, head_interactions, similarity
+from mkey_det.analysis.qk import backbone_interactions, head_interactions, similarity, similarity_of_factors
 from mkey_det.models.backbones import load_pretrained
 
 
@@ -19,6 +19,18 @@ def test_similarity_of_constructed_matrices():
     assert opposite == pytest.approx(-1.0, abs=1e-9)
     s, _ = similarity(w.T @ torch.randn(8, 32, generator=g), 8)
     assert len(s) == 8 and all(a >= b for a, b in zip(s, s[1:]))
+
+
+@pytest.mark.parametrize('sign', [1.0, -1.0])
+def test_factored_svd_equals_the_dense_one(sign):
+    g = torch.Generator().manual_seed(1)
+    p, q = torch.randn(96, 32, generator=g, dtype=torch.double), torch.randn(96, 32, generator=g, dtype=torch.double)
+    s_dense, sim_dense = similarity(sign * p @ q.T, 32)
+    s_fact, sim_fact = similarity_of_factors(sign * p, q)
+    assert torch.allclose(s_fact, s_dense, rtol=1e-10, atol=1e-10)
+    assert sim_fact == pytest.approx(sim_dense, abs=1e-10)
+    _, same = similarity_of_factors(p, p)
+    assert same == pytest.approx(1.0, abs=1e-9)
 
 
 def test_linear_head_is_scale_wq_t_wk():

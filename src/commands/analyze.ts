@@ -56,6 +56,9 @@ Definitions (docs/ANALYZE.md): the interaction of head h is A = scale * W_q,h^T 
 pairs query directions u_r with key directions v_r. A manifold key mixes the window's tokens; its
 part from the key token itself, averaged over positions, is W_k,0 = sum_c mean diag(Lambda_c) M_c,
 which equals W_k for the linear key and for a manifold key started from one.
+A run folder's config.py is Python that MMDetection executes to build the model, like any
+MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
 checkpoint that does not fit its config), 3 Python not set up.
 
@@ -163,6 +166,9 @@ real queries of its window. Grid rows: query maps then received maps, one row bl
 ViT: class map = per head, the class token's row of the attention probabilities without its own
 column, over the patch grid (14x14 at 224 px); its share to itself is reported as "self".
 Grid rows: one per model. Every head is coloured to its own maximum.
+A run folder's config.py is Python that MMDetection executes to build the model, like any
+MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
 checkpoint that does not fit its config, an unreadable image, a layer out of range, --query
 for a ViT, a Swin and a ViT in one call), 3 Python not set up.

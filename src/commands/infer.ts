@@ -43,6 +43,9 @@ export const inferCommand = new Command('infer')
     'after',
     `
 The checkpoint is checked key for key against the run's config first (a mismatch: exit 2).
+A run folder's config.py is Python that MMDetection executes to build the model, like any
+MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+
 Exit codes: 0 ok, 1 inference failed, 2 bad input, 3 Python not set up.
 
 Examples:

@@ -32,6 +32,9 @@ export const testCommand = new Command('test')
   .addHelpText(
     'after',
     `
+A run folder's config.py is Python that MMDetection executes to build the model, like any
+MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+
 Exit codes: 0 evaluated, 1 evaluation failed, 2 bad input, 3 Python not set up, 130 interrupted.
 
 Examples:

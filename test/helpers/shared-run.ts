@@ -1,0 +1,68 @@
+/**
+ * One real tiny training run per `npm test`, shared by the tests that only read a run (`test`,
+ * `infer`, `report`, checkpoint checks), instead of each file training its own.
+ *
+ * vitest's globalSetup (vitest.config.ts) starts it in the background and returns at once, so the
+ * test files start beside it; `sharedRun()` (in a test) waits until it has ended. The run is the
+ * CLI itself (`mkey-det train`), as a user would start it: a Swin-T + SpatialK (2 charts) Mask
+ * R-CNN on 4 generated 128 x 128 images for 2 epochs, evaluated after each. A reader must not
+ * write into it: give `test` a `--work-dir` and `infer` an `--out` of its own.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { cliPath, makeTinyDataset, repoRoot } from './cli.js';
+
+export interface SharedRun {
+  /** The tiny COCO-layout dataset the run trained on (4 train, 3 val images). */
+  data: string;
+  /** The run directory (`mkey-det train --work-dir`). */
+  workDir: string;
+  /** Where the train command's stdout/stderr went. */
+  log: string;
+  /** Written with the command's exit code when it ends. */
+  done: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    sharedRun: SharedRun;
+  }
+}
+
+/** The options of the shared run; tests that train their own use the same. */
+export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
+export const SHARED_RUN_EPOCHS = 2;
+
+export default async function setup(project: TestProject): Promise<() => void> {
+  const root = mkdtempSync(join(tmpdir(), 'mkey-shared-run-'));
+  const data = await makeTinyDataset(join(root, 'tiny'));
+  const run: SharedRun = { data, workDir: join(root, 'run'), log: join(root, 'train.log'), done: join(root, 'train.exit') };
+  const out = openSync(run.log, 'w');
+  const child = spawn('node', [cliPath, 'train', ...SMALL_RUN, '--data', data, '--work-dir', run.workDir, '--max-epochs', String(SHARED_RUN_EPOCHS)], {
+    cwd: repoRoot,
+    stdio: ['ignore', out, out],
+  });
+  child.on('exit', (code, signal) => writeFileSync(run.done, String(code ?? signal)));
+  project.provide('sharedRun', run);
+  return () => {
+    if (child.exitCode === null) child.kill('SIGINT');
+    rmSync(root, { recursive: true, force: true });
+  };
+}
+
+/** The shared run, once it has ended; fails with the end of its log if it did not complete. */
+export async function sharedRun(timeoutMs = 480_000): Promise<SharedRun> {
+  const run = inject('sharedRun');
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(run.done)) {
+    if (Date.now() > deadline) throw new Error(`the shared run did not end within ${timeoutMs / 1000} s (log: ${run.log})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const code = readFileSync(run.done, 'utf8').trim();
+  if (code !== '0') throw new Error(`the shared run ended with ${code}:\n${readFileSync(run.log, 'utf8').slice(-2000)}`);
+  return run;
+}
