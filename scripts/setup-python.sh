@@ -203,12 +203,19 @@ build_mmcv() {
   local t0=$SECONDS src tmp jobs
   jobs="${MAX_JOBS:-$(nproc)}"
   if [ $cuda = 0 ] && [ -z "$wheels" ]; then
-    # CPU ops from PyPI's sdist: pip caches the built wheel, so a second setup takes seconds.
-    say "3/4 building mmcv 2.1.0 with CPU ops, MAX_JOBS=$jobs (about 4 min on 2 cores; cached by pip after the first build)"
+    # CPU ops from PyPI's sdist: pip caches the built wheel, so every later setup on this machine
+    # (another clone included) installs it in seconds; say which of the two is about to happen.
+    local cached
+    cached="$(pip cache list 'mmcv-2.1.0-*' --format abspath 2>/dev/null | head -1 || true)"
+    if [ -n "$cached" ]; then
+      say "3/4 mmcv 2.1.0 with CPU ops: the wheel an earlier setup on this machine built, from pip's cache ($cached)"
+    else
+      say "3/4 building mmcv 2.1.0 with CPU ops, MAX_JOBS=$jobs: about 5-6 min on 2 cores, once per machine (pip caches the wheel)"
+    fi
     FORCE_CUDA=0 MMCV_WITH_OPS=1 MAX_JOBS="$jobs" CFLAGS=-g0 pip install -q --no-build-isolation --no-deps -c "$lock" mmcv
     mmcv_ok || { say "mmcv built without working ops (mmcv._ext missing)"; exit 1; }
-    say "mmcv built in $((SECONDS - t0)) s"
-    record_mmcv built $((SECONDS - t0))
+    say "mmcv ${cached:+installed from the cache}${cached:-built} in $((SECONDS - t0)) s"
+    record_mmcv "${cached:+cached}${cached:-built}" $((SECONDS - t0))
     return
   fi
   tmp="$(mktemp -d)"

@@ -3,10 +3,11 @@
  * `analyze attention` / `analyze qk`, built here by hand in the layout those commands write
  * (attention.json + attention-<n>-<name>.png, qk.json + qk.png), no Python analysis run.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { repoRoot, runCli } from './helpers/cli.js';
 import type { ReportAnalysis } from '../src/core/report/index.js';
 
@@ -200,6 +201,22 @@ describe('mkey-det report --analysis', () => {
       const file = await runCli(['report', join(RUNS, 'swin-s0'), '--analysis', join(qk, 'qk.json')]);
       expect(file.exitCode).toBe(2);
       expect(oneLine(file.stderr)).toEqual([expect.stringMatching(/^error: --analysis ".*qk\.json" is a file, not a folder; accepted: /)]);
+    });
+
+    it('a FIFO as qk.json: refused at once (a read would block for ever); a FIFO as qk.png: the picture missing', async () => {
+      const fifoDir = join(tmp, 'fifo-qk');
+      mkdirSync(fifoDir, { recursive: true });
+      execFileSync('mkfifo', [join(fifoDir, 'qk.json')]);
+      const res = await runCli(['report', join(RUNS, 'swin-s0'), '--analysis', fifoDir], { timeout: 60_000 });
+      expect(res.exitCode).toBe(2);
+      expect(oneLine(res.stderr)).toEqual([expect.stringMatching(/^error: --analysis ".*fifo-qk": qk\.json is not readable JSON \(.*is not a regular file.*\); accepted: /)]);
+      const pngFifo = join(tmp, 'fifo-png');
+      cpSync(qk, pngFifo, { recursive: true });
+      rmSync(join(pngFifo, 'qk.png'));
+      execFileSync('mkfifo', [join(pngFifo, 'qk.png')]);
+      const md = await runCli(['report', join(RUNS, 'swin-s0'), '--analysis', pngFifo, '--format', 'html', '--out', join(tmp, 'fifo.html')], { timeout: 60_000 });
+      expect(md.exitCode, md.stderr).toBe(0);
+      expect(md.stderr).toMatch(/qk\.png is missing; the numbers are still in the table/);
     });
 
     it('an attention.json that is not analyze attention\'s output, also with --json', async () => {

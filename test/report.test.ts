@@ -4,8 +4,9 @@
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { repoRoot, runCli } from './helpers/cli.js';
 import { SHARED_RUN_EPOCHS, sharedRun } from './helpers/shared-run.js';
 import type { GroupRow, Report, RunRow } from '../src/core/report/types.js';
@@ -365,6 +366,24 @@ describe('mkey-det report on real MMDetection run directories', () => {
     expect(bad.eval?.step).toBe(4); // the logs themselves are fine
     const only = run(r, 'only-status');
     expect(only.status).toBe('running, no logs yet; no evaluation yet; no config .py in the run directory');
+  });
+});
+
+describe('mkey-det report: FIFOs where run files should be', () => {
+  it('reads around them (a FIFO would block a read for ever): the run listed with a clear status, exit 0', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'mkey-report-fifo-')), 'fifo-run');
+    cpSync(join(RUNS, 'swin-s0'), dir, { recursive: true });
+    const session = readdirSync(dir).find((n) => /^\d{8}_\d{6}$/.test(n))!;
+    for (const f of ['mkey-events.jsonl', 'config.py', join(session, 'vis_data', 'scalars.json')]) {
+      rmSync(join(dir, f), { force: true });
+      execFileSync('mkfifo', [join(dir, f)]);
+    }
+    const res = await runCli(['report', dir, '--json'], { timeout: 120_000 });
+    expect(res.exitCode, res.stderr).toBe(0);
+    const r = run(JSON.parse(res.stdout) as JsonReport, 'fifo-run');
+    expect(r.status).toMatch(/config unreadable: .*not a regular file/);
+    expect(r.eval?.step).toBe(4); // from the text log, which is a regular file
+    rmSync(dirname(dir), { recursive: true, force: true });
   });
 });
 

@@ -6,6 +6,7 @@
  * or HTML (tables + the PNGs inlined as data URIs, so the page stays self-contained).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isRegularFile, readRegularFile } from '../../utils/regular-file.js';
 import { basename, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from '../../utils/errors.js';
@@ -129,7 +130,7 @@ const ACCEPTED = `accepted: an output folder of mkey-det analyze attention --out
 function readJson<T>(file: string, schema: z.ZodType<T>, given: string, command: string): T {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(readRegularFile(file).toString('utf8'));
   } catch (err) {
     throw new BadInputError(`--analysis ${JSON.stringify(given)}: ${basename(file)} is not readable JSON (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); ${ACCEPTED}`);
   }
@@ -178,7 +179,7 @@ function readAttention(given: string, dir: string, warnings: string[]): Attentio
   const grids: AttentionGrid[] = data.images.map((img, i) => {
     // the grid where the folder lies now (attention.json keeps the path it was written at)
     const candidates = [...(img.png ? [join(dir, basename(img.png))] : []), join(dir, attentionPngName(i, img.path))];
-    const png = candidates.find((f) => existsSync(f)) ?? null;
+    const png = candidates.find(isRegularFile) ?? null;
     if (!png) warnings.push(`--analysis ${given}: the attention grid of ${img.path} (${basename(candidates[0]!)}) is missing; its numbers are still in the table`);
     return { image: img.path, png };
   });
@@ -201,7 +202,7 @@ function readQk(given: string, dir: string, warnings: string[]): QkAnalysis {
     similarityMean: mean(m.layers.map((l) => l.similarity_mean)) ?? null,
   }));
   const candidates = [...(data.plot ? [join(dir, basename(data.plot))] : []), join(dir, 'qk.png')];
-  const png = candidates.find((f) => existsSync(f)) ?? null;
+  const png = candidates.find(isRegularFile) ?? null;
   if (!png) warnings.push(`--analysis ${given}: qk.png is missing; the numbers are still in the table`);
   return { kind: 'qk', path: given, dir, json, models, layers, png };
 }

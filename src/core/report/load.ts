@@ -1,5 +1,6 @@
 /** Reads one run directory into a `RunData`: merged training/validation entries, status, timing, problems. */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { isRegularFile, readRegularFile } from '../../utils/regular-file.js';
 import { join } from 'node:path';
 import { effectiveStatus } from '../run/run-dir.js';
 import { sessionDirs } from './discover.js';
@@ -7,12 +8,13 @@ import { parseEvents, parseRunFile, parseScalars, parseTextLog, type BadLine, ty
 import { TOP1 } from '../metrics.js';
 import type { EvalPoint, RunData, RunIdentity, RunStatusFile, RunTask, TrainPoint } from './types.js';
 
-/** Reads a text file; undefined when it is missing, an Error message when it cannot be read. */
+/** Reads a text file; undefined when it is missing, an error when it cannot be read or is no regular file. */
 function readText(path: string): { text?: string; error?: string } {
   if (!existsSync(path)) return {};
   try {
-    return { text: readFileSync(path, 'utf8') };
+    return { text: readRegularFile(path).toString('utf8') };
   } catch (err) {
+    if (!isRegularFile(path)) return { error: 'not a regular file' };
     return { error: err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.message : String(err) };
   }
 }
@@ -27,7 +29,7 @@ export function describeBadLines(bad: BadLine[]): string | undefined {
 
 /** The config file that describes the run: `config.py`, else the newest other top-level `*.py`. */
 export function pickConfigFile(dir: string): string | undefined {
-  if (existsSync(join(dir, 'config.py'))) return join(dir, 'config.py');
+  if (existsSync(join(dir, 'config.py'))) return join(dir, 'config.py'); // a FIFO there: report_tools.py refuses it
   let names: string[] = [];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.py'));
