@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openBridge, PythonError, withBridge } from '../src/python/bridge.js';
-import { repoRoot } from './helpers/cli.js';
+import { repoRoot, runCli } from './helpers/cli.js';
 
 describe('python bridge (real pythonia + venv)', () => {
   it('round-trips JSON arguments', async () => {
@@ -35,6 +38,23 @@ describe('python bridge (real pythonia + venv)', () => {
     const err = await withBridge((b) => b.call('os.system', { cmd: 'true' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PythonError);
     expect((err as Error).message).toMatch(/unknown bridge entry 'os.system'/);
+  });
+
+  it('an interpreter wrapper that hangs without exec is stopped with its children: one line, exit 3', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mkey-hang-'));
+    const wrapper = join(dir, 'python');
+    writeFileSync(wrapper, '#!/bin/sh\nsleep 1000\n', { mode: 0o755 });
+    const started = Date.now();
+    const res = await runCli(['config', '--data', 'coco', '--cfg-options', 'model.type=MaskRCNN'], {
+      env: { MKEY_PYTHON: wrapper, MKEY_PYTHON_PROBE_TIMEOUT_MS: '3000' },
+      timeout: 60_000,
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(res.exitCode).toBe(3);
+    expect(res.stderr.split('\n')[0]).toBe(`error: Python interpreter ${wrapper} (from MKEY_PYTHON) did not answer within 3 s (it and its children were stopped)`);
+    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === 'sleep 1000');
+    expect(left).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('gives a clear message for a missing interpreter (no crash)', async () => {

@@ -4,6 +4,9 @@ import { execa } from 'execa';
 import { ExitCode, MkeyError } from '../utils/errors.js';
 import { pythonInterpreter } from '../utils/paths.js';
 
+/** How long the interpreter may take to print its version (MKEY_PYTHON_PROBE_TIMEOUT_MS overrides). */
+const PROBE_TIMEOUT_MS = 30_000;
+
 export const setupHint = 'run `npm run setup` (creates .venv/), or set MKEY_PYTHON to an interpreter with the stack';
 
 /**
@@ -21,8 +24,28 @@ export async function checkInterpreter(): Promise<string> {
       hint: setupHint,
     });
   }
-  const probe = await execa(path, ['-c', 'import sys; print(sys.version_info[0])'], { reject: false, timeout: 30_000 });
-  if (probe.exitCode !== 0 || probe.stdout.trim() !== '3') {
+  // Its own process group, killed whole on timeout: a wrapper script that runs Python (or a hung
+  // program) without `exec` leaves a grandchild holding the output pipe, and killing only the
+  // wrapper would leave this waiting for the pipe to close for ever.
+  const child = execa(path, ['-c', 'import sys; print(sys.version_info[0])'], { reject: false, detached: true, stdin: 'ignore' });
+  const timeoutMs = Number(process.env.MKEY_PYTHON_PROBE_TIMEOUT_MS) || PROBE_TIMEOUT_MS;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }, timeoutMs);
+  const probe = await child.finally(() => clearTimeout(timer));
+  if (timedOut) {
+    throw new MkeyError(`Python interpreter ${path} (from ${source}) did not answer within ${timeoutMs / 1000} s (it and its children were stopped)`, {
+      exitCode: ExitCode.environment,
+      hint: setupHint,
+    });
+  }
+  if (probe.exitCode !== 0 || String(probe.stdout).trim() !== '3') {
     throw new MkeyError(`Python interpreter ${path} (from ${source}) does not run Python 3`, {
       exitCode: ExitCode.environment,
       hint: setupHint,

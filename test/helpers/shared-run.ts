@@ -37,19 +37,35 @@ declare module 'vitest' {
 export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
 export const SHARED_RUN_EPOCHS = 2;
 
-export default async function setup(project: TestProject): Promise<() => void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const root = mkdtempSync(join(tmpdir(), 'mkey-shared-run-'));
-  const data = await makeTinyDataset(join(root, 'tiny'));
-  const run: SharedRun = { data, workDir: join(root, 'run'), log: join(root, 'train.log'), done: join(root, 'train.exit') };
+  const run: SharedRun = { data: join(root, 'tiny'), workDir: join(root, 'run'), log: join(root, 'train.log'), done: join(root, 'train.exit') };
+  project.provide('sharedRun', run);
+  if (process.env.MKEY_TEST_NO_SHARED_RUN) {
+    // a quick run of files that do not need it (`MKEY_TEST_NO_SHARED_RUN=1 npx vitest run test/x.test.ts`)
+    writeFileSync(run.done, 'not started (MKEY_TEST_NO_SHARED_RUN is set)');
+    return async () => rmSync(root, { recursive: true, force: true });
+  }
+  await makeTinyDataset(run.data);
   const out = openSync(run.log, 'w');
-  const child = spawn('node', [cliPath, 'train', ...SMALL_RUN, '--data', data, '--work-dir', run.workDir, '--max-epochs', String(SHARED_RUN_EPOCHS)], {
+  const child = spawn('node', [cliPath, 'train', ...SMALL_RUN, '--data', run.data, '--work-dir', run.workDir, '--max-epochs', String(SHARED_RUN_EPOCHS)], {
     cwd: repoRoot,
     stdio: ['ignore', out, out],
   });
-  child.on('exit', (code, signal) => writeFileSync(run.done, String(code ?? signal)));
-  project.provide('sharedRun', run);
-  return () => {
-    if (child.exitCode === null) child.kill('SIGINT');
+  const ended = new Promise<void>((resolve) =>
+    child.on('exit', (code, signal) => {
+      if (existsSync(root)) writeFileSync(run.done, String(code ?? signal));
+      resolve();
+    }),
+  );
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      // still training (a subset of files ran): stop it as a user would, then for sure
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await ended;
+      clearTimeout(timer);
+    }
     rmSync(root, { recursive: true, force: true });
   };
 }
