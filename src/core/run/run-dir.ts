@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
@@ -182,16 +182,35 @@ export function checkWorkDir(dir: string, opts: { resume: boolean; force: boolea
   }
 }
 
+/** Checkpoints mmengine's CheckpointHook writes at the top of a work dir (`save_best` included). */
+const CHECKPOINT_NAME = /^(epoch|iter)_\d+\.pth$|^best_[\w.-]+\.pth$/;
+/** A session folder of mmengine's Runner: named by its start time. */
+const SESSION_NAME = /^\d{8}_\d{6}$/;
+
+/** Whether `dir` (named like a session) holds exactly what mmengine writes there: `<name>.log` and `vis_data/`. */
+function isRunSession(dir: string, name: string): boolean {
+  try {
+    return statSync(dir).isDirectory() && readdirSync(dir).every((f) => f === `${name}.log` || f === 'vis_data');
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Prepares the work dir for a new run or a resumed one, after `checkWorkDir` passed and the lock is
- * held: with `force`, mkey-det's and mmengine's outputs of the previous run are removed.
+ * held: with `force`, the previous run's outputs are removed: mkey-det's own files, mmengine's
+ * checkpoints (by their names) and session folders (only those holding nothing but mmengine's
+ * log and vis_data/). Never a file in `keep` (what the user handed in: `--pretrained`, `--config`)
+ * and never anything else a person put there (a `my_weights.pth`, a folder of photos).
  */
-export function prepareWorkDir(dir: string, opts: { resume: boolean; force: boolean }): void {
+export function prepareWorkDir(dir: string, opts: { resume: boolean; force: boolean; keep?: string[] }): void {
   if (!opts.resume && opts.force && existsSync(dir)) {
+    const keep = new Set((opts.keep ?? []).map((p) => resolve(p)));
     for (const f of readdirSync(dir)) {
-      if (f === RUN_FILE || f === EVENTS_FILE || f === 'last_checkpoint' || f.endsWith('.pth') || /^\d{8}_\d{6}$/.test(f)) {
-        rmSync(join(dir, f), { recursive: true, force: true });
-      }
+      const path = join(dir, f);
+      if (keep.has(resolve(path))) continue;
+      const ours = f === RUN_FILE || f === EVENTS_FILE || f === 'last_checkpoint' || CHECKPOINT_NAME.test(f) || (SESSION_NAME.test(f) && isRunSession(path, f));
+      if (ours) rmSync(path, { recursive: true, force: true });
     }
   }
   mkdirSync(dir, { recursive: true });

@@ -50,6 +50,8 @@ export interface RunLaunch extends LaunchOptions {
   tf32?: boolean;
   /** The run record's `experiment` (the backbone's parameter count is added from the preflight). */
   experiment: Record<string, unknown>;
+  /** Files the user handed in (`--pretrained`, `--config`): `--force` never deletes them. */
+  inputs?: string[];
 }
 
 export interface RunResult {
@@ -69,6 +71,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
     ...req,
     amp: exp.amp,
     tf32: exp.tf32,
+    inputs: exp.pretrained ? [exp.pretrained] : [],
     renderConfig: async () => {
       const dataset = await datasetLayout(exp, { check: true });
       return withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
@@ -160,7 +163,7 @@ async function runTraining(
   },
 ): Promise<RunResult> {
   const { workDir, configPath, configText, python, pre, started, lock } = ctx;
-  prepareWorkDir(workDir, { resume: req.resume, force: req.force });
+  prepareWorkDir(workDir, { resume: req.resume, force: req.force, keep: req.inputs });
   if (configText !== undefined) {
     keepForeignConfig(configPath);
     writeFileSync(configPath, configText);
@@ -266,6 +269,7 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
   return launchRun({
     ...req,
     renderConfig,
+    inputs: [req.configFile],
     experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null, ...fastPathRecord(req) },
   });
 }

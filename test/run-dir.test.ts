@@ -1,0 +1,48 @@
+/**
+ * `train --force` starts a run over an old one: it removes that run's outputs and nothing a person
+ * put in the folder (src/core/run/run-dir.ts, prepareWorkDir). Files as a hostile run left them on
+ * 2026-12-06: a --pretrained checkpoint inside the work dir and a user folder named like a
+ * timestamp were deleted by the previous rule (every *.pth, every timestamp-named folder).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { prepareWorkDir } from '../src/core/run/run-dir.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'mkey-run-dir-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function oldRun(dir: string): void {
+  mkdirSync(join(dir, '20261206_101010', 'vis_data'), { recursive: true });
+  writeFileSync(join(dir, '20261206_101010', '20261206_101010.log'), 'log\n');
+  writeFileSync(join(dir, '20261206_101010', 'vis_data', 'scalars.json'), '{}\n');
+  for (const f of ['mkey-run.json', 'mkey-events.jsonl', 'last_checkpoint', 'epoch_1.pth', 'epoch_2.pth', 'iter_40.pth', 'best_coco_bbox_mAP_epoch_2.pth', 'config.py', 'mkey-train.log']) {
+    writeFileSync(join(dir, f), 'x');
+  }
+}
+
+describe('prepareWorkDir with --force', () => {
+  it('removes the old run (mkey-det files, mmengine checkpoints and sessions), keeps the inputs and what a person put there', () => {
+    const dir = join(tmp, 'wd');
+    oldRun(dir);
+    writeFileSync(join(dir, 'my_pretrained.pth'), 'weights'); // given as --pretrained
+    writeFileSync(join(dir, 'epoch_9.pth'), 'weights'); // an mmengine name, but handed in as --pretrained too
+    mkdirSync(join(dir, '20240101_120000'));
+    writeFileSync(join(dir, '20240101_120000', 'photo.jpg'), 'jpeg'); // named like a session, not one
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    prepareWorkDir(dir, { resume: false, force: true, keep: [join(dir, 'my_pretrained.pth'), join(dir, 'epoch_9.pth')] });
+    expect(readdirSync(dir).sort()).toEqual(['20240101_120000', 'config.py', 'epoch_9.pth', 'mkey-train.log', 'my_pretrained.pth', 'notes.txt']);
+    expect(existsSync(join(dir, '20240101_120000', 'photo.jpg'))).toBe(true);
+  });
+
+  it('changes nothing without --force or with --resume', () => {
+    for (const opts of [{ resume: false, force: false }, { resume: true, force: true }]) {
+      const dir = join(tmp, `keep-${opts.resume}-${opts.force}`);
+      oldRun(dir);
+      const before = readdirSync(dir).sort();
+      prepareWorkDir(dir, opts);
+      expect(readdirSync(dir).sort()).toEqual(before);
+    }
+  });
+});
