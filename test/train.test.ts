@@ -183,6 +183,20 @@ describe('mkey-det train: a real run', () => {
     // The same checkpoint evaluated by training's last validation and by `test` agree.
     expect(ev.metrics['coco/bbox_mAP']).toBeCloseTo(Number((vals.at(-1)!.metrics as Record<string, number>)['coco/bbox_mAP']), 3);
 
+    // --work-dir at a run directory (its own, or another): refused, its config.py untouched
+    const other = join(tmp, 'other-run');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'mkey-run.json'), JSON.stringify({ status: 'completed' }));
+    writeFileSync(join(other, 'config.py'), '# another run\n');
+    const ownConfig = readFileSync(join(wd, 'config.py'), 'utf8');
+    for (const dir of [wd, other]) {
+      const res = await runCli(['test', '--checkpoint', ckpt, '--work-dir', dir]);
+      expect(res.exitCode, dir).toBe(2);
+      expect(res.stderr.split('\n')[0]).toBe(`error: --work-dir ${JSON.stringify(dir)} is a run directory: the evaluation would replace its config.py`);
+    }
+    expect(readFileSync(join(wd, 'config.py'), 'utf8')).toBe(ownConfig);
+    expect(readFileSync(join(other, 'config.py'), 'utf8')).toBe('# another run\n');
+
     // infer: the run's detector on the val images, pictures (PNG) and detections written once
     const inferOut = join(tmp, 'infer');
     const inferred = await runCli(['infer', wd, join(shared.data, 'val2017'), '--out', inferOut, '--score-thr', '0', '--json']);

@@ -13,6 +13,8 @@ import {
   type PretrainExperiment,
 } from '../core/pretrain/experiment.js';
 import { pretrain } from '../core/pretrain/run.js';
+import { readRunRecord } from '../core/run/run-dir.js';
+import { shellPath } from '../utils/paths.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
@@ -78,9 +80,9 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
   };
 }
 
-/** What a person runs after a pretraining: the report, and the detection fine-tune from it. */
-function nextSteps(workDir: string, exp: PretrainExperiment): string[] {
-  const rel = relative(process.cwd(), workDir) || '.';
+/** What a person runs after a pretraining: the report, and the detection fine-tune from it (paths shell-quoted). */
+function nextSteps(workDir: string, exp: Pick<PretrainExperiment, 'backbone' | 'charts'>): string[] {
+  const rel = shellPath(workDir);
   const lines = ['next:', `  mkey-det report ${rel}   # top-1 / top-5 table and curves`];
   if (exp.backbone.family === 'swin-t') {
     const det = exp.backbone.keyType === 'linear' ? 'swin-t' : `swin-t-${exp.backbone.keyType}`;
@@ -137,6 +139,10 @@ Examples:
       const workDir =
         opts.workDir ?? `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;
       const result = await pretrain({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
-      finishRun(result, opts, 'pretraining', nextSteps(result.workDir, exp));
+      // after --resume the flags are the defaults: the run's own experiment is in its record
+      const recorded = opts.resume ? (readRunRecord(result.workDir)?.experiment as { backbone?: unknown; charts?: unknown } | undefined) : undefined;
+      const name = recorded?.backbone;
+      const ran = !opts.resume ? exp : typeof name === 'string' && PRETRAIN_NAMES.includes(name as never) ? { backbone: pretrainVariant(name), charts: typeof recorded?.charts === 'number' ? recorded.charts : DEFAULT_CHARTS } : undefined;
+      finishRun(result, opts, 'pretraining', ran ? nextSteps(result.workDir, ran) : ['next:', `  mkey-det report ${shellPath(result.workDir)}   # top-1 / top-5 table and curves`]);
     }),
   );

@@ -2,10 +2,11 @@ import { Command } from 'commander';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { train, trainConfig, type RunResult } from '../core/run/train.js';
-import { backboneVariant, experimentCharts, type Experiment } from '../core/experiment.js';
+import { BACKBONE_NAMES, DEFAULT_CHARTS, backboneVariant, experimentCharts, type Experiment } from '../core/experiment.js';
+import { readRunRecord } from '../core/run/run-dir.js';
 import { VAL_IMAGES, datasetRoot, describePath } from '../core/dataset.js';
 import { guardedAction } from '../utils/command.js';
-import { displayPath } from '../utils/paths.js';
+import { shellPath } from '../utils/paths.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, refuseUnregisteredTypes, experimentOptionsSchema } from './experiment-options.js';
@@ -48,14 +49,15 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
   });
 }
 
-/** What a person runs after a finished training: the commands, ready to paste. */
-export function nextSteps(workDir: string, checkpoint: string | undefined, exp: Experiment): string[] {
+/** What a person runs after a finished training: the commands, ready to paste (paths shell-quoted). */
+export function nextSteps(workDir: string, checkpoint: string | undefined, exp: Pick<Experiment, 'backbone' | 'charts' | 'data'>): string[] {
   const { name: backbone } = exp.backbone;
-  const rel = displayPath(workDir);
+  const rel = shellPath(workDir);
   const lines = ['next:', `  mkey-det report ${rel}   # AP table and plots`];
   if (checkpoint) {
-    const ckpt = displayPath(checkpoint);
-    lines.push(`  mkey-det infer ${rel} ${displayPath(join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES))} --out ${join(rel, 'infer')}   # detections drawn on the val images`);
+    const ckpt = shellPath(checkpoint);
+    const valImages = shellPath(join(datasetRoot(exp.data.kind === 'dir' ? exp.data.path : exp.data.kind), VAL_IMAGES));
+    lines.push(`  mkey-det infer ${rel} ${valImages} --out ${shellPath(join(workDir, 'infer'))}   # detections drawn on the val images`);
     lines.push(`  mkey-det test --checkpoint ${ckpt}   # evaluate it again`);
     // --charts and --fold only for a manifold key: export refuses --fold for the linear key
     const charts = experimentCharts(exp);
@@ -63,6 +65,17 @@ export function nextSteps(workDir: string, checkpoint: string | undefined, exp: 
     lines.push(`  mkey-det export --backbone ${backbone}${keyArgs}   # ONNX backbone`);
   }
   return lines;
+}
+
+/**
+ * The experiment a run recorded at its first launch (`mkey-run.json`): after `--resume` the
+ * command line names none (its flags are the defaults), so the next steps come from here.
+ */
+export function recordedExperiment(workDir: string): Pick<Experiment, 'backbone' | 'charts' | 'data'> | undefined {
+  const exp = readRunRecord(workDir)?.experiment as { backbone?: unknown; charts?: unknown; data?: Experiment['data'] } | undefined;
+  const name = exp?.backbone;
+  if (typeof name !== 'string' || !BACKBONE_NAMES.includes(name as never) || typeof exp?.data?.kind !== 'string') return undefined;
+  return { backbone: backboneVariant(name), charts: typeof exp.charts === 'number' ? exp.charts : DEFAULT_CHARTS, data: exp.data };
 }
 
 export const trainCommand = addLaunchOptions(
@@ -96,7 +109,7 @@ Examples:
       const opts = parseOptions(trainOptionsSchema, raw);
       if (opts.config !== undefined) {
         const result = await trainUserConfig(opts, cmd);
-        finishRun(result, opts, 'training', ['next:', `  mkey-det report ${displayPath(result.workDir)}   # table and plots`]);
+        finishRun(result, opts, 'training', ['next:', `  mkey-det report ${shellPath(result.workDir)}   # table and plots`]);
         return;
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });
@@ -106,6 +119,7 @@ Examples:
         opts.workDir ??
         `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
       const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
-      finishRun(result, opts, 'training', nextSteps(result.workDir, result.checkpoint, exp));
+      const ran = opts.resume ? recordedExperiment(result.workDir) : exp;
+      finishRun(result, opts, 'training', ran ? nextSteps(result.workDir, result.checkpoint, ran) : ['next:', `  mkey-det report ${shellPath(result.workDir)}   # AP table and plots`]);
     }),
   );

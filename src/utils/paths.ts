@@ -34,3 +34,17 @@ export function displayPath(p: string): string {
   if (rel === '') return '.';
   return rel.startsWith('..') || isAbsolute(rel) ? resolve(p) : rel;
 }
+
+/**
+ * `s` as one word of a POSIX shell command line: unchanged when it holds only characters no shell
+ * treats specially, else in single quotes (a `'` written as `'\''`). For the commands the CLI
+ * prints to be pasted: a path holding `$(...)`, spaces or quotes must stay one literal argument.
+ */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `displayPath(p)` as one shell word. */
+export function shellPath(p: string): string {
+  return shellWord(displayPath(p));
+}

@@ -9,7 +9,7 @@ import { EVENTS_FILE, EventTail } from './events.js';
 import { DEFAULT_TOPOLOGY, planLaunch } from './launch.js';
 import { preflight } from './preflight.js';
 import { ProgressView, type ProgressMode } from './progress.js';
-import { CONFIG_FILE } from './run-dir.js';
+import { CONFIG_FILE, LOCK_FILE, RUN_FILE } from './run-dir.js';
 import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
 import type { RunResult } from './train.js';
 
@@ -43,6 +43,14 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   if (!statSync(configPath).isFile()) throw new BadInputError(`--config ${JSON.stringify(configPath)} is not a regular file`);
   const python = await checkInterpreter();
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
+  // tools/test.py's Runner dumps the config it evaluates into <work-dir>/<its file name>: in a run
+  // directory (the checkpoint's own, or another) that replaced the run's config.py.
+  if (workDir === dirname(configPath) || existsSync(join(workDir, RUN_FILE)) || existsSync(join(workDir, LOCK_FILE))) {
+    throw new BadInputError(
+      `--work-dir ${JSON.stringify(req.workDir ?? workDir)} is a run directory: the evaluation would replace its ${CONFIG_FILE}`,
+      'leave --work-dir out (the evaluation goes to <checkpoint dir>/test-<name>/) or give a folder of its own',
+    );
+  }
   const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
   mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
   const overrides = req.cfgOptions.length ? ['--cfg-options', ...req.cfgOptions.map(([k, v]) => `${k}=${v}`)] : [];
