@@ -24,6 +24,7 @@ const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['bench', ['bench', '--suite', 'nope', '--json'], /--suite "nope".*accepted: /],
   ['analyze qk', ['analyze', 'qk', 'run', '--labels', 'a,,b', '--json'], /--labels .*non-empty labels/],
   ['infer', ['infer', 'run', 'image.png', '--score-thr', '2', '--json'], /--score-thr "2".*between 0 and 1/],
+  ['infer (empty --score-thr, once read as 0)', ['infer', 'run', 'image.png', '--score-thr', '', '--json'], /--score-thr "".*between 0 and 1/],
 ];
 
 function parseOnlyLine(stdout: string): JsonErrorBody {

@@ -9,9 +9,11 @@ const inferOptionsSchema = z.object({
   source: z.string().min(1),
   inputs: z.array(z.string().min(1)).min(1, 'give at least one image or folder'),
   out: z.string().min(1).optional(),
-  scoreThr: z.coerce
-    .number({ message: 'a number between 0 and 1' })
-    .refine((v) => Number.isFinite(v) && v >= 0 && v <= 1, { message: 'a number between 0 and 1, e.g. 0.3' }),
+  // not z.coerce.number(): Number('') is 0, so an empty value passed as a threshold of 0
+  scoreThr: z
+    .string()
+    .refine((s) => /^\s*(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/.test(s) && Number(s) >= 0 && Number(s) <= 1, { message: 'a number between 0 and 1, e.g. 0.3' })
+    .transform(Number),
   device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/, 'auto, cpu, cuda or cuda:N').default('auto'),
   force: z.boolean().default(false),
   json: z.boolean().default(false),
