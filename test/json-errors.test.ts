@@ -24,7 +24,6 @@ const BAD_VALUES: [command: string, args: string[], mentions: RegExp][] = [
   ['bench', ['bench', '--suite', 'nope', '--json'], /--suite "nope".*accepted: /],
   ['analyze qk', ['analyze', 'qk', 'run', '--labels', 'a,,b', '--json'], /--labels .*non-empty labels/],
   ['infer', ['infer', 'run', 'image.png', '--score-thr', '2', '--json'], /--score-thr "2".*between 0 and 1/],
-  ['infer (empty --score-thr, once read as 0)', ['infer', 'run', 'image.png', '--score-thr', '', '--json'], /--score-thr "".*between 0 and 1/],
 ];
 
 function parseOnlyLine(stdout: string): JsonErrorBody {
@@ -55,6 +54,12 @@ describe('--json errors: one shape for every command', () => {
     const body = parseOnlyLine(res.stdout);
     expect(body).toMatchObject({ ok: false, error: { code: 'bad_input', exitCode: 2 } });
     expect(body.error.message).toContain("unknown option '--no-such-option'");
+  });
+
+  it('an empty value is no value: infer --score-thr "" (once read as a threshold of 0)', async () => {
+    const res = await runCli(['infer', 'run', 'image.png', '--score-thr', '', '--json']);
+    expect(res.exitCode).toBe(2);
+    expect(parseOnlyLine(res.stdout).error.message).toMatch(/--score-thr "".*between 0 and 1/);
   });
 
   it('without --json the same mistakes are one error line on stderr and nothing on stdout', async () => {
