@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { prepareWorkDir } from '../src/core/run/run-dir.js';
+import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mkey-run-dir-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -44,5 +47,27 @@ describe('prepareWorkDir with --force', () => {
       prepareWorkDir(dir, opts);
       expect(readdirSync(dir).sort()).toEqual(before);
     }
+  });
+});
+
+describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
+  it('refuses a second writer while the first lives, naming it; takes over a lock whose process is gone or whose pid was reused', () => {
+    const dir = join(tmp, 'out');
+    mkdirSync(dir, { recursive: true });
+    const release = acquireFolderLock(dir, '.lock', 'mkey-det infer');
+    expect(() => acquireFolderLock(dir, '.lock', 'mkey-det infer')).toThrow(`${dir} is being written by mkey-det infer (pid ${process.pid}); refusing a second writer`);
+    release();
+    expect(existsSync(join(dir, '.lock'))).toBe(false);
+
+    // a process that has ended
+    const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
+    writeFileSync(join(dir, '.lock'), JSON.stringify({ pid: Number(dead), start: '1', command: 'mkey-det infer' }));
+    acquireFolderLock(dir, '.lock', 'mkey-det infer')();
+    // a live pid that another process had when it wrote the lock (its start time differs)
+    expect(processStart(process.pid)).toMatch(/^\d+$/);
+    writeFileSync(join(dir, '.lock'), JSON.stringify({ pid: process.pid, start: 'an-earlier-process', command: 'mkey-det infer' }));
+    const again = acquireFolderLock(dir, '.lock', 'mkey-det infer');
+    expect(JSON.parse(readFileSync(join(dir, '.lock'), 'utf8'))).toMatchObject({ pid: process.pid, start: processStart(process.pid) });
+    again();
   });
 });

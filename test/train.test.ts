@@ -216,6 +216,14 @@ describe('mkey-det train: a real run', () => {
     expect(inferAgain.exitCode).toBe(2);
     expect(inferAgain.stderr.split('\n')[0]).toContain('is not empty; refusing to write into it');
 
+    // two infer commands into one --out at the same moment: one writes, the other is refused
+    const both = join(tmp, 'infer-both');
+    const [a, b] = await Promise.all([0, 1].map(() => runCli(['infer', wd, join(shared.data, 'val2017'), '--out', both, '--json'])));
+    expect([a!.exitCode, b!.exitCode].sort()).toEqual([0, 2]);
+    const loser = a!.exitCode === 2 ? a! : b!;
+    expect(JSON.parse(loser.stdout).error.message).toMatch(/is being written by mkey-det infer \(pid \d+\); refusing a second writer|is not empty; refusing to write into it/);
+    expect(existsSync(join(both, '.mkey-infer.lock'))).toBe(false);
+
     // The events format is defined once: every event of a run (train, interrupted, resumed: the
     // test above) and of an evaluation validates against the schema, and together they cover all
     // but 'error' (next test).

@@ -3,6 +3,7 @@
  * (python_shim/mkey_det/cli/infer.py): drawn pictures and the detections as JSON.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { acquireFolderLock } from '../../utils/folder-lock.js';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { asBadInput, withBridge } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
@@ -81,6 +82,20 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
   }
   await checkInterpreter();
   const created = existsSync(out) ? undefined : mkdirSync(out, { recursive: true });
+  const shownOut = `--out ${JSON.stringify(relative(process.cwd(), out) || out)}`;
+  let release: () => void;
+  try {
+    release = acquireFolderLock(out, INFER_LOCK, 'mkey-det infer', shownOut);
+  } catch (err) {
+    if (created) rmSync(created, { recursive: true, force: true });
+    throw err;
+  }
+  // the emptiness checked above, once more under the lock: a second command started at the same
+  // moment saw the folder empty too, and the first may have written into it since
+  if (!req.force && readdirSync(out).some((f) => f !== INFER_LOCK)) {
+    release();
+    throw new BadInputError(`${shownOut} is not empty; refusing to write into it`, 'add --force or choose another --out');
+  }
   try {
     const res = await withBridge((b) =>
       b.call<Omit<InferResult, 'out'>>(
@@ -89,9 +104,14 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
         { timeoutMs: 1_800_000 },
       ),
     );
+    release();
     return { ...res, out };
   } catch (err) {
+    release();
     if (created) rmSync(created, { recursive: true, force: true });
     throw asBadInput(err);
   }
 }
+
+/** The writer lock of an infer --out folder (src/utils/folder-lock.ts). */
+const INFER_LOCK = '.mkey-infer.lock';

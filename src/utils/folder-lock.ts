@@ -1,0 +1,65 @@
+/**
+ * One writer per output folder: a lock file created atomically (O_EXCL) holding the writer's pid
+ * and that process's start time. A lock whose process is gone, or whose pid now belongs to another
+ * process (the same pid, another start time: pids are reused), is stale and taken over.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadInputError } from './errors.js';
+
+interface LockBody {
+  pid: number;
+  /** The process's start time in clock ticks after boot (/proc/<pid>/stat field 22); null off Linux. */
+  start: string | null;
+  command: string;
+}
+
+/** Start time of `pid` (Linux), null where /proc is not there or the process is gone. */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) may hold spaces and parentheses: count from the last ')'
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process that wrote `body` still runs (not merely a process with its pid). */
+function holderAlive(body: LockBody): boolean {
+  try {
+    process.kill(body.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const now = processStart(body.pid);
+  return body.start === null || now === null || now === body.start;
+}
+
+/**
+ * Takes `<dir>/<name>` for `command` (e.g. "mkey-det infer"); returns the release function.
+ * Refused (exit 2) while another live process holds it, naming that process.
+ */
+export function acquireFolderLock(dir: string, name: string, command: string, shown = dir): () => void {
+  const path = join(dir, name);
+  const body: LockBody = { pid: process.pid, start: processStart(process.pid), command };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, JSON.stringify(body) + '\n', { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let held: LockBody | undefined;
+    try {
+      held = JSON.parse(readFileSync(path, 'utf8')) as LockBody;
+    } catch {
+      held = undefined; // half-written or not ours: treated as stale
+    }
+    if (held && typeof held.pid === 'number' && holderAlive(held)) {
+      throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');
+    }
+    rmSync(path, { force: true }); // stale: its process is gone (or its pid was reused)
+  }
+  throw new BadInputError(`${shown}: could not take ${name} (another writer keeps taking it)`);
+}
