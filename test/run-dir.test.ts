@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prepareWorkDir } from '../src/core/run/run-dir.js';
+import { effectiveStatus, liveRunProcess, prepareWorkDir } from '../src/core/run/run-dir.js';
+import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -69,5 +70,20 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     const again = acquireFolderLock(dir, '.lock', 'mkey-det infer');
     expect(JSON.parse(readFileSync(join(dir, '.lock'), 'utf8'))).toMatchObject({ pid: process.pid, start: processStart(process.pid) });
     again();
+  });
+});
+
+describe('a run lock naming a pid that another process has now', () => {
+  it('is no live run (the run reads lost, --resume is not blocked); with the right start time it is', () => {
+    const dir = join(tmp, 'reused-pid');
+    mkdirSync(dir, { recursive: true });
+    const lock = (start: string | null) =>
+      writeFileSync(join(dir, 'mkey-run.lock'), JSON.stringify({ supervisor: process.pid, supervisorStart: start, host: hostname(), started: '2026-12-06T00:00:00Z' }));
+    lock('an-earlier-process'); // e.g. pid 1 after a reboot: alive, but not the run's CLI
+    expect(liveRunProcess(dir)).toBeUndefined();
+    expect(effectiveStatus(dir, { status: 'running' })).toBe('lost');
+    lock(processStart(process.pid));
+    expect(liveRunProcess(dir)?.pid).toBe(process.pid);
+    expect(effectiveStatus(dir, { status: 'running' })).toBe('running');
   });
 });

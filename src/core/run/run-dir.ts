@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
+import { processStart } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
 
@@ -57,6 +58,9 @@ export interface RunLock {
   supervisor: number;
   /** The process that trains (MMDetection's tools/train.py, torchrun or srun), once started. */
   trainer?: number;
+  /** Start times of those processes (src/utils/folder-lock.ts `processStart`): a pid reused by another process is no holder. */
+  supervisorStart?: string | null;
+  trainerStart?: string | null;
   host: string;
   started: string;
 }
@@ -87,7 +91,10 @@ export function liveRunProcess(dir: string): { pid: number; lock: RunLock } | un
   const lock = readRunLock(dir);
   if (!lock) return undefined;
   if (lock.host !== hostname()) return { pid: lock.trainer ?? lock.supervisor, lock };
-  for (const pid of [lock.trainer, lock.supervisor]) if (pid && pidAlive(pid)) return { pid, lock };
+  for (const [pid, start] of [[lock.trainer, lock.trainerStart], [lock.supervisor, lock.supervisorStart]] as const) {
+    // locks of older versions carry no start time: the pid alone decides there
+    if (pid && pidAlive(pid) && (start == null || processStart(pid) === start)) return { pid, lock };
+  }
   return undefined;
 }
 
@@ -120,7 +127,7 @@ function refuseLiveRun(dir: string): void {
 export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefined) => void; release: () => void } {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
-  const lock: RunLock = { supervisor: process.pid, host: hostname(), started: new Date().toISOString() };
+  const lock: RunLock = { supervisor: process.pid, supervisorStart: processStart(process.pid), host: hostname(), started: new Date().toISOString() };
   const create = () => {
     const fd = openSync(path, 'wx'); // fails with EEXIST when another command holds it
     writeSync(fd, JSON.stringify(lock) + '\n');
@@ -146,6 +153,7 @@ export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefi
   return {
     setTrainer: (pid) => {
       lock.trainer = pid;
+      lock.trainerStart = pid ? processStart(pid) : null;
       write();
     },
     release: () => {
