@@ -216,6 +216,26 @@ describe('mkey-det train: a real run', () => {
     expect(inferAgain.exitCode).toBe(2);
     expect(inferAgain.stderr.split('\n')[0]).toContain('is not empty; refusing to write into it');
 
+    // a batch with an image bomb (a PNG whose header says 30000 x 30000) and a 3 x 1000 strip: the
+    // bomb is skipped from its header (decoding it took 24 GB), the others are done, exit 1
+    const odd = join(tmp, 'odd-images');
+    mkdirSync(odd, { recursive: true });
+    await execa(testPython, ['-c', [
+      'import struct, sys, zlib',
+      'from PIL import Image',
+      'def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))',
+      'open(sys.argv[1], "wb").write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))',
+      'Image.new("RGB", (3, 1000), (200, 30, 30)).save(sys.argv[2])',
+    ].join('\n'), join(odd, 'bomb.png'), join(odd, 'strip.png')]);
+    const good = join(shared.data, 'val2017', readdirSync(join(shared.data, 'val2017')).sort()[0]!);
+    const mixed = await runCli(['infer', wd, join(odd, 'bomb.png'), good, join(odd, 'strip.png'), '--out', join(tmp, 'infer-mixed'), '--json']);
+    expect(mixed.exitCode, mixed.stderr).toBe(1);
+    const mix = JSON.parse(mixed.stdout) as { ok: boolean; images: { image: string; vis: string | null }[]; failed: { image: string; error: string }[] };
+    expect(mix.ok).toBe(false);
+    expect(mix.failed.find((f) => f.image.endsWith('bomb.png'))?.error).toMatch(/30000 x 30000 pixels, above the limit/);
+    expect(mix.images.find((i) => i.image === good)?.vis).toBeTruthy();
+    expect([...mix.images.map((i) => i.image), ...mix.failed.map((f) => f.image)].sort()).toEqual([join(odd, 'bomb.png'), good, join(odd, 'strip.png')].sort());
+
     // two infer commands into one --out at the same moment: one writes, the other is refused
     const both = join(tmp, 'infer-both');
     const [a, b] = await Promise.all([0, 1].map(() => runCli(['infer', wd, join(shared.data, 'val2017'), '--out', both, '--json'])));

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { IMAGE_EXTENSIONS, inferImages, type InferResult } from '../core/infer/infer.js';
+import { ExitCode } from '../utils/errors.js';
 import { guardedAction } from '../utils/command.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
@@ -28,6 +29,7 @@ function summary(res: InferResult): string {
       .join(', ');
     lines.push(`${img.image}: ${img.detections.length} detection(s)${dets ? ` (${dets}${img.detections.length > 6 ? ', ...' : ''})` : ''}${img.vis ? ` -> ${img.vis}` : ''}`);
   }
+  for (const f of res.failed) lines.push(`${f.image}: skipped: ${f.error}`);
   lines.push(`detections: ${res.json}`);
   return lines.join('\n');
 }
@@ -48,7 +50,10 @@ The checkpoint is checked key for key against the run's config first (a mismatch
 A run folder's config.py is Python that MMDetection executes to build the model, like any
 MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
 
-Exit codes: 0 ok, 1 inference failed, 2 bad input, 3 Python not set up.
+Images are checked by their header first: more than 89.5 megapixels (Pillow's limit), or not an
+image, and the image is skipped with one line; the others are done.
+
+Exit codes: 0 ok, 1 inference failed or some images skipped, 2 bad input, 3 Python not set up.
 
 Examples:
   mkey-det infer work_dirs/demo-swin-t-spatialk data/demo/val2017 -o demo-infer
@@ -58,7 +63,11 @@ Examples:
     guardedAction(async (source: string, inputs: string[], raw: Record<string, unknown>) => {
       const opts = parseOptions(inferOptionsSchema, { ...raw, source, inputs });
       const res = await inferImages({ source: opts.source, inputs: opts.inputs, out: opts.out, scoreThr: opts.scoreThr, device: opts.device, force: opts.force });
-      emit({ ok: true, ...res }, opts, () => summary(res));
-      if (!opts.json) logger.success(`pictures in ${res.out}/vis`);
+      emit({ ok: res.failed.length === 0, ...res }, opts, () => summary(res));
+      if (res.failed.length) {
+        // the others are done and written; the exit code says that not all were
+        if (!opts.json) logger.error(`${res.failed.length} of ${res.failed.length + res.images.length} images skipped (first: ${res.failed[0]!.image}: ${res.failed[0]!.error})`);
+        process.exitCode = ExitCode.failure;
+      } else if (!opts.json) logger.success(`pictures in ${res.out}/vis`);
     }),
   );

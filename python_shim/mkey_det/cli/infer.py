@@ -48,6 +48,33 @@ def _draw(visualizer, path: str, sample, out_file: str, score_thr: float, min_si
                               pred_score_thr=score_thr, out_file=out_file)
 
 
+#: Largest image infer decodes, in pixels: Pillow's own limit (``PIL.Image.MAX_IMAGE_PIXELS``,
+#: about 89.5 megapixels). A 2.6 MB PNG of 30000 x 30000 pixels grew Python to 24 GB when decoded.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def image_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not an image to decode (read from its header only), or None."""
+    import warnings as _warnings
+
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        return 'not a regular file'
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # lazy: the header, not the pixels
+                w, h = im.size
+    except Image.DecompressionBombError:
+        return f'more than {2 * MAX_IMAGE_PIXELS} pixels (a decompression bomb?)'
+    except Exception as exc:  # noqa: BLE001
+        return f'not an image Pillow can read ({type(exc).__name__})'
+    if w * h > MAX_IMAGE_PIXELS:
+        return f'{w} x {h} pixels, above the limit of {MAX_IMAGE_PIXELS} (about 89.5 megapixels)'
+    return None
+
+
 def infer_images(source: str, images: List[str], out_dir: str, score_thr: float = 0.3,
                  device: Optional[str] = None, min_side: int = 512) -> Dict[str, Any]:
     """Runs the detector of ``source`` (a run directory or a checkpoint next to its config.py)
@@ -70,19 +97,28 @@ def infer_images(source: str, images: List[str], out_dir: str, score_thr: float 
         warnings.simplefilter('ignore', UserWarning)  # e.g. mmengine's "polygon is out of bounds"
         inferencer = DetInferencer(model=run['config'], weights=run['checkpoint'], device=dev,
                                    palette='random', show_progress=False)
-        # the pictures are drawn below, at a readable size; the prediction files after them
-        result = inferencer(images, pred_score_thr=score_thr, no_save_vis=True,
-                            return_datasamples=True, print_result=False)
+        # one image at a time: one that cannot be read or decoded is reported and skipped, the
+        # others are done (a 3 x 1000 picture aborted a whole batch with OpenCV's assertion)
         os.makedirs(os.path.join(out_dir, 'vis'), exist_ok=True)
-        for path, sample in zip(images, result['predictions']):
-            _draw(inferencer.visualizer, path, sample, os.path.join(out_dir, 'vis', os.path.basename(path)),
-                  score_thr, min_side)
-        # MMDetection's own prediction files (boxes, scores, labels, RLE masks): preds/<image>.json
         os.makedirs(os.path.join(out_dir, 'preds'), exist_ok=True)
-        result['predictions'] = [inferencer.pred2dict(sample, out_dir) for sample in result['predictions']]
+        done, failed = [], []
+        for path in images:
+            problem = image_problem(path)
+            if problem is None:
+                try:
+                    sample = inferencer([path], pred_score_thr=score_thr, no_save_vis=True,
+                                        return_datasamples=True, print_result=False)['predictions'][0]
+                    # the picture drawn at a readable size; then MMDetection's prediction file
+                    _draw(inferencer.visualizer, path, sample, os.path.join(out_dir, 'vis', os.path.basename(path)),
+                          score_thr, min_side)
+                    done.append((path, inferencer.pred2dict(sample, out_dir)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one bad image must not end the batch
+                    problem = f'{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ""}'[:200]
+            failed.append(dict(image=path, error=problem))
     classes = list((inferencer.model.dataset_meta or {}).get('classes') or [])
     out = []
-    for path, pred in zip(images, result['predictions']):
+    for path, pred in done:
         stem = os.path.splitext(os.path.basename(path))[0]
         dets = [dict(label=int(label), **({'class': classes[int(label)]} if int(label) < len(classes) else {}),
                      score=float(score), bbox=[float(v) for v in box])
@@ -93,7 +129,7 @@ def infer_images(source: str, images: List[str], out_dir: str, score_thr: float 
         out.append(dict(image=path, vis=vis if os.path.isfile(vis) else None,
                         preds=preds if os.path.isfile(preds) else None, detections=dets))
     summary = dict(config=run['config'], checkpoint=run['checkpoint'], device=dev,
-                   score_thr=score_thr, classes=classes, images=out)
+                   score_thr=score_thr, classes=classes, images=out, failed=failed)
     with open(os.path.join(out_dir, 'detections.json'), 'w', encoding='utf-8') as f:
         json.dump(summary, f, indent=2)
     summary['json'] = os.path.join(out_dir, 'detections.json')

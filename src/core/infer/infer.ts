@@ -29,6 +29,8 @@ export interface InferResult {
   score_thr: number;
   classes: string[];
   images: { image: string; vis: string | null; preds: string | null; detections: Detection[] }[];
+  /** Images that could not be read or decoded (too many pixels, not an image, ...): skipped, the others done. */
+  failed: { image: string; error: string }[];
   /** `<out>/detections.json`. */
   json: string;
   out: string;
