@@ -57,6 +57,25 @@ describe('python bridge (real pythonia + venv)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('notices at once when its Python process is killed (SIGKILL, an OOM kill) in the middle of a call', async () => {
+    const script = `
+      import('${join(repoRoot, 'dist/python/bridge.js')}').then(async (m) => {
+        const b = await m.openBridge();
+        const pid = await b.call('selftest.pid');
+        setTimeout(() => process.kill(pid, 'SIGKILL'), 500);
+        const t0 = Date.now();
+        try { await b.call('selftest.sleep', { seconds: 60 }); console.log('UNEXPECTED'); }
+        catch (e) { console.log(JSON.stringify({ pid, message: e.message, exitCode: e.exitCode, ms: Date.now() - t0 })); }
+        process.exit(0);
+      });`;
+    const res = await execa('node', ['--input-type=module', '-e', script], { reject: false, timeout: 120_000 });
+    expect(res.exitCode, String(res.stderr)).toBe(0);
+    const out = JSON.parse(String(res.stdout).trim().split('\n').pop()!) as { pid: number; message: string; exitCode: number; ms: number };
+    expect(out.message).toBe(`the Python process (pid ${out.pid}) was killed by SIGKILL (out of memory, or by hand) during selftest.sleep`);
+    expect(out.exitCode).toBe(1);
+    expect(out.ms).toBeLessThan(10_000);
+  });
+
   it('gives a clear message for a missing interpreter (no crash)', async () => {
     // In a child Node so MKEY_PYTHON does not leak into this process's bridge.
     const script = `

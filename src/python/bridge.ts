@@ -8,6 +8,7 @@
  * which keeps NaN/inf and unserialisable values from crashing Node.
  */
 import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
+import type { ChildProcess } from 'node:child_process';
 import { checkInterpreter } from './interpreter.js';
 
 export interface BridgeCallOptions {
@@ -46,7 +47,7 @@ export function asBadInput(err: unknown, types: readonly string[] = ['ValueError
 type PythoniaModule = typeof import('pythonia');
 type Envelope = { ok: true; value: unknown } | { ok: false; error: { type: string; message: string; traceback: string } };
 
-let active: { mod: PythoniaModule; entry: any; refs: number } | undefined;
+let active: { mod: PythoniaModule; entry: any; refs: number; died: Promise<never> } | undefined;
 
 const DEFAULT_TIMEOUT_MS = 600_000;
 /** mmengine and mmcv import pkg_resources, which warns on every start; that line helps no user. */
@@ -60,8 +61,18 @@ const onSignal = (): void => {
 };
 
 /** Ends the Python process behind the bridge, if one runs. Safe to call more than once. */
+/** Python processes this module ended itself (their exit is no failure). */
+const endedHere = new WeakSet<ChildProcess>();
+// pythonia's child process: its CommonJS exports (the ESM namespace's default) carry `com.proc`
+const bridgeProcess = (mod: PythoniaModule): ChildProcess | null | undefined => {
+  const cjs = ((mod as unknown as { default?: unknown }).default ?? mod) as { com?: { proc?: ChildProcess | null } };
+  return cjs.com?.proc;
+};
+
 export function shutdownBridge(): void {
   if (!active) return;
+  const proc = bridgeProcess(active.mod);
+  if (proc) endedHere.add(proc);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   try {
@@ -70,6 +81,23 @@ export function shutdownBridge(): void {
     /* already gone */
   }
   active = undefined;
+}
+
+/**
+ * Rejects when the Python process behind the bridge ends while the bridge is open (killed for
+ * memory, SIGKILL): pythonia alone would leave every pending call waiting for ever.
+ */
+function watchPython(mod: PythoniaModule): Promise<never> {
+  const proc = bridgeProcess(mod);
+  const died = new Promise<never>((_, reject) => {
+    proc?.once('exit', (code, signal) => {
+      if (endedHere.has(proc)) return; // ended by shutdownBridge
+      const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}` : `exited with code ${code}`;
+      reject(new MkeyError(`the Python process (pid ${proc.pid}) ${how}`, { exitCode: ExitCode.failure }));
+    });
+  });
+  died.catch(() => undefined); // a rejection nobody awaits is no crash
+  return died;
 }
 
 /** Starts (or reuses) the Python side and returns a handle; `close()` ends it when the last user closes. */
@@ -85,9 +113,13 @@ export async function openBridge(): Promise<PythonBridge> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     let entry: any;
+    // python() (re)starts the process first thing: watch the one it started
+    const importing = mod.python('mkey_det.cli.bridge');
+    const died = watchPython(mod);
     try {
-      entry = await mod.python('mkey_det.cli.bridge');
+      entry = await Promise.race([importing, died]);
     } catch (err) {
+      if (err instanceof MkeyError) throw err; // the Python process ended
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       mod.python.exit();
@@ -98,7 +130,7 @@ export async function openBridge(): Promise<PythonBridge> {
         { exitCode: ExitCode.environment, hint: 'run `npm run setup`', detail: text },
       );
     }
-    active = { mod, entry, refs: 0 };
+    active = { mod, entry, refs: 0, died };
   }
   const session = active;
   session.refs += 1;
@@ -106,15 +138,20 @@ export async function openBridge(): Promise<PythonBridge> {
   return {
     async call<T>(name: string, args: Record<string, unknown> = {}, opts: BridgeCallOptions = {}): Promise<T> {
       if (closed) throw new MkeyError('Python bridge already closed');
-      const raw: unknown = await session.entry.call$(name, JSON.stringify(args), {
-        $timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      }).catch((err: unknown) => {
-        const text = err instanceof Error ? err.stack || err.message : String(err);
-        const timedOut = /didn't respond in time|timed out/i.test(text);
-        throw new MkeyError(timedOut ? `Python call ${name} timed out` : `Python call ${name} failed in the bridge`, {
-          detail: text,
-        });
-      });
+      const raw: unknown = await Promise.race([
+        session.entry.call$(name, JSON.stringify(args), {
+          $timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        }).catch((err: unknown) => {
+          const text = err instanceof Error ? err.stack || err.message : String(err);
+          const timedOut = /didn't respond in time|timed out/i.test(text);
+          throw new MkeyError(timedOut ? `Python call ${name} timed out` : `Python call ${name} failed in the bridge`, {
+            detail: text,
+          });
+        }),
+        session.died.catch((err: MkeyError) => {
+          throw new MkeyError(`${err.message} during ${name}`, { exitCode: err.exitCode });
+        }),
+      ]);
       const env = JSON.parse(String(raw)) as Envelope;
       if (!env.ok) throw new PythonError(env.error.type, env.error.message, env.error.traceback);
       return env.value as T;

@@ -27,6 +27,8 @@ ENTRIES: dict[str, str] = {
     'selftest.echo': 'mkey_det.cli.bridge:_selftest_echo',
     'selftest.raise': 'mkey_det.cli.bridge:_selftest_raise',
     'selftest.nan': 'mkey_det.cli.bridge:_selftest_nan',
+    'selftest.pid': 'mkey_det.cli.bridge:_selftest_pid',
+    'selftest.sleep': 'mkey_det.cli.bridge:_selftest_sleep',
     'runs.preflight': 'mkey_det.cli.runs:preflight',
     'runs.check_checkpoint': 'mkey_det.cli.runs:check_checkpoint',
     'runs.tools_dir': 'mkey_det.cli.runs:mmdet_tools_dir',
@@ -86,3 +88,16 @@ def _selftest_raise(message: str = 'boom') -> None:
 
 def _selftest_nan() -> dict[str, Any]:
     return {'nan': float('nan'), 'inf': float('inf'), 'ok': 1.5}
+
+
+def _selftest_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _selftest_sleep(seconds: float = 1.0) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
