@@ -214,8 +214,10 @@ build_mmcv() {
     fi
     FORCE_CUDA=0 MMCV_WITH_OPS=1 MAX_JOBS="$jobs" CFLAGS=-g0 pip install -q --no-build-isolation --no-deps -c "$lock" mmcv
     mmcv_ok || { say "mmcv built without working ops (mmcv._ext missing)"; exit 1; }
-    say "mmcv ${cached:+installed from the cache}${cached:-built} in $((SECONDS - t0)) s"
-    record_mmcv "${cached:+cached}${cached:-built}" $((SECONDS - t0))
+    local how=built
+    [ -z "$cached" ] || how=cached
+    say "mmcv $( [ $how = built ] && echo built || echo 'installed from the cache') in $((SECONDS - t0)) s"
+    record_mmcv $how $((SECONDS - t0))
     return
   fi
   tmp="$(mktemp -d)"
