@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { effectiveStatus, liveRunProcess, prepareWorkDir } from '../src/core/run/run-dir.js';
+import { checkpointFileProblem, effectiveStatus, liveRunProcess, prepareWorkDir } from '../src/core/run/run-dir.js';
+import { runCli, testPython } from './helpers/cli.js';
 import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
 import { spawnSync } from 'node:child_process';
@@ -85,5 +86,28 @@ describe('a run lock naming a pid that another process has now', () => {
     lock(processStart(process.pid));
     expect(liveRunProcess(dir)?.pid).toBe(process.pid);
     expect(effectiveStatus(dir, { status: 'running' })).toBe('running');
+  });
+});
+
+describe('--resume checks the checkpoint last_checkpoint names before anything starts', () => {
+  it('a missing or cut-short checkpoint: one line naming it, exit 2, in seconds (it failed 20 s into the resume)', async () => {
+    const good = join(tmp, 'good.pth');
+    spawnSync(testPython, ['-c', 'import sys, torch; torch.save({"state_dict": {"w": torch.zeros(1000)}}, sys.argv[1])', good]);
+    expect(checkpointFileProblem(good)).toBeUndefined();
+    const cut = join(tmp, 'cut.pth');
+    writeFileSync(cut, readFileSync(good).subarray(0, 1500));
+    expect(checkpointFileProblem(cut)).toMatch(/^is not a complete checkpoint \(1500 bytes, cut short\?\)$/);
+    expect(checkpointFileProblem(join(tmp, 'gone.pth'))).toBe('does not exist');
+    expect(checkpointFileProblem(tmp)).toBe('is not a regular file');
+
+    const wd = join(tmp, 'resumable');
+    mkdirSync(wd, { recursive: true });
+    writeFileSync(join(wd, 'mkey-run.json'), JSON.stringify({ status: 'interrupted' }));
+    for (const [ckpt, problem] of [[join(tmp, 'gone.pth'), 'does not exist'], [cut, 'is not a complete checkpoint (1500 bytes, cut short?)']] as const) {
+      writeFileSync(join(wd, 'last_checkpoint'), ckpt);
+      const res = await runCli(['train', '--work-dir', wd, '--resume']);
+      expect(res.exitCode).toBe(2);
+      expect(res.stderr.split('\n')[0]).toBe(`error: --resume: the checkpoint ${join(wd, 'last_checkpoint')} names, ${JSON.stringify(ckpt)}, ${problem}`);
+    }
   });
 });

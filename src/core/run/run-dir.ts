@@ -2,7 +2,7 @@
  * A run directory (`--work-dir`): its status file, its events file, and the rule that a directory
  * holding a run is never overwritten without `--resume` or `--force`.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
@@ -164,6 +164,31 @@ export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefi
 }
 
 /**
+ * Why `path` cannot be a checkpoint to resume from, or undefined: missing, not a regular file, or
+ * not a complete zip archive (torch.save's format: its end-of-central-directory record is in the
+ * last 64 KiB; a file cut short by a full disk or a kill has none). Read from the end, no Python.
+ */
+export function checkpointFileProblem(path: string): string | undefined {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return 'is not a regular file';
+    size = st.size;
+  } catch {
+    return 'does not exist';
+  }
+  const tail = Math.min(size, 65_557);
+  const buf = Buffer.alloc(tail);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, tail, size - tail);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.includes(Buffer.from([0x50, 0x4b, 0x05, 0x06])) ? undefined : `is not a complete checkpoint (${size} bytes, cut short?)`;
+}
+
+/**
  * Checks, without changing anything, that `dir` may receive a new run (or resume one): refuses a
  * dir holding a run without `resume`/`force`, a live run in any case, and `resume` without a
  * checkpoint. Runs before anything is written.
@@ -178,6 +203,14 @@ export function checkWorkDir(dir: string, opts: { resume: boolean; force: boolea
       throw new BadInputError(
         `--resume: ${JSON.stringify(dir)} has no checkpoint to resume from (no last_checkpoint file)`,
         'start a new run without --resume',
+      );
+    }
+    const ckpt = lastCheckpoint(dir);
+    const problem = ckpt ? checkpointFileProblem(ckpt) : 'is empty';
+    if (problem) {
+      throw new BadInputError(
+        `--resume: the checkpoint ${join(dir, 'last_checkpoint')} names, ${JSON.stringify(ckpt ?? '')}, ${problem}`,
+        'resume from an earlier checkpoint by writing its path into last_checkpoint, or start over with --force',
       );
     }
     return;
