@@ -25,9 +25,6 @@ import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 import { withBridge } from '../python/bridge.js';
 
-/** commander's accumulator for repeatable options. */
-export const collectValues = (value: string, previous: string[] = []): string[] => [...previous, value];
-
 /**
  * Accepted sides of `--img-scale`, in pixels. Below 32 an image is smaller than one cell of the
  * backbone's last stage (stride 32), so there is nothing left to detect on (and `0x0` reached

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { experimentFields, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
 import {

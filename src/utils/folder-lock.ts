@@ -25,15 +25,21 @@ export function processStart(pid: number): string | null {
   }
 }
 
-/** Whether the process that wrote `body` still runs (not merely a process with its pid). */
-function holderAlive(body: LockBody): boolean {
+/**
+ * Whether the process `pid` that started at `start` (processStart's value when it was recorded)
+ * still runs: a live pid with another start time is another process that got the number. A null
+ * `start` (a record of an older version, or no /proc) lets the pid alone decide.
+ */
+export function processAlive(pid: number | undefined, start: string | null = null): boolean {
+  if (!pid) return false;
   try {
-    process.kill(body.pid, 0);
+    process.kill(pid, 0);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: alive, another user's
   }
-  const now = processStart(body.pid);
-  return body.start === null || now === null || now === body.start;
+  if (start === null) return true;
+  const now = processStart(pid);
+  return now === null || now === start;
 }
 
 /**
@@ -56,7 +62,7 @@ export function acquireFolderLock(dir: string, name: string, command: string, sh
     } catch {
       held = undefined; // half-written or not ours: treated as stale
     }
-    if (held && typeof held.pid === 'number' && holderAlive(held)) {
+    if (held && typeof held.pid === 'number' && processAlive(held.pid, held.start ?? null)) {
       throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');
     }
     rmSync(path, { force: true }); // stale: its process is gone (or its pid was reused)

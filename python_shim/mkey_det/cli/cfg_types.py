@@ -82,10 +82,10 @@ def check_type_names(pairs: list[list[str]]) -> list[dict[str, str]]:
             continue
         if names is None:
             names = registered_names()
+            accepted = ', '.join(sorted(s for s in names if s))
+        reason = 'scope' if last in SCOPE_KEYS else 'type'
         for value in _values(raw):
-            if last in SCOPE_KEYS:
-                if value not in names:
-                    problems.append({'key': key, 'value': value, 'reason': 'scope', 'accepted': ', '.join(sorted(s for s in names if s))})
-            elif not _resolves(value, names):
-                problems.append({'key': key, 'value': value, 'reason': 'type', 'accepted': ', '.join(sorted(s for s in names if s))})
+            ok = value in names if reason == 'scope' else _resolves(value, names)
+            if not ok:
+                problems.append({'key': key, 'value': value, 'reason': reason, 'accepted': accepted})
     return problems

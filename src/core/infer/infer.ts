@@ -106,12 +106,12 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
         { timeoutMs: 1_800_000 },
       ),
     );
-    release();
     return { ...res, out };
   } catch (err) {
-    release();
     if (created) rmSync(created, { recursive: true, force: true });
     throw asBadInput(err);
+  } finally {
+    release();
   }
 }
 

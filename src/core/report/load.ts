@@ -1,6 +1,6 @@
 /** Reads one run directory into a `RunData`: merged training/validation entries, status, timing, problems. */
-import { existsSync, readdirSync } from 'node:fs';
-import { isRegularFile, readRegularFile } from '../../utils/regular-file.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { isRegularFile } from '../../utils/regular-file.js';
 import { join } from 'node:path';
 import { effectiveStatus } from '../run/run-dir.js';
 import { sessionDirs } from './discover.js';
@@ -11,10 +11,10 @@ import type { EvalPoint, RunData, RunIdentity, RunStatusFile, RunTask, TrainPoin
 /** Reads a text file; undefined when it is missing, an error when it cannot be read or is no regular file. */
 function readText(path: string): { text?: string; error?: string } {
   if (!existsSync(path)) return {};
+  if (!isRegularFile(path)) return { error: 'not a regular file' }; // a FIFO would block the read for ever
   try {
-    return { text: readRegularFile(path).toString('utf8') };
+    return { text: readFileSync(path, 'utf8') };
   } catch (err) {
-    if (!isRegularFile(path)) return { error: 'not a regular file' };
     return { error: err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.message : String(err) };
   }
 }

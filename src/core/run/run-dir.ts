@@ -6,7 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
-import { processStart } from '../../utils/folder-lock.js';
+import { processAlive, processStart } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
 
@@ -65,16 +65,6 @@ export interface RunLock {
   started: string;
 }
 
-function pidAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
-  }
-}
-
 export function readRunLock(dir: string): RunLock | undefined {
   try {
     return JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as RunLock;
@@ -92,8 +82,7 @@ export function liveRunProcess(dir: string): { pid: number; lock: RunLock } | un
   if (!lock) return undefined;
   if (lock.host !== hostname()) return { pid: lock.trainer ?? lock.supervisor, lock };
   for (const [pid, start] of [[lock.trainer, lock.trainerStart], [lock.supervisor, lock.supervisorStart]] as const) {
-    // locks of older versions carry no start time: the pid alone decides there
-    if (pid && pidAlive(pid) && (start == null || processStart(pid) === start)) return { pid, lock };
+    if (processAlive(pid, start ?? null)) return { pid: pid!, lock };
   }
   return undefined;
 }
