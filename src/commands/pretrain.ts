@@ -128,6 +128,7 @@ Examples:
   mkey-det pretrain --backbone swin-t-spatialk --data /data/imagenet --gpus 4         # Table 1's row (paper recipe)
   mkey-det pretrain --backbone vit-b-vanillak --charts 4 --data /data/imagenet --gpus 4 --recipe stock
   mkey-det pretrain --data /data/imagenet --gpus 4 --attn-impl sdpa --key-order auto --tf32   # GPU fast paths
+  mkey-det pretrain --data demo --nproc-per-node 2               # the multi-GPU path on 2 CPU processes (gloo)
   mkey-det pretrain --work-dir work_dirs/pretrain-swin-t-spatialk-c8-demo-demo-s0 --resume`,
   )
   .action(

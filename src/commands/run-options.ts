@@ -2,16 +2,17 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { experimentFields } from '../core/experiment.js';
-import { resultText } from '../core/run/progress.js';
-import type { LaunchOptions, RunResult } from '../core/run/train.js';
+import type { LaunchOptions, RunResult } from '../core/run/run.js';
+import { ProgressView, resultText } from './progress.js';
 import { errColors as pc } from '../utils/colors.js';
-import { ExitCode, MkeyError } from '../utils/errors.js';
+import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { intOption } from '../utils/options.js';
 
 export function addLaunchOptions(cmd: Command, what: string): Command {
   return cmd
     .option('--gpus <n>', 'processes (GPUs) per node; 0 = one process on whatever device torch sees', '0')
+    .option('--nproc-per-node <n>', "CPU processes per node through torchrun and gloo, no GPU needed: a multi-GPU recipe tried on a laptop, or a CPU cluster (use --gpus for GPUs)", '0')
     .option('--nnodes <n>', 'nodes in a multi-node run', '1')
     .option('--node-rank <n>', 'rank of this node', '0')
     .option('--master-addr <host>', 'address of node 0', '127.0.0.1')
@@ -26,6 +27,7 @@ export function addLaunchOptions(cmd: Command, what: string): Command {
 export const launchOptionsSchema = z.object({
   workDir: z.string().optional(),
   gpus: intOption('--gpus', 0, 1024),
+  nprocPerNode: intOption('--nproc-per-node', 0, 1024),
   nnodes: intOption('--nnodes', 1, 100_000),
   nodeRank: intOption('--node-rank', 0, 100_000),
   masterAddr: z.string().regex(/^[A-Za-z0-9.\-:]+$/, 'a host name or IP address'),
@@ -38,21 +40,43 @@ export const launchOptionsSchema = z.object({
 });
 export type LaunchCliOptions = z.infer<typeof launchOptionsSchema>;
 
+/** `--gpus` and `--nproc-per-node` name two kinds of processes: one of them at a time. */
+export function checkProcessKind(opts: { gpus: number; nprocPerNode: number }): void {
+  if (opts.gpus > 0 && opts.nprocPerNode > 0) {
+    throw new BadInputError(
+      `--gpus ${opts.gpus} and --nproc-per-node ${opts.nprocPerNode} cannot be combined: --gpus starts GPU processes (NCCL), --nproc-per-node CPU processes (gloo)`,
+      'give --gpus N on a GPU machine, --nproc-per-node N without GPUs',
+    );
+  }
+}
+
+/** A whole number of seconds > 0 from the environment, else undefined (the default applies). */
+function positiveIntFromEnv(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${name}=${JSON.stringify(raw)}: expected a whole number of seconds >= 1`);
+  return n;
+}
+
 /** The launch part of a request, from parsed options and the run directory chosen. */
 export function launchOptionsFrom(opts: LaunchCliOptions, workDir: string): LaunchOptions {
+  checkProcessKind(opts);
   return {
     workDir,
     topology: {
       launcher: opts.launcher,
       gpus: opts.gpus,
+      cpuProcs: opts.nprocPerNode,
       nnodes: opts.nnodes,
       nodeRank: opts.nodeRank,
       masterAddr: opts.masterAddr,
       masterPort: opts.masterPort,
+      rendezvousTimeoutS: positiveIntFromEnv('MKEY_RENDEZVOUS_TIMEOUT_S'),
     },
     resume: opts.resume,
     force: opts.force,
-    progress: opts.json ? 'json' : process.stderr.isTTY ? 'bar' : 'lines',
+    observer: new ProgressView(opts.json ? 'json' : process.stderr.isTTY ? 'bar' : 'lines', logger.info),
     verbose: opts.verbose,
   };
 }

@@ -1,18 +1,20 @@
 import { Command } from 'commander';
 import { z } from 'zod';
-import { resultText } from '../core/run/progress.js';
+import { ProgressView, resultText } from './progress.js';
 import { testCheckpoint } from '../core/run/test.js';
 import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
-import { emit } from '../utils/logger.js';
+import { emit, logger } from '../utils/logger.js';
 import { intOption, parseOptions } from '../utils/options.js';
 import { CFG_OPTIONS_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
+import { checkProcessKind } from './run-options.js';
 
 const testOptionsSchema = z.object({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
   config: z.string().optional(),
   workDir: z.string().optional(),
   gpus: intOption('--gpus', 0, 1024),
+  nprocPerNode: intOption('--nproc-per-node', 0, 1024),
   nonStrict: z.boolean().default(false),
   cfgOptions: z.array(z.string()).default([]),
   json: z.boolean().default(false),
@@ -25,6 +27,7 @@ export const testCommand = new Command('test')
   .option('--config <file>', "the run's config (default: config.py next to the checkpoint)")
   .option('--work-dir <dir>', 'where the evaluation logs go (default: <checkpoint dir>/test-<name>)')
   .option('--gpus <n>', 'evaluate with n processes (GPUs) through torchrun; 0 = one process on whatever device torch sees', '0')
+  .option('--nproc-per-node <n>', 'evaluate with n CPU processes through torchrun and gloo (no GPU needed; the images are split over them)', '0')
   .option('--non-strict', "load the checkpoint even when its weights do not fit the config's model (MMDetection's default; the mismatch is only in the log)", false)
   .option(CFG_OPTIONS_FLAG, "override a value of the run's config for this evaluation, parsed by MMDetection's tools/test.py (mmengine's DictAction); keys that load code and unregistered type names are refused; several pairs after one flag", [])
   .option('--json', 'print the result as JSON', false)
@@ -40,6 +43,7 @@ Exit codes: 0 evaluated, 1 evaluation failed, 2 bad input, 3 Python not set up, 
 Examples:
   mkey-det test --checkpoint work_dirs/demo-swin-t-spatialk/epoch_8.pth
   mkey-det test --checkpoint work_dirs/run/epoch_36.pth --gpus 8 --json
+  mkey-det test --checkpoint work_dirs/run/epoch_36.pth --nproc-per-node 2   # two CPU processes
   mkey-det test --checkpoint work_dirs/run/epoch_36.pth --cfg-options test_evaluator.metric=bbox`,
   )
   .action(
@@ -47,7 +51,8 @@ Examples:
       const opts = parseOptions(testOptionsSchema, raw);
       const cfgOptions = cfgOptionPairs(opts.cfgOptions);
       await refuseUnregisteredTypes(cfgOptions);
-      const result = await testCheckpoint({ ...opts, cfgOptions, progress: opts.json ? 'silent' : 'lines' });
+      checkProcessKind(opts);
+      const result = await testCheckpoint({ ...opts, cpuProcs: opts.nprocPerNode, cfgOptions, observer: new ProgressView(opts.json ? 'silent' : 'lines', logger.info) });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
       if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;
     }),

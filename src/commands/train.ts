@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { train, trainConfig, type RunResult } from '../core/run/train.js';
+import type { RunResult } from '../core/run/run.js';
+import { train, trainConfig } from '../core/run/train.js';
 import { BACKBONE_NAMES, DEFAULT_CHARTS, backboneVariant, experimentCharts, type Experiment } from '../core/experiment.js';
 import { readRunRecord } from '../core/run/run-dir.js';
 import { VAL_IMAGES, datasetRoot, describePath } from '../core/dataset.js';
@@ -100,6 +101,8 @@ Examples:
   mkey-det train --data coco --gpus 8 --attn-impl sdpa --key-order auto --tf32   # GPU fast paths (same function)
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8              # Table 3's row, 1 node
   mkey-det train --backbone swin-t-spatialk --data coco --gpus 8 --launcher slurm --nnodes 1
+  mkey-det train --data demo --nproc-per-node 2                # the 8-GPU path (torchrun, DDP) on 2 CPU processes
+  mkey-det train --data demo --nproc-per-node 1 --nnodes 2 --node-rank 0 --master-addr 127.0.0.1   # node 0 of 2
   mkey-det train --config my-mask-rcnn.py --cfg-options train_cfg.max_epochs=24   # an edited config
   mkey-det train --config configs/table3/swin-t.py --backbone swin-t-spatialk --charts 4
   mkey-det train --work-dir work_dirs/my-run --resume`,

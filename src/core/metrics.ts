@@ -18,8 +18,10 @@ export const BOX_AP = AP_COLUMNS[0].metric;
 export const MASK_AP = AP_COLUMNS[3].metric;
 /** mmengine's metric names, in Table 3's order. */
 export const AP_KEYS = AP_COLUMNS.map((c) => c.metric);
-/** Metrics as the events and run records carry them: metric name -> 0-1 value (null: not computed). */
-export type CocoMetrics = Record<string, number | null>;
+/** Metrics as the events and run records carry them: the evaluator's metric name -> value (null: not computed). */
+export type EvalMetrics = Record<string, number | null>;
+/** A detection evaluation's metrics (CocoMetric, 0-1 scale). */
+export type CocoMetrics = EvalMetrics;
 
 const percent = (v: number | null | undefined): string => (typeof v === 'number' ? (100 * v).toFixed(1) : '-');
 

@@ -97,7 +97,22 @@ class MkeyProgressHook(Hook):
         except ValueError:  # not the main thread (e.g. inside a bridge call): keep the defaults
             pass
 
-    def _stop_if_asked(self, runner) -> None:
+    def _agree_on_stop(self, runner) -> None:
+        """All ranks take the stop together: the signal reaches each worker at its own moment, and
+        a rank that stopped one iteration before the others would leave them waiting in a collective.
+        One small all-reduce (max) at each training-iteration boundary, only in a multi-process run."""
+        if int(runner.world_size) <= 1:
+            return
+        from mmengine.dist import all_reduce
+
+        flag = torch.tensor([self._stop_signal or 0], dtype=torch.int64)
+        all_reduce(flag, op='max')
+        if flag.item() and self._stop_signal is None:
+            self._stop_signal = int(flag.item())
+
+    def _stop_if_asked(self, runner, agree: bool = False) -> None:
+        if agree:
+            self._agree_on_stop(runner)
         if self._stop_signal is None:
             return
         name = signal.Signals(self._stop_signal).name
@@ -218,14 +233,14 @@ class MkeyProgressHook(Hook):
         self._last = time.perf_counter()
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self._stop_if_asked(runner)
+        self._stop_if_asked(runner, agree=True)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._stop_if_asked(runner)
 
     def before_val_epoch(self, runner) -> None:
         self._emit_new_checkpoint(runner)
-        self._stop_if_asked(runner)
+        self._stop_if_asked(runner, agree=True)
         self._val_start = time.perf_counter()
 
     def _eval_seconds(self, runner, iter_time: float) -> Optional[float]:

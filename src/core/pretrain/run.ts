@@ -4,7 +4,7 @@ import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
 import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
-import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/train.js';
+import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/run.js';
 import type { PretrainExperiment } from './experiment.js';
 
 export interface PretrainRequest extends LaunchOptions {
@@ -26,6 +26,7 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
   const exp = req.experiment;
   return launchRun({
     ...req,
+    command: 'pretrain',
     amp: exp.amp,
     tf32: exp.tf32,
     renderConfig: async () => {

@@ -94,6 +94,12 @@ export type RunEvent = z.infer<typeof runEventSchema>;
 export type RunEventName = RunEvent['event'];
 export const RUN_EVENT_NAMES = runEventSchema.options.map((o) => o.shape.event.value) as RunEventName[];
 
+/** Who is told a supervised run's events as they come (the commands' progress view); `stop` when it ends or is interrupted. */
+export interface RunObserver {
+  onEvent(e: RunEvent): void;
+  stop(): void;
+}
+
 /**
  * Incremental reader of the events file: `poll()` returns the events of the complete lines appended
  * since the last call (a half-written last line waits for the next poll). A line that is not JSON

@@ -10,9 +10,8 @@ import { execa, type ResultPromise } from 'execa';
 import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
 import { ExitCode } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
-import type { EventTail, RunEvent } from './events.js';
+import type { EventTail, RunEvent, RunObserver } from './events.js';
 import type { LaunchPlan } from './launch.js';
-import type { ProgressView } from './progress.js';
 
 /**
  * Starts a launch plan as a child process whose combined output goes to `logPath` (and to stderr
@@ -52,7 +51,7 @@ export function spawnLogged(python: string, plan: LaunchPlan, logPath: string, f
 export async function superviseChild(
   child: ResultPromise,
   events: EventTail,
-  view: ProgressView,
+  view: RunObserver,
   onEvent: (e: RunEvent) => void,
 ): Promise<{ exitCode: number; interrupted: boolean }> {
   let interrupted = false;
@@ -84,6 +83,25 @@ export async function superviseChild(
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
+}
+
+/**
+ * The worker that failed first in a multi-process run, from torchrun's "Root Cause" summary in the
+ * log: `rank 1 (pid 4242) was killed by SIGKILL`, or `rank 1 (pid 4242) exited with code 1`.
+ */
+export function failedWorkerLine(logPath: string): string | undefined {
+  if (!existsSync(logPath)) return undefined;
+  const text = readFileSync(logPath, 'utf8');
+  const at = text.lastIndexOf('Root Cause (first observed failure)');
+  if (at < 0) return undefined;
+  const block = text.slice(at, at + 2000);
+  const rank = /rank\s*:\s*(\d+)/.exec(block)?.[1];
+  const exit = /exitcode\s*:\s*(-?\d+)\s*\(pid:\s*(\d+)\)/.exec(block);
+  if (rank === undefined || !exit) return undefined;
+  const [, code, pid] = exit;
+  const signal = /Signal \d+ \((SIG[A-Z0-9]+)\)/.exec(block)?.[1];
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return `rank ${rank} (pid ${pid}) ${how}; the other processes were stopped`;
 }
 
 /** The last line of a Python traceback in the child's log: what went wrong, in one line. */

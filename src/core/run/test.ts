@@ -4,26 +4,28 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
-import type { CocoMetrics } from '../metrics.js';
-import { EVENTS_FILE, EventTail } from './events.js';
-import { DEFAULT_TOPOLOGY, planLaunch } from './launch.js';
+import type { EvalMetrics } from '../metrics.js';
+import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
+import { DEFAULT_TOPOLOGY, cpuWorkerFor, planLaunch } from './launch.js';
 import { preflight } from './preflight.js';
-import { ProgressView, type ProgressMode } from './progress.js';
 import { CONFIG_FILE, LOCK_FILE, RUN_FILE } from './run-dir.js';
 import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
-import type { RunResult } from './train.js';
+import type { RunResult } from './run.js';
 
 export interface TestRequest {
   checkpoint: string;
   config?: string;
   workDir?: string;
-  /** Processes (GPUs) on this node; 0 or 1 = one process. */
+  /** GPU processes on this node; 0 or 1 = one process. */
   gpus: number;
+  /** CPU processes on this node (gloo), `--nproc-per-node`; 0 or absent = not asked for. */
+  cpuProcs?: number;
   /** Skip the key-for-key check of the checkpoint against the config's model. */
   nonStrict: boolean;
   /** Checked `--cfg-options` pairs, handed to tools/test.py (mmengine's DictAction parses the values). */
   cfgOptions: [string, string][];
-  progress: ProgressMode;
+  /** Told every event of the evaluation (the command's progress view). */
+  observer: RunObserver;
   verbose: boolean;
 }
 
@@ -54,18 +56,15 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
   const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
   mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
   const overrides = req.cfgOptions.length ? ['--cfg-options', ...req.cfgOptions.map(([k, v]) => `${k}=${v}`)] : [];
-  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir, ...overrides], {
-    ...DEFAULT_TOPOLOGY,
-    gpus: req.gpus,
-  });
+  const topology = { ...DEFAULT_TOPOLOGY, gpus: req.gpus, cpuProcs: req.cpuProcs ?? 0 };
+  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir, ...overrides], topology, cpuWorkerFor(topology, pre));
   const logPath = join(workDir, 'mkey-test.log');
   const eventsPath = join(workDir, EVENTS_FILE);
   const events = new EventTail(eventsPath, logger.warn);
   events.poll();
   const { child, closeLog } = spawnLogged(python, plan, logPath, 'w', req.verbose);
-  let metrics: CocoMetrics | undefined;
-  const view = new ProgressView(req.progress === 'bar' ? 'lines' : req.progress, logger.info);
-  const { exitCode, interrupted } = await superviseChild(child, events, view, (e) => {
+  let metrics: EvalMetrics | undefined;
+  const { exitCode, interrupted } = await superviseChild(child, events, req.observer, (e) => {
     if (e.event === 'test') metrics = e.metrics;
   });
   await closeLog();

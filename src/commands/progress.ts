@@ -1,12 +1,13 @@
 /**
  * Shows a run's events to a person: a live bar (epoch, iterations, loss, ETA) on a terminal, plain
- * lines otherwise, the raw events with --json.
+ * lines otherwise, the raw events with --json. The commands own it; core hands it events
+ * (`RunObserver`) and returns the result.
  */
 import cliProgress from 'cli-progress';
-import { formatDuration } from '../../utils/format.js';
-import { formatMetricsInline, formatMetricsLines } from '../metrics.js';
-import type { RunEvent } from './events.js';
-import type { RunResult } from './train.js';
+import { formatMetricsInline, formatMetricsLines } from '../core/metrics.js';
+import type { RunEvent, RunObserver } from '../core/run/events.js';
+import type { RunResult } from '../core/run/run.js';
+import { formatDuration } from '../utils/format.js';
 
 export type ProgressMode = 'bar' | 'lines' | 'json' | 'silent';
 
@@ -41,7 +42,7 @@ export function describeEvent(e: RunEvent): string | undefined {
   }
 }
 
-export class ProgressView {
+export class ProgressView implements RunObserver {
   private bar: cliProgress.SingleBar | undefined;
   /** The bar's last values: a restarted bar (after an evaluation) must not show its template. */
   private payload: Record<string, unknown> = { epoch: '-', loss: '-', speed: '-', etaText: '?', mem: '-' };
