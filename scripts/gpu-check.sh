@@ -106,6 +106,14 @@ if [ ${#amp_len[@]} -gt 0 ]; then
   done
 fi
 
+# --- 2b. two GPUs through torchrun (NCCL): only where the machine has two or more ----------------
+gpu_count="$(command -v nvidia-smi >/dev/null && nvidia-smi --list-gpus 2>/dev/null | wc -l || echo 0)"
+if [ "$smoke" = 0 ] && [ "${gpu_count:-0}" -ge 2 ]; then
+  step "train swin-t-spatialk --gpus 2" cli train --backbone swin-t-spatialk --data demo --work-dir "$work/runs/spatialk-2gpu" --gpus 2 --max-iters 30
+else
+  say "skip: train --gpus 2 needs two GPUs; this machine has ${gpu_count:-0} (the same path runs on CPU processes in npm test: test/distributed.test.ts)"
+fi
+
 # --- 3. test reproduces the last validation -------------------------------------------------------
 test_matches_val() {
   local run="$work/runs/spatialk" ckpt

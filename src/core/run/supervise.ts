@@ -100,15 +100,21 @@ export function failedWorkerLine(logPath: string): string | undefined {
   if (rank === undefined || !exit) return undefined;
   const [, code, pid] = exit;
   const signal = /Signal \d+ \((SIG[A-Z0-9]+)\)/.exec(block)?.[1];
-  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-  return `rank ${rank} (pid ${pid}) ${how}; the other processes were stopped`;
+  if (signal) return `rank ${rank} (pid ${pid}) was killed by ${signal}; the other processes were stopped`;
+  // torchrun prefixes each worker's output with its rank: that rank's last error says why
+  const own = text.split('\n').filter((l) => l.startsWith(`[rank${rank}]:`)).map((l) => l.slice(`[rank${rank}]:`.length).trim());
+  const why = own.filter((l) => ERROR_LINE.test(l)).at(-1);
+  return `rank ${rank} (pid ${pid}) exited with code ${code}${why ? `: ${why}` : ''}`;
 }
+
+/** The last line of a Python traceback: `ValueError: ...`, `torch.distributed.DistStoreError: ...`. */
+const ERROR_LINE = /^[A-Za-z_.]*(Error|Exception|Interrupt)\b.*:?/;
 
 /** The last line of a Python traceback in the child's log: what went wrong, in one line. */
 export function lastErrorLine(logPath: string): string | undefined {
   if (!existsSync(logPath)) return undefined;
   const lines = readFileSync(logPath, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
-  const idx = lines.map((l) => /^[A-Za-z_.]*(Error|Exception|Interrupt)\b.*:?/.test(l)).lastIndexOf(true);
+  const idx = lines.map((l) => ERROR_LINE.test(l)).lastIndexOf(true);
   return idx >= 0 ? lines[idx] : lines.at(-1);
 }
 
