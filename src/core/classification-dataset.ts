@@ -24,20 +24,23 @@
  */
 import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { withBridge } from '../python/bridge.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
 import {
   FIRST_SHOWN,
-  HEADER_SAMPLE,
+  checkDatasetRoot,
   demoDatasetRoot,
   describePath,
+  ensureDemoDataset,
   errnoText,
   firstBytesText,
+  headerSample,
   imageHeaderFormat,
   readImageHead,
   resolveDataDir,
   shownPath,
+  type DemoCacheOptions,
+  type MissingRoot,
 } from './dataset-paths.js';
 
 export type ClassificationDataKind = 'demo' | 'dir';
@@ -64,10 +67,6 @@ export interface ResolvedClassificationData {
   generated?: boolean;
 }
 
-export interface ResolveClassificationOptions {
-  /** Where the demo dataset is cached (default: $MKEY_CACHE_DIR, else <package>/.cache). */
-  cacheDir?: string;
-}
 
 /** Folder name of the classification demo under the cache dir (bump with demo_cls.GENERATOR_VERSION). */
 export const DEMO_CLS_DATASET_DIRNAME = 'demo-cls-v1';
@@ -92,18 +91,13 @@ const shownName = (name: string): string => quoteValue(name, 40);
 /** Resolves `demo` or a directory path to a checked ImageNet-style classification dataset. */
 export async function resolveClassificationData(
   spec: string,
-  opts: ResolveClassificationOptions = {},
+  opts: DemoCacheOptions = {},
 ): Promise<ResolvedClassificationData> {
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected ${ACCEPTED}`);
   if (value === 'demo') {
-    const root = demoDatasetRoot(DEMO_CLS_DATASET_DIRNAME, opts.cacheDir, 'demo classification dataset');
-    const made = await withBridge((b) =>
-      b.call<{ root: string; classes: string[]; generated: boolean; reason: string | null }>(DEMO_CLS_BRIDGE_ENTRY, { root }),
-    );
-    if (made.generated && made.reason && !made.reason.startsWith('no dataset at root')) {
-      logger.info(`regenerated the demo classification dataset at ${made.root}: ${made.reason}`);
-    }
+    const what = 'demo classification dataset';
+    const made = await ensureDemoDataset(DEMO_CLS_BRIDGE_ENTRY, demoDatasetRoot(DEMO_CLS_DATASET_DIRNAME, opts.cacheDir, what), what);
     const checked = validateClassificationDir(made.root, { message: `demo classification dataset was not generated at ${made.root}` });
     return { kind: 'demo', ...checked, generated: made.generated };
   }
@@ -122,13 +116,9 @@ export function compareCodePoints(a: string, b: string): number {
 /** Checks an ImageNet-style dataset at `root` (absolute) and summarises it. */
 export function validateClassificationDir(
   root: string,
-  missingRoot: { message: string; hint?: string } = { message: `classification dataset directory not found: ${shownPath(root)}` },
+  missingRoot: MissingRoot = { message: `classification dataset directory not found: ${shownPath(root)}` },
 ): Omit<ResolvedClassificationData, 'kind'> {
-  const rootInfo = describePath(root);
-  if (rootInfo === undefined) throw new BadInputError(missingRoot.message, missingRoot.hint ?? LAYOUT_HINT);
-  if (rootInfo.kind !== 'dir') {
-    throw new BadInputError(`dataset path is not a directory: ${shownPath(root)} (it is ${rootInfo.what}; expected ${ACCEPTED})`);
-  }
+  checkDatasetRoot(root, missingRoot, LAYOUT_HINT, ACCEPTED);
   // both split folders before listing either (listing ImageNet train takes a moment)
   for (const split of SPLITS) {
     const dir = join(root, split);
@@ -318,19 +308,16 @@ function checkCounts(s: SplitScan, everyClass: boolean): void {
 function checkHeaders(s: SplitScan): void {
   const all: string[] = [];
   for (const c of s.classes) for (const img of s.byName.get(c)!.images) all.push(`${c}/${img}`);
-  const n = all.length;
-  const sample = Math.min(n, HEADER_SAMPLE);
+  const { sample, checked } = headerSample(all);
   let bad = 0;
   let first = '';
-  for (let k = 0; k < sample; k++) {
-    const rel = all[sample === n ? k : Math.floor((k * n) / HEADER_SAMPLE)]!;
+  for (const rel of sample) {
     const problem = imageHeaderProblem(join(s.dir, rel));
     if (problem === undefined) continue;
     if (bad === 0) first = `${shownName(rel)} ${problem}`;
     bad += 1;
   }
   if (bad > 0) {
-    const checked = sample === n ? `${n} images` : `${sample} images checked (an even sample of ${n})`;
     throw new BadInputError(
       `${bad} of the ${checked} under ${shownPath(s.dir)} are not JPEG, PNG, BMP, TIFF, PPM/PGM or WebP files (first: ${first})`,
     );

@@ -2,15 +2,19 @@
  * Path and file helpers both dataset checks share: the detection one (`dataset.ts`, COCO layout)
  * and the classification one (`classification-dataset.ts`, ImageNet-style folders).
  *
- * - what a path is, from stat only (never opened: a FIFO must not block), for one-line errors;
- * - the demo datasets' cache folder ($MKEY_CACHE_DIR, else <package>/.cache) and its check;
+ * - what a path is, from stat only (never opened: a FIFO must not block), for one-line errors,
+ *   and the check that a dataset root is a directory;
+ * - the demo datasets' cache folder ($MKEY_CACHE_DIR, else <package>/.cache), its check, and the
+ *   generation of a demo set there through the bridge;
  * - the first bytes of an image file and the container they name (JPEG, PNG, ...).
  *
  * Each check keeps its own messages; what differs between them is passed in.
  */
 import { closeSync, constants, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { withBridge } from '../python/bridge.js';
 import { BadInputError, abbreviate } from '../utils/errors.js';
+import { logger } from '../utils/logger.js';
 import { packageRoot } from '../utils/paths.js';
 
 /**
@@ -21,6 +25,19 @@ import { packageRoot } from '../utils/paths.js';
  * error pages saved by a failed download. COCO val's 5000 are sampled too.
  */
 export const HEADER_SAMPLE = 2000;
+/**
+ * The images whose headers are read, of `images`: all of them up to HEADER_SAMPLE, else an even
+ * sample of HEADER_SAMPLE; `checked` says which in a message (`6 images`, `2000 images checked
+ * (an even sample of 118287)`).
+ */
+export function headerSample<T>(images: readonly T[]): { sample: T[]; checked: string } {
+  const n = images.length;
+  if (n <= HEADER_SAMPLE) return { sample: [...images], checked: `${n} images` };
+  return {
+    sample: Array.from({ length: HEADER_SAMPLE }, (_, k) => images[Math.floor((k * n) / HEADER_SAMPLE)]!),
+    checked: `${HEADER_SAMPLE} images checked (an even sample of ${n})`,
+  };
+}
 /** How many offending entries a message names. */
 export const FIRST_SHOWN = 3;
 /**
@@ -89,6 +106,29 @@ export function describePath(path: string, label: string = shownPath(path)): Pat
   return { kind: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other', what: describeStats(st), size: st.size };
 }
 
+/** The message (and hint) when nothing is at a dataset root. */
+export interface MissingRoot {
+  message: string;
+  hint?: string;
+}
+
+/**
+ * A dataset root must be a directory: `missing` when nothing is there (its hint, else
+ * `layoutHint`), else one line naming what is there instead of the `expected` layout.
+ */
+export function checkDatasetRoot(root: string, missing: MissingRoot, layoutHint: string, expected: string): void {
+  const info = describePath(root);
+  if (info === undefined) throw new BadInputError(missing.message, missing.hint ?? layoutHint);
+  if (info.kind !== 'dir') {
+    throw new BadInputError(`dataset path is not a directory: ${shownPath(root)} (it is ${info.what}; expected ${expected})`);
+  }
+}
+
+/** Where a demo dataset is cached (default: $MKEY_CACHE_DIR, else <package>/.cache). */
+export interface DemoCacheOptions {
+  cacheDir?: string;
+}
+
 /** The cache folder for generated data. */
 export function defaultCacheDir(): string {
   const env = process.env.MKEY_CACHE_DIR;
@@ -105,6 +145,20 @@ export function demoDatasetRoot(dirname: string, cacheDir: string | undefined, w
   const root = join(dir, dirname);
   checkCacheDir(dir, root, !cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder', what);
   return root;
+}
+
+/**
+ * Generates the demo dataset at `root` through the bridge entry `entry` (`data.ensure_demo`,
+ * `data.ensure_demo_cls`), or finds it there intact: where it is and whether this call made it.
+ * A cache regenerated for a reason the Python side names (another version, seed or spec, a
+ * changed file) is said once on stderr; a first generation is not.
+ */
+export async function ensureDemoDataset(entry: string, root: string, what: string): Promise<{ root: string; generated: boolean }> {
+  const made = await withBridge((b) => b.call<{ root: string; generated: boolean; reason?: string | null }>(entry, { root }));
+  if (made.generated && made.reason && !made.reason.startsWith('no dataset at root')) {
+    logger.info(`regenerated the ${what} at ${made.root}: ${made.reason}`);
+  }
+  return { root: made.root, generated: made.generated };
 }
 
 /**

@@ -22,21 +22,24 @@
 import { constants, statSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
-import { withBridge } from '../python/bridge.js';
 import { BadInputError, abbreviate, quoteValue } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
 import {
   FIRST_SHOWN,
-  HEADER_SAMPLE,
+  checkDatasetRoot,
   demoDatasetRoot,
   describePath,
   describeStats,
+  ensureDemoDataset,
   errnoText,
   firstBytesText,
+  headerSample,
   imageHeaderFormat,
   readImageHead,
   resolveDataDir,
   shownPath,
+  type DemoCacheOptions,
+  type MissingRoot,
 } from './dataset-paths.js';
 
 // shared with the classification check (dataset-paths.ts); still importable from here
@@ -62,10 +65,6 @@ export interface ResolvedDataset {
   generated?: boolean;
 }
 
-export interface ResolveDatasetOptions {
-  /** Where the demo dataset is cached (default: $MKEY_CACHE_DIR, else <package>/.cache). */
-  cacheDir?: string;
-}
 
 /** Folder name of the demo dataset under the cache dir (bump with the Python GENERATOR_VERSION). */
 export const DEMO_DATASET_DIRNAME = 'demo-v2';
@@ -101,7 +100,7 @@ export function defaultCocoRoot(): string {
 }
 
 /** The folder a `--data` value names (`coco`, `demo` or a directory), not checked and not generated. */
-export function datasetRoot(spec: string, opts: ResolveDatasetOptions = {}): string {
+export function datasetRoot(spec: string, opts: DemoCacheOptions = {}): string {
   const value = spec.trim();
   if (value === 'coco') return defaultCocoRoot();
   if (value === 'demo') return demoDatasetRoot(DEMO_DATASET_DIRNAME, opts.cacheDir, 'demo dataset');
@@ -109,7 +108,7 @@ export function datasetRoot(spec: string, opts: ResolveDatasetOptions = {}): str
 }
 
 /** Resolves `coco`, `demo` or a directory path to a checked COCO-layout dataset. */
-export async function resolveDataset(spec: string, opts: ResolveDatasetOptions = {}): Promise<ResolvedDataset> {
+export async function resolveDataset(spec: string, opts: DemoCacheOptions = {}): Promise<ResolvedDataset> {
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected coco, demo or a dataset directory`);
   const root = datasetRoot(value, opts);
@@ -124,11 +123,7 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
     };
   }
   if (value === 'demo') {
-    const made = await withBridge((b) =>
-      b.call<{ root: string; classes: string[]; num_train: number; num_val: number; generated: boolean }>('data.ensure_demo', {
-        root,
-      }),
-    );
+    const made = await ensureDemoDataset('data.ensure_demo', root, 'demo dataset');
     const checked = await validateCocoDir(made.root, { message: `demo dataset was not generated at ${made.root}` });
     return { kind: 'demo', ...checked, generated: made.generated };
   }
@@ -143,13 +138,9 @@ export async function resolveDataset(spec: string, opts: ResolveDatasetOptions =
 /** Checks a COCO-layout dataset at `root` (absolute) and summarises it. */
 export async function validateCocoDir(
   root: string,
-  missingRoot: { message: string; hint?: string } = { message: `dataset directory not found: ${shownPath(root)}` },
+  missingRoot: MissingRoot = { message: `dataset directory not found: ${shownPath(root)}` },
 ): Promise<Omit<ResolvedDataset, 'kind'>> {
-  const rootInfo = describePath(root);
-  if (rootInfo === undefined) throw new BadInputError(missingRoot.message, missingRoot.hint ?? LAYOUT_HINT);
-  if (rootInfo.kind !== 'dir') {
-    throw new BadInputError(`dataset path is not a directory: ${shownPath(root)} (it is ${rootInfo.what}; expected a COCO-layout directory)`);
-  }
+  checkDatasetRoot(root, missingRoot, LAYOUT_HINT, 'a COCO-layout directory');
   // check both annotation files before reading either (reading COCO train takes a while); stat,
   // not open: opening a FIFO blocks until something writes to it
   for (const split of SPLITS) {
@@ -309,17 +300,13 @@ function checkImageFiles(ann: string, imagesDir: string, fileNames: string[]): v
     if (o.count > 0) throw new BadInputError(`${o.count} of ${n} images listed in ${ann} ${what} under ${imagesDir} (first: ${o.detail})`);
   }
 
-  const sample = n <= HEADER_SAMPLE ? n : HEADER_SAMPLE;
+  const { sample, checked } = headerSample(fileNames);
   const badHeader = new Offenders();
-  for (let k = 0; k < sample; k++) {
-    // evenly spread over the list (every image when there are few enough)
-    const i = sample === n ? k : Math.floor((k * n) / HEADER_SAMPLE);
-    const fileName = fileNames[i]!;
+  for (const fileName of sample) {
     const problem = imageHeaderProblem(join(imagesDir, fileName));
     if (problem) badHeader.add(fileName, () => `${abbreviate(fileName)} under ${imagesDir}, ${problem}`);
   }
   if (badHeader.count > 0) {
-    const checked = sample === n ? `${n} images` : `${sample} images checked (an even sample of ${n})`;
     throw new BadInputError(
       `${badHeader.count} of the ${checked} listed in ${ann} are not JPEG, PNG, BMP, TIFF or WebP files (first: ${badHeader.detail})`,
     );
@@ -586,147 +573,77 @@ function checkAnnotations(
 }
 
 /**
- * V8's JSON.parse messages give a position only for some errors (`Unexpected token '}', "..." is
- * not valid JSON` has none), so the position is found here when missing and shown as
- * `line L, column C (position P)`.
+ * A JSON.parse error as `<reason> at line L, column C (position P)`, on one line. The position is
+ * V8's own (jsonErrorPosition), so it names the character JSON.parse stopped at.
  */
 export function describeJsonError(text: string, err: unknown): string {
   const raw = err instanceof Error ? err.message : String(err);
-  const fromV8 = /at position (\d+)/.exec(raw);
-  let pos = fromV8 ? Number(fromV8[1]) : findJsonErrorPosition(text);
-  if (/Unexpected end of JSON input/.test(raw)) pos = text.length;
+  const pos = jsonErrorPosition(text, raw);
   const reason = raw
-    .replace(/,\s*(\.\.\.)?".*" is not valid JSON$/s, '')
+    .replace(/,\s*(\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, '')
     .replace(/\s*(in JSON )?at position \d+.*$/s, '')
-    .replace(/\s*\(line \d+ column \d+\)$/, '')
     .trim()
     // keep the message on one line: an unexpected newline token is shown as \n
     .replace(/[\u0000-\u001f]/g, (c) => JSON.stringify(c).slice(1, -1));
   if (pos === undefined) return reason;
   let line = 1;
   let lineStart = 0;
-  for (let i = 0; i < pos && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line += 1;
-      lineStart = i + 1;
-    }
+  for (let i = text.indexOf('\n'); i >= 0 && i < pos; i = text.indexOf('\n', i + 1)) {
+    line += 1;
+    lineStart = i + 1;
   }
   return `${reason} at line ${line}, column ${pos - lineStart + 1} (position ${pos})`;
 }
 
-/** Offset of the first JSON syntax error in `text` (undefined when none is found). */
-export function findJsonErrorPosition(text: string): number | undefined {
-  let i = 0;
-  const n = text.length;
-  class Fail {
-    constructor(readonly at: number) {}
+/** Characters V8 quotes on each side of an unexpected token (a text under 2 * 10 + 1 is quoted whole). */
+const V8_JSON_CONTEXT = 10;
+
+/**
+ * Where JSON.parse stopped in `text`, read from its error `message` (V8 as in Node 20):
+ * - `... at position N`: N;
+ * - `Unexpected end of JSON input`: the end of the text;
+ * - `Unexpected token 'x', "<text around it>" is not valid JSON` (and `"NaN" is not valid JSON`):
+ *   no number, but the text around the token, `...` marking where V8 cut it: the 10 characters on
+ *   each side, or the whole text when short. Cut on one side only, that fixes the position; else
+ *   each place the quoted text stands is a candidate, and the first at which V8 fails on the text
+ *   up to it is the one (V8 fails on a prefix only once the prefix holds the error).
+ * Undefined for any other message.
+ */
+export function jsonErrorPosition(text: string, message: string): number | undefined {
+  const at = /at position (\d+)/.exec(message);
+  if (at) return Number(at[1]);
+  if (message.startsWith('Unexpected end of JSON input')) return text.length;
+  const shown = /(?:^|, )(\.\.\.)?"([\s\S]*)"(\.\.\.)? is not valid JSON$/.exec(message);
+  if (!shown) return undefined;
+  const [, cutBefore, context = '', cutAfter] = shown;
+  if (!cutBefore && cutAfter) return context.length - V8_JSON_CONTEXT;
+  if (cutBefore && !cutAfter) return text.length - context.length + V8_JSON_CONTEXT;
+  const candidates: number[] = [];
+  if (cutBefore) {
+    for (let i = text.indexOf(context); i >= 0; i = text.indexOf(context, i + 1)) candidates.push(i + V8_JSON_CONTEXT);
+  } else {
+    for (let i = 0; i < text.length; i++) candidates.push(i);
   }
-  const ws = (): void => {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 32 || c === 9 || c === 10 || c === 13) i++;
-      else break;
-    }
-  };
-  const literal = (word: string): void => {
-    for (let k = 0; k < word.length; k++, i++) if (text[i] !== word[k]) throw new Fail(i);
-  };
-  const string = (): void => {
-    i++; // opening quote
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 34) {
-        i++;
-        return;
-      }
-      if (c < 32) throw new Fail(i);
-      if (c === 92) {
-        const e = text[i + 1];
-        if (e === 'u') {
-          for (let k = i + 2; k < i + 6; k++) if (!/[0-9a-fA-F]/.test(text[k] ?? '')) throw new Fail(k);
-          i += 6;
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
-        else throw new Fail(i + 1);
-      } else i++;
-    }
-    throw new Fail(n);
-  };
-  const isDigit = (k: number): boolean => {
-    const c = text.charCodeAt(k);
-    return c >= 48 && c <= 57;
-  };
-  const number = (): void => {
-    if (text[i] === '-') i++;
-    if (!isDigit(i)) throw new Fail(i);
-    if (text[i] === '0') i++;
-    else while (isDigit(i)) i++;
-    if (text[i] === '.') {
-      i++;
-      if (!isDigit(i)) throw new Fail(i);
-      while (isDigit(i)) i++;
-    }
-    if (text[i] === 'e' || text[i] === 'E') {
-      i++;
-      if (text[i] === '+' || text[i] === '-') i++;
-      if (!isDigit(i)) throw new Fail(i);
-      while (isDigit(i)) i++;
-    }
-  };
-  // iterative over containers so deep nesting cannot overflow the stack
-  const stack: ('{' | '[')[] = [];
-  const value = (): void => {
-    ws();
-    const c = text[i];
-    if (c === '{' || c === '[') {
-      stack.push(c);
-      i++;
-      return;
-    }
-    if (c === '"') string();
-    else if (c === 't') literal('true');
-    else if (c === 'f') literal('false');
-    else if (c === 'n') literal('null');
-    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) number();
-    else throw new Fail(i);
-  };
+  let lo = 0;
+  let hi = candidates.length - 1;
+  if (hi < 0) return undefined;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (failsWithin(text.slice(0, candidates[mid]! + 1))) hi = mid;
+    else lo = mid + 1;
+  }
+  return candidates[lo];
+}
+
+/** Whether JSON.parse fails on `prefix` before its end (not only for lack of the rest). */
+function failsWithin(prefix: string): boolean {
   try {
-    // state machine: after opening a container we expect a first member or its close
-    let expectFirst = false;
-    value();
-    if (stack.length > 0) expectFirst = true;
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      ws();
-      if (expectFirst) {
-        expectFirst = false;
-        if (text[i] === (top === '{' ? '}' : ']')) {
-          i++;
-          stack.pop();
-          continue;
-        }
-      } else if (text[i] === ',') {
-        i++;
-        ws();
-      } else if (text[i] === (top === '{' ? '}' : ']')) {
-        i++;
-        stack.pop();
-        continue;
-      } else throw new Fail(i);
-      if (top === '{') {
-        if (text[i] !== '"') throw new Fail(i);
-        string();
-        ws();
-        if (text[i] !== ':') throw new Fail(i);
-        i++;
-      }
-      const depth = stack.length;
-      value();
-      if (stack.length > depth) expectFirst = true;
-    }
-    ws();
-    return i < n ? i : undefined;
-  } catch (e) {
-    if (e instanceof Fail) return Math.min(e.at, n);
-    throw e;
+    JSON.parse(prefix);
+    return false;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message.startsWith('Unexpected end of JSON input')) return false;
+    const at = /at position (\d+)/.exec(message);
+    return !at || Number(at[1]) < prefix.length;
   }
 }
