@@ -466,3 +466,31 @@ describe('config --backbone swin-t (the linear key has no charts)', () => {
     expect(JSON.parse(manifold.stdout)).toMatchObject({ backbone: 'swin-t-spatialk', charts: 4 });
   });
 });
+
+describe('custom_imports: a key variant outside mkey_det is imported by the config, in both renderers', () => {
+  const layout = { root: '/data/x', trainPrefix: 'train', valPrefix: 'val', classes: ['a', 'b'] };
+  const imports = (text: string): string => /custom_imports = (.*)/.exec(text)![1]!;
+  const detection = (pythonModule: string): string =>
+    imports(renderMmdetConfig(experiment({ backbone: { ...backboneVariant('swin-t-spatialk'), pythonModule } }), { toolVersion: TOOL_VERSION }));
+  const classification = (pythonModule: string): string =>
+    imports(
+      renderMmpretrainConfig(
+        {
+          backbone: { ...pretrainVariant('swin-t-spatialk'), pythonModule },
+          charts: 4, recipe: 'demo', data: { kind: 'demo' }, batchSize: 2, seed: 0, imgSize: 64, amp: false, cfgOptions: [],
+        },
+        { data: layout, toolVersion: TOOL_VERSION },
+      ),
+    );
+
+  it.each([
+    ['mkey_det.models.keys.spatialk', "dict(imports=['mkey_det'], allow_failed_imports=False)"],
+    ['mkey_det', "dict(imports=['mkey_det'], allow_failed_imports=False)"],
+    // a name that only starts like the plugin is another package (once taken for the plugin by the pretrain renderer)
+    ['mkey_det_x.keys', "dict(imports=['mkey_det', 'mkey_det_x.keys'], allow_failed_imports=False)"],
+    ['my_keys', "dict(imports=['mkey_det', 'my_keys'], allow_failed_imports=False)"],
+  ])('%s', (pythonModule, expected) => {
+    expect(detection(pythonModule)).toBe(expected);
+    expect(classification(pythonModule)).toBe(expected);
+  });
+});

@@ -45,16 +45,22 @@ export function pythonString(s: string): string {
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PY_KEYWORDS = new Set(['False', 'None', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue', 'def', 'del', 'elif', 'else', 'except', 'finally', 'for', 'from', 'global', 'if', 'import', 'in', 'is', 'lambda', 'nonlocal', 'not', 'or', 'pass', 'raise', 'return', 'try', 'while', 'with', 'yield']);
 
+/** A finite number as Python source: JS's shortest round-trip form is a Python literal too (`3`, `1e-06`, `0.0001`). */
 export function pythonNumber(n: number): string {
   if (!Number.isFinite(n)) throw new Error(`cannot write ${n} into a config (only finite numbers)`);
-  if (Number.isInteger(n) && Math.abs(n) < 1e21) return String(n);
-  return String(n); // JS shortest round-trip repr is also a valid Python float literal (e.g. 1e-06, 0.0001)
+  return String(n);
+}
+
+/** `open items close` on one line when short (80 characters), else one item a line at `indent`. */
+function bracketed(open: string, items: string[], close: string, indent: number, oneItemSuffix = ''): string {
+  const flat = `${open}${items.join(', ')}${oneItemSuffix}${close}`;
+  if (flat.length <= 80 && !flat.includes('\n')) return flat;
+  const pad = '    '.repeat(indent + 1);
+  return `${open}\n${items.map((i) => pad + i + ',').join('\n')}\n${'    '.repeat(indent)}${close}`;
 }
 
 /** Renders `value` as Python source, indented for nesting depth `indent`. */
 export function toPythonLiteral(value: PyValue | undefined, indent = 0): string {
-  const pad = '    '.repeat(indent + 1);
-  const end = '    '.repeat(indent);
   if (value === null || value === undefined) return 'None';
   if (value instanceof PyCode) return value.code;
   if (typeof value === 'boolean') return value ? 'True' : 'False';
@@ -63,14 +69,9 @@ export function toPythonLiteral(value: PyValue | undefined, indent = 0): string 
   if (value instanceof PyTuple) {
     if (value.items.length === 0) return '()';
     const items = value.items.map((v) => toPythonLiteral(v, indent + 1));
-    const flat = `(${items.join(', ')}${items.length === 1 ? ',' : ''})`;
-    return flat.length <= 80 && !flat.includes('\n') ? flat : `(\n${items.map((i) => pad + i + ',').join('\n')}\n${end})`;
+    return bracketed('(', items, ')', indent, items.length === 1 ? ',' : '');
   }
-  if (Array.isArray(value)) {
-    const items = value.map((v) => toPythonLiteral(v, indent + 1));
-    const flat = `[${items.join(', ')}]`;
-    return flat.length <= 80 && !flat.includes('\n') ? flat : `[\n${items.map((i) => pad + i + ',').join('\n')}\n${end}]`;
-  }
+  if (Array.isArray(value)) return bracketed('[', value.map((v) => toPythonLiteral(v, indent + 1)), ']', indent);
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return 'dict()';
   // dict(key=...) reads like MMDetection's own configs; keys that are not identifiers use {...}.
@@ -78,10 +79,7 @@ export function toPythonLiteral(value: PyValue | undefined, indent = 0): string 
   const parts = entries.map(([k, v]) =>
     allIdent ? `${k}=${toPythonLiteral(v, indent + 1)}` : `${pythonString(k)}: ${toPythonLiteral(v, indent + 1)}`,
   );
-  const open = allIdent ? 'dict(' : '{';
-  const close = allIdent ? ')' : '}';
-  const flat = `${open}${parts.join(', ')}${close}`;
-  return flat.length <= 80 && !flat.includes('\n') ? flat : `${open}\n${parts.map((p) => pad + p + ',').join('\n')}\n${end}${close}`;
+  return allIdent ? bracketed('dict(', parts, ')', indent) : bracketed('{', parts, '}', indent);
 }
 
 /**

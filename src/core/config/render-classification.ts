@@ -5,7 +5,7 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { ampOptimWrapper, fastPathFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
+import { ampOptimWrapper, customImports, fastPathFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
 import { TENSORBOARD_VISUALIZER, experimentCharts } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
@@ -88,9 +88,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   const isDemo = exp.recipe === 'demo';
   const body: [string, PyValue][] = [];
   body.push(['_base_', family.base]);
-  const keyModule = exp.backbone.pythonModule;
-  const imports = keyModule && !keyModule.startsWith('mkey_det') ? ['mkey_det', keyModule] : ['mkey_det'];
-  body.push(['custom_imports', { imports, allow_failed_imports: false }]);
+  body.push(['custom_imports', customImports(exp.backbone.pythonModule)]);
   body.push([
     'mkey_experiment',
     {

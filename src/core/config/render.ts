@@ -126,6 +126,16 @@ export function ampOptimWrapper(amp: AmpDtype): { [k: string]: PyValue } {
 }
 
 /**
+ * `custom_imports` of a generated config: the plugin, and the module of a key variant registered
+ * outside it (`keyModule`, from the key manifest), which the config must import for the key to be
+ * registered. Outside means neither `mkey_det` nor a submodule of it (`mkey_det_x` is outside).
+ */
+export function customImports(keyModule: string | undefined): { [k: string]: PyValue } {
+  const outside = keyModule !== undefined && keyModule !== '' && keyModule !== 'mkey_det' && !keyModule.startsWith('mkey_det.');
+  return { imports: outside ? ['mkey_det', keyModule] : ['mkey_det'], allow_failed_imports: false };
+}
+
+/**
  * `--attn-impl` / `--key-order` as backbone fields (`SwinTransformerMKey`, `VisionTransformerMKey`):
  * written only when given, so a config without them keeps the backbone's defaults (`eager`, `fast`)
  * and reads as before. The key order only where there is a manifold key (as `--charts`).
@@ -187,10 +197,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   const isDemo = exp.data.kind === 'demo';
 
   body.push(['_base_', STOCK_BASE_CONFIG]);
-  // A key variant registered outside the plugin (python_shim/mkey_det) is imported by the config too.
-  const keyModule = exp.backbone.pythonModule;
-  const imports = keyModule && keyModule !== 'mkey_det' && !keyModule.startsWith('mkey_det.') ? ['mkey_det', keyModule] : ['mkey_det'];
-  body.push(['custom_imports', { imports, allow_failed_imports: false }]);
+  body.push(['custom_imports', customImports(exp.backbone.pythonModule)]);
   body.push([
     'mkey_experiment',
     {
