@@ -26,13 +26,11 @@ Run it directly: ``python -m mkey_det.data.demo --out DIR [--seed N] [--force]``
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,10 +39,12 @@ import cv2
 import numpy as np
 
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, as_spec, ensure_cached, file_sizes, read_manifest, regenerate, write_manifest
+from .demo_cache import MANIFEST_NAME, as_spec, ensure_dataset, read_manifest, script_main
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches).
 GENERATOR_VERSION = 2
+
+GENERATOR_NAME = 'mkey_det.data.demo'
 
 #: Category names, ids 1..K in this order.
 DEMO_CLASSES: tuple[str, ...] = ('circle', 'triangle', 'square')
@@ -62,7 +62,7 @@ class DemoSpec:
 
     #: images are square: image_size x image_size pixels
     # Sized so that `mkey-det train --data demo` (Swin-T + SpatialK from scratch, Mask R-CNN) learns
-    # to box AP > 25 in about ten minutes on 2 CPU cores (docs/DEMO.md, the issue 16 tuning);
+    # to box AP > 25 in about ten minutes on 2 CPU cores (docs/DEMO.md);
     # src/core/config/render.ts (DEMO_IMAGE_SIZE) matches.
     image_size: int = 64
     num_train: int = 128
@@ -152,6 +152,38 @@ def _polygon(cls: str, cx: float, cy: float, r: float, theta0: float, spec: Demo
     return pts.astype(np.int32)
 
 
+def _local_mean(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Mean BGR colour (3,) of ``img`` over the bounding box of ``pts`` (k x 2)."""
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return img[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3).astype(np.float32).mean(axis=0)
+
+
+def _place(
+    rng: np.random.Generator, r: float, n: int, placed: list[tuple[float, float, float]], tries: int, gap: float,
+    min_r: float | None = None,
+) -> tuple[float, float, float] | None:
+    """``(cx, cy, r)``: a circle of radius ``r`` inside the n x n image, ``gap`` pixels clear of every
+    ``placed`` circle, or None after ``tries`` draws. With ``min_r`` the radius shrinks by 3% (not
+    below ``min_r``) after each failed draw, so that crowded images still get their objects."""
+    for _ in range(tries):
+        cx = float(rng.uniform(r + 1.0, n - 2.0 - r))
+        cy = float(rng.uniform(r + 1.0, n - 2.0 - r))
+        if all(math.hypot(cx - px, cy - py) >= r + pr + gap for px, py, pr in placed):
+            return cx, cy, r
+        if min_r is not None:
+            r = max(min_r, r * 0.97)
+    return None
+
+
+def _add_noise(rng: np.random.Generator, img: np.ndarray, std: float) -> np.ndarray:
+    """``img`` (uint8) with Gaussian pixel noise of ``std`` added (unchanged for 0)."""
+    if std <= 0:
+        return img
+    noisy = img.astype(np.float32) + rng.normal(0.0, std, size=img.shape).astype(np.float32)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
 def _polygon_area(pts: np.ndarray) -> float:
     x = pts[:, 0].astype(np.float64)
     y = pts[:, 1].astype(np.float64)
@@ -167,29 +199,18 @@ def _render_image(rng: np.random.Generator, spec: DemoSpec) -> tuple[np.ndarray,
     for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
         cls_index = int(rng.integers(0, len(DEMO_CLASSES)))
         r = float(rng.uniform(spec.min_side, spec.max_side)) / 2.0
-        for _try in range(spec.placement_tries):
-            cx = float(rng.uniform(r + 1.0, n - 2.0 - r))
-            cy = float(rng.uniform(r + 1.0, n - 2.0 - r))
-            if all(math.hypot(cx - px, cy - py) >= r + pr + 3.0 for px, py, pr in placed):
-                break
-            # shrink a little on each failed try so crowded images still get their objects
-            r = max(spec.min_side / 2.0, r * 0.97)
-        else:
+        spot = _place(rng, r, n, placed, spec.placement_tries, gap=3.0, min_r=spec.min_side / 2.0)
+        if spot is None:
             continue
-        placed.append((cx, cy, r))
+        placed.append(spot)
+        cx, cy, r = spot
         cls = DEMO_CLASSES[cls_index]
         theta0 = float(rng.uniform(0.0, 2.0 * math.pi)) if cls != 'circle' else 0.0
         pts = _polygon(cls, cx, cy, r, theta0, spec)
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
-        bg_mean = img[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3).astype(np.float32).mean(axis=0)
-        colour = _fill_colour(rng, bg_mean, _CLASS_HUES[cls_index] if spec.class_hues else None)
+        colour = _fill_colour(rng, _local_mean(img, pts), _CLASS_HUES[cls_index] if spec.class_hues else None)
         cv2.fillPoly(img, [pts.reshape(-1, 1, 2)], colour, lineType=cv2.LINE_AA)
         objects.append({'category_id': cls_index + 1, 'polygon': pts})
-    if spec.noise_std > 0:
-        noisy = img.astype(np.float32) + rng.normal(0.0, spec.noise_std, size=img.shape).astype(np.float32)
-        img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return img, objects
+    return _add_noise(rng, img, spec.noise_std), objects
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,44 +265,15 @@ def _write_split(out: Path, split_index: int, split: str, count: int, seed: int,
 
 
 def _write_dataset(out: Path, seed: int, spec: DemoSpec) -> dict[str, Any]:
-    """Writes the whole dataset into ``out`` (manifest last) and returns the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
-    stats = {split: _write_split(out, k, split, n, seed, spec) for k, (split, n) in enumerate(zip(SPLITS, (spec.num_train, spec.num_val)))}
-    manifest = {
-        'generator': 'mkey_det.data.demo',
-        'version': GENERATOR_VERSION,
-        'seed': seed,
-        'spec': dataclasses.asdict(spec),
-        'classes': list(DEMO_CLASSES),
-        'stats': stats,
-        'files': file_sizes(out),
-    }
-    write_manifest(out, manifest)
-    return manifest
+    """Writes both splits into ``out``; returns this generator's manifest field (``stats``)."""
+    splits = zip(SPLITS, (spec.num_train, spec.num_val))
+    return {'stats': {split: _write_split(out, k, split, n, seed, spec) for k, (split, n) in enumerate(splits)}}
 
 
-def _read_complete_manifest(root: Path, seed: int, spec: DemoSpec) -> dict[str, Any] | None:
-    """The manifest of ``root`` if it matches (version, seed, spec) and every file it lists is intact."""
-    try:
-        manifest = read_manifest(root)
-        if (
-            manifest.get('generator') != 'mkey_det.data.demo'
-            or manifest.get('version') != GENERATOR_VERSION
-            or manifest.get('seed') != seed
-            or manifest.get('spec') != dataclasses.asdict(spec)
-            or manifest.get('classes') != list(DEMO_CLASSES)
-        ):
-            return None
-        files = manifest['files']
-        for rel in ('annotations/instances_train2017.json', 'annotations/instances_val2017.json'):
-            if rel not in files:
-                return None
-        for rel, size in files.items():
-            if (root / rel).stat().st_size != size:
-                return None
-        return manifest
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+def _identity(seed: int, spec: DemoSpec) -> dict[str, Any]:
+    """What the manifest of this generator's dataset for ``seed`` and ``spec`` records."""
+    return {'generator': GENERATOR_NAME, 'version': GENERATOR_VERSION, 'seed': seed, 'spec': dataclasses.asdict(spec),
+            'classes': list(DEMO_CLASSES)}
 
 
 def _summary(root: Path, manifest: dict[str, Any], generated: bool) -> dict[str, Any]:
@@ -298,10 +290,7 @@ def generate_demo_dataset(
     root: str | os.PathLike[str], seed: int = 0, spec: DemoSpec | Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as :func:`ensure_demo_dataset`."""
-    spec = as_spec(spec, DEFAULT_SPEC)
-    seed = int(seed)
-    root = Path(root).expanduser().absolute()
-    return _summary(root, regenerate(root, lambda out: _write_dataset(out, seed, spec)), True)
+    return ensure_demo_dataset(root, seed, spec, force=True)
 
 
 def ensure_demo_dataset(
@@ -311,41 +300,20 @@ def ensure_demo_dataset(
     force: bool = False,
 ) -> dict[str, Any]:
     """Returns ``{root, classes, num_train, num_val, generated}``, generating the dataset only when
-    ``root`` holds no complete dataset for this generator version, seed and spec (or ``force``)."""
-    spec = as_spec(spec, DEFAULT_SPEC)
-    seed = int(seed)
-    root = Path(root).expanduser().absolute()
-    manifest, why = ensure_cached(
-        root, lambda: (_read_complete_manifest(root, seed, spec), None), lambda out: _write_dataset(out, seed, spec), force
-    )
+    ``root`` holds no intact dataset of this generator version, seed and spec (or ``force``)."""
+    spec, seed = as_spec(spec, DEFAULT_SPEC), int(seed)
+    root, manifest, why = ensure_dataset(root, _identity(seed, spec), ('stats',), lambda out: _write_dataset(out, seed, spec), force)
     return _summary(root, manifest, why is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m mkey_det.data.demo', description=__doc__.split('\n')[0])
-    parser.add_argument('--out', required=True, help='dataset root (created; reused when already complete)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--force', action='store_true', help='regenerate even when a complete dataset exists')
-    parser.add_argument('--num-train', type=int, default=DEFAULT_SPEC.num_train)
-    parser.add_argument('--num-val', type=int, default=DEFAULT_SPEC.num_val)
-    parser.add_argument('--image-size', type=int, default=DEFAULT_SPEC.image_size)
-    args = parser.parse_args(argv)
-    try:
-        spec = dataclasses.replace(
-            DEFAULT_SPEC, num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
-            max_side=min(DEFAULT_SPEC.max_side, args.image_size - 4),
-            min_side=min(DEFAULT_SPEC.min_side, args.image_size - 4),
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    start = time.perf_counter()
-    result = ensure_demo_dataset(args.out, seed=args.seed, spec=spec, force=args.force)
-    result['seconds'] = round(time.perf_counter() - start, 3)
-    manifest = read_manifest(result['root'])
-    result['stats'] = manifest['stats']
-    json.dump(result, sys.stdout, indent=1)
-    sys.stdout.write('\n')
-    return 0
+    def sides(given: dict[str, int]) -> dict[str, int]:  # shapes must fit a smaller image
+        return {'max_side': min(DEFAULT_SPEC.max_side, given['image_size'] - 4),
+                'min_side': min(DEFAULT_SPEC.min_side, given['image_size'] - 4)}
+
+    return script_main(argv, 'mkey_det.data.demo', __doc__.split('\n')[0], ensure_demo_dataset, DEFAULT_SPEC,
+                       ('num_train', 'num_val', 'image_size'), derived=sides,
+                       extra=lambda summary: {'stats': read_manifest(summary['root'])['stats']})
 
 
 if __name__ == '__main__':

@@ -1,29 +1,35 @@
 """The on-disk cache both demo generators share (detection :mod:`.demo`, classification :mod:`.demo_cls`).
 
-Each generator owns what it draws and how it checks its own manifest; this module owns the rest,
-once for both:
+Each generator owns what it draws, the fields it adds to its manifest and its summary; this module
+owns the rest, once for both:
 
 - the spec: a frozen dataclass of size/count knobs, given as the dataclass, a mapping of fields to
   change from the default, or None (:func:`as_spec`);
-- the manifest ``root/.mkey-demo.json`` (generator, version, seed, spec, file sizes), written last
-  and atomically (:func:`write_manifest`), so a folder without it is never a finished dataset;
+- the manifest ``root/.mkey-demo.json``: the dataset's identity (generator, version, seed, spec,
+  classes), the generator's own fields and every file's size, written last and atomically
+  (:func:`write_manifest`), so a folder without it is never a finished dataset;
+- the cache check: an intact dataset of that identity, or why not (:func:`cache_problem`);
 - the lock that serialises generators of the same root across processes (:func:`generation_lock`);
 - the atomic write: the dataset is written into a temporary sibling folder that is renamed into
   place only when complete (:func:`replace_atomically`), and the reuse-or-generate flow around it
-  (:func:`ensure_cached`, :func:`regenerate`).
+  (:func:`ensure_cached`, :func:`ensure_dataset`);
+- ``python -m mkey_det.data.demo[_cls]`` (:func:`script_main`).
 
 Standard library only, so importing it stays quick.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 #: Manifest file of a generated dataset, written last.
 MANIFEST_NAME = '.mkey-demo.json'
@@ -109,12 +115,6 @@ def replace_atomically(root: Path, write: Callable[[Path], dict[str, Any]]) -> d
     return manifest
 
 
-def regenerate(root: Path, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """(Re)generates ``root`` unconditionally, under the lock; returns the new manifest."""
-    with generation_lock(root):
-        return replace_atomically(root, write)
-
-
 def ensure_cached(
     root: Path, check: Callable[[], CacheCheck], write: Callable[[Path], dict[str, Any]], force: bool = False
 ) -> tuple[dict[str, Any], str | None]:
@@ -133,3 +133,108 @@ def ensure_cached(
         if manifest is not None:
             return manifest, None
         return replace_atomically(root, write), reason or 'regenerated'
+
+
+def _spec_diff(old: Any, new: Mapping[str, Any]) -> str:
+    if not isinstance(old, dict):
+        return 'no spec recorded'
+    changed = [f'{k} {old.get(k)!r} -> {v!r}' for k, v in new.items() if old.get(k) != v]
+    changed += [f'{k} {old[k]!r} dropped' for k in old if k not in new]
+    return ', '.join(changed) or 'unchanged'
+
+
+def cache_problem(root: Path, identity: Mapping[str, Any], fields: Sequence[str]) -> CacheCheck:
+    """``(manifest, None)`` when ``root`` holds a complete dataset whose manifest records
+    ``identity`` (generator, version, seed, spec as a dict, classes) and the generator's own
+    ``fields`` (mappings), with every file it lists intact and no other file; else ``(None, why not)``."""
+    if not root.exists():
+        return None, 'no dataset at root yet'
+    try:
+        manifest = read_manifest(root)
+    except (OSError, ValueError):
+        return None, 'root holds no complete dataset (no readable manifest: an interrupted generation or another folder)'
+    if not isinstance(manifest, dict) or manifest.get('generator') != identity['generator']:
+        other = manifest.get('generator') if isinstance(manifest, dict) else None
+        return None, f'root holds data of another generator ({other!r})'
+    if manifest.get('version') != identity['version']:
+        return None, f'cached dataset is generator version {manifest.get("version")!r}, this is version {identity["version"]}'
+    if manifest.get('seed') != identity['seed']:
+        return None, f'cached dataset has seed {manifest.get("seed")!r}, asked for seed {identity["seed"]}'
+    if manifest.get('spec') != identity['spec']:
+        return None, f'cached dataset has another spec ({_spec_diff(manifest.get("spec"), identity["spec"])})'
+    if manifest.get('classes') != identity['classes']:
+        return None, 'cached dataset has other classes'
+    files = manifest.get('files')
+    if not isinstance(files, dict) or not all(isinstance(manifest.get(k), dict) for k in fields):
+        return None, 'cached manifest is malformed'
+    try:
+        on_disk = file_sizes(root)
+    except OSError as exc:
+        return None, f'cached dataset cannot be listed ({exc})'
+    for rel, size in files.items():
+        if on_disk.get(rel) != size:
+            return None, f'cached file {rel} is missing or changed'
+    for rel in on_disk:
+        if rel not in files:
+            return None, f'cached dataset has an unexpected file {rel}'
+    return manifest, None
+
+
+def ensure_dataset(
+    root: str | os.PathLike[str],
+    identity: Mapping[str, Any],
+    fields: Sequence[str],
+    write_files: Callable[[Path], dict[str, Any]],
+    force: bool = False,
+) -> tuple[Path, dict[str, Any], str | None]:
+    """The dataset of ``identity`` at ``root`` (made absolute): ``(root, manifest, None)`` when an
+    intact one is there (and not ``force``), else ``(root, manifest, why)`` after generating it:
+    ``write_files(out)`` writes the files and returns the generator's own manifest ``fields``, then
+    the manifest (identity, those fields, every file's size) is written last."""
+    root = Path(root).expanduser().absolute()
+
+    def write(out: Path) -> dict[str, Any]:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = {**identity, **write_files(out)}
+        manifest['files'] = file_sizes(out)
+        write_manifest(out, manifest)
+        return manifest
+
+    manifest, why = ensure_cached(root, lambda: cache_problem(root, identity, fields), write, force)
+    return root, manifest, why
+
+
+def script_main(
+    argv: list[str] | None,
+    module: str,
+    description: str,
+    ensure: Callable[..., dict[str, Any]],
+    default: Any,
+    sizes: Sequence[str],
+    derived: Callable[[dict[str, int]], dict[str, Any]] | None = None,
+    extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> int:
+    """``python -m <module> --out DIR [--seed N] [--force] [--<size> N ...]``: ``ensure`` (the
+    module's ``ensure_*`` function) with ``default`` changed in the integer fields ``sizes`` (and
+    those ``derived`` from them), then its summary as JSON on stdout, with the seconds it took and
+    ``extra(summary)``."""
+    parser = argparse.ArgumentParser(prog=f'python -m {module}', description=description)
+    parser.add_argument('--out', required=True, help='dataset root (created; reused when already complete)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true', help='regenerate even when a complete dataset exists')
+    for name in sizes:
+        parser.add_argument(f'--{name.replace("_", "-")}', type=int, default=getattr(default, name))
+    args = parser.parse_args(argv)
+    given = {name: getattr(args, name) for name in sizes}
+    try:
+        spec = dataclasses.replace(default, **given, **(derived(given) if derived else {}))
+    except ValueError as exc:
+        parser.error(str(exc))
+    start = time.perf_counter()
+    result = ensure(args.out, seed=args.seed, spec=spec, force=args.force)
+    result['seconds'] = round(time.perf_counter() - start, 3)
+    if extra is not None:
+        result.update(extra(result))
+    json.dump(result, sys.stdout, indent=1)
+    sys.stdout.write('\n')
+    return 0

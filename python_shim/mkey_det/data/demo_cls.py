@@ -32,13 +32,10 @@ summary.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,9 +43,9 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .demo import _PNG_PARAMS, _background, _fill_colour, _polygon
+from .demo import _PNG_PARAMS, _add_noise, _background, _fill_colour, _local_mean, _place, _polygon
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, as_spec, ensure_cached, file_sizes, read_manifest, regenerate, write_manifest
+from .demo_cache import MANIFEST_NAME, as_spec, ensure_dataset, read_manifest, script_main
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches; the
 #: TS side caches under ``demo-cls-v<GENERATOR_VERSION>``).
@@ -170,12 +167,6 @@ def _family_colour(rng: np.random.Generator, family: str, bg_mean: np.ndarray) -
     return (int(bgr[0]), int(bgr[1]), int(bgr[2]))
 
 
-def _local_mean(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    return img[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3).astype(np.float32).mean(axis=0)
-
-
 # angle of the first vertex that makes each shape stand upright (image y points down)
 _UPRIGHT = {'circle': 0.0, 'cross': 0.0, 'square': math.pi / 4.0, 'star': -math.pi / 2.0, 'triangle': -math.pi / 2.0}
 
@@ -204,20 +195,13 @@ def _render_image(rng: np.random.Generator, shape: str, family: str, spec: ClsDe
     for _ in range(int(rng.integers(0, spec.max_distractors + 1))):
         d_shape = SHAPES[int(rng.integers(0, len(SHAPES)))]
         dr = float(rng.uniform(spec.min_distractor_scale, spec.max_distractor_scale)) * n / 2.0
-        for _try in range(spec.placement_tries):
-            dx = float(rng.uniform(dr + 1.0, n - 2.0 - dr))
-            dy = float(rng.uniform(dr + 1.0, n - 2.0 - dr))
-            if all(math.hypot(dx - px, dy - py) >= dr + pr + 2.0 for px, py, pr in placed):
-                break
-        else:
+        spot = _place(rng, dr, n, placed, spec.placement_tries, gap=2.0)
+        if spot is None:
             continue
-        placed.append((dx, dy, dr))
-        d_pts = _shape_polygon(d_shape, dx, dy, dr, _theta(rng, d_shape), spec)
+        placed.append(spot)
+        d_pts = _shape_polygon(d_shape, spot[0], spot[1], dr, _theta(rng, d_shape), spec)
         cv2.fillPoly(img, [d_pts.reshape(-1, 1, 2)], _fill_colour(rng, _local_mean(img, d_pts)), lineType=cv2.LINE_AA)
-    if spec.noise_std > 0:
-        noisy = img.astype(np.float32) + rng.normal(0.0, spec.noise_std, size=img.shape).astype(np.float32)
-        img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return img
+    return _add_noise(rng, img, spec.noise_std)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,7 +209,7 @@ def _render_image(rng: np.random.Generator, shape: str, family: str, spec: ClsDe
 
 
 def _write_dataset(out: Path, seed: int, spec: ClsDemoSpec) -> dict[str, Any]:
-    """Writes the whole dataset into ``out`` (manifest last) and returns the manifest."""
+    """Writes both splits into ``out``; returns this generator's manifest field (``counts``)."""
     counts: dict[str, dict[str, int]] = {}
     for split_index, (split, per_class) in enumerate(zip(SPLITS, (spec.num_train_per_class, spec.num_val_per_class))):
         counts[split] = {}
@@ -239,63 +223,13 @@ def _write_dataset(out: Path, seed: int, spec: ClsDemoSpec) -> dict[str, Any]:
                 if not cv2.imwrite(str(path), _render_image(rng, shape, family, spec), _PNG_PARAMS):
                     raise OSError(f'cv2.imwrite failed for {path}')
             counts[split][name] = per_class
-    manifest = {
-        'generator': GENERATOR_NAME,
-        'version': GENERATOR_VERSION,
-        'seed': seed,
-        'spec': dataclasses.asdict(spec),
-        'classes': list(CLS_CLASSES),
-        'counts': counts,
-        'files': file_sizes(out),
-    }
-    write_manifest(out, manifest)
-    return manifest
+    return {'counts': counts}
 
 
-def _spec_diff(old: Any, new: ClsDemoSpec) -> str:
-    new_d = dataclasses.asdict(new)
-    if not isinstance(old, dict):
-        return 'no spec recorded'
-    changed = [f'{k} {old.get(k)!r} -> {v!r}' for k, v in new_d.items() if old.get(k) != v]
-    changed += [f'{k} {old[k]!r} dropped' for k in old if k not in new_d]
-    return ', '.join(changed) or 'unchanged'
-
-
-def _cache_problem(root: Path, seed: int, spec: ClsDemoSpec) -> tuple[dict[str, Any] | None, str | None]:
-    """``(manifest, None)`` when ``root`` holds a complete dataset for this version, seed and spec
-    whose files are all intact (and no others); else ``(None, why not)``."""
-    if not root.exists():
-        return None, 'no dataset at root yet'
-    try:
-        manifest = read_manifest(root)
-    except (OSError, ValueError):
-        return None, 'root holds no complete dataset (no readable manifest: an interrupted generation or another folder)'
-    if not isinstance(manifest, dict) or manifest.get('generator') != GENERATOR_NAME:
-        other = manifest.get('generator') if isinstance(manifest, dict) else None
-        return None, f'root holds data of another generator ({other!r})'
-    if manifest.get('version') != GENERATOR_VERSION:
-        return None, f'cached dataset is generator version {manifest.get("version")!r}, this is version {GENERATOR_VERSION}'
-    if manifest.get('seed') != seed:
-        return None, f'cached dataset has seed {manifest.get("seed")!r}, asked for seed {seed}'
-    if manifest.get('spec') != dataclasses.asdict(spec):
-        return None, f'cached dataset has another spec ({_spec_diff(manifest.get("spec"), spec)})'
-    if manifest.get('classes') != list(CLS_CLASSES):
-        return None, 'cached dataset has other classes'
-    files = manifest.get('files')
-    counts = manifest.get('counts')
-    if not isinstance(files, dict) or not isinstance(counts, dict):
-        return None, 'cached manifest is malformed'
-    try:
-        on_disk = file_sizes(root)
-    except OSError as exc:
-        return None, f'cached dataset cannot be listed ({exc})'
-    for rel, size in files.items():
-        if on_disk.get(rel) != size:
-            return None, f'cached file {rel} is missing or changed'
-    for rel in on_disk:
-        if rel not in files:
-            return None, f'cached dataset has an unexpected file {rel}'
-    return manifest, None
+def _identity(seed: int, spec: ClsDemoSpec) -> dict[str, Any]:
+    """What the manifest of this generator's dataset for ``seed`` and ``spec`` records."""
+    return {'generator': GENERATOR_NAME, 'version': GENERATOR_VERSION, 'seed': seed, 'spec': dataclasses.asdict(spec),
+            'classes': list(CLS_CLASSES)}
 
 
 def _summary(root: Path, manifest: dict[str, Any], generated: bool, reason: str | None) -> dict[str, Any]:
@@ -322,10 +256,7 @@ def generate_demo_cls_dataset(
 ) -> dict[str, Any]:
     """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as
     :func:`ensure_demo_cls_dataset`."""
-    spec = as_spec(spec, DEFAULT_CLS_SPEC)
-    seed = int(seed)
-    root = Path(root).expanduser().absolute()
-    return _summary(root, regenerate(root, lambda out: _write_dataset(out, seed, spec)), True, 'forced')
+    return ensure_demo_cls_dataset(root, seed, spec, force=True)
 
 
 def ensure_demo_cls_dataset(
@@ -337,37 +268,14 @@ def ensure_demo_cls_dataset(
     """Returns ``{root, train_dir, val_dir, classes, num_train, num_val, counts, image_size, seed,
     version, generated, reason}``, generating the dataset only when ``root`` holds no intact dataset
     of this generator version, seed and spec (or ``force``); ``reason`` says why it was generated."""
-    spec = as_spec(spec, DEFAULT_CLS_SPEC)
-    seed = int(seed)
-    root = Path(root).expanduser().absolute()
-    manifest, why = ensure_cached(root, lambda: _cache_problem(root, seed, spec), lambda out: _write_dataset(out, seed, spec), force)
+    spec, seed = as_spec(spec, DEFAULT_CLS_SPEC), int(seed)
+    root, manifest, why = ensure_dataset(root, _identity(seed, spec), ('counts',), lambda out: _write_dataset(out, seed, spec), force)
     return _summary(root, manifest, why is not None, why)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m mkey_det.data.demo_cls', description=__doc__.split('\n')[0])
-    parser.add_argument('--out', required=True, help='dataset root (created; reused when already complete)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--force', action='store_true', help='regenerate even when a complete dataset exists')
-    parser.add_argument('--num-train-per-class', type=int, default=DEFAULT_CLS_SPEC.num_train_per_class)
-    parser.add_argument('--num-val-per-class', type=int, default=DEFAULT_CLS_SPEC.num_val_per_class)
-    parser.add_argument('--image-size', type=int, default=DEFAULT_CLS_SPEC.image_size)
-    args = parser.parse_args(argv)
-    try:
-        spec = dataclasses.replace(
-            DEFAULT_CLS_SPEC,
-            num_train_per_class=args.num_train_per_class,
-            num_val_per_class=args.num_val_per_class,
-            image_size=args.image_size,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    start = time.perf_counter()
-    result = ensure_demo_cls_dataset(args.out, seed=args.seed, spec=spec, force=args.force)
-    result['seconds'] = round(time.perf_counter() - start, 3)
-    json.dump(result, sys.stdout, indent=1)
-    sys.stdout.write('\n')
-    return 0
+    return script_main(argv, 'mkey_det.data.demo_cls', __doc__.split('\n')[0], ensure_demo_cls_dataset, DEFAULT_CLS_SPEC,
+                       ('num_train_per_class', 'num_val_per_class', 'image_size'))
 
 
 if __name__ == '__main__':
