@@ -4,8 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openBridge, PythonError, withBridge } from '../src/python/bridge.js';
-import { repoRoot, runCli } from './helpers/cli.js';
+import { z } from 'zod';
+import { openBridge, PythonError, withBridge, type PythonBridge } from '../src/python/bridge.js';
+import { call, ENTRIES } from '../src/python/entries.js';
+import { runWorker, WorkerError } from '../src/python/worker.js';
+import { BadInputError, MkeyError } from '../src/utils/errors.js';
+import { repoRoot, runCli, testPython } from './helpers/cli.js';
 
 describe('python bridge (real pythonia + venv)', () => {
   it('round-trips JSON arguments', async () => {
@@ -91,5 +95,117 @@ describe('python bridge (real pythonia + venv)', () => {
     const out = JSON.parse(String(res.stdout).trim()) as { message: string; exitCode: number };
     expect(out.message).toBe('Python interpreter not found: /nonexistent/python3 (from MKEY_PYTHON)');
     expect(out.exitCode).toBe(3);
+  });
+});
+
+describe('the typed Python interface (src/python/entries.ts)', () => {
+  it('names exactly the entries of bridge.py ENTRIES', async () => {
+    const res = await execa(testPython, ['-c', 'import json; from mkey_det.cli.bridge import ENTRIES; print(json.dumps(sorted(ENTRIES)))'], {
+      cwd: join(repoRoot, 'python_shim'),
+    });
+    expect(Object.keys(ENTRIES).sort()).toEqual(JSON.parse(String(res.stdout).trim().split('\n').pop()!));
+  });
+
+  it('calls an entry and hands back its reply as the schema types it', async () => {
+    const value = await withBridge((b) => call(b, 'selftest.nan', {}));
+    expect(value).toEqual({ nan: null, inf: null, ok: 1.5 });
+    await expect(withBridge((b) => call(b, 'selftest.sleep', { seconds: 0.01 }))).resolves.toBe(0.01);
+  });
+
+  it('a reply that does not fit its schema is one error naming the entry and the field', async () => {
+    // the real bridge and Python, the reply of echo read as if selftest.nan had sent it
+    const err = await withBridge((b) => {
+      const echoing: PythonBridge = {
+        call: (_name, _args, opts) => b.call('selftest.echo', { nan: null, inf: null, ok: 'not a number' }, opts),
+        close: () => b.close(),
+      };
+      return call(echoing, 'selftest.nan', {});
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MkeyError);
+    expect((err as MkeyError).message).toBe('Python entry selftest.nan replied with unexpected data at ok: Invalid input: expected number, received string');
+    expect((err as MkeyError).exitCode).toBe(1);
+  });
+
+  it('refuses arguments that do not fit before Python sees them', async () => {
+    const sent: string[] = [];
+    const recording: PythonBridge = { call: async (name) => void sent.push(name), close: async () => undefined };
+    const err = await call(recording, 'selftest.sleep', { seconds: '60' } as never).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('bridge entry selftest.sleep: argument seconds: Invalid input: expected number, received string');
+    const typo = await call(recording, 'runs.check_checkpoint', { config_path: 'a', checkpoint: 'b' } as never).catch((e: unknown) => e);
+    expect((typo as Error).message).toMatch(/^bridge entry runs\.check_checkpoint: argument (checkpoint_path: Invalid input|\(top level\): Unrecognized key)/);
+    expect(sent).toEqual([]);
+  });
+});
+
+describe('python workers (src/python/worker.ts: JSON lines on stdout)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mkey-worker-'));
+  const script = (name: string, body: string): string => {
+    const path = join(dir, `${name}.py`);
+    writeFileSync(path, `import json, os, signal, sys\ndef line(o): print(json.dumps(o), flush=True)\n${body}\n`);
+    return path;
+  };
+  const result = z.strictObject({ answer: z.number() });
+
+  it('hands progress lines to onEvent and returns the checked result', async () => {
+    const events: unknown[] = [];
+    const value = await runWorker({
+      python: testPython,
+      run: { script: script('ok', "print('a library talking')\nline({'event': 'progress', 'line': 'half'})\nline({'event': 'result', 'result': {'answer': 42}})") },
+      label: 'ok worker',
+      result,
+      onEvent: (e) => events.push(e),
+    });
+    expect(value).toEqual({ answer: 42 });
+    expect(events).toEqual([{ event: 'progress', line: 'half' }]);
+  });
+
+  it('an error line with exit_code 2 is the user\'s mistake (exit 2); another is a failure', async () => {
+    const refused = await runWorker({
+      python: testPython,
+      run: { script: script('refuses', "line({'event': 'error', 'message': '--size must be >= 32', 'exit_code': 2})\nsys.exit(2)") },
+      label: 'refusing worker',
+      result,
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BadInputError);
+    expect((refused as Error).message).toBe('--size must be >= 32');
+    const failed = await runWorker({
+      python: testPython,
+      run: { script: script('fails', "line({'event': 'error', 'message': 'out of disk', 'exit_code': 1})\nsys.exit(1)") },
+      label: 'failing worker',
+      result,
+    }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(WorkerError);
+    expect((failed as Error).message).toBe('failing worker failed: out of disk');
+  });
+
+  it('a crash, a result that does not fit, a missing interpreter: one line each', async () => {
+    const crash = await runWorker({
+      python: testPython,
+      run: { script: script('crash', "print('about to crash', file=sys.stderr, flush=True)\nos.kill(os.getpid(), signal.SIGSEGV)") },
+      label: 'crashing worker',
+      result,
+    }).catch((e: unknown) => e);
+    expect((crash as Error).message).toBe('crashing worker was killed (SIGSEGV)');
+    expect((crash as WorkerError).stderrTail).toContain('about to crash');
+    expect((crash as WorkerError).exitCode).toBe(1);
+
+    const misfit = await runWorker({
+      python: testPython,
+      run: { script: script('misfit', "line({'event': 'result', 'result': {'answer': 'many'}})") },
+      label: 'misfit worker',
+      result,
+    }).catch((e: unknown) => e);
+    expect((misfit as Error).message).toBe('misfit worker replied with unexpected data at answer: Invalid input: expected number, received string');
+
+    const silent = await runWorker({ python: testPython, run: { script: script('silent', "print('no protocol here')") }, label: 'silent worker', result }).catch(
+      (e: unknown) => e,
+    );
+    expect((silent as Error).message).toBe('silent worker failed (exit 0): no protocol here');
+
+    const missing = await runWorker({ python: '/nonexistent/python3', run: { module: 'mkey_det.bench' }, label: 'bench', result }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(WorkerError);
+    expect((missing as WorkerError).notFound).toBe(true);
+    expect((missing as Error).message).toBe('Python interpreter not found: /nonexistent/python3');
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,8 +1,9 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { repoRoot, runCli } from './helpers/cli.js';
+import { repoRoot, runCli, testPython } from './helpers/cli.js';
 import type { DoctorReport } from '../src/core/doctor.js';
 
 /** The report's type is the CLI's own: a field renamed there must fail here. */
@@ -53,9 +54,10 @@ describe('mkey-det doctor', () => {
 });
 
 /**
- * The GPU side of the report, judged from python_shim/mkey_det/cli/doctor.py's output as recorded on
+ * The GPU side of the report, judged from python_shim/mkey_det/cli/doctor.py's probes as recorded on
  * an H100 (torch 2.11.0+cu130 from the machine's own environment, mmcv 2.1.0 built for sm_90):
- * a stand-in interpreter (MKEY_PYTHON) prints it, and the real CLI does the rest.
+ * a stand-in interpreter (MKEY_PYTHON) runs the real doctor.py on them (`--probes`), and the real
+ * CLI does the rest.
  */
 const H100_REPORT = {
   python: { ok: true, version: '3.12.3', executable: '/opt/torch/.venv/bin/python3', prefix: '/opt/torch/.venv' },
@@ -100,11 +102,11 @@ describe('mkey-det doctor on a GPU machine (recorded reports)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mkey-doctor-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   let n = 0;
-  /** A stand-in interpreter that prints `report` whatever it is asked to run. */
+  /** A stand-in interpreter: the project's, with doctor.py replaying the recorded `report` instead of probing. */
   const fakePython = (report: unknown): string => {
     const base = join(dir, `py${n++}`);
     writeFileSync(`${base}.json`, JSON.stringify(report));
-    writeFileSync(base, `#!/bin/sh\ncat '${base}.json'\n`);
+    writeFileSync(base, `#!/bin/sh\nexec '${join(repoRoot, '.venv', 'bin', 'python')}' "$@" --probes '${base}.json'\n`);
     chmodSync(base, 0o755);
     return base;
   };
@@ -194,5 +196,47 @@ describe('mkey-det doctor on a GPU machine (recorded reports)', () => {
     expect(res.exitCode).toBe(3);
     expect(report.cuda.torch.source).toBe('.venv');
     expect(check(report, 'torch')).toMatchObject({ ok: false, detail: '2.11.0+cu130 (expected 2.13.0)' });
+  });
+});
+
+describe('mkey-det doctor: the checks are made once, in Python', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mkey-doctor-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const interpreter = (name: string, script: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, `#!/bin/sh\n${script}\n`);
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  it('--json prints the list doctor.py made, after the two checks only Node can make', async () => {
+    const probes = join(dir, 'h100.json');
+    writeFileSync(probes, JSON.stringify(H100_REPORT));
+    const py = await execa(testPython, [join(repoRoot, 'python_shim', 'mkey_det', 'cli', 'doctor.py'), '--report', '--probes', probes]);
+    const line = JSON.parse(String(py.stdout).trim()) as { event: string; result: { checks: unknown[]; cuda: unknown; versions: Record<string, string | null> } };
+    expect(line.event).toBe('result');
+    const python = interpreter('replay', `exec '${testPython}' "$@" --probes '${probes}'`);
+    const res = await runCli(['doctor', '--json'], { env: { MKEY_PYTHON: python } });
+    const report = JSON.parse(res.stdout) as Report;
+    expect(report.checks.slice(0, 2).map((c) => c.name)).toEqual(['node', 'onnxruntime-node']);
+    expect(report.checks.slice(2)).toEqual(line.result.checks);
+    expect(report.cuda).toEqual(line.result.cuda);
+    expect(report.versions).toEqual({ 'onnxruntime-node': '1.30.0', ...line.result.versions });
+  });
+
+  it('a Python that fails before it reports: the python check shows its last words', async () => {
+    const python = interpreter('broken', "echo 'Traceback (most recent call last):' >&2\necho 'ImportError: libcudart.so.13: cannot open shared object file' >&2\nexit 1");
+    const res = await runCli(['doctor'], { env: { MKEY_PYTHON: python } });
+    expect(res.exitCode).toBe(3);
+    expect(res.stdout).toMatch(/bad python\s+interpreter .*broken failed: Traceback \(most recent call last\): ImportError: libcudart\.so\.13/);
+    expect(res.stdout).toMatch(/point MKEY_PYTHON/);
+  });
+
+  it('a report that does not fit the schema names the field', async () => {
+    const python = interpreter('drifted', `echo '{"event": "result", "result": {"python": {"version": "3.11.9", "executable": "/x"}, "versions": {}, "checks": []}}'`);
+    const res = await runCli(['doctor', '--json'], { env: { MKEY_PYTHON: python } });
+    expect(res.exitCode).toBe(3);
+    const report = JSON.parse(res.stdout) as Report;
+    expect(report.checks.find((c) => c.name === 'python')?.detail).toMatch(/doctor\.py replied with unexpected data at cuda: /);
   });
 });

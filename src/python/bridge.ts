@@ -1,7 +1,10 @@
 /**
  * The Python bridge: short calls (config validation, model build, counting, export) into the
- * `mkey_det.cli.bridge` module through pythonia. Long work (training, evaluation) runs in child
- * processes instead (see src/core/run/launch.ts).
+ * `mkey_det.cli.bridge` module through pythonia. Code calls an entry with `call(bridge,
+ * 'entry.name', args)` of entries.ts, which checks the arguments and the reply against the
+ * entry's schemas; `PythonBridge.call` below is the untyped transport under it. Long or
+ * crash-prone work runs in worker processes instead (worker.ts; training and evaluation:
+ * src/core/run/launch.ts).
  *
  * pythonia is imported lazily so commands that need no Python never start one. Every call returns
  * a JSON string built on the Python side (`{ok, value}` or `{ok:false, error:{type,message,traceback}}`),
@@ -17,6 +20,7 @@ export interface BridgeCallOptions {
 }
 
 export interface PythonBridge {
+  /** The transport: no check of the reply (use `call` of entries.ts, which has the schemas). */
   call<T = unknown>(entry: string, args?: Record<string, unknown>, opts?: BridgeCallOptions): Promise<T>;
   close(): Promise<void>;
 }

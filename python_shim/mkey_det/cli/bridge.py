@@ -1,4 +1,6 @@
-"""Entry points that the Node CLI calls through pythonia (JSPyBridge).
+"""Entry points that the Node CLI calls through pythonia (JSPyBridge): short calls. Long or
+crash-prone work runs as a worker process instead (src/python/worker.ts: ``python -m module``,
+JSON lines on stdout).
 
 Every call goes through :func:`call`, which
 
@@ -22,7 +24,9 @@ from typing import Any, Callable
 
 from ..utils import json_safe
 
-# name -> "module:function". Later features register their entry points here.
+#: name -> "module:function": every entry the Node side calls, and only those. Node's side of the
+#: same list, with the schema of each entry's arguments and reply, is src/python/entries.ts
+#: (test/bridge.test.ts holds the two equal): an entry added here is added there too.
 ENTRIES: dict[str, str] = {
     'selftest.echo': 'mkey_det.cli.bridge:_selftest_echo',
     'selftest.raise': 'mkey_det.cli.bridge:_selftest_raise',
@@ -31,7 +35,6 @@ ENTRIES: dict[str, str] = {
     'selftest.sleep': 'mkey_det.cli.bridge:_selftest_sleep',
     'runs.preflight': 'mkey_det.cli.runs:preflight',
     'runs.check_checkpoint': 'mkey_det.cli.runs:check_checkpoint',
-    'runs.tools_dir': 'mkey_det.cli.runs:mmdet_tools_dir',
     'config.summary': 'mkey_det.cli.runs:load_config_summary',
     'config.user_config': 'mkey_det.cli.runs:user_config_text',
     'config.base_values': 'mkey_det.cli.runs:base_config_values',

@@ -1,9 +1,18 @@
-"""Environment report for ``mkey-det doctor``; prints one JSON object on stdout.
+"""``mkey-det doctor``: what is installed, whether it really works, and one line to fix each problem.
 
-Run as a plain script (``python .../doctor.py``) so that it works even when the ``mkey_det``
-package or MMDetection cannot be imported: every probe is isolated and reports its own error.
+Two steps, both here: the **probes** (versions, mmcv's compiled ops, CUDA devices, the plugin; each
+isolated, reporting its own error) and the **report** made from them: the checks
+``{name, ok, detail, fix}`` the CLI prints as they are, the package versions, and the GPU section.
+The CLI runs this file as a worker (src/python/worker.ts): ``python doctor.py --report`` prints
+one JSON line ``{"event": "result", "result": <report>}``. It runs by file path, never as
+``python -m``, so that it works even when the ``mkey_det`` package or MMDetection cannot be imported
+(the bridge imports both).
 
-On a CUDA machine the report also holds, per GPU, its name, compute capability and memory; the
+* ``python doctor.py``: this machine's probes, one JSON line (what a recorded report holds).
+* ``python doctor.py --report [--probes FILE]``: the report, from this machine's probes or from
+  probes recorded elsewhere (test/doctor.test.ts replays probes recorded on an H100 on any machine).
+
+On a CUDA machine the probes also hold, per GPU, its name, compute capability and memory; the
 CUDA / cuDNN / NCCL versions of torch; the AMP dtypes; the architectures mmcv's compiled
 extension holds against the GPUs present; and nms + roi_align forward and backward on the GPU.
 """
@@ -419,24 +428,269 @@ def _isolated(fn, *args):
         return {'ok': False, 'error': _error(exc)}
 
 
-def main() -> None:
-    if sys.argv[1:2] == [CHILD_FLAG]:
-        _mmcv_cuda_child()
-        return
-    report = {
+def probe() -> dict:
+    """This machine's probes, each isolated (its own ``ok``/``error``)."""
+    probes = {
         'python': {'ok': True, 'version': platform.python_version(), 'executable': sys.executable,
                    'prefix': sys.prefix},
-        'packages': {name: _version(name) for name in
-                     ('torch', 'numpy', 'mmcv', 'mmengine', 'mmdet', 'pycocotools', 'onnx', 'onnxruntime')},
+        'packages': {name: _version(name) for name in PACKAGES},
         'mmcv_ops': _mmcv_ops(),
         'cuda': _cuda(),
         'mkey_det': _plugin(),
     }
     # Last: a failing CUDA kernel can leave the CUDA context unusable for later probes.
-    report['mmcv_cuda'] = _isolated(_mmcv_cuda, report['cuda'])
-    json.dump(report, sys.stdout, allow_nan=False)
+    probes['mmcv_cuda'] = _isolated(_mmcv_cuda, probes['cuda'])
+    return probes
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: the checks and the GPU section, made from the probes (no torch needed)
+# ---------------------------------------------------------------------------------------------
+
+#: The packages whose version is reported, in this order.
+PACKAGES = ('torch', 'numpy', 'mmcv', 'mmengine', 'mmdet', 'pycocotools', 'onnx', 'onnxruntime')
+
+#: Versions the project is pinned to (python_shim/requirements.lock).
+PINS = {'torch': '2.13.0', 'mmcv': '2.1.0', 'mmengine': '0.10.7', 'mmdet': '3.3.0'}
+
+#: The project's virtual environment: a torch from anywhere else is the system's (``--torch
+#: system``, ``MKEY_PYTHON``), reported against the pin rather than held to it.
+PROJECT_VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '.venv')
+
+SETUP_FIX = 'run `npm run setup`'
+CUDA_FIX = "install a CUDA torch: `bash scripts/setup-python.sh --cuda` (or --torch system to reuse the machine's)"
+
+
+def mmcv_rebuild_fix(capabilities: list) -> str:
+    """The one-line fix for mmcv ops that do not run on (or were not built for) the GPUs present."""
+    archs = ';'.join(dict.fromkeys(c for c in capabilities if c is not None)) or '9.0'
+    return f'rebuild mmcv for this GPU: `bash scripts/setup-python.sh --cuda --force` (or MKEY_CUDA_ARCH={archs})'
+
+
+def check(name: str, ok: bool, detail: str, fix: str | None = None) -> dict:
+    """One line of the report: ``fix`` only where the check failed."""
+    out = {'name': name, 'ok': bool(ok), 'detail': detail}
+    if not ok and fix:
+        out['fix'] = fix
+    return out
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _num(value) -> str:
+    """A number as the report writes it: 80 rather than 80.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def torch_source(file: str | None, venv: str = PROJECT_VENV) -> str | None:
+    """'.venv' when torch's ``file`` lies in the project's .venv, else 'system'; None without torch."""
+    if not file:
+        return None
+    rel = os.path.relpath(os.path.realpath(file), os.path.realpath(venv))
+    return '.venv' if rel != '.' and not rel.startswith('..') and not os.path.isabs(rel) else 'system'
+
+
+def cuda_section(probes: dict) -> dict:
+    """The GPU section of the report: devices, torch's CUDA build and versions, AMP dtypes, mmcv's
+    CUDA ops against the GPUs present (None without a CUDA device), and every probe error as a note."""
+    c = probes.get('cuda') or {}
+    notes: list[str] = []
+    if c.get('error'):
+        notes.append(f"torch: {c['error']}")
+    if c.get('init_warning'):
+        notes.append(c['init_warning'])
+    notes += [f'{key}: {msg}' for key, msg in (c.get('errors') or {}).items()]
+    devices = []
+    for d in c.get('devices') or []:
+        if d.get('error'):
+            notes.append(f"GPU {d['index']}: {d['error']}")
+        devices.append({'index': d['index'], 'name': _or(d.get('name'), '?'),
+                        'capability': _or(d.get('capability'), '?'), 'memoryGiB': _or(d.get('memory_gib'), 0)})
+    mmcv = None
+    m = probes.get('mmcv_cuda')
+    if m:
+        if m.get('compiling_cuda_error'):
+            notes.append(m['compiling_cuda_error'])
+        if m.get('child_stderr'):
+            notes.append(f"mmcv CUDA probe stderr: {m['child_stderr']}")
+        ops = m.get('ops') or {'ok': False, 'error': _or(m.get('error'), 'not run')}
+        mmcv = {
+            'ok': bool(m.get('ok')),
+            'compiledCuda': m.get('compiling_cuda'),
+            'archs': m.get('archs'),
+            'ptx': bool(m.get('ptx')),
+            'archSource': _or(m.get('arch_source'), 'unknown'),
+            **({'archNote': m['arch_note']} if m.get('arch_note') else {}),
+            'coverage': m.get('coverage') or [],
+            'ops': {'ok': bool(ops.get('ok')),
+                    **({'error': ops['error']} if ops.get('error') else {}),
+                    **({'missingArch': True} if ops.get('missing_arch') else {}),
+                    **({'crashed': True} if ops.get('crashed') else {})},
+        }
+        b = m.get('build_info')
+        if b:
+            mmcv['buildInfo'] = {'torch': b.get('torch'), 'cuda': b.get('cuda'), 'archList': b.get('arch_list'),
+                                 'source': b.get('source'), 'seconds': b.get('seconds')}
+    return {
+        'available': bool(c.get('available')),
+        'devices': devices,
+        'torch': {'version': c.get('torch_version'), 'file': c.get('torch_file'),
+                  'source': torch_source(c.get('torch_file')), 'cudaBuild': bool(c.get('cuda_build'))},
+        'cudaVersion': c.get('torch_cuda'),
+        'cudnn': c.get('cudnn'),
+        'nccl': c.get('nccl'),
+        'torchArchs': c.get('torch_arch_list') or [],
+        'ampDtypes': c.get('amp_dtypes') or [],
+        'nvidiaSmi': c.get('nvidia_smi'),
+        'mmcv': mmcv,
+        'notes': notes,
+    }
+
+
+def describe_gpu(d: dict) -> str:
+    """'NVIDIA H100 80GB HBM3 (9.0, 79.1 GiB)'"""
+    return f"{d['name']} ({d['capability']}, {_num(d['memoryGiB'])} GiB)"
+
+
+def gpu_checks(cuda: dict) -> list[dict]:
+    """The GPU checks. With a CUDA device: 'cuda', 'mmcv CUDA ops', 'mmcv archs'. Without one, a
+    check fails only where nvidia-smi lists a GPU that torch cannot use (a CPU build: 'torch CUDA
+    build'; a CUDA build that sees nothing: 'cuda'); on a CPU machine there is none."""
+    smi_gpus = (cuda['nvidiaSmi'] or {}).get('gpus') or []
+    torch_desc = f"torch {_or(cuda['torch']['version'], '?')}"
+    if not cuda['available']:
+        if not smi_gpus:
+            return []
+        seen = f"nvidia-smi sees {smi_gpus[0] if len(smi_gpus) == 1 else f'{len(smi_gpus)} GPUs'}"
+        if not cuda['torch']['cudaBuild']:
+            return [check('torch CUDA build', False, f'{torch_desc} is a CPU-only build; {seen}', CUDA_FIX)]
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        hidden = visible is not None and re.fullmatch(r'\s*(-1)?\s*', visible) is not None
+        why = next((n for n in cuda['notes'] if re.search(r'driver|cuda', n, re.I)), None)
+        return [check(
+            'cuda', False,
+            f"{torch_desc} (CUDA {_or(cuda['cudaVersion'], '?')}) sees no GPU; {seen}{f': {why}' if why else ''}",
+            'CUDA_VISIBLE_DEVICES hides every GPU: unset it' if hidden else
+            f"torch's CUDA {_or(cuda['cudaVersion'], '')} may need a newer NVIDIA driver: update it, or reuse the "
+            "machine's torch: `bash scripts/setup-python.sh --cuda --torch system`")]
+
+    devices = cuda['devices']
+    caps = [d['capability'] for d in devices]
+    versions = f"CUDA {_or(cuda['cudaVersion'], '?')}, cuDNN {_or(cuda['cudnn'], '?')}, NCCL {_or(cuda['nccl'], '?')}"
+    checks = [check('cuda', len(devices) > 0,
+                    f"{len(devices)} GPU{'' if len(devices) == 1 else 's'}: {', '.join(map(describe_gpu, devices))}; {versions}",
+                    CUDA_FIX)]
+    m = cuda['mmcv']
+    if m is None:
+        checks.append(check('mmcv CUDA ops', False, 'not checked (doctor.py gave no mmcv CUDA report)', SETUP_FIX))
+        return checks
+    ops = m['ops']
+    cpu_only_mmcv = m['compiledCuda'] == 'not available'
+    built_with = _or(m['compiledCuda'], _or((m.get('buildInfo') or {}).get('cuda'), '?'))
+    if ops['ok']:
+        detail = f'nms and roi_align (forward+backward) run on cuda:0 (mmcv built with CUDA {built_with})'
+    elif cpu_only_mmcv:
+        detail = ('mmcv was built without CUDA (get_compiling_cuda_version: not available): '
+                  f"{_or(ops.get('error'), 'ops failed')}")
+    elif ops.get('missingArch'):
+        detail = f"no kernel for this GPU ({', '.join(caps)}) in mmcv: {_or(ops.get('error'), '')}"
+    else:
+        detail = f"nms/roi_align on cuda:0: {_or(ops.get('error'), 'wrong results')}"
+    rebuild = mmcv_rebuild_fix(caps)
+    checks.append(check('mmcv CUDA ops', ops['ok'], detail,
+                        rebuild if cpu_only_mmcv or ops.get('missingArch') else f'{rebuild}; if it persists: {SETUP_FIX}'))
+
+    archs, coverage = m['archs'], m['coverage']
+    if archs is None:
+        built_for = 'unknown'
+    elif archs:
+        built_for = ', '.join(archs) + (' +PTX' if m['ptx'] else '')
+    else:
+        built_for = 'none'
+    uncovered = [c for c in coverage if c['covered'] is False]
+    per = ', '.join(
+        f"GPU {c['index']} ({_or(c['capability'], '?')}) "
+        + ('covered' if c['covered'] is True else 'NOT covered' if c['covered'] is False else 'unknown')
+        for c in coverage)
+    detail = f"built for {built_for} ({m['archSource']}); {per}"
+    if archs is None:
+        detail = f"built for: unknown ({_or(m.get('archNote'), m['archSource'])}); the CUDA ops check decides"
+    elif m['ptx'] and any(c['covered'] is None for c in coverage):
+        detail += ' (PTX just-in-time compatibility is not checked)'
+    checks.append(check('mmcv archs', not uncovered, detail,
+                        mmcv_rebuild_fix([_or(c['capability'], '') for c in uncovered])))
+    return checks
+
+
+def report(probes: dict) -> dict:
+    """The doctor's report made from ``probes``: ``{python, versions, cuda, checks}``."""
+    py = probes['python']
+    cuda = cuda_section(probes)
+    checks = [check('python', True, f"{py['version']} ({py['executable']})")]
+    versions: dict = {}
+    for name, pkg in probes['packages'].items():
+        versions[name] = pkg.get('version') if pkg.get('ok') else None
+        expected = PINS.get(name)
+        matches = bool(pkg.get('ok')) and (not expected or (pkg.get('version') or '').split('+')[0] == expected)
+        # A torch from the system (outside .venv) is not forced to the pin: the ops checks run
+        # against it instead.
+        system_torch = name == 'torch' and pkg.get('ok') and not matches and cuda['torch']['source'] == 'system'
+        if not pkg.get('ok'):
+            detail = _or(pkg.get('error'), 'not importable')
+        elif system_torch:
+            detail = f"system torch {pkg['version']} (pins say {expected}; checked, not forced)"
+        else:
+            detail = f"{pkg['version']}{f' (expected {expected})' if expected and not matches else ''}"
+        checks.append(check(name, matches or system_torch, detail, f'{SETUP_FIX} (pins in python_shim/requirements.lock)'))
+    ops = probes['mmcv_ops']
+    checks.append(check('mmcv ops', ops['ok'],
+                        'nms and roi_align (forward+backward) run' if ops['ok'] else _or(ops.get('error'), 'wrong results'),
+                        'rebuild mmcv with its ops: `bash scripts/setup-python.sh --force`'))
+    plugin = probes['mkey_det']
+    checks.append(check('mkey_det plugin', plugin['ok'],
+                        'SwinTransformerMKey registered in mmdet MODELS' if plugin['ok'] else _or(plugin.get('error'), 'not registered'),
+                        SETUP_FIX))
+    checks += gpu_checks(cuda)
+    return {'python': {'version': py['version'], 'executable': py['executable']}, 'versions': versions,
+            'cuda': cuda, 'checks': checks}
+
+
+def _print_line(value) -> None:
+    json.dump(value, sys.stdout, allow_nan=False)
     sys.stdout.write('\n')
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [CHILD_FLAG]:
+        _mmcv_cuda_child()
+        return 0
+    parser = argparse.ArgumentParser(prog='doctor.py', description='the environment report of mkey-det doctor')
+    parser.add_argument('--report', action='store_true',
+                        help='print the report as the worker result line (default: the probes)')
+    parser.add_argument('--probes', metavar='FILE', help='probes recorded elsewhere (JSON), instead of probing here')
+    opts = parser.parse_args(args)
+    if not opts.report:
+        _print_line(probe())
+        return 0
+    try:
+        if opts.probes:
+            with open(opts.probes, encoding='utf-8') as fh:
+                probes = json.load(fh)
+        else:
+            probes = probe()
+        _print_line({'event': 'result', 'result': report(probes)})
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the CLI shows it as the failed python check
+        traceback.print_exc()
+        _print_line({'event': 'error', 'message': _error(exc), 'exit_code': 1})
+        return 1
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

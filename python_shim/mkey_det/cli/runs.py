@@ -26,11 +26,6 @@ def tools_dir(toolbox: str = 'mmdet') -> str:
     return path
 
 
-def mmdet_tools_dir() -> str:
-    """MMDetection's own ``tools/`` folder (``mmdet/.mim/tools``)."""
-    return tools_dir('mmdet')
-
-
 def config_toolbox(cfg) -> str:
     """The toolbox that runs ``cfg``: its ``default_scope`` (MMDetection's configs set ``mmdet``,
     mmpretrain's ``mmpretrain``); a config without one is read as MMDetection's."""
