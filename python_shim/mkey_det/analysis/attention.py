@@ -37,7 +37,7 @@ import math
 import os
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,38 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 class _Captured(Exception):
-    """Raised by the softmax hook once the chosen block has run: the rest is not needed."""
+    """Raised by a capturing hook once the chosen block has run: the rest is not needed."""
+
+
+def layer_index(layer: Optional[int], n: int, numbering: str) -> int:
+    """Attention layer ``layer`` of ``n`` (0-based; None: the last); ValueError naming the range
+    and how the layers are counted (``numbering``) when it is not one."""
+    if layer is None:
+        return n - 1
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
+        raise ValueError(f'--layer must be an attention layer 0..{n - 1} ({numbering}), got {layer!r}')
+    return layer
+
+
+def check_one_image(image: torch.Tensor, who: str) -> None:
+    """``image`` must be one image ``(1, 3, H, W)``; ValueError naming ``who`` takes it otherwise."""
+    if image.dim() != 4 or image.shape[0] != 1:
+        raise ValueError(f'{who} takes one image (1, 3, H, W), got {tuple(image.shape)}')
+
+
+def run_until_captured(backbone, image: torch.Tensor, seen: Dict[str, Any],
+                       remove_hooks: Callable[[], None], missing: str) -> None:
+    """``backbone(image)`` until a hook has put ``probs`` in ``seen`` and raised :class:`_Captured`
+    (or to the end when it does not stop); the hooks are removed either way. RuntimeError
+    (``missing``) when no ``probs`` came."""
+    try:
+        backbone(image)
+    except _Captured:
+        pass
+    finally:
+        remove_hooks()
+    if 'probs' not in seen:
+        raise RuntimeError(missing)
 
 
 def attention_blocks(backbone) -> List[Dict[str, Any]]:
@@ -67,12 +98,7 @@ def attention_blocks(backbone) -> List[Dict[str, Any]]:
 def pick_block(backbone, layer: Optional[int]) -> Dict[str, Any]:
     """Block ``layer`` (depth order, 0-based; None: the last); ValueError when out of range."""
     blocks = attention_blocks(backbone)
-    if layer is None:
-        return blocks[-1]
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(blocks):
-        raise ValueError(f'--layer must be an attention layer 0..{len(blocks) - 1} (depth order '
-                         f'over the stages), got {layer!r}')
-    return blocks[layer]
+    return blocks[layer_index(layer, len(blocks), 'depth order over the stages')]
 
 
 @torch.no_grad()
@@ -114,8 +140,7 @@ def window_attention(backbone, image: torch.Tensor, layer: Optional[int] = None,
     """Run ``backbone`` on ``image: (1, 3, H, W)`` up to block ``layer`` (None: the last) and
     return its attention probabilities as computed (hooks; see the module docstring).
     ``stop``: end the forward pass at that block's softmax (False: run the whole backbone)."""
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f'window_attention takes one image (1, 3, H, W), got {tuple(image.shape)}')
+    check_one_image(image, 'window_attention')
     blk = pick_block(backbone, layer)
     attn = blk['attn']
     seen: Dict[str, Any] = {}
@@ -130,15 +155,8 @@ def window_attention(backbone, image: torch.Tensor, layer: Optional[int] = None,
 
     handles = [attn.register_forward_pre_hook(pre),
                attn.w_msa.softmax.register_forward_hook(post)]
-    try:
-        backbone(image)
-    except _Captured:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    if 'probs' not in seen:
-        raise RuntimeError(f'block {blk["layer"]} did not run its softmax (is it a Swin block?)')
+    run_until_captured(backbone, image, seen, lambda: [h.remove() for h in handles],
+                       f'block {blk["layer"]} did not run its softmax (is it a Swin block?)')
     cells = window_cells(attn, seen['hw'])
     probs = seen['probs'].double()
     if probs.shape[0] != cells.shape[0] or probs.shape[-1] != cells.shape[1]:

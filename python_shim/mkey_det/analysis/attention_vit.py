@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .attention import MapRows, _Captured, _grid
+from .attention import MapRows, _Captured, _grid, check_one_image, layer_index, run_until_captured
 
 #: the grid of a ViT: one row block per model, the class token's map per head
 VIT_ROWS = (MapRows('class token', 'class_maps'), )
@@ -51,13 +51,7 @@ def pick_layer(backbone, layer: Optional[int]) -> int:
     if getattr(backbone, 'cls_token', None) is None:
         raise ValueError(f'{type(backbone).__name__} has no class token (with_cls_token=False): '
                          'analyze attention draws the class token\'s attention of a ViT')
-    n = len(backbone.layers)
-    if layer is None:
-        return n - 1
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
-        raise ValueError(f'--layer must be an attention layer 0..{n - 1} (the ViT\'s blocks), '
-                         f'got {layer!r}')
-    return layer
+    return layer_index(layer, len(backbone.layers), "the ViT's blocks")
 
 
 @dataclass
@@ -81,8 +75,7 @@ def token_attention(backbone, image: torch.Tensor, layer: Optional[int] = None,
     """Run ``backbone`` on ``image: (1, 3, H, W)`` up to block ``layer`` (None: the last) and
     return its attention probabilities as computed (see the module docstring). ``stop``: end
     the forward pass at that block's attention (False: run the whole backbone)."""
-    if image.dim() != 4 or image.shape[0] != 1:
-        raise ValueError(f'token_attention takes one image (1, 3, H, W), got {tuple(image.shape)}')
+    check_one_image(image, 'token_attention')
     index = pick_layer(backbone, layer)
     attn = backbone.layers[index].attn
     if not callable(getattr(attn, 'scaled_dot_product_attention', None)):
@@ -102,19 +95,15 @@ def token_attention(backbone, image: torch.Tensor, layer: Optional[int] = None,
 
     handle = backbone.patch_embed.register_forward_hook(
         lambda _m, _i, out: seen.update(grid=tuple(int(s) for s in out[1])))
-    attn.scaled_dot_product_attention = capture
-    try:
-        backbone(image)
-    except _Captured:
-        pass
-    finally:
+    def remove_hooks() -> None:
         handle.remove()
         if own is None:
             del attn.scaled_dot_product_attention
         else:
             attn.scaled_dot_product_attention = own
-    if 'probs' not in seen:
-        raise RuntimeError(f'block {index} did not run its attention')
+
+    attn.scaled_dot_product_attention = capture
+    run_until_captured(backbone, image, seen, remove_hooks, f'block {index} did not run its attention')
     probs = seen['probs'][0].double()  # (heads, N, N)
     grid = seen['grid']
     extra = int(probs.shape[-1]) - grid[0] * grid[1]

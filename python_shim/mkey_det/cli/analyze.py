@@ -116,6 +116,14 @@ def _attention_kind(backbone) -> str:
 _SIZE_SWIN = 224
 
 
+def _image_entry(path: str, image: Dict[str, Any], results: List[Dict[str, Any]],
+                 **fields: Any) -> Dict[str, Any]:
+    """The JSON entry of one image: the file, its size as read and as fed, what the attention kind
+    adds (``fields``), and every model's result."""
+    return dict(path=path, size=image['size'], input_size=image['input_size'], **fields,
+                models=results)
+
+
 def _swin_image(path: str, sources, loaded, layer, query, size) -> Tuple[Dict[str, Any], Any, str]:
     """One image through Swin models: its entry (query and window maps per model), pixels, title."""
     from ..analysis.attention import analyse, load_image, query_to_cell, window_attention
@@ -127,8 +135,8 @@ def _swin_image(path: str, sources, loaded, layer, query, size) -> Tuple[Dict[st
         cell = query_to_cell(query, image, wa.stride, wa.grid)
         results.append(dict(label=src['label'], **analyse(wa, cell)))
     w0, h0 = image['size']
-    entry = dict(path=path, size=image['size'], input_size=image['input_size'],
-                 query=list(query) if query is not None else [w0 / 2, h0 / 2], models=results)
+    entry = _image_entry(path, image, results,
+                         query=list(query) if query is not None else [w0 / 2, h0 / 2])
     r0 = results[0]
     title = (f'{os.path.basename(path)}: layer {r0["layer"]} (stage {r0["stage"]} block '
              f'{r0["block"]}, {"shifted" if r0["shift"] else "regular"} windows of '
@@ -150,8 +158,7 @@ def _vit_image(path: str, sources, loaded, layer, _query, size) -> Tuple[Dict[st
         image = load_image(path, max(crop), crop=crop, **m['norm'])
         ta = token_attention(m['backbone'], image['tensor'], layer)
         results.append(dict(label=src['label'], **analyse_tokens(ta)))
-    entry = dict(path=path, size=image['size'], input_size=image['input_size'],
-                 crop=image['crop'], query=None, models=results)
+    entry = _image_entry(path, image, results, crop=image['crop'], query=None)
     r0 = results[0]
     title = (f'{os.path.basename(path)} (centre crop): layer {r0["layer"]} of '
              f'0..{r0["layers"] - 1}; per head, the class token\'s attention over the '
