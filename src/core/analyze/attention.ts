@@ -7,7 +7,18 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
+import type { z } from 'zod';
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { call } from '../../python/entries.js';
+import type {
+  attentionHeadStats,
+  attentionImage,
+  attentionMaps,
+  attentionModel,
+  attentionReply,
+  vitAttentionMaps,
+  vitHeadStats,
+} from '../../python/schemas/analyze.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
@@ -18,119 +29,17 @@ import { checkRunOrCheckpoint } from '../run/run-dir.js';
 /** At most two models: one grid compares a baseline and a manifold key. */
 export const MAX_ATTENTION_MODELS = 2;
 
-export interface AttentionHeadStats {
-  head: number;
-  /** Of the query's attention row, in nats (log N is uniform over the window). */
-  entropy: number;
-  max: number;
-  /** [row, column] of the cell the query attends to most. */
-  max_cell: [number, number];
-  /** The query's attention to itself. */
-  self: number;
-  /** Attention-weighted distance from the query, in cells. */
-  mean_distance: number;
-  /** Attention of the query that goes to window padding (no image location). */
-  padding_share: number;
-  received_max: number;
-  received_min: number;
-}
+export type AttentionHeadStats = z.infer<typeof attentionHeadStats>;
+export type AttentionMaps = z.infer<typeof attentionMaps>;
+export type VitHeadStats = z.infer<typeof vitHeadStats>;
+export type VitAttentionMaps = z.infer<typeof vitAttentionMaps>;
+export type AttentionImage = z.infer<typeof attentionImage>;
+export type AttentionModel = z.infer<typeof attentionModel>;
 
-export interface AttentionMaps {
-  backbone: 'swin';
-  label: string;
-  /** Depth order over all stages (as `analyze qk`'s layer). */
-  layer: number;
-  stage: number;
-  block: number;
-  heads: number;
-  window: number;
-  /** 0: regular windows, > 0: shifted windows. */
-  shift: number;
-  /** Input pixels per feature cell. */
-  stride: number;
-  /** Feature grid [rows, columns]. */
-  grid: [number, number];
-  windows: number;
-  query_cell: [number, number];
-  query_window: number;
-  head_stats: AttentionHeadStats[];
-  /** 1 where a cell is in the query's window, else 0. */
-  in_window: number[][];
-  /** Per head, the query's attention over the grid (0 outside its window). */
-  query_maps: number[][][];
-  /** Per head, the attention each cell receives, summed over the queries of its window. */
-  received_maps: number[][][];
-}
-
-export interface VitHeadStats {
-  head: number;
-  /** Of the class token's whole attention row, in nats (log N is uniform over the N tokens). */
-  entropy: number;
-  /** The class map's largest value (a patch). */
-  max: number;
-  /** [row, column] of that patch. */
-  max_cell: [number, number];
-  /** The class token's attention to itself (not drawn). */
-  self: number;
-  /** The class map's sum: its attention to the patches. */
-  patch_share: number;
-}
-
-export interface VitAttentionMaps {
-  backbone: 'vit';
-  label: string;
-  /** 0-based block of the ViT. */
-  layer: number;
-  /** Blocks in the ViT. */
-  layers: number;
-  heads: number;
-  /** Patch grid [rows, columns]. */
-  grid: [number, number];
-  /** Input pixels per patch. */
-  stride: number;
-  /** Tokens the block sees: extra tokens (the class token first), then the patches. */
-  tokens: number;
-  extra_tokens: number;
-  head_stats: VitHeadStats[];
-  /** Per head, the class token's attention over the patch grid (its own column left out). */
-  class_maps: number[][][];
-}
-
-export interface AttentionImage {
-  path: string;
-  /** The file's [width, height]. */
-  size: [number, number];
-  /** [width, height] as fed to the models. */
-  input_size: [number, number];
-  /** Swin: [x, y] in the file's pixels; ViT: null (the class token has no location). */
-  query: [number, number] | null;
-  /** ViT: the centre crop fed, [x, y, width, height] in the file's pixels. */
-  crop?: [number, number, number, number];
-  models: (AttentionMaps | VitAttentionMaps)[];
-  /** The grid PNG (with --out). */
-  png?: string;
-}
-
-export interface AttentionModel {
-  label: string;
-  path: string;
-  checkpoint: string;
-  config: string | null;
-  /** Which attention is drawn: Swin's windows or a ViT's class token (one kind per call). */
-  backbone: 'swin' | 'vit';
-  key_type: string;
-  charts: number | null;
-  /** KUA / VanillaK: their CB form (eq4, per_location, none). */
-  cb_mode: string | null;
-}
-
-export interface AttentionResult {
-  backbone: 'swin' | 'vit';
-  models: AttentionModel[];
-  images: AttentionImage[];
+export type AttentionResult = z.infer<typeof attentionReply> & {
   /** Written with --out. */
   json?: string;
-}
+};
 
 export interface AttentionRequest {
   paths: string[];
@@ -180,11 +89,7 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
   let result: AttentionResult;
   try {
     result = await withBridge((b) =>
-      b.call<AttentionResult>(
-        'analyze.attention',
-        { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null },
-        { timeoutMs: 600_000 },
-      ),
+      call(b, 'analyze.attention', { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null }),
     );
   } catch (err) {
     if (madeDir) rmSync(madeDir, { recursive: true, force: true });

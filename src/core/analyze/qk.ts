@@ -5,49 +5,25 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import type { z } from 'zod';
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { call } from '../../python/entries.js';
+import type { qkHead, qkLayer, qkModel, qkReply } from '../../python/schemas/analyze.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
 import { describePath } from '../dataset.js';
 import { checkRunOrCheckpoint } from '../run/run-dir.js';
 
-export interface QkHead {
-  similarity: number;
-  singular_values: number[];
-  /** Per chart, its top 3 singular values (manifold keys only). */
-  chart_top_singular_values?: number[][];
-}
+export type QkHead = z.infer<typeof qkHead>;
+export type QkLayer = z.infer<typeof qkLayer>;
+export type QkModel = z.infer<typeof qkModel>;
 
-export interface QkLayer {
-  stage: number;
-  block: number;
-  /** Depth order over all stages. */
-  layer: number;
-  width: number;
-  charts: number;
-  /** How much of the key comes from other tokens than its own (0 for the linear key). */
-  off_zero_offset_share: number;
-  similarity_mean: number;
-  heads: QkHead[];
-}
-
-export interface QkModel {
-  label: string;
-  path: string;
-  checkpoint: string;
-  config: string | null;
-  key_type: string;
-  charts: number | null;
-  layers: QkLayer[];
-}
-
-export interface QkResult {
-  models: QkModel[];
+export type QkResult = z.infer<typeof qkReply> & {
   /** Written files (with --out). */
   json?: string;
   plot?: string;
-}
+};
 
 export interface QkRequest {
   paths: string[];
@@ -78,7 +54,7 @@ export async function analyzeQk(req: QkRequest): Promise<QkResult> {
   const madeDir = req.out !== undefined && !existsSync(resolve(req.out)) ? mkdirSync(resolve(req.out), { recursive: true }) : undefined;
   let result: QkResult;
   try {
-    result = await withBridge((b) => b.call<QkResult>('analyze.qk', { sources, plot: plotPath ?? null }, { timeoutMs: 600_000 }));
+    result = await withBridge((b) => call(b, 'analyze.qk', { sources, plot: plotPath ?? null }));
   } catch (err) {
     if (madeDir) rmSync(madeDir, { recursive: true, force: true });
     throw asBadInput(err); // a checkpoint that does not fit, a folder without config or checkpoint

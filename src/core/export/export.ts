@@ -5,21 +5,22 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { z } from 'zod';
 import { withBridge } from '../../python/bridge.js';
+import { call } from '../../python/entries.js';
+import { EXPORT_FORMATS, type exportSidecar, type parityCheck, type parityReport } from '../../python/schemas/export.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
 import type { BackboneVariant } from '../experiment.js';
 import type { InputShape } from './shapes.js';
 
-export const EXPORT_FORMATS = ['onnx', 'torchscript'] as const;
+export { EXPORT_FORMATS };
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** The opset written (onnxruntime-node 1.30 loads 17-26; the legacy exporter's LayerNormalization needs 17). */
 export const ONNX_OPSET = 17;
 export const DEFAULT_TOLERANCE = 1e-4;
 export const FOLD_TOLERANCE = 1e-5;
-/** Python-side budget for one export: large sizes with 8-chart keys take minutes on a CPU. */
-const EXPORT_TIMEOUT_MS = 3 * 3600_000;
 
 export interface ExportRequest {
   variant: BackboneVariant;
@@ -39,57 +40,10 @@ export interface ExportRequest {
   toolVersion: string;
 }
 
-export interface ParityCheck {
-  batch: number;
-  size: [number, number];
-  images: string[];
-  error: string | null;
-  max_rel_diff: number | null;
-  per_output: Record<string, number | null>;
-  shapes: Record<string, number[]>;
-  run_s?: number;
-}
-
-export interface ParityReport {
-  passed: boolean;
-  max_rel_diff: number | null;
-  threshold: number;
-  metric: string;
-  reference?: string;
-  checks: ParityCheck[];
-}
-
+export type ParityCheck = z.infer<typeof parityCheck>;
+export type ParityReport = z.infer<typeof parityReport>;
 /** The JSON sidecar `<out>.json` (see docs/EXPORT.md). */
-export interface ExportSidecar {
-  tool: string;
-  tool_version: string | null;
-  created: string;
-  format: ExportFormat;
-  file: string;
-  file_bytes: number;
-  variant: string | null;
-  key_type: string;
-  charts: number | null;
-  key_order: 'paper' | 'folded';
-  fold: boolean;
-  weights: Record<string, unknown>;
-  input: { name: string; shape: number[]; layout: string; dtype: string; dynamic: false | Record<string, boolean>; preprocess: Record<string, unknown> };
-  outputs: { name: string; channels: number; stride: number; shape: number[] }[];
-  dynamic: boolean;
-  opset: number | null;
-  versions: Record<string, string | null>;
-  parity: ParityReport;
-  fold_parity: ParityReport | null;
-  params: { exported: number; unfolded?: number; folded?: number };
-  flops: { size: [number, number]; exported: number; unfolded?: number; folded?: number; convention: string } | null;
-  parity_images: string[];
-  timings_s: Record<string, number>;
-}
-
-type PythonReply =
-  | { status: 'ok'; message: string; path: string; sidecar_path: string; sidecar: ExportSidecar }
-  | { status: 'bad_input'; message: string }
-  | { status: 'parity_failed'; message: string; parity: ParityReport; fold_parity: ParityReport | null };
+export type ExportSidecar = z.infer<typeof exportSidecar>;
 
 export interface ExportResult {
   path: string;
@@ -138,9 +92,7 @@ export async function exportBackbone(req: ExportRequest): Promise<ExportResult> 
     if (!existsSync(checkpoint)) throw new BadInputError(`--checkpoint ${JSON.stringify(req.checkpoint)} does not exist`, 'give a local .pth file; nothing is downloaded');
   }
   const reply = await withBridge((b) =>
-    b.call<PythonReply>(
-      'export.backbone',
-      {
+    call(b, 'export.backbone', {
         key_type: req.variant.keyType,
         variant: req.variant.name,
         charts: req.charts,
@@ -158,9 +110,7 @@ export async function exportBackbone(req: ExportRequest): Promise<ExportResult> 
         seed: req.seed,
         flops: req.flops,
         tool_version: req.toolVersion,
-      },
-      { timeoutMs: EXPORT_TIMEOUT_MS },
-    ),
+      }),
   );
   if (reply.status === 'bad_input') throw new BadInputError(reply.message);
   if (reply.status === 'parity_failed') throw new ParityError(reply.message, reply.parity, reply.fold_parity);
