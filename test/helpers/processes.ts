@@ -46,9 +46,14 @@ export function envOf(pid: number, name: string): string | undefined {
   }
 }
 
-/** The training workers under `pid` (processes torchrun or srun started with a RANK), by rank. */
+/**
+ * The training workers under `pid` (processes torchrun or srun started with a RANK), by rank; not
+ * their own children (DataLoader workers inherit RANK and the command line).
+ */
 export function workersByRank(pid: number): Map<number, number> {
   const out = new Map<number, number>();
+  const byParent = parents();
+  const candidates = new Set<number>();
   for (const p of descendants(pid)) {
     const rank = envOf(p, 'RANK') ?? envOf(p, 'SLURM_PROCID');
     const cmd = (() => {
@@ -58,7 +63,10 @@ export function workersByRank(pid: number): Map<number, number> {
         return '';
       }
     })();
-    if (rank !== undefined && cmd.includes('cpu_worker.py')) out.set(Number(rank), p);
+    if (rank !== undefined && cmd.includes('cpu_worker.py')) candidates.add(p);
+  }
+  for (const p of candidates) {
+    if (!candidates.has(byParent.get(p) ?? -1)) out.set(Number(envOf(p, 'RANK') ?? envOf(p, 'SLURM_PROCID')), p);
   }
   return out;
 }

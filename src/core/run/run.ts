@@ -165,11 +165,13 @@ async function joinRun(
   const logPath = join(nodeDir, 'mkey-train.log');
   const { child, closeLog } = spawnLogged(python, plan, logPath, 'a', req.verbose);
     let errorMessage: string | undefined;
+  let metrics: EvalMetrics | undefined;
   const { exitCode, interrupted } = await superviseChild(child, events, req.observer, (e) => {
+    if (e.event === 'val') metrics = e.metrics;
     if (e.event === 'error') errorMessage = e.message;
   });
   await closeLog();
-  const result: RunResult = { status: 'completed', workDir, configPath, seconds: (Date.now() - started) / 1000 };
+  const result: RunResult = { status: 'completed', workDir, configPath, metrics, seconds: (Date.now() - started) / 1000 };
   if (interrupted) {
     result.status = 'interrupted';
     result.message = `interrupted; node 0 records the run (${join(workDir, RUN_FILE)})`;

@@ -103,7 +103,12 @@ export function failedWorkerLine(logPath: string): string | undefined {
   if (signal) return `rank ${rank} (pid ${pid}) was killed by ${signal}; the other processes were stopped`;
   // torchrun prefixes each worker's output with its rank: that rank's last error says why
   const own = text.split('\n').filter((l) => l.startsWith(`[rank${rank}]:`)).map((l) => l.slice(`[rank${rank}]:`.length).trim());
-  const why = own.filter((l) => ERROR_LINE.test(l)).at(-1);
+  const why = own
+    .filter((l) => ERROR_LINE.test(l))
+    .at(-1)
+    // gloo's own words: its source location and its sign-off are noise in one line
+    ?.replace(/\[[^\]]*\.(cc|cpp|h):\d+\] /, '')
+    .replace(/ Check the logs of the remote worker.*$/, '');
   return `rank ${rank} (pid ${pid}) exited with code ${code}${why ? `: ${why}` : ''}`;
 }
 

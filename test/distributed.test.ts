@@ -1,0 +1,214 @@
+/**
+ * The multi-GPU launch path, executed on this machine's CPUs: torchrun with gloo (`--nproc-per-node`),
+ * two nodes on one host, and Slurm through an `srun` stand-in (test/helpers/slurm). Real MMDetection,
+ * real DDP, real torchrun; each fault is made the way it happens (signals, kill -9) and the test
+ * checks what the CLI printed, its exit code, the seconds it took and that no process survived.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliPath, makeTinyDataset, repoRoot, runCli } from './helpers/cli.js';
+import { descendants, waitAllGone, waitFor, workersByRank } from './helpers/processes.js';
+import { SMALL_RUN } from './helpers/shared-run.js';
+
+let tmp: string;
+let data: string;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'mkey-dist-'));
+  data = await makeTinyDataset(join(tmp, 'tiny'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A TCP port nobody listens on now (for torchrun's master). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; seconds: number }>;
+}
+
+/** Starts the CLI as a user's terminal would, collecting stdout + stderr. */
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Started {
+  const t0 = Date.now();
+  const child = spawn('node', [cliPath, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; seconds: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, seconds: (Date.now() - t0) / 1000 })),
+  );
+  return { child, out: () => text, exited };
+}
+
+const events = (workDir: string): Record<string, unknown>[] => {
+  const p = join(workDir, 'mkey-events.jsonl');
+  if (!existsSync(p)) return [];
+  return readFileSync(p, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+};
+const firstEvent = (workDir: string, name: string) => () => events(workDir).find((e) => e.event === name);
+const runRecord = (workDir: string) => JSON.parse(readFileSync(join(workDir, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
+const trainArgs = (workDir: string, ...more: string[]) => ['train', ...SMALL_RUN, '--data', data, '--work-dir', workDir, ...more];
+
+describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
+  let ckpt: string;
+
+  it('trains with 2 processes; Ctrl-C stops both at an iteration boundary; --resume continues with 1 process', async () => {
+    const wd = join(tmp, 'two');
+    const run = start(trainArgs(wd, '--nproc-per-node', '2', '--max-epochs', '2', '--master-port', String(await freePort())));
+    await waitFor(firstEvent(wd, 'checkpoint'), 300_000, 'the first checkpoint');
+    const tree = descendants(run.child.pid!);
+    run.child.kill('SIGINT');
+    const end = await run.exited;
+    console.log(`2 processes, Ctrl-C after epoch 1:\n${run.out()}\n(exit ${end.code} after ${end.seconds.toFixed(0)} s)`);
+    expect(end.code).toBe(130);
+    await waitAllGone(tree, 15_000);
+    const evs = events(wd);
+    const startEv = evs.find((e) => e.event === 'start')!;
+    expect(startEv.world_size).toBe(2);
+    expect(run.out()).toContain('launching 2 CPU processes (gloo) with torchrun');
+    expect(run.out()).toContain('on 2 cpu process(es)');
+    expect(evs.some((e) => e.event === 'stopped')).toBe(true);
+    expect(runRecord(wd).status).toBe('interrupted');
+    expect(run.out()).toContain(`Resume with: mkey-det train --work-dir ${wd} --resume`);
+    const before = evs.filter((e) => e.event === 'iter').at(-1)!;
+
+    // 2 -> 1: the same run, one process; it goes on from the checkpoint's iteration with the schedule's lr
+    const resumed = await runCli(['train', '--work-dir', wd, '--resume']);
+    console.log(`resumed with 1 process:\n${resumed.stderr}`);
+    expect(resumed.exitCode).toBe(0);
+    const after = events(wd).slice(evs.length);
+    expect(after.find((e) => e.event === 'start')!.world_size).toBe(1);
+    expect(after.find((e) => e.event === 'start')!.start_iter).toBe(before.iter);
+    const firstAfter = after.find((e) => e.event === 'iter')!;
+    expect(firstAfter.epoch).toBe(2);
+    expect(firstAfter.iter).toBe(Number(before.iter) + 1);
+    console.log(`lr: last before ${String(before.lr)} (iter ${String(before.iter)}), first after ${String(firstAfter.lr)} (iter ${String(firstAfter.iter)})`);
+    expect(Number(firstAfter.lr)).toBeGreaterThan(Number(before.lr)); // still in the linear warm-up, not restarted
+    expect(runRecord(wd).status).toBe('completed');
+    ckpt = join(wd, 'epoch_2.pth');
+    expect(existsSync(ckpt)).toBe(true);
+  });
+
+  it('test: 2 processes give the box and mask AP of 1 (the val images split over the ranks)', async () => {
+    // the resumed run's last validation is the 1-process evaluation of this checkpoint
+    const m1 = runRecord(join(tmp, 'two')).metrics as Record<string, number>;
+    const two = await runCli(['test', '--checkpoint', ckpt, '--work-dir', join(tmp, 'test-2'), '--nproc-per-node', '2', '--json']);
+    expect(two.exitCode).toBe(0);
+    const m2 = (JSON.parse(two.stdout) as { metrics: Record<string, number> }).metrics;
+    console.log(`test, 1 process: ${JSON.stringify(m1)}\ntest, 2 processes: ${JSON.stringify(m2)}`);
+    for (const k of ['coco/bbox_mAP', 'coco/segm_mAP']) {
+      expect(Math.abs(100 * m1[k]! - 100 * m2[k]!)).toBeLessThanOrEqual(0.1);
+    }
+  });
+
+  it('kill -9 of rank 1 ends the job within 60 s as failed, naming the rank, its signal and the log; nothing survives', async () => {
+    const wd = join(tmp, 'kill-rank');
+    const run = start(trainArgs(wd, '--nproc-per-node', '2', '--max-epochs', '50', '--master-port', String(await freePort())));
+    await waitFor(firstEvent(wd, 'iter'), 300_000, 'the first iteration');
+    const workers = workersByRank(run.child.pid!);
+    expect([...workers.keys()].sort()).toEqual([0, 1]);
+    const tree = descendants(run.child.pid!);
+    const killedAt = Date.now();
+    process.kill(workers.get(1)!, 'SIGKILL');
+    const end = await run.exited;
+    const seconds = (Date.now() - killedAt) / 1000;
+    const line = run.out().split('\n').find((l) => l.startsWith('error: '));
+    console.log(`kill -9 rank 1 (pid ${workers.get(1)}): ${line} | exit ${end.code} ${seconds.toFixed(1)} s after the kill`);
+    expect(seconds).toBeLessThan(60);
+    expect(end.code).toBe(1);
+    expect(line).toContain(`rank 1 (pid ${workers.get(1)}) was killed by SIGKILL`);
+    expect(run.out()).toContain(`full log: ${wd}/mkey-train.log`);
+    const gone = await waitAllGone(tree, 60_000);
+    console.log(`every process of the job gone ${gone.toFixed(1)} s after the CLI exited`);
+    expect(runRecord(wd).status).toBe('failed');
+  });
+});
+
+describe('several nodes on one host (--nnodes 2 --node-rank 0|1)', () => {
+  it('two CLIs form one job and finish; node 0 owns the run, node 1 writes only node-1/', async () => {
+    const wd = join(tmp, 'nodes');
+    const port = String(await freePort());
+    const node = (rank: number) =>
+      start(trainArgs(wd, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-port', port, '--max-epochs', '1'));
+    const n0 = node(0);
+    const n1 = node(1);
+    const [e0, e1] = await Promise.all([n0.exited, n1.exited]);
+    console.log(`node 0:\n${n0.out()}\nnode 1:\n${n1.out()}`);
+    expect(e0.code).toBe(0);
+    expect(e1.code).toBe(0);
+    expect(n0.out()).toContain('node 0 of 2: 2 CPU processes (gloo) in all; waiting for the other nodes');
+    expect(events(wd).find((e) => e.event === 'start')!.world_size).toBe(2);
+    expect(runRecord(wd).status).toBe('completed');
+    expect(existsSync(join(wd, 'node-1', 'mkey-train.log'))).toBe(true);
+  });
+
+  it('a node killed (its CLI and every process under it, kill -9) ends the other within 60 s with a clear line', async () => {
+    const wd = join(tmp, 'nodes-kill');
+    const port = String(await freePort());
+    const node = (rank: number) =>
+      start(trainArgs(wd, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-port', port, '--max-epochs', '50'));
+    const n0 = node(0);
+    const n1 = node(1);
+    await waitFor(firstEvent(wd, 'iter'), 300_000, 'the first iteration');
+    const tree0 = descendants(n0.child.pid!);
+    const tree1 = [n1.child.pid!, ...descendants(n1.child.pid!)];
+    const killedAt = Date.now();
+    for (const pid of tree1) process.kill(pid, 'SIGKILL');
+    const end = await n0.exited;
+    const seconds = (Date.now() - killedAt) / 1000;
+    const line = n0.out().split('\n').find((l) => l.startsWith('error: '));
+    console.log(`node 1 killed: node 0 printed ${line} | exit ${end.code} ${seconds.toFixed(1)} s after the kill`);
+    expect(seconds).toBeLessThan(60);
+    expect(end.code).toBe(1);
+    expect(line).toMatch(/^error: training failed: rank 0 \(pid \d+\) exited with code 1: .*(Connection closed by peer|Connection reset by peer|timed out)/i);
+    await waitAllGone([...tree0, ...tree1], 60_000);
+    expect(runRecord(wd).status).toBe('failed');
+  });
+
+  it('a node that never arrives: node 0 says whom it waits for and gives up after MKEY_RENDEZVOUS_TIMEOUT_S', async () => {
+    const wd = join(tmp, 'alone');
+    const run = start(trainArgs(wd, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', '0', '--master-port', String(await freePort())), {
+      MKEY_RENDEZVOUS_TIMEOUT_S: '10',
+    });
+    const end = await run.exited;
+    const line = run.out().split('\n').find((l) => l.startsWith('error: '));
+    console.log(`${run.out()}\n(exit ${end.code} after ${end.seconds.toFixed(0)} s)`);
+    expect(run.out()).toContain('waiting for the other nodes at 127.0.0.1:');
+    expect(run.out()).toContain('gives up after 10 s');
+    expect(end.code).toBe(1);
+    expect(line).toMatch(/timed out|Timed out|waiting for clients/);
+    expect(end.seconds).toBeLessThan(120);
+  });
+});
+
+describe('--launcher slurm through an srun stand-in (one task per rank with the SLURM_* variables)', () => {
+  it('trains and evaluates with 2 tasks', async () => {
+    const wd = join(tmp, 'slurm');
+    const PATH = `${join(repoRoot, 'test', 'helpers', 'slurm')}:${process.env.PATH}`;
+    const res = await runCli(trainArgs(wd, '--launcher', 'slurm', '--nproc-per-node', '2', '--max-epochs', '1'), { env: { ...process.env, PATH, MASTER_PORT: String(await freePort()) } });
+    console.log(`slurm stand-in:\n${res.stderr}`);
+    expect(res.exitCode).toBe(0);
+    expect(res.stderr).toContain('launching 2 CPU processes (gloo) with srun');
+    const record = runRecord(wd);
+    expect((record.command as string[])[0]).toBe('srun');
+    expect(record.status).toBe('completed');
+    expect(events(wd).find((e) => e.event === 'start')!.world_size).toBe(2);
+    expect(events(wd).some((e) => e.event === 'val')).toBe(true);
+  });
+});
