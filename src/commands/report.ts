@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { extname } from 'node:path';
 import { z } from 'zod';
-import { FORMATS, generateReport, TASKS, type ReportFormat } from '../core/report/index.js';
+import { FORMATS, generateReport, type ReportFormat } from '../core/report/index.js';
+import { TASK_NAMES } from '../core/tasks.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
@@ -14,7 +15,7 @@ const reportOptionsSchema = z
     baseline: z.string().min(1, { message: 'give a run directory or label' }).optional(),
     best: z.boolean().default(false),
     last: z.boolean().default(false),
-    task: z.enum(TASKS, { message: `accepted: ${TASKS.join(', ')}` }).optional(),
+    task: z.enum(TASK_NAMES, { message: `accepted: ${TASK_NAMES.join(', ')}` }).optional(),
     plots: z.boolean().default(true),
     analysis: z.array(z.string().min(1, { message: 'give an output folder of analyze attention or analyze qk' })).optional(),
     force: z.boolean().default(false),
@@ -40,7 +41,7 @@ export const report = new Command('report')
   .option('--baseline <run>', "run directory or label the deltas compare against (default: the only configuration with key 'linear'; for classification runs, one per family)")
   .option('--best', "report each run's best evaluation: by box AP (detection), by top-1 (classification; the default there, the paper's rule)")
   .option('--last', "report each run's last evaluation (the default for detection)")
-  .option('--task <kind>', `report only the runs of one kind: ${TASKS.join(', ')} (runs of both kinds are refused without it)`)
+  .option('--task <kind>', `report only the runs of one kind: ${TASK_NAMES.join(', ')} (runs of both kinds are refused without it)`)
   .option('--no-plots', 'do not write PNG plots next to --out')
   .option('--analysis <dirs...>', "add an \"Attention analysis\" section from output folders of 'analyze attention --out' (attention.json + PNG grids) or 'analyze qk --out' (qk.json + qk.png): per-model / per-layer numbers, the PNGs inlined in html, linked in md, the numbers in json; put it after the run paths")
   .option('--force', 'replace an existing --out file and its PNG plots (without it they are refused before anything is written)')

@@ -1,24 +1,27 @@
 /**
- * The HTML report: one self-contained file (inline CSS, the plots as matplotlib's SVG inlined, no
- * scripts, no external links).
+ * The HTML report, either task's: one self-contained file (inline CSS, the plots as matplotlib's
+ * SVG inlined, no scripts, no external links); the task's description (tasks.ts) gives the columns,
+ * their decimals and the words.
  */
-import { AP_IDS, type ApValues, type Report, type RunRow } from './types.js';
+import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
+import { escapeHtml as esc } from './escape.js';
 import {
-  AP_TITLES,
+  asPrinted,
   describeSelection,
-  fmt1,
   fmtCharts,
   fmtDelta,
   fmtDuration,
   fmtEvalAt,
-  fmtFlops,
-  fmtParams,
+  fmtFixed,
   fmtSeed,
   fmtSeeds,
+  fmtSizes,
+  referenceStatus,
+  runValue,
 } from './format.js';
-import { renderAnalysisHtml, type AnalysisImages } from './analysis.js';
-import { escapeHtml as esc } from './escape.js';
-import { DETECTION_PLOTS, type InlineCharts, type PlotName } from './plots.js';
+import { figuresOf, type InlineCharts, type PlotName } from './plots.js';
+import { valuesOf } from './table.js';
+import { taskOfReport, type AnyReport, type GroupRow, type MetricValues, type ReferenceRow, type RunRow, type Shape, type TaskOf } from './types.js';
 
 export const CSS = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px;color:#1b1b1b;background:#fafafa}
@@ -49,19 +52,21 @@ footer{margin-top:28px;color:#777;font-size:12px}
 td.cfg{min-width:190px}.seeds{color:#777;font-size:11px}td.status{min-width:150px;max-width:330px;overflow-wrap:anywhere}
 `;
 
-function deltaSpan(d: number | undefined): string {
+function deltaSpan(d: number | undefined, decimals: number): string {
   if (d === undefined) return '';
-  const s = fmtDelta(d);
-  const cls = s === '+0.0' ? 'zero' : s.startsWith('-') ? 'down' : 'up';
+  const s = fmtDelta(d, decimals);
+  const cls = s === fmtDelta(0, decimals) ? 'zero' : s.startsWith('-') ? 'down' : 'up';
   return `<span class="d ${cls}">${esc(s)}</span>`;
 }
 
-/** Mean, then `± std` and the delta on small lines below it. */
-function apCells(values: ApValues, std: ApValues = {}, delta?: ApValues): string {
-  return AP_IDS.map((id) => {
-    const sd = std[id] !== undefined ? `<span class="sd">± ${esc(fmt1(std[id]))}</span>` : '';
-    return `<td class="num">${esc(fmt1(values[id]))}${sd}${deltaSpan(delta?.[id])}</td>`;
-  }).join('');
+/** One cell per metric: the value, then `± std` and the delta on small lines below it. */
+function metricCells(task: TaskOf<Shape>, values: MetricValues, std: MetricValues = {}, delta?: MetricValues): string {
+  return task.metrics
+    .map(({ key, decimals }) => {
+      const sd = std[key] !== undefined ? `<span class="sd">± ${esc(fmtFixed(std[key], decimals))}</span>` : '';
+      return `<td class="num">${esc(fmtFixed(values[key], decimals))}${sd}${deltaSpan(delta?.[key], decimals)}</td>`;
+    })
+    .join('');
 }
 
 export function statusCell(r: Pick<RunRow, 'state' | 'headline' | 'notes'>): string {
@@ -82,54 +87,65 @@ export function chartsHtml(charts: InlineCharts, names: readonly PlotName[]): st
   return `<h2>Training curves</h2><div class="plots">\n${figures.join('\n')}\n</div>`;
 }
 
-export function renderHtml(report: Report, images: AnalysisImages = {}, charts: InlineCharts = { svg: {} }): string {
+export function renderHtml(report: AnyReport, images: AnalysisImages = {}, charts: InlineCharts = { svg: {} }, task: TaskOf<Shape> = taskOfReport(report)): string {
+  const { words } = task.report;
+  const familyCell = (f: string | undefined) => (task.report.byFamily ? `<td>${esc(f ?? '')}</td>` : '');
   const h: string[] = [];
   h.push('<!doctype html><html lang="en"><head><meta charset="utf-8">');
   h.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
-  h.push(`<title>mkey-det report</title><style>${CSS}</style></head><body>`);
+  h.push(`<title>${words.page}</title><style>${CSS}</style></head><body>`);
   h.push('<h1>mkey-det report</h1>');
-  h.push(`<p class="sub">${esc(describeSelection(report))}<br>Params and FLOPs are the backbone's (from the run's start event). Generated ${esc(report.generated)}.</p>`);
+  h.push(`<p class="sub">${esc(describeSelection(report, task))}<br>${words.htmlNote ? `${words.htmlNote} ` : ''}Generated ${esc(report.generated)}.</p>`);
   if (report.warnings.length) h.push(`<div class="warn">${report.warnings.map((w) => esc(w)).join('<br>')}</div>`);
 
   // Results: one row per configuration (seed groups), then the reference rows.
-  h.push('<h2>Results: Mask R-CNN + FPN, COCO box / mask AP (%)</h2>');
-  h.push('<div class="scroll"><table><thead><tr><th>Configuration</th><th title="runs averaged (their seeds)">n (seeds)</th><th>Epoch</th>');
-  h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
-  h.push('<th title="backbone parameters">Params</th><th title="backbone FLOPs at 224x224">FLOPs</th><th title="training time (mean per run)">Time</th><th>Status</th></tr></thead><tbody>');
-  for (const g of report.groups) {
-    h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td class="cfg">${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>`);
+  h.push(`<h2>Results: ${words.results} (%)</h2>`);
+  h.push(`<div class="scroll"><table><thead><tr><th>Configuration</th>${task.report.byFamily ? '<th>Family</th>' : ''}<th title="runs averaged (their seeds)">n (seeds)</th><th>Epoch</th>`);
+  h.push(task.metrics.map((c) => `<th>${esc(c.label)}</th>`).join(''));
+  const sizeHeads = task.report.sizes.html.map(([title, tip]) => `<th title="${esc(tip)}">${esc(title)}</th>`).join('');
+  h.push(`${sizeHeads}<th title="training time (mean per run)">Time</th><th>Status</th></tr></thead><tbody>`);
+  for (const g of report.groups as GroupRow<Shape>[]) {
+    h.push(`<tr class="${g.isBaseline ? 'baseline' : ''}"><td class="cfg">${esc(g.label)}${g.isBaseline ? '<span class="tag base">baseline</span>' : ''}</td>${familyCell(g.family)}`);
     const seeds = fmtSeeds(g);
     const seedText = seeds ? ` <span class="seeds">(seed${g.seeds.length > 1 ? 's' : ''} ${esc(seeds)})</span>` : '';
     h.push(`<td class="num">${g.n}${seedText}</td><td class="num">${esc(g.evalAt ?? '')}</td>`);
-    h.push(apCells(g.mean, g.std, g.isBaseline ? undefined : g.delta));
-    h.push(`<td class="num">${esc(fmtParams(g.backboneParams))}</td><td class="num">${esc(fmtFlops(g.backboneFlops))}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td>`);
+    h.push(metricCells(task, g.mean, g.std, g.isBaseline ? undefined : g.delta));
+    const [params, flops] = fmtSizes(task, g);
+    h.push(`<td class="num">${esc(params)}</td><td class="num">${esc(flops)}</td><td class="num">${esc(fmtDuration(g.trainingSeconds))}</td>`);
     const only = g.runs.length === 1 ? report.runs.find((r) => r.label === g.runs[0]) : undefined;
     h.push(`<td class="status">${only ? statusCell(only) : esc(g.status)}</td></tr>`);
   }
-  for (const r of report.references) {
-    h.push(`<tr class="reference"><td class="cfg">${esc(r.label)}<span class="tag ref">reference: ${esc(r.source)}</span></td>`);
+  for (const r of report.references as ReferenceRow<Shape>[]) {
+    const chartsTag = words.referenceCharts && r.charts ? `, ${fmtCharts(r.charts)} charts` : '';
+    h.push(`<tr class="reference"><td class="cfg">${esc(r.label)}<span class="tag ref">reference: ${esc(r.source)}${esc(chartsTag)}</span></td>${familyCell(r.family)}`);
     h.push(`<td></td><td class="num">${r.epochs}</td>`);
-    h.push(apCells(r.ap));
-    h.push(`<td></td><td></td><td></td><td class="status">${esc(r.note ? `reference; ${r.note}` : 'reference')}</td></tr>`);
+    h.push(metricCells(task, valuesOf(task, r)));
+    // the paper's own params and FLOPs where its table prints them
+    const sizes = task.report.sizes.paper ? `<td class="num">${esc(asPrinted(r.paramsM))}</td><td class="num">${esc(asPrinted(r.flopsG))}</td>` : '<td></td><td></td>';
+    h.push(`${sizes}<td></td><td class="status">${esc(referenceStatus(r))}</td></tr>`);
   }
   h.push('</tbody></table></div>');
 
   // Runs.
   h.push('<h2>Runs</h2>');
   h.push('<div class="scroll"><table><thead><tr><th>Run</th><th>Configuration</th><th>Seed</th><th>Epoch</th>');
-  h.push(AP_IDS.map((id) => `<th>${AP_TITLES[id]}</th>`).join(''));
+  h.push(task.metrics.map((c) => `<th>${esc(c.label)}</th>`).join(''));
   h.push('<th>Time</th><th>Status</th></tr></thead><tbody>');
-  for (const r of report.runs) {
+  for (const r of report.runs as RunRow<Shape>[]) {
     h.push(`<tr class="${r.isBaseline ? 'baseline' : ''}"><td title="${esc(r.dir)}">${esc(r.label)}</td><td class="cfg">${esc(r.group)}</td><td class="num">${esc(fmtSeed(r.seed))}</td><td class="num">${esc(fmtEvalAt(r))}</td>`);
-    h.push(AP_IDS.map((id) => `<td class="num">${esc(fmt1(r.eval?.ap[id]))}${r.isBaseline ? '' : deltaSpan(r.delta?.[id])}</td>`).join(''));
+    h.push(
+      task.metrics
+        .map(({ key, decimals }) => `<td class="num">${esc(fmtFixed(runValue(task, r, key), decimals))}${r.isBaseline ? '' : deltaSpan(r.delta?.[key], decimals)}</td>`)
+        .join(''),
+    );
     h.push(`<td class="num">${esc(fmtDuration(r.trainingSeconds))}</td><td class="status">${statusCell(r)}</td></tr>`);
   }
   h.push('</tbody></table></div>');
 
   // Plots (matplotlib's, plots.ts).
-  h.push(chartsHtml(charts, DETECTION_PLOTS));
+  h.push(chartsHtml(charts, figuresOf(task)));
   h.push(...renderAnalysisHtml(report.analysis ?? [], images));
-  h.push('<footer>Reference rows: the paper (Table 3, Mask R-CNN + FPN, 3x) and MMDetection 3.3.0\'s published Swin-T 3x model; they are not runs of this checkout.</footer>');
+  h.push(`<footer>${words.references}</footer>`);
   h.push('</body></html>');
   return h.join('\n') + '\n';
 }

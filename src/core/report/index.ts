@@ -9,22 +9,19 @@ import { basename, dirname, relative, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { analysisDataUris, analysisLinks, loadAnalyses, type AnalysisImages } from './analysis.js';
 import { discoverRuns } from './discover.js';
-import { renderClsCsv, renderClsMarkdown } from './format-classification.js';
 import { renderCsv, renderJson, renderMarkdown, type PlotFiles, type ReportFormat } from './format.js';
-import { renderClsHtml } from './html-classification.js';
 import { renderHtml } from './html.js';
 import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
-import { CLASSIFICATION_PLOTS, DETECTION_PLOTS, drawPlots, plotPrefix, type InlineCharts } from './plots.js';
-import { buildClassificationReport } from './table-classification.js';
+import { drawPlots, figuresOf, plotPrefix, type InlineCharts } from './plots.js';
 import { buildReport } from './table.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
-import { isClassificationReport, type AnyReport, type RunData, type RunTask, type Selection } from './types.js';
+import { TASKS } from '../tasks.js';
+import { taskOfReport, type AnyReport, type RunData, type RunTask, type Selection } from './types.js';
 
 export { FORMATS, type ReportFormat } from './format.js';
 export type { AnyReport, ClassificationReport, Report, RunTask } from './types.js';
 export type { ReportAnalysis } from './analysis.js';
-export const TASKS = ['detection', 'classification'] as const satisfies readonly RunTask[];
 
 export interface ReportOptions {
   paths: string[];
@@ -106,30 +103,16 @@ export async function collectReport(opts: Pick<ReportOptions, 'paths' | 'baselin
   } else {
     task = classification.length > 0 ? 'classification' : 'detection';
   }
-  const common = {
+  return buildReport(task === 'detection' ? detection : classification, {
+    task: TASKS[task],
+    ...(opts.selection ? { selection: opts.selection } : {}),
     ...(opts.baseline !== undefined ? { baseline: opts.baseline } : {}),
     warnings: [...(warning ? [warning] : []), ...(skipped ? [skipped] : [])],
     ...(opts.now ? { now: opts.now } : {}),
-  };
-  if (task === 'classification') {
-    return buildClassificationReport(classification, { ...common, ...(opts.selection ? { selection: opts.selection } : {}) });
-  }
-  return buildReport(detection, { ...common, selection: opts.selection ?? 'last' });
+  });
 }
 
 function render(report: AnyReport, format: ReportFormat, plots: PlotFiles, images: AnalysisImages, charts: InlineCharts): string {
-  if (isClassificationReport(report)) {
-    switch (format) {
-      case 'md':
-        return renderClsMarkdown(report, plots, images) + '\n';
-      case 'csv':
-        return renderClsCsv(report);
-      case 'json':
-        return renderJson(report, plots);
-      case 'html':
-        return renderClsHtml(report, images, charts);
-    }
-  }
   switch (format) {
     case 'md':
       return renderMarkdown(report, plots, images) + '\n';
@@ -155,8 +138,7 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
   const report = await collectReport(opts);
   if (outFile) {
     // checked once the task is known (it names the plots), before anything is written
-    const plotKeys = isClassificationReport(report) ? CLASSIFICATION_PLOTS : DETECTION_PLOTS;
-    const plots = (opts.pngPlots ?? true) ? plotKeys.map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
+    const plots = (opts.pngPlots ?? true) ? figuresOf(taskOfReport(report)).map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
     refuseOverwrite([outFile, ...plots], { force: opts.force ?? false });
   }
   if (analysis) {

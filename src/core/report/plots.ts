@@ -11,16 +11,15 @@ import { execa } from 'execa';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { pythonShimDir } from '../../utils/paths.js';
 import type { PlotFiles } from './format.js';
-import type { AccuracyPlotSeries, PlotSeries } from './types.js';
+import type { AnyReport, Shape, TaskOf } from './types.js';
 
 export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_tools.py');
 
 /** The figures, in order: `ap` (box and mask AP) for detection, `top1` (top-1 and top-5) for classification. */
 export type PlotName = keyof PlotFiles;
 
-/** The figures report_tools.py draws, in page order: loss, lr, then the evaluation metric's pair. */
-export const DETECTION_PLOTS: readonly PlotName[] = ['loss', 'lr', 'ap'];
-export const CLASSIFICATION_PLOTS: readonly PlotName[] = ['loss', 'lr', 'top1'];
+/** The figures report_tools.py draws for a task, in page order: loss, lr, then the evaluation figure (its metrics' pair). */
+export const figuresOf = (task: TaskOf<Shape>): readonly PlotName[] => ['loss', 'lr', task.report.figure];
 
 /** The SVG of each figure, ready to inline (report_tools.py's `embeddable_svg`), or why there is none. */
 export interface InlineCharts {
@@ -56,7 +55,7 @@ function inlineable(svg: string): boolean {
  * `pngPrefix` is given, the SVG of each figure (kept in memory) when `svg` is set. Without Python
  * or matplotlib nothing is drawn and `warning` says why (the report itself is still written).
  */
-export async function drawPlots(series: (PlotSeries | AccuracyPlotSeries)[], want: { pngPrefix?: string; svg?: boolean }): Promise<DrawnPlots> {
+export async function drawPlots(series: AnyReport['plots'], want: { pngPrefix?: string; svg?: boolean }): Promise<DrawnPlots> {
   const formats = [...(want.pngPrefix !== undefined ? ['png'] : []), ...(want.svg ? ['svg'] : [])];
   if (formats.length === 0) return { files: {}, charts: { svg: {} } };
   const what = want.pngPrefix !== undefined && want.svg ? 'PNG plots and HTML charts' : want.svg ? 'HTML charts' : 'PNG plots';

@@ -7,7 +7,7 @@
 import type { ClsReferenceRow, ReferenceRow } from './types.js';
 
 /** Table 3 of the paper and MMDetection's published Swin-T 3x model, shown as reference rows. */
-export const REFERENCE_ROWS: readonly ReferenceRow[] = [
+const DETECTION_ROWS: readonly ReferenceRow[] = [
   {
     label: 'Swin-T',
     source: 'paper, Table 3',
@@ -58,7 +58,7 @@ const t1 = (family: string, label: string, keyType: string, paramsM: number, flo
  * 1000-class head included; FLOPs counted with fvcore). The paper prints `+ SpatialK / KUA` and
  * `+ SimpleK / VanillaK` of the ViTs on one line each; here each key has its row.
  */
-export const CLASSIFICATION_REFERENCE_ROWS: readonly ClsReferenceRow[] = [
+const CLASSIFICATION_ROWS: readonly ClsReferenceRow[] = [
   t1('swin-t', 'Swin-T', 'linear', 28, 4.6, 80.99, 95.5),
   t1('swin-t', 'Swin-T + SpatialK', 'spatialk', 61, 10.4, 81.51, 95.69),
   t1('swin-t', 'Swin-T + KUA', 'kua', 61, 10.4, 81.26, 95.58),
@@ -97,3 +97,9 @@ export const CLASSIFICATION_REFERENCE_ROWS: readonly ClsReferenceRow[] = [
     note: 'VanillaK without CB',
   },
 ];
+
+/** Each task's reference rows. */
+export const REFERENCE_ROWS: { readonly detection: readonly ReferenceRow[]; readonly classification: readonly ClsReferenceRow[] } = {
+  detection: DETECTION_ROWS,
+  classification: CLASSIFICATION_ROWS,
+};

@@ -1,10 +1,7 @@
 /** The data model of `mkey-det report`: what is read from a run directory and what the report shows. */
 
-import type { ACCURACY_COLUMNS, ApId } from '../metrics.js';
+import { CLASSIFICATION, DETECTION, type AnyTask, type Task, type TaskName } from '../tasks.js';
 import type { ReportAnalysis } from './analysis.js';
-export { AP_COLUMNS, AP_IDS, type ApId } from '../metrics.js';
-/** AP values in percent (one row); a missing metric is absent. */
-export type ApValues = Partial<Record<ApId, number>>;
 
 /** One logged training step (one line of scalars.json or one `Epoch(train)` log line). */
 export interface TrainPoint {
@@ -89,20 +86,44 @@ export interface RunData {
   issues: string[];
 }
 
-export type Selection = 'last' | 'best';
+/** What a run trained: a detector (`mkey-det train`, Table 3) or a classifier (`mkey-det pretrain`, Tables 1-2). */
+export type RunTask = TaskName;
 
-/** The evaluation picked for a run (`--last` or `--best` by box AP). */
-export interface PickedEval {
+export type Selection = Task['report']['selection'];
+
+/**
+ * What tells the two reports' JSON apart (tasks.ts): the metric keys, the field holding an
+ * evaluation's numbers (`ap`, `acc`) and the plot series' curve keys.
+ */
+export interface Shape {
+  key: string;
+  values: string;
+  curve: string;
+}
+export type ShapeOf<T> = T extends Task<infer K, infer V, infer C> ? { key: K; values: V; curve: C } : never;
+export type DetectionShape = ShapeOf<typeof DETECTION>;
+export type ClassificationShape = ShapeOf<typeof CLASSIFICATION>;
+/** The description of the task whose report has this shape. */
+export type TaskOf<S extends Shape> = Task<S['key'], S['values'], S['curve']>;
+
+/** Metric values in percent by column key; a missing metric is absent. */
+export type MetricValues<K extends string = string> = Partial<Record<K, number>>;
+/** An evaluation's numbers under the task's field: `{ ap: {...} }`, `{ acc: {...} }`. */
+export type Holding<S extends Shape> = { [F in S['values']]: MetricValues<S['key']> };
+
+/** The evaluation picked for a run (`--last`, or `--best` by the task's primary metric). */
+export type PickedEval<S extends Shape = DetectionShape> = {
   step: number;
   by: 'epoch' | 'iter';
-  ap: ApValues;
   source: EvalPoint['source'];
-}
+} & Holding<S>;
 
-export interface RunRow {
+export interface RunRow<S extends Shape = DetectionShape> {
   label: string;
   dir: string;
   config: string;
+  /** `swin-t`, `vit-s`, `vit-b` (the config's `mkey_experiment.family`), for a task compared by family. */
+  family?: string;
   keyType?: string;
   charts?: number | null;
   schedule?: string;
@@ -115,8 +136,8 @@ export interface RunRow {
   /** Headline and notes in one line. */
   status: string;
   notes: string[];
-  eval?: PickedEval;
-  delta?: ApValues;
+  eval?: PickedEval<S>;
+  delta?: MetricValues<S['key']>;
   isBaseline: boolean;
   backboneParams?: number;
   backboneFlops?: number;
@@ -125,8 +146,9 @@ export interface RunRow {
   maxEpochs?: number;
 }
 
-export interface GroupRow {
+export interface GroupRow<S extends Shape = DetectionShape> {
   label: string;
+  family?: string;
   keyType?: string;
   charts?: number | null;
   schedule?: string;
@@ -135,12 +157,14 @@ export interface GroupRow {
   /** Number of runs with an evaluation (the ones averaged). */
   n: number;
   seeds: (number | null | undefined)[];
-  mean: ApValues;
+  mean: MetricValues<S['key']>;
   /** Sample standard deviation (n - 1); only when n >= 2. */
-  std: ApValues;
+  std: MetricValues<S['key']>;
   /** Evaluation steps of the averaged runs, e.g. `12` or `11-12`; `it 500` for iteration loops. */
   evalAt?: string;
-  delta?: ApValues;
+  delta?: MetricValues<S['key']>;
+  /** Label of the group the deltas compare against, for a task compared by family. */
+  baseline?: string;
   isBaseline: boolean;
   backboneParams?: number;
   backboneFlops?: number;
@@ -149,131 +173,82 @@ export interface GroupRow {
   status: string;
 }
 
-export interface ReferenceRow {
+/** A row of a published table: the paper's (Tables 1-3) or a model zoo's. */
+export type ReferenceRow<S extends Shape = DetectionShape> = {
   label: string;
   source: string;
+  family?: string;
   keyType?: string;
   charts?: number | null;
-  schedule: string;
+  schedule?: string;
   epochs: number;
-  ap: ApValues;
-  note?: string;
-}
-
-export interface PlotSeries {
-  label: string;
-  loss: [number, number][];
-  lr: [number, number][];
-  /** [step, percent] per evaluation. */
-  apBox: [number, number][];
-  apMask: [number, number][];
-  evalBy: 'epoch' | 'iter';
-}
-
-export interface Report {
-  generated: string;
-  selection: Selection;
-  baseline?: { label: string; kind: 'group' | 'run'; reason: string };
-  groups: GroupRow[];
-  runs: RunRow[];
-  references: ReferenceRow[];
-  plots: PlotSeries[];
-  warnings: string[];
-  /** `--analysis`: the attention-analysis folders' summaries (independent of the runs). */
-  analysis?: ReportAnalysis[];
-}
-
-// ---------- classification (Table 1) ----------
-
-/** What a run trained: a detector (`mkey-det train`, Table 3) or a classifier (`mkey-det pretrain`, Tables 1-2). */
-export type RunTask = 'detection' | 'classification';
-
-/** `top1`, `top5`: metrics.ts's ACCURACY_COLUMNS ids. */
-export type AccId = (typeof ACCURACY_COLUMNS)[number]['id'];
-/** Top-1 / top-5 accuracy in percent (mmpretrain's `Accuracy` logs percent already); a missing metric is absent. */
-export type AccValues = Partial<Record<AccId, number>>;
-
-/** The evaluation picked for a classification run (`--best` by top-1, the default, or `--last`). */
-export interface ClsPickedEval {
-  step: number;
-  by: 'epoch' | 'iter';
-  acc: AccValues;
-  source: EvalPoint['source'];
-}
-
-export interface ClsRunRow extends Omit<RunRow, 'eval' | 'delta'> {
-  /** `swin-t`, `vit-s`, `vit-b` (the config's `mkey_experiment.family`). */
-  family?: string;
-  eval?: ClsPickedEval;
-  delta?: AccValues;
-}
-
-export interface ClsGroupRow extends Omit<GroupRow, 'mean' | 'std' | 'delta'> {
-  family?: string;
-  mean: AccValues;
-  /** Sample standard deviation (n - 1); only when n >= 2. */
-  std: AccValues;
-  delta?: AccValues;
-  /** Label of the group the deltas compare against. */
-  baseline?: string;
-}
-
-/** A row of the paper's Table 1 or Table 2 (ImageNet-1K, 224x224, 300 epochs). */
-export interface ClsReferenceRow {
-  label: string;
-  source: string;
-  family: string;
-  keyType: string;
-  charts: number | null;
-  epochs: number;
-  /** Whole classifier, as the paper prints it (millions). */
+  /** Whole model, as the table prints it (millions). */
   paramsM?: number;
-  /** As the paper prints it (GFLOPs, fvcore, 224x224). */
+  /** As the table prints it (GFLOPs). */
   flopsG?: number;
-  acc: AccValues;
   note?: string;
-}
+} & Holding<S>;
 
-/** Curves of a classification run: loss and lr per logged iteration, accuracy per evaluation. */
-export interface AccuracyPlotSeries {
+/** Curves of a run: loss and lr per logged iteration, each of the task's curves ([step, percent]) per evaluation. */
+export type PlotSeries<S extends Shape = DetectionShape> = {
   label: string;
   loss: [number, number][];
   lr: [number, number][];
-  /** [step, percent] per evaluation. */
-  top1: [number, number][];
-  top5: [number, number][];
   evalBy: 'epoch' | 'iter';
-}
+} & { [C in S['curve']]: [number, number][] };
 
-export interface ClsBaseline {
-  /** The family the baseline serves; undefined for `--baseline` (all groups). */
+export interface Baseline {
+  /** The family the baseline serves (a task compared by family); undefined for `--baseline` (all groups). */
   family?: string;
   label: string;
   kind: 'group' | 'run';
   reason: string;
 }
 
-/** `mkey-det report` on classification runs: the paper's Table 1. */
-export interface ClassificationReport {
-  task: 'classification';
+interface ReportBody<S extends Shape> {
   generated: string;
   selection: Selection;
-  /** One per family that has a linear-key configuration (or one for `--baseline`). */
-  baselines: ClsBaseline[];
-  /** Input size the backbone FLOPs were counted at (mkey-det's progress hook counts at 224x224). */
-  flopsInput: string;
-  groups: ClsGroupRow[];
-  runs: ClsRunRow[];
-  references: ClsReferenceRow[];
-  plots: AccuracyPlotSeries[];
+  groups: GroupRow<S>[];
+  runs: RunRow<S>[];
+  references: ReferenceRow<S>[];
+  plots: PlotSeries<S>[];
   warnings: string[];
   /** `--analysis`: the attention-analysis folders' summaries (independent of the runs). */
   analysis?: ReportAnalysis[];
 }
 
+/** `mkey-det report` on detection runs: the paper's Table 3 (one baseline). */
+export interface Report extends ReportBody<DetectionShape> {
+  baseline?: Baseline;
+}
+
+/** `mkey-det report` on classification runs: the paper's Table 1. */
+export interface ClassificationReport extends ReportBody<ClassificationShape> {
+  task: 'classification';
+  /** One per family that has a linear-key configuration (or one for `--baseline`). */
+  baselines: Baseline[];
+  /** Input size the backbone FLOPs were counted at. */
+  flopsInput: string;
+}
+
+export type ClsRunRow = RunRow<ClassificationShape>;
+export type ClsGroupRow = GroupRow<ClassificationShape>;
+export type ClsReferenceRow = ReferenceRow<ClassificationShape>;
+
 /** What `mkey-det report` produces: Table 3 (detection) or Table 1 (classification). */
 export type AnyReport = Report | ClassificationReport;
 
-export function isClassificationReport(r: AnyReport): r is ClassificationReport {
+function isClassificationReport(r: AnyReport): r is ClassificationReport {
   return (r as ClassificationReport).task === 'classification';
+}
+
+/** The description of the task a report is of. */
+export function taskOfReport(r: AnyReport): AnyTask {
+  return isClassificationReport(r) ? CLASSIFICATION : DETECTION;
+}
+
+/** The report's baselines, one or one per family. */
+export function baselinesOf(r: AnyReport): Baseline[] {
+  if (isClassificationReport(r)) return r.baselines;
+  return r.baseline ? [r.baseline] : [];
 }
