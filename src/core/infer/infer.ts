@@ -5,7 +5,10 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { acquireFolderLock } from '../../utils/folder-lock.js';
 import { basename, extname, join, relative, resolve } from 'node:path';
+import type { z } from 'zod';
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { call } from '../../python/entries.js';
+import type { detection, inferReply } from '../../python/schemas/infer.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
 import { describePath } from '../dataset.js';
@@ -14,27 +17,10 @@ import { checkRunOrCheckpoint } from '../run/run-dir.js';
 /** Image files a folder argument contributes (what OpenCV reads). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff'];
 
-export interface Detection {
-  label: number;
-  class?: string;
-  score: number;
-  /** x1, y1, x2, y2 in pixels of the input image. */
-  bbox: [number, number, number, number];
-}
+export type Detection = z.infer<typeof detection>;
 
-export interface InferResult {
-  config: string;
-  checkpoint: string;
-  device: string;
-  score_thr: number;
-  classes: string[];
-  images: { image: string; vis: string | null; preds: string | null; detections: Detection[] }[];
-  /** Images that could not be read or decoded (too many pixels, not an image, ...): skipped, the others done. */
-  failed: { image: string; error: string }[];
-  /** `<out>/detections.json`. */
-  json: string;
-  out: string;
-}
+/** What infer returns: the Python reply (also `<out>/detections.json`) and the folder written. */
+export type InferResult = z.infer<typeof inferReply> & { out: string };
 
 export interface InferRequest {
   source: string;
@@ -100,11 +86,7 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
   }
   try {
     const res = await withBridge((b) =>
-      b.call<Omit<InferResult, 'out'>>(
-        'infer.images',
-        { source: resolve(req.source), images, out_dir: out, score_thr: req.scoreThr, device: req.device ?? null },
-        { timeoutMs: 1_800_000 },
-      ),
+      call(b, 'infer.images', { source: resolve(req.source), images, out_dir: out, score_thr: req.scoreThr, device: req.device ?? null }),
     );
     return { ...res, out };
   } catch (err) {
