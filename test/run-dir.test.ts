@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkpointFileProblem, effectiveStatus, liveRunProcess, prepareWorkDir } from '../src/core/run/run-dir.js';
+import { checkpointFileProblem, effectiveStatus, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
 import { runCli, testPython } from './helpers/cli.js';
 import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
@@ -86,6 +86,40 @@ describe('a run lock naming a pid that another process has now', () => {
     lock(processStart(process.pid));
     expect(liveRunProcess(dir)?.pid).toBe(process.pid);
     expect(effectiveStatus(dir, { status: 'running' })).toBe('running');
+  });
+});
+
+describe('a run whose last status could not be written (a full disk: the lock released, the record still says running)', () => {
+  it('reads lost once its recorded supervisor is gone, running while it lives', () => {
+    const dir = join(tmp, 'status-unwritten');
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync('true').pid!; // a pid that has ended
+    const record = (pid: number, start: string | null) => ({ status: 'running' as const, supervisor: { pid, start, host: hostname() } });
+    expect(effectiveStatus(dir, record(dead, processStart(process.pid)))).toBe('lost');
+    expect(effectiveStatus(dir, record(process.pid, processStart(process.pid)))).toBe('running');
+    expect(effectiveStatus(dir, record(process.pid, 'an-earlier-process'))).toBe('lost');
+    expect(effectiveStatus(dir, { status: 'running' })).toBe('running'); // nothing to tell by: the file's word stands
+  });
+});
+
+describe('places that cannot be written are refused before anything starts (exit 2, one line)', () => {
+  it('a TMPDIR that does not exist', async () => {
+    const res = await runCli(['train', '--data', 'demo', '--work-dir', join(tmp, 'tmpdir-missing')], { env: { ...process.env, TMPDIR: join(tmp, 'no-such-tmp') } });
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toBe(`error: the temporary folder (TMPDIR): ${join(tmp, 'no-such-tmp')} does not exist`);
+    expect(existsSync(join(tmp, 'tmpdir-missing'))).toBe(false);
+  });
+
+  it('a --work-dir under a file', async () => {
+    writeFileSync(join(tmp, 'a-file'), 'x');
+    const res = await runCli(['train', '--data', 'demo', '--work-dir', join(tmp, 'a-file', 'run')]);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr.split('\n')[0]).toBe(`error: --work-dir "${join(tmp, 'a-file', 'run')}": ${join(tmp, 'a-file')} is not a directory`);
+  });
+
+  it('unwritableProblem answers for the nearest folder that exists', () => {
+    expect(unwritableProblem(join(tmp, 'not', 'yet', 'made'))).toBeUndefined();
+    expect(existsSync(join(tmp, 'not'))).toBe(false);
   });
 });
 

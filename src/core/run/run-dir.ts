@@ -2,9 +2,9 @@
  * A run directory (`--work-dir`): its status file, its events file, and the rule that a directory
  * holding a run is never overwritten without `--resume` or `--force`.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { processAlive, processStart } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
@@ -28,6 +28,11 @@ export interface RunRecord {
   /** Final metrics (mmengine names, 0-1 scale) when the run evaluated. */
   metrics?: Record<string, number | null>;
   pid?: number;
+  /**
+   * The CLI that supervises the run, its start time and host: with the lock gone (its release ran,
+   * the status write after it failed) they still tell a `running` record whose supervisor died.
+   */
+  supervisor?: { pid: number; start: string | null; host: string };
 }
 
 export function readRunRecord(workDir: string): RunRecord | undefined {
@@ -92,10 +97,40 @@ export function liveRunProcess(dir: string): { pid: number; lock: RunLock } | un
  * lock is alive (the CLI was killed hard, the machine rebooted) reads `lost`. Without a lock file
  * (runs of older versions, copied folders) nothing can be told and the file's word stands.
  */
-export function effectiveStatus<S extends string>(dir: string, record: { status?: S } | undefined): S | 'lost' | undefined {
+export function effectiveStatus<S extends string>(
+  dir: string,
+  record: { status?: S; supervisor?: RunRecord['supervisor'] } | undefined,
+): S | 'lost' | undefined {
   if (!record) return undefined;
-  if (record.status === 'running' && readRunLock(dir) && !liveRunProcess(dir)) return 'lost';
+  if (record.status !== 'running') return record.status;
+  if (readRunLock(dir)) return liveRunProcess(dir) ? record.status : 'lost';
+  // No lock, yet `running`: the lock was released but the final status could not be written (a
+  // full disk). The record's own supervisor tells, on the host that ran it.
+  const sup = record.supervisor;
+  if (sup && sup.host === hostname() && !processAlive(sup.pid, sup.start)) return 'lost';
   return record.status;
+}
+
+/**
+ * Why nothing can be written into `dir` (or into the nearest folder above it that exists, where it
+ * would be made), or undefined: a read-only file system, no permission, a file in the way. Probed
+ * by making and removing a scratch folder, which answers on every file system.
+ */
+export function unwritableProblem(dir: string): string | undefined {
+  let at = resolve(dir);
+  while (!existsSync(at)) {
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  if (!statSync(at).isDirectory()) return `${at} is not a directory`;
+  try {
+    rmSync(mkdtempSync(join(at, '.mkey-write-probe-')), { recursive: true, force: true });
+    return undefined;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return `${at} is not writable (${e.code ?? e.message})`;
+  }
 }
 
 function refuseLiveRun(dir: string): void {

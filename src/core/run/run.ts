@@ -5,7 +5,9 @@
  * how the run ended. `train` (detection) and `pretrain` (classification) are requests of it.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { processStart } from '../../utils/folder-lock.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
@@ -15,7 +17,7 @@ import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
 import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, type LaunchTopology } from './launch.js';
 import { preflight, preflightScratch, type Preflight } from './preflight.js';
-import { CONFIG_FILE, RUN_FILE, acquireRunLock, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, writeRunRecord, type RunRecord } from './run-dir.js';
+import { CONFIG_FILE, RUN_FILE, acquireRunLock, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
 import { failedWorkerLine, lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
 
 /** What every supervised training run needs, whatever toolbox runs its config. */
@@ -72,6 +74,7 @@ export function fastPathRecord(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; tf
 export async function launchRun(req: RunLaunch): Promise<RunResult> {
   const started = Date.now();
   const workDir = resolve(req.workDir);
+  refuseUnwritable(workDir, req.topology.nodeRank > 0);
   const python = await checkInterpreter();
   const configPath = join(workDir, CONFIG_FILE);
 
@@ -112,6 +115,26 @@ export async function launchRun(req: RunLaunch): Promise<RunResult> {
   } finally {
     lock.release();
     process.off('exit', lock.release);
+  }
+}
+
+/** A read-only or missing place to write is refused before anything starts (exit 2), not met as EROFS later. */
+function refuseUnwritable(workDir: string, joining: boolean): void {
+  const work = unwritableProblem(joining ? join(workDir, 'node-probe') : workDir);
+  if (work) throw new BadInputError(`--work-dir ${JSON.stringify(workDir)}: ${work}`, 'give a --work-dir on a writable file system');
+  const scratch = existsSync(tmpdir()) ? unwritableProblem(tmpdir()) : `${tmpdir()} does not exist`;
+  if (scratch) throw new BadInputError(`the temporary folder (TMPDIR): ${scratch}`, 'point TMPDIR at a writable folder, or unset it');
+}
+
+/** The run record's last word; when it cannot be written (a full disk) the run ends with one line saying so. */
+function writeFinalRecord(workDir: string, record: RunRecord): void {
+  try {
+    writeRunRecord(workDir, record);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new MkeyError(`the run ended ${record.status}, but its status could not be written to ${join(workDir, RUN_FILE)}: ${e.code ?? ''} ${e.message}`.trim(), {
+      hint: `report shows it as lost; free space (or fix the folder) and continue it with: mkey-det <train|pretrain> --work-dir ${shellPath(workDir)} --resume`,
+    });
   }
 }
 
@@ -219,6 +242,7 @@ async function runTraining(
     experiment: previous?.experiment ?? { ...req.experiment, backboneParams: pre.backbone_params },
     command: [plan.command, ...plan.args],
     started: new Date(started).toISOString(),
+    supervisor: { pid: process.pid, start: processStart(process.pid), host: hostname() },
   };
   writeRunRecord(workDir, record);
 
@@ -250,7 +274,7 @@ async function runTraining(
     result.status = 'failed';
     result.message = failedWorkerLine(logPath) ?? errorMessage ?? lastErrorLine(logPath) ?? `training exited with code ${exitCode}`;
   }
-  writeRunRecord(workDir, {
+  writeFinalRecord(workDir, {
     ...record,
     status: result.status,
     finished: new Date().toISOString(),
