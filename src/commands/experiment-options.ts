@@ -24,6 +24,7 @@ import { handoffCheckpoint } from '../core/run/run-dir.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 import { withBridge } from '../python/bridge.js';
+import { call } from '../python/entries.js';
 
 /**
  * Accepted sides of `--img-scale`, in pixels. Below 32 an image is smaller than one cell of the
@@ -57,7 +58,7 @@ export const CFG_OPTIONS_FLAG = '--cfg-options <key=value...>';
 export async function refuseUnregisteredTypes(pairs: [string, string][]): Promise<void> {
   const named = pairs.filter(([key]) => TYPE_OR_SCOPE_KEY.test(key));
   if (named.length === 0) return;
-  const problems = await withBridge((b) => b.call<TypeNameProblem[]>('config.check_type_names', { pairs: named }, { timeoutMs: 300_000 }));
+  const problems = await withBridge((b) => call(b, 'config.check_type_names', { pairs: named }));
   const p = problems[0];
   if (!p) return;
   const what =
@@ -72,13 +73,6 @@ export async function refuseUnregisteredTypes(pairs: [string, string][]): Promis
 
 /** Keys whose value mmengine looks up as a type (`…type`, `runner_type`) or imports as a scope. */
 const TYPE_OR_SCOPE_KEY = /(^|\.)(type|runner_type|default_scope|_scope_)$/;
-
-interface TypeNameProblem {
-  key: string;
-  value: string;
-  reason: 'type' | 'scope';
-  accepted: string;
-}
 
 export function addExperimentOptions(cmd: Command): Command {
   return cmd

@@ -7,15 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { call, type EntryReply } from '../../python/entries.js';
 import { CONFIG_FILE } from './run-dir.js';
 
-export interface Preflight {
-  backbone_params: number;
-  cuda_devices: number;
-  /** Mixed-precision dtypes the visible GPUs support (empty without CUDA). */
-  amp_dtypes: string[];
-  tools_dir: string;
-}
+/** What the launch needs of a config: `runs.preflight`'s reply (src/python/entries.ts). */
+export type Preflight = EntryReply<'runs.preflight'>;
 
 /**
  * Checks a config through one bridge session: builds its backbone, counts the GPUs, and with
@@ -25,8 +21,8 @@ export interface Preflight {
 export async function preflight(configPath: string, gpus: number, checkpoint?: string): Promise<Preflight> {
   try {
     return await withBridge(async (b) => {
-      const pre = await b.call<Preflight>('runs.preflight', { config_path: configPath, gpus }, { timeoutMs: 300_000 });
-      if (checkpoint) await b.call('runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint }, { timeoutMs: 600_000 });
+      const pre = await call(b, 'runs.preflight', { config_path: configPath, gpus });
+      if (checkpoint) await call(b, 'runs.check_checkpoint', { config_path: configPath, checkpoint_path: checkpoint });
       return pre;
     });
   } catch (err) {

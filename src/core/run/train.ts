@@ -1,5 +1,6 @@
 /** `mkey-det train`: detection runs (Mask R-CNN + FPN, MMDetection) of an experiment or of a user's config. */
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { call } from '../../python/entries.js';
 import { TOOL_VERSION } from '../../version.js';
 import { renderMmdetConfig } from '../config/render.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
@@ -59,7 +60,8 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
   const renderConfig = async (): Promise<string> => {
     try {
       return await withBridge(async (b) => {
-        const r = await b.call<{ text: string }>(
+        const r = await call(
+          b,
           'config.user_config',
           {
             config_path: req.configFile,
@@ -73,7 +75,6 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
             tf32: req.tf32 ?? false,
             generator: `mkey-det ${TOOL_VERSION}`,
           },
-          { timeoutMs: 300_000 },
         );
         return r.text;
       });
