@@ -140,6 +140,34 @@ describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
   });
 });
 
+describe('pretrain --nproc-per-node 2: the classification half on the same path', () => {
+  it('trains a ViT-S + SpatialK classifier with 2 processes and evaluates it over both', async () => {
+    const wd = join(tmp, 'pretrain');
+    const res = await runCli(['pretrain', '--backbone', 'vit-s-spatialk', '--charts', '2', '--data', 'demo', '--img-size', '32', '--batch-size', '4', '--max-iters', '2', '--work-dir', wd, '--nproc-per-node', '2', '--master-port', String(await freePort())]);
+    console.log(`pretrain, 2 processes:\n${res.stderr}`);
+    expect(res.exitCode).toBe(0);
+    expect(events(wd).find((e) => e.event === 'start')!.world_size).toBe(2);
+    expect(Object.keys((runRecord(wd).metrics as Record<string, number>) ?? {})).toContain('accuracy/top1');
+  });
+});
+
+describe('the CLI killed hard (kill -9, a closed terminal)', () => {
+  it('leaves neither the torchrun agent nor a worker behind', async () => {
+    const wd = join(tmp, 'kill-cli');
+    const run = start(trainArgs(wd, '--nproc-per-node', '2', '--max-epochs', '50', '--master-port', String(await freePort())));
+    await waitFor(firstEvent(wd, 'iter'), 300_000, 'the first iteration');
+    const tree = descendants(run.child.pid!);
+    expect(workersByRank(run.child.pid!).size).toBe(2);
+    const killedAt = Date.now();
+    run.child.kill('SIGKILL');
+    await run.exited;
+    await waitAllGone(tree, 60_000);
+    const seconds = (Date.now() - killedAt) / 1000;
+    console.log(`kill -9 of the CLI: its ${tree.length} processes (torchrun agent, 2 workers, their loaders) gone ${seconds.toFixed(1)} s later`);
+    expect(seconds).toBeLessThan(45); // the workers stop at the next iteration boundary; torchrun's agent kills what is left after 30 s
+  });
+});
+
 describe('several nodes on one host (--nnodes 2 --node-rank 0|1)', () => {
   it('two CLIs form one job and finish; node 0 owns the run, node 1 writes only node-1/', async () => {
     const wd = join(tmp, 'nodes');
