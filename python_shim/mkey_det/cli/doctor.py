@@ -421,6 +421,18 @@ def _plugin() -> dict:
                 'traceback': traceback.format_exc()}
 
 
+def _distributed() -> dict:
+    """Which collective backends this torch has: gloo (CPU processes) and NCCL (GPU processes)."""
+    try:
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            return {'ok': False, 'error': 'torch.distributed is not built into this torch'}
+        return {'ok': True, 'gloo': bool(dist.is_gloo_available()), 'nccl': bool(dist.is_nccl_available())}
+    except Exception as exc:  # noqa: BLE001 - a probe reports, it does not stop the doctor
+        return {'ok': False, 'error': _error(exc)}
+
+
 def _isolated(fn, *args):
     try:
         return fn(*args)
@@ -437,6 +449,7 @@ def probe() -> dict:
         'mmcv_ops': _mmcv_ops(),
         'cuda': _cuda(),
         'mkey_det': _plugin(),
+        'distributed': _distributed(),
     }
     # Last: a failing CUDA kernel can leave the CUDA context unusable for later probes.
     probes['mmcv_cuda'] = _isolated(_mmcv_cuda, probes['cuda'])
@@ -652,6 +665,15 @@ def report(probes: dict) -> dict:
     checks.append(check('mkey_det plugin', plugin['ok'],
                         'SwinTransformerMKey registered in mmdet MODELS' if plugin['ok'] else _or(plugin.get('error'), 'not registered'),
                         SETUP_FIX))
+    dist = probes.get('distributed')  # absent from probes recorded before it existed
+    if dist is not None:
+        gloo = bool(dist.get('ok') and dist.get('gloo'))
+        checks.append(check(
+            'gloo', gloo,
+            ('--nproc-per-node N runs N CPU processes through torchrun and gloo: a multi-GPU recipe '
+             'tried without GPUs, or a CPU cluster' + ('; NCCL for --gpus N is there too' if dist.get('nccl') else ''))
+            if gloo else _or(dist.get('error'), 'this torch has no gloo backend'),
+            SETUP_FIX))
     checks += gpu_checks(cuda)
     return {'python': {'version': py['version'], 'executable': py['executable']}, 'versions': versions,
             'cuda': cuda, 'checks': checks}
