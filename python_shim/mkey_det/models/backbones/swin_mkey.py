@@ -10,7 +10,8 @@ from mmdet.registry import MODELS
 
 from ..keys import KEY_TYPES, key_spec, set_key_order
 from ..keys.builder import check_key_kwargs
-from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
+from ..keys.base import check_int, check_noise, check_order
+from ..keys.start import restart_from_host_init
 from .fused_window_attention import check_attn_impl, set_attn_impl
 from .window_msa import ManifoldKeyWindowMSA
 
@@ -46,9 +47,9 @@ class SwinTransformerMKey(SwinTransformer):
 
     Query and value keep Swin's projections with bias (``...attn.w_msa.qkv.q`` / ``.v``); the
     key (``...attn.w_msa.qkv.key``) has none (softmax ignores a key bias). Relative position
-    bias, shift masks and padding are mmdet's. Without a checkpoint (``init_cfg=None``) each key
-    starts from a freshly initialised linear key (trunc normal std .02), function-preservingly;
-    with ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` see
+    bias, shift masks and padding are mmdet's. Without a checkpoint (``init_cfg=None``),
+    ``init_weights`` starts each key function-preservingly from the linear key Swin's own init
+    drew (:meth:`restart_keys`); with ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` see
     :func:`~mkey_det.models.backbones.load_pretrained`.
     """
 
@@ -115,20 +116,22 @@ class SwinTransformerMKey(SwinTransformer):
         self.attn_impl = attn_impl
         return n
 
-    @torch.no_grad()
-    def reset_keys(self, generator: Optional[torch.Generator] = None) -> None:
-        """Start every key from a freshly initialised linear key (function-preserving)."""
-        for _, msa in self.manifold_attentions():
-            msa.key.init_from_linear(fresh_linear_key(msa.embed_dims, generator).to(
-                msa.qkv.q.weight), generator=generator)
+    def restart_keys(self, generator: Optional[torch.Generator] = None) -> int:
+        """Start every manifold key function-preservingly from the linear key the host
+        initialised (:func:`~mkey_det.models.keys.start.restart_from_host_init`); returns how
+        many keys."""
+        return restart_from_host_init(self, generator)
 
     def init_weights(self) -> None:
-        """No ``init_cfg``: Swin's own init, then every key from a fresh linear key.
+        """No ``init_cfg``: mmdet's Swin init (trunc normal std .02 on every ``Linear``, the keys'
+        included), then every key restarts from the linear key that init drew
+        (:meth:`restart_keys`).
         ``init_cfg=dict(type='Pretrained', checkpoint=..., [strict=False])``: :func:`load_pretrained`
-        (strict by default: every tensor but the per-output norms must come from the checkpoint)."""
+        (strict by default: every tensor but the per-output norms must come from the checkpoint);
+        the keys are the checkpoint's or started from its linear keys, never restarted."""
         if self.init_cfg is None:
             super().init_weights()
-            self.reset_keys()
+            self.restart_keys()
             return
         cfg = dict(self.init_cfg)
         if cfg.get('type') != 'Pretrained' or 'checkpoint' not in cfg:

@@ -28,7 +28,8 @@ from mmpretrain.registry import MODELS
 
 from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.builder import check_key_kwargs
-from ..keys.base import check_int, check_noise, check_order, fresh_linear_key
+from ..keys.base import check_int, check_noise, check_order
+from ..keys.start import restart_from_host_init
 from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV
 
 _VIT_SIGNATURE = inspect.signature(VisionTransformer.__init__)
@@ -133,9 +134,11 @@ class VisionTransformerMKey(VisionTransformer):
     ``qkv`` with ``qkv_bias`` (``layers.i.attn.qkv.q`` / ``.v``); the key
     (``layers.i.attn.qkv.key``) has none. At construction each key starts function-preservingly
     from its block's freshly built linear key (so with the same seed the model computes what
-    the stock model computes). A stock state dict (``layers.i.attn.qkv.weight/bias``) loads too
-    (``load_state_dict`` or ``init_cfg=dict(type='Pretrained', ...)``): q/v are copied and the
-    key started from its ``W_k``.
+    the stock model computes); ``init_weights`` of a fresh model restarts it from the linear key
+    the host's initialisation drew (:meth:`init_weights`). A stock state dict
+    (``layers.i.attn.qkv.weight/bias``) loads too (``load_state_dict`` or
+    ``init_cfg=dict(type='Pretrained', ...)``): q/v are copied and the key started from its
+    ``W_k``.
     """
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
@@ -229,27 +232,27 @@ class VisionTransformerMKey(VisionTransformer):
         """Switch every key to ``'paper'`` or ``'fast'``; returns the number switched."""
         return set_key_order(self, order)
 
-    @torch.no_grad()
-    def reset_keys(self, generator: Optional[torch.Generator] = None) -> None:
-        """Start every key from a freshly initialised linear key (trunc normal std .02),
-        function-preservingly."""
-        for _, attn in self.manifold_attentions():
-            attn.key.init_from_linear(fresh_linear_key(attn.embed_dims, generator).to(
-                attn.qkv.q.weight), generator=generator)
+    def restart_keys(self, generator: Optional[torch.Generator] = None) -> int:
+        """Start every manifold key function-preservingly from the linear key the host
+        initialised (:func:`~mkey_det.models.keys.start.restart_from_host_init`); returns how
+        many keys."""
+        return restart_from_host_init(self, generator)
 
     def init_weights(self) -> None:
-        """mmpretrain's ``init_weights``. ``init_cfg=None``: it leaves every attention's
-        ``qkv`` as built, so each key stays started from its block's linear key.
-        ``dict(type='Pretrained', ...)``: loaded through ``load_state_dict`` (a stock checkpoint
-        is converted, see :meth:`_qkv_from_linear`). Any other ``init_cfg`` (mmengine's
-        initializers may redraw the key's ``Linear``/``Conv1d`` weights): afterwards every key
-        restarts from a fresh linear key, as ``SwinTransformerMKey`` does."""
-        super().init_weights()
+        """mmpretrain's ``init_weights``, then, on a fresh init, every key restarts from the
+        linear key the host initialised (:meth:`restart_keys`). The host's initialisers reach
+        inside the keys: a classifier's ``init_cfg`` (the DeiT configs' ``TruncNormal`` on every
+        ``Linear``) runs before this method and redraws the charts independently and
+        ``to_out``; this backbone's own ``init_cfg`` may do the same. Not restarted: with
+        ``init_cfg=dict(type='Pretrained', ...)`` (loaded through ``load_state_dict``; a stock
+        checkpoint is converted, see :meth:`_qkv_from_linear`), and on a second call (mmengine
+        initialises a module once)."""
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
-            return
-        if self.init_cfg is not None:
-            self.reset_keys()
+        pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+        fresh = not self.is_init and not pretrained
+        super().init_weights()
+        if fresh:
+            self.restart_keys()
 
     @torch.no_grad()
     def _qkv_from_linear(self, state_dict, prefix, *args, **kwargs) -> None:
