@@ -396,3 +396,28 @@ def test_step_flops_counts_the_whole_training_step(tmp_path):
             model.backbone(data['inputs'])
         assert counter.get_total_flops() < first['flops'] / 3
     assert counts['spatialk'] > counts['linear']
+
+
+def test_stats_quantiles_interpolate_linearly_and_empty_is_nan():
+    st = common.stats([0.4, 0.1, 0.3, 0.2, 0.5])
+    assert (st['q1'], st['median'], st['q3']) == pytest.approx((0.2, 0.3, 0.4))
+    assert st['mean'] == pytest.approx(0.3) and st['runs'] == [0.4, 0.1, 0.3, 0.2, 0.5]
+    assert common.stats([2.0, 1.0])['median'] == 1.5  # between the middle two
+    empty = common.stats([])
+    assert empty['n'] == 0 and empty['min'] is None and math.isnan(empty['median'])
+
+
+def test_config_imports_add_a_plugin_module_only():
+    from mkey_det.bench.train import config_imports
+
+    assert config_imports('mkey_det.models.keys.spatialk') == ['mkey_det']
+    assert config_imports('mkey_det') == ['mkey_det']
+    # a package that only starts like the plugin is another one
+    assert config_imports('mkey_det_x.keys') == ['mkey_det', 'mkey_det_x.keys']
+    assert config_imports('my_keys') == ['mkey_det', 'my_keys']
+
+
+def test_amp_dtype_is_the_amp_rule_s():
+    from mkey_det.bench.train_worker import amp_dtype
+
+    assert (amp_dtype('fp32'), amp_dtype('fp16'), amp_dtype('bf16')) == (None, 'float16', 'bfloat16')

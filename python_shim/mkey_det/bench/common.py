@@ -15,6 +15,9 @@ Timing: ``warmup`` untimed rounds (none where a correctness check already ran ev
 once), then rounds in which every compared implementation is timed once
 (interleaved, so that a slow phase of a shared machine hits all of them alike); medians, quartiles
 and min/max per implementation, and the ratio of medians plus the spread of the per-round ratios.
+Quantiles are ``torch.quantile`` (linear interpolation), what torch.utils.benchmark's
+``Measurement`` takes its median and IQR with; its ``Timer`` is not used, since it times one
+statement at a time (no interleaving) and on one thread unless told otherwise.
 """
 from __future__ import annotations
 
@@ -106,23 +109,21 @@ def time_call(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def quantile(sorted_xs: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile of an already sorted sequence."""
-    if not sorted_xs:
-        return float('nan')
-    pos = (len(sorted_xs) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+def _quantiles(xs: torch.Tensor, *qs: float) -> List[float]:
+    """Linear-interpolation quantiles of a float64 tensor."""
+    return torch.quantile(xs, torch.tensor(qs, dtype=torch.float64)).tolist()
 
 
 def stats(xs: Sequence[float]) -> Dict[str, Any]:
     """``median, q1, q3, iqr, min, max, mean, n`` and the raw ``runs`` (seconds)."""
-    s = sorted(xs)
-    q1, q3 = quantile(s, 0.25), quantile(s, 0.75)
-    return dict(median=quantile(s, 0.5), q1=q1, q3=q3, iqr=q3 - q1, min=s[0] if s else None,
-                max=s[-1] if s else None, mean=sum(s) / len(s) if s else None, n=len(s),
-                runs=list(xs))
+    if not xs:
+        nan = float('nan')
+        return dict(median=nan, q1=nan, q3=nan, iqr=nan, min=None, max=None, mean=None, n=0,
+                    runs=[])
+    t = torch.tensor(list(xs), dtype=torch.float64)
+    q1, median, q3 = _quantiles(t, 0.25, 0.5, 0.75)
+    return dict(median=median, q1=q1, q3=q3, iqr=q3 - q1, min=float(t.min()), max=float(t.max()),
+                mean=float(t.mean()), n=len(xs), runs=list(xs))
 
 
 #: Share of the per-round ratios dropped at each end before averaging (:func:`ratio_spread`).
@@ -148,11 +149,11 @@ def ratio_spread(base: Sequence[float], other: Sequence[float], resamples: int =
     timings give the same interval); ``ratio_of_medians``: median(other) / median(base);
     ``round_median``/``round_min``/``round_max``: of the per-round ratios; ``n`` rounds.
 
-    Why this estimator: on the 2-vCPU machine a step's time varies by 5-13% (sd / mean) with the
-    same work, fast and not shared by the two steps of a round; the mean of the logs uses every
-    round (the median's variance is about 1.57x the mean's for such noise) and the trim keeps
-    one stalled step (13 s for a 6 s median, seen) from moving it. A slow phase that hits both
-    timings of a round leaves that round's ratio alone."""
+    Why this estimator: a step's time varies with the same work, fast and not shared by the two
+    steps of a round; the mean of the logs uses every round (the median's variance is about
+    1.57x the mean's for such noise) and the trim keeps one stalled step from moving it. A slow
+    phase that hits both timings of a round leaves that round's ratio alone (the noise measured:
+    docs/BENCH.md, "train")."""
     n = min(len(base), len(other))
     if n == 0:
         return dict(ratio=None, ci=None, ratio_of_medians=None, round_median=None,
@@ -161,15 +162,14 @@ def ratio_spread(base: Sequence[float], other: Sequence[float], resamples: int =
     per_round = o / b
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, n, (resamples, n), generator=g)
-    boot = trimmed_log_mean(per_round[idx]).sort().values.tolist()
+    boot = trimmed_log_mean(per_round[idx])
     tail = (1 - level) / 2
-    sorted_rounds = sorted(per_round.tolist())
     return dict(ratio=float(trimmed_log_mean(per_round)),
-                ci=[quantile(boot, tail), quantile(boot, 1 - tail)], level=level, trim=TRIM,
+                ci=_quantiles(boot, tail, 1 - tail), level=level, trim=TRIM,
                 # medians as :func:`stats` takes them (linear interpolation between the middle two)
                 ratio_of_medians=float(torch.quantile(o, 0.5) / torch.quantile(b, 0.5)),
-                round_median=quantile(sorted_rounds, 0.5), round_min=sorted_rounds[0],
-                round_max=sorted_rounds[-1], n=n)
+                round_median=_quantiles(per_round, 0.5)[0], round_min=float(per_round.min()),
+                round_max=float(per_round.max()), n=n)
 
 
 class Plan:
@@ -221,15 +221,15 @@ def compare(impls: Dict[str, Callable[[], Any]], device: torch.device, plan: Pla
                                warmup=plan.warmup)
     if baseline is not None:
         ratios = {}
-        base = runs[baseline]
+        base = torch.tensor(runs[baseline], dtype=torch.float64)
         for n in names:
             if n == baseline:
                 continue
-            per_round = sorted(b / t for b, t in zip(base, runs[n]))
+            per_round = base / torch.tensor(runs[n], dtype=torch.float64)
             ratios[n] = dict(
                 median_ratio=out['times'][baseline]['median'] / out['times'][n]['median'],
-                round_median=quantile(per_round, 0.5), round_min=per_round[0],
-                round_max=per_round[-1])
+                round_median=_quantiles(per_round, 0.5)[0], round_min=float(per_round.min()),
+                round_max=float(per_round.max()))
         out['ratios'] = ratios
     return out
 

@@ -68,9 +68,6 @@ DEFAULTS = {
                           steps=20),
     ('cuda', True): dict(batch_sizes=[2], precisions=['fp32'], size=512, warmup=1, steps=3),
 }
-# kept for callers of the previous single-setting interface
-FULL = dict(batch=2, size=384, warmup=1, steps=3)
-QUICK = dict(batch=1, size=256, warmup=1, steps=2)
 WORKER_TIMEOUT_S = 3600
 OOM_MESSAGE = 'CUDA out of memory'
 BF16_NOTE = ("mmcv 2.1.0's roi_align CUDA kernel has no bfloat16 (AT_DISPATCH_FLOATING_TYPES_AND_HALF), "
@@ -137,12 +134,19 @@ def resolve_settings(device: str, quick: bool = False, variants=None, batch_size
     return dict(variants=ordered, **base)
 
 
+def config_imports(module: str) -> List[str]:
+    """``custom_imports`` of a config whose key is registered in ``module``: the plugin, and that
+    module too when it lies outside it (neither ``mkey_det`` nor a submodule: ``mkey_det_x`` is
+    outside). The TS renderers' rule is ``customImports`` in src/core/config/render.ts."""
+    outside = module != 'mkey_det' and not module.startswith('mkey_det.')
+    return ['mkey_det', module] if outside else ['mkey_det']
+
+
 def write_config(path: str, key_type: str, charts: int = CHARTS) -> str:
-    """A config with the model part of ``mkey-det config --data demo`` (for standalone runs).
-    A variant registered outside ``mkey_det`` (a plugin) has its module imported as well."""
+    """A config with the model part of ``mkey-det config --data demo`` (for standalone runs)."""
     spec = KEYS.get(key_type)
     extra = f", num_charts={charts}" if spec.uses_charts else ''
-    imports = ['mkey_det'] + ([] if spec.module.startswith('mkey_det.') else [spec.module])
+    imports = config_imports(spec.module)
     with open(path, 'w') as f:
         f.write(f"_base_ = '{_BASE}'\n"
                 f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n"

@@ -4,9 +4,9 @@
         [--baseline swin-t] [--batch-sizes 2] [--precisions fp32] [--size 384]
         [--warmup 2] [--steps 10] [--device cpu|cuda] [--seed 0]
 
-Why one process and rounds: timing each variant in its own process one after the other (the
-suite's first design) let a slow phase of a shared machine land on one variant only; two runs of
-the same command gave SpatialK / Swin-T 1.27x and 1.43x. Here every detector is built first
+Why one process and rounds: variants timed one after the other, each in its own process, meet
+different phases of a shared machine, so a slow phase lands on one variant only (the design this
+replaced, and its figures: docs/BENCH.md, "train"). Here every detector is built first
 (:func:`.train_worker.build_detector`), and each (batch, precision) pair runs ``warmup + steps``
 rounds in which every variant takes one full training step (``model.train_step``: data
 preprocessor, forward with losses, backward, gradient clipping, optimizer step) on the same
@@ -30,6 +30,7 @@ that fails (e.g. CUDA out of memory) drops that variant from the rest of the pai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -37,7 +38,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .train_worker import (AMP_DTYPES, PRECISIONS, _free, amp_optim_wrapper_cfg, seed_everything,
+from .train_worker import (PRECISIONS, _free, amp_dtype, amp_optim_wrapper_cfg, seed_everything,
                            build_detector, cuda_device, line_writer, make_batch, parse_list,
                            step_error)
 
@@ -129,7 +130,7 @@ def time_pair(models: Dict[str, Dict[str, Any]], baseline: str, batch: int, prec
     for n in names:
         w = wrappers.get(n)
         rows[n].update(optim_wrapper=type(w).__name__ if w is not None else None,
-                       amp_dtype=AMP_DTYPES.get(precision),
+                       amp_dtype=amp_dtype(precision),
                        optimizer=type(w.optimizer).__name__ if w is not None else None)
         models[n]['model'].zero_grad(set_to_none=True)
     del wrappers, data
@@ -162,8 +163,7 @@ def main(argv=None) -> int:
     if baseline not in configs:
         p.error(f'--baseline {baseline!r} is not one of --configs')
     out = sys.stdout
-    sys.stdout = sys.stderr  # library prints must not reach the protocol lines
-    try:
+    with contextlib.redirect_stdout(sys.stderr):  # library prints must not reach the protocol lines
         emit = line_writer(out)
         device = cuda_device(torch.device(args.device))
         models = {n: build_detector(c, device, args.seed) for n, c in configs.items()}
@@ -175,8 +175,6 @@ def main(argv=None) -> int:
                     emit(dict(models[n]['common'], kind='row', variant=n,
                               timing='interleaved', **row))
         return 0
-    finally:
-        sys.stdout = out
 
 
 if __name__ == '__main__':

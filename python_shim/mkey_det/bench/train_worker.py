@@ -34,6 +34,7 @@ with ``--flops detector`` on the CPU, the whole detector's forward in inference 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import json
@@ -112,7 +113,6 @@ def _detector_flops(model, size: int, num_classes: int, device) -> Dict[str, Any
 
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 OOM_MESSAGE = 'CUDA out of memory'
 
 
@@ -128,6 +128,11 @@ def amp_optim_wrapper_cfg(optim_cfg, precision: str):
     from mkey_det.cli.runs import amp_optim_wrapper  # the one Python home of the --amp rule
     cfg.update(amp_optim_wrapper(precision))
     return cfg
+
+
+def amp_dtype(precision: str) -> Optional[str]:
+    """The ``AmpOptimWrapper`` dtype of ``precision`` (``'float16'``, ``'bfloat16'``), None for fp32."""
+    return amp_optim_wrapper_cfg({}, precision).get('dtype')
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -217,7 +222,7 @@ def run_pair(model, optim_cfg, init_state, batch: int, precision: str, args, num
     except Exception as exc:  # noqa: BLE001 - one failed pair must not end the others
         error = step_error(exc)
     row.update(optim_wrapper=type(optim_wrapper).__name__ if optim_wrapper is not None else None,
-               amp_dtype=AMP_DTYPES.get(precision),
+               amp_dtype=amp_dtype(precision),
                optimizer=(type(optim_wrapper.optimizer).__name__
                           if optim_wrapper is not None else None))
     if device.type == 'cuda':
@@ -364,11 +369,8 @@ def main(argv=None) -> int:
     if bad or not precisions or not batch_sizes or min(batch_sizes) < 1:
         p.error(f'bad --batch-sizes {args.batch_sizes!r} or --precisions {args.precisions!r}')
     out = sys.stdout
-    sys.stdout = sys.stderr  # library prints must not reach the protocol lines
-    try:
+    with contextlib.redirect_stdout(sys.stderr):  # library prints must not reach the protocol lines
         return _run(args, batch_sizes, precisions, out)
-    finally:
-        sys.stdout = out
 
 
 def _run(args, batch_sizes: List[int], precisions: List[str], out) -> int:

@@ -20,7 +20,7 @@ exist, ``forward_paper`` and ``forward_folded``, and three ways to choose (``ord
 ``'auto'``
     per call shape, whichever of the two was measured faster on the device in use (timed once
     per shape, cached process-wide: :mod:`.order_autotune`). On a GPU the FLOPs rule can pick the
-    slower order (issue 17: KUA under bf16 on an H100, stages 3-4).
+    slower order (docs/BENCH.md, "GPU fast paths").
 
 A variant is a subclass of :class:`ManifoldKey` registered with
 :func:`~.registry.register_key` (see ``docs/ARCHITECTURE.md``, "Adding a key variant").

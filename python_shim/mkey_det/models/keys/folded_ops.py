@@ -58,12 +58,9 @@ def main_term(token_mix: torch.Tensor, weight: torch.Tensor, x: torch.Tensor) ->
     ``y = x @ [M_1; ...; M_H]^T`` of shape (B', N, H*C_out), whose (token, chart) rows are
     contiguous; then the token mixing contracts (n, h) as one index, ``L[m, (n, h)] =
     Lambda_h[m, n]``, one batched GEMM per window against the shared L. No (B', N, H*C) tensor
-    is re-laid out, forward or backward. The previous order (token mixing by einsum, then one
-    GEMM) copied that tensor into a chart-major layout and back: at Swin-T's stage 1 at 2 x
-    384^2 (T = 19208 tokens, C = 96, H = 8) SpatialK's folded call took 347 ms forward +
-    backward on the 2-core CPU, this one 235 ms (stage 2: 157 -> 122 ms, stage 3: 163 -> 143
-    ms; same multiply-adds, outputs and gradients equal within 1e-6 relative;
-    ``benchmarks/explore/main_term_order.py``, 2026-11-27).
+    is re-laid out, forward or backward: a chart-major layout would cost a copy of it each way
+    for the same multiply-adds (the measurement: docs/BENCH.md, "Measurement notes moved out of
+    the code").
     """
     b, n, c_in = x.shape
     h, c_out, _ = weight.shape

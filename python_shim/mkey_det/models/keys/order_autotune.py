@@ -4,9 +4,8 @@ A manifold key computes one function in two exact orders (:mod:`.base`): the pap
 (Algorithm 1: expansion, rearrange, token mixing, aggregation) and the folded one (per-chart
 ``C x C`` products, :mod:`.folded_ops`). ``'fast'`` picks by a fixed rule, fold when the call has
 more than ``FOLD_RATIO * C`` tokens (``T > 2C``, SpatialK / KUA): a FLOPs rule that holds on a CPU.
-On a GPU the cost is not the FLOPs: on an H100 under bf16 the folded order was *slower* than the
-literal one for KUA at stages 3-4 (0.93-0.97x, issue 17), where the rule folds. ``'auto'``
-measures instead:
+On a GPU the cost is not the FLOPs, and the folded order can be the slower one where the rule
+folds (measured: docs/BENCH.md, "GPU fast paths"). ``'auto'`` measures instead:
 
 * the first time a call shape is seen, a :class:`AutoOrderKey` (key type and ``cb_mode``, H, N,
   C, tokens ``T = B' * N``, compute dtype (the autocast dtype under autocast), device, and whether

@@ -8,7 +8,7 @@ In the style of MMDetection's registries (``MODELS = Registry('model')``,
     class SpatialKey(ManifoldKey):
         ...
 
-and everything that used to list the variants by hand derives from :data:`KEYS`:
+and everything that lists the variants derives from :data:`KEYS`:
 ``KEY_TYPES``/``MANIFOLD_KEYS``/:func:`~.builder.build_key` (:mod:`.builder`), the backbone's
 ``key_type`` check, :mod:`mkey_det.analysis`, the bench suites and the TypeScript side
 (``src/core/key-variants.generated.ts``, written by :mod:`.manifest`).
