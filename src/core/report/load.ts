@@ -6,6 +6,7 @@ import { effectiveStatus } from '../run/run-dir.js';
 import { sessionDirs } from './discover.js';
 import { parseEvents, parseRunFile, parseScalars, parseTextLog, type BadLine, type ParsedEvents } from './parse.js';
 import { TOP1 } from '../metrics.js';
+import { TASK_NAMES } from '../tasks.js';
 import type { EvalPoint, RunData, RunIdentity, RunStatusFile, RunTask, TrainPoint } from './types.js';
 
 /** Reads a text file; undefined when it is missing, an error when it cannot be read or is no regular file. */
@@ -39,7 +40,7 @@ export function pickConfigFile(dir: string): string | undefined {
   return names.sort().map((n) => join(dir, n))[names.length - 1];
 }
 
-const asTask = (v: unknown): RunTask | undefined => (v === 'classification' || v === 'detection' ? v : undefined);
+const asTask = (v: unknown): RunTask | undefined => TASK_NAMES.find((t) => t === v);
 
 /**
  * What the run trained: the config's `mkey_experiment.task`, else the run record's
