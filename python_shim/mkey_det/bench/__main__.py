@@ -23,6 +23,16 @@ import torch
 from . import SUITES
 
 
+def _train_default(field: str) -> str:
+    """``default: cpu X, cuda Y``: a train-suite option's defaults (:data:`.train.DEFAULTS`)."""
+    from .train import DEFAULTS
+
+    def show(v) -> str:
+        return ','.join(str(x) for x in v) if isinstance(v, list) else str(v)
+    return (f'default: cpu {show(DEFAULTS[("cpu", False)][field])}, '
+            f'cuda {show(DEFAULTS[("cuda", False)][field])}')
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m mkey_det.bench',
                                      description=__doc__.splitlines()[0])
@@ -38,15 +48,15 @@ def main(argv=None) -> int:
                        help='comma list of variants (default: all registered backbone '
                             'variants; swin-t is always run)')
     train.add_argument('--batch-sizes', default=None,
-                       help='comma list of batch sizes (default: cpu 2, cuda 2,8)')
+                       help=f'comma list of batch sizes ({_train_default("batch_sizes")})')
     train.add_argument('--precisions', default=None,
-                       help='comma list of fp32, fp16, bf16 (default: cpu fp32, cuda fp32,fp16)')
+                       help=f'comma list of fp32, fp16, bf16 ({_train_default("precisions")})')
     train.add_argument('--size', default=None, type=int,
-                       help='side of the square synthetic images (default: cpu 384, cuda 1024)')
+                       help=f'side of the square synthetic images ({_train_default("size")})')
     train.add_argument('--steps', default=None, type=int,
-                       help='timed rounds, one step of every variant each (default: cpu 10, cuda 20)')
+                       help=f'timed rounds, one step of every variant each ({_train_default("steps")})')
     train.add_argument('--warmup', default=None, type=int,
-                       help='untimed warm-up rounds (default: cpu 2, cuda 5)')
+                       help=f'untimed warm-up rounds ({_train_default("warmup")})')
     args = parser.parse_args(argv)
     train_opts = dict(variants=args.variants, batch_sizes=args.batch_sizes,
                       precisions=args.precisions, size=args.size, steps=args.steps,

@@ -256,15 +256,21 @@ def _cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
-def _mem_total_gib() -> Optional[float]:
+def _proc_kib(path: str, field: str) -> Optional[int]:
+    """The kB value of ``field`` (``'MemTotal:'``, ``'VmRSS:'``) in a /proc file; None without one."""
     try:
-        with open('/proc/meminfo') as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith('MemTotal:'):
-                    return round(int(line.split()[1]) / 2**20, 2)
+                if line.startswith(field):
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def _mem_total_gib() -> Optional[float]:
+    kib = _proc_kib('/proc/meminfo', 'MemTotal:')
+    return None if kib is None else round(kib / 2**20, 2)
 
 
 def _version(module: str) -> Optional[str]:
@@ -329,14 +335,9 @@ def max_rss_mib() -> float:
 
 
 def current_rss_mib() -> Optional[float]:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    """This process's resident set now (``VmRSS``) in MiB; None without /proc."""
+    kib = _proc_kib('/proc/self/status', 'VmRSS:')
+    return None if kib is None else kib / 1024.0
 
 
 def fmt_ms(seconds: Optional[float]) -> str:
