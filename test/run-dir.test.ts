@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointFileProblem, effectiveStatus, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
-import { runCli, testPython } from './helpers/cli.js';
+import { cliPath, repoRoot, runCli, testPython } from './helpers/cli.js';
+import { descendants, waitAllGone, waitFor } from './helpers/processes.js';
 import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mkey-run-dir-'));
@@ -99,6 +100,26 @@ describe('a run whose last status could not be written (a full disk: the lock re
     expect(effectiveStatus(dir, record(process.pid, processStart(process.pid)))).toBe('running');
     expect(effectiveStatus(dir, record(process.pid, 'an-earlier-process'))).toBe('lost');
     expect(effectiveStatus(dir, { status: 'running' })).toBe('running'); // nothing to tell by: the file's word stands
+  });
+});
+
+describe('SIGTERM or Ctrl-C while the Python side checks the run (before training starts)', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s: exit 130 within seconds, one line, the Python side gone', async (signal) => {
+    const child = spawn('node', [cliPath, 'train', '--data', 'demo', '--work-dir', join(tmp, `preflight-${signal}`)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // the bridge's Python: a child of the CLI that runs the interpreter
+    const python = await waitFor(() => descendants(child.pid!).find((p) => /python/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'))), 60_000, 'the bridge to start');
+    await new Promise((r) => setTimeout(r, 1500)); // inside a call
+    const t0 = Date.now();
+    child.kill(signal);
+    const code = await exited;
+    const seconds = (Date.now() - t0) / 1000;
+    expect(code).toBe(130);
+    expect(err).toContain(`${signal}: stopped (the Python side, pid`);
+    await waitAllGone([python], 5_000);
+    expect(seconds).toBeLessThan(5);
   });
 });
 

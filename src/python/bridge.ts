@@ -11,6 +11,7 @@
  * which keeps NaN/inf and unserialisable values from crashing Node.
  */
 import { BadInputError, ExitCode, MkeyError } from '../utils/errors.js';
+import { logger } from '../utils/logger.js';
 import type { ChildProcess } from 'node:child_process';
 import { checkInterpreter } from './interpreter.js';
 
@@ -59,8 +60,17 @@ export const QUIET_PYTHON_WARNINGS = 'ignore:pkg_resources is deprecated:UserWar
 
 // Node does not exit while the bridge holds its Python child, so while one runs a signal must take
 // it down too. Installed only while the bridge is open: long runs supervise their own children.
-const onSignal = (): void => {
+/** The pythonia module once imported (its Python may still be starting while `active` is unset). */
+let loaded: PythoniaModule | undefined;
+
+const onSignal = (signal: NodeJS.Signals): void => {
+  const mod = active?.mod ?? loaded;
+  const proc = mod ? bridgeProcess(mod) : undefined;
   shutdownBridge();
+  // pythonia's exit is a message the Python side reads only after the call in flight (seconds of
+  // model building): end it now, nothing of it needs saving.
+  if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  logger.warn(`${signal}: stopped${proc?.pid ? ` (the Python side, pid ${proc.pid}, ended)` : ''}`);
   process.exit(ExitCode.interrupted);
 };
 
@@ -114,6 +124,7 @@ export async function openBridge(): Promise<PythonBridge> {
     process.env.OMP_WAIT_POLICY ??= 'PASSIVE'; // see spawnLogged in src/core/run/supervise.ts
     process.env.REQ_TIMEOUT ??= String(DEFAULT_TIMEOUT_MS);
     const mod = (await import('pythonia')) as PythoniaModule;
+    loaded = mod;
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     let entry: any;
