@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkpointFileProblem, effectiveStatus, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
+import { checkpointFileProblem, configChangedWarning, effectiveStatus, fileSha256, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
 import { cliPath, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { descendants, waitAllGone, waitFor } from './helpers/processes.js';
 import { hostname } from 'node:os';
@@ -120,6 +120,20 @@ describe('SIGTERM or Ctrl-C while the Python side checks the run (before trainin
     expect(err).toContain(`${signal}: stopped (the Python side, pid`);
     await waitAllGone([python], 5_000);
     expect(seconds).toBeLessThan(5);
+  });
+});
+
+describe("a run's config.py changed after the launch recorded it", () => {
+  it('is named by the commands that build a model from it (infer, analyze, test) before they run it', async () => {
+    const dir = join(tmp, 'edited-config');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.py'), 'x = 1\n');
+    writeFileSync(join(dir, 'mkey-run.json'), JSON.stringify({ status: 'completed', experiment: {}, command: [], started: '2026-12-06T00:00:00Z', configSha256: fileSha256(join(dir, 'config.py')) }));
+    expect(configChangedWarning(dir)).toBeUndefined();
+    writeFileSync(join(dir, 'config.py'), 'x = 1\nimport os  # appended\n');
+    expect(configChangedWarning(dir)).toContain('is not the config this run recorded at launch');
+    const res = await runCli(['infer', dir, join(tmp, 'no-such-image.jpg')]);
+    expect(res.stderr.split('\n')[0]).toBe(`warning: ${join(dir, 'config.py')} is not the config this run recorded at launch (its sha256 differs): it is Python that runs now; check what changed before trusting the result`);
   });
 });
 

@@ -3,9 +3,11 @@
  * holding a run is never overwritten without `--resume` or `--force`.
  */
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
+import { logger } from '../../utils/logger.js';
 import { processAlive, processStart } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
@@ -33,6 +35,29 @@ export interface RunRecord {
    * the status write after it failed) they still tell a `running` record whose supervisor died.
    */
   supervisor?: { pid: number; start: string | null; host: string };
+  /** sha256 of the config.py this launch ran: a config edited afterwards is told apart. */
+  configSha256?: string;
+}
+
+/** sha256 (hex) of a file's bytes. */
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/**
+ * For commands that build a model from a run's config.py (`infer`, `analyze`, `test`): a line
+ * when that file is not the one the run recorded at launch. The file is Python and will run; an
+ * edit after training (or a file swapped in a folder someone sent) should not pass unnoticed.
+ * Undefined when it matches, or when there is nothing to compare (no record, no digest).
+ */
+export function configChangedWarning(runOrCheckpoint: string): string | undefined {
+  let dir = resolve(runOrCheckpoint);
+  if (existsSync(dir) && statSync(dir).isFile()) dir = dirname(dir);
+  const recorded = readRunRecord(dir)?.configSha256;
+  const config = join(dir, CONFIG_FILE);
+  if (!recorded || !existsSync(config) || !statSync(config).isFile()) return undefined;
+  if (fileSha256(config) === recorded) return undefined;
+  return `${config} is not the config this run recorded at launch (its sha256 differs): it is Python that runs now; check what changed before trusting the result`;
 }
 
 export function readRunRecord(workDir: string): RunRecord | undefined {
@@ -289,6 +314,9 @@ export function checkRunOrCheckpoint(path: string, hint: string): 'dir' | 'file'
   const info = describePath(path, JSON.stringify(path));
   if (!info) throw new BadInputError(`${JSON.stringify(path)} does not exist`, hint);
   if (info.kind === 'other') throw new BadInputError(`${JSON.stringify(path)} is ${info.what}, not a run directory or a checkpoint file`, hint);
+  // every command that builds a model from a run passes here: say when its config.py was changed
+  const changed = configChangedWarning(path);
+  if (changed) logger.warn(changed);
   return info.kind;
 }
 

@@ -17,7 +17,7 @@ import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
 import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, type LaunchTopology } from './launch.js';
 import { preflight, preflightScratch, type Preflight } from './preflight.js';
-import { CONFIG_FILE, RUN_FILE, acquireRunLock, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
+import { CONFIG_FILE, RUN_FILE, acquireRunLock, fileSha256, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
 import { failedWorkerLine, lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
 
 /** What every supervised training run needs, whatever toolbox runs its config. */
@@ -243,6 +243,7 @@ async function runTraining(
     command: [plan.command, ...plan.args],
     started: new Date(started).toISOString(),
     supervisor: { pid: process.pid, start: processStart(process.pid), host: hostname() },
+    configSha256: fileSha256(configPath),
   };
   writeRunRecord(workDir, record);
 
@@ -257,7 +258,7 @@ async function runTraining(
 
   let metrics: EvalMetrics | undefined;
   let errorMessage: string | undefined;
-    const { exitCode, interrupted } = await superviseChild(child, events, req.observer, (e) => {
+    const { exitCode, interrupted, signal } = await superviseChild(child, events, req.observer, (e) => {
     if (e.event === 'val') metrics = e.metrics;
     if (e.event === 'error') errorMessage = e.message;
   });
@@ -272,7 +273,13 @@ async function runTraining(
       : 'interrupted before the first checkpoint was saved; start again with --force';
   } else if (exitCode !== 0) {
     result.status = 'failed';
-    result.message = failedWorkerLine(logPath) ?? errorMessage ?? lastErrorLine(logPath) ?? `training exited with code ${exitCode}`;
+    result.message =
+      failedWorkerLine(logPath) ??
+      errorMessage ??
+      // killed from outside (the OOM killer, kill -9): the log's last lines are not why
+      (signal ? `the training process (pid ${child.pid}) was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}` : undefined) ??
+      lastErrorLine(logPath) ??
+      `training exited with code ${exitCode}`;
   }
   writeFinalRecord(workDir, {
     ...record,

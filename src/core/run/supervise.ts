@@ -53,7 +53,7 @@ export async function superviseChild(
   events: EventTail,
   view: RunObserver,
   onEvent: (e: RunEvent) => void,
-): Promise<{ exitCode: number; interrupted: boolean }> {
+): Promise<{ exitCode: number; interrupted: boolean; signal?: string }> {
   let interrupted = false;
   const forward = (sig: NodeJS.Signals) => () => {
     view.stop();
@@ -75,7 +75,7 @@ export async function superviseChild(
   const timer = setInterval(() => events.poll().forEach((e) => (onEvent(e), view.onEvent(e))), 500);
   try {
     const res = await child;
-    return { exitCode: res.exitCode ?? (interrupted ? ExitCode.interrupted : 1), interrupted };
+    return { exitCode: res.exitCode ?? (interrupted ? ExitCode.interrupted : 1), interrupted, ...(res.signal ? { signal: res.signal } : {}) };
   } finally {
     clearInterval(timer);
     events.poll().forEach((e) => (onEvent(e), view.onEvent(e)));

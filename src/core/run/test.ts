@@ -8,7 +8,7 @@ import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
 import { DEFAULT_TOPOLOGY, cpuWorkerFor, planLaunch } from './launch.js';
 import { preflight } from './preflight.js';
-import { CONFIG_FILE, LOCK_FILE, RUN_FILE } from './run-dir.js';
+import { CONFIG_FILE, LOCK_FILE, RUN_FILE, configChangedWarning } from './run-dir.js';
 import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
 import type { RunResult } from './run.js';
 
@@ -43,6 +43,8 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
     throw new BadInputError(`no config for ${basename(checkpoint)}: ${configPath} does not exist`, 'pass --config <config.py>');
   }
   if (!statSync(configPath).isFile()) throw new BadInputError(`--config ${JSON.stringify(configPath)} is not a regular file`);
+  const changed = configChangedWarning(req.config ?? checkpoint);
+  if (changed) logger.warn(changed);
   const python = await checkInterpreter();
   const workDir = resolve(req.workDir ?? join(dirname(checkpoint), `test-${basename(checkpoint, '.pth')}`));
   // tools/test.py's Runner dumps the config it evaluates into <work-dir>/<its file name>: in a run
