@@ -116,6 +116,16 @@ def _attention_kind(backbone) -> str:
 _SIZE_SWIN = 224
 
 
+def _through_models(sources, loaded, one) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """One image through every model: ``one(m)`` gives the image as model ``m`` is fed it and its
+    result; returns the last model's image and the results, labelled."""
+    results, image = [], None
+    for src, m in zip(sources, loaded):
+        image, result = one(m)
+        results.append(dict(label=src['label'], **result))
+    return image, results
+
+
 def _image_entry(path: str, image: Dict[str, Any], results: List[Dict[str, Any]],
                  **fields: Any) -> Dict[str, Any]:
     """The JSON entry of one image: the file, its size as read and as fed, what the attention kind
@@ -128,21 +138,20 @@ def _swin_image(path: str, sources, loaded, layer, query, size) -> Tuple[Dict[st
     """One image through Swin models: its entry (query and window maps per model), pixels, title."""
     from ..analysis.attention import analyse, load_image, query_to_cell, window_attention
 
-    results, image = [], None
-    for src, m in zip(sources, loaded):
+    def one(m):
         image = load_image(path, size or _SIZE_SWIN, **m['norm'])
         wa = window_attention(m['backbone'], image['tensor'], layer)
-        cell = query_to_cell(query, image, wa.stride, wa.grid)
-        results.append(dict(label=src['label'], **analyse(wa, cell)))
+        return image, analyse(wa, query_to_cell(query, image, wa.stride, wa.grid))
+
+    image, results = _through_models(sources, loaded, one)
     w0, h0 = image['size']
-    entry = _image_entry(path, image, results,
-                         query=list(query) if query is not None else [w0 / 2, h0 / 2])
     r0 = results[0]
     title = (f'{os.path.basename(path)}: layer {r0["layer"]} (stage {r0["stage"]} block '
              f'{r0["block"]}, {"shifted" if r0["shift"] else "regular"} windows of '
              f'{r0["window"]}x{r0["window"]}); query = attention of the + location per '
              f'head, received = summed over the queries of each window')
-    return entry, image['pixels'], title
+    query_xy = list(query) if query is not None else [w0 / 2, h0 / 2]
+    return _image_entry(path, image, results, query=query_xy), image['pixels'], title
 
 
 def _vit_image(path: str, sources, loaded, layer, _query, size) -> Tuple[Dict[str, Any], Any, str]:
@@ -153,17 +162,17 @@ def _vit_image(path: str, sources, loaded, layer, _query, size) -> Tuple[Dict[st
     from ..analysis.attention_vit import analyse_tokens, token_attention
 
     crop = (size, size) if size else tuple(int(v) for v in loaded[0]['backbone'].img_size)
-    results, image = [], None
-    for src, m in zip(sources, loaded):
+    def one(m):
         image = load_image(path, max(crop), crop=crop, **m['norm'])
-        ta = token_attention(m['backbone'], image['tensor'], layer)
-        results.append(dict(label=src['label'], **analyse_tokens(ta)))
-    entry = _image_entry(path, image, results, crop=image['crop'], query=None)
+        return image, analyse_tokens(token_attention(m['backbone'], image['tensor'], layer))
+
+    image, results = _through_models(sources, loaded, one)
     r0 = results[0]
     title = (f'{os.path.basename(path)} (centre crop): layer {r0["layer"]} of '
              f'0..{r0["layers"] - 1}; per head, the class token\'s attention over the '
              f'{r0["grid"][0]}x{r0["grid"][1]} patches of {r0["stride"]} px (its attention to '
              f'itself left out)')
+    entry = _image_entry(path, image, results, crop=image['crop'], query=None)
     return entry, image['pixels'], title
 
 
