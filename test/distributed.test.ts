@@ -168,6 +168,22 @@ describe('the CLI killed hard (kill -9, a closed terminal)', () => {
   });
 });
 
+describe('one training process killed from outside (the OOM killer, kill -9)', () => {
+  it('ends the run as failed with one line naming the process and the signal', async () => {
+    const wd = join(tmp, 'kill-trainer');
+    const run = start(trainArgs(wd, '--max-epochs', '50'));
+    await waitFor(firstEvent(wd, 'iter'), 300_000, 'the first iteration');
+    const trainer = runRecord(wd).pid as number;
+    process.kill(trainer, 'SIGKILL');
+    const end = await run.exited;
+    const line = run.out().split('\n').find((l) => l.startsWith('error: '));
+    console.log(`kill -9 of the trainer: ${line} | exit ${end.code}`);
+    expect(end.code).toBe(1);
+    expect(line).toBe(`error: training failed: the training process (pid ${trainer}) was killed by SIGKILL (out of memory, or by hand)`);
+    expect(runRecord(wd).status).toBe('failed');
+  });
+});
+
 describe('several nodes on one host (--nnodes 2 --node-rank 0|1)', () => {
   it('two CLIs form one job and finish; node 0 owns the run, node 1 writes only node-1/', async () => {
     const wd = join(tmp, 'nodes');
