@@ -13,6 +13,7 @@
 import { closeSync, constants, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { withBridge } from '../python/bridge.js';
+import { call } from '../python/entries.js';
 import { BadInputError, abbreviate } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
 import { packageRoot } from '../utils/paths.js';
@@ -153,8 +154,12 @@ export function demoDatasetRoot(dirname: string, cacheDir: string | undefined, w
  * A cache regenerated for a reason the Python side names (another version, seed or spec, a
  * changed file) is said once on stderr; a first generation is not.
  */
-export async function ensureDemoDataset(entry: string, root: string, what: string): Promise<{ root: string; generated: boolean }> {
-  const made = await withBridge((b) => b.call<{ root: string; generated: boolean; reason?: string | null }>(entry, { root }));
+export async function ensureDemoDataset(
+  entry: 'data.ensure_demo' | 'data.ensure_demo_cls',
+  root: string,
+  what: string,
+): Promise<{ root: string; generated: boolean }> {
+  const made = await withBridge((b) => call(b, entry, { root }));
   if (made.generated && made.reason && !made.reason.startsWith('no dataset at root')) {
     logger.info(`regenerated the ${what} at ${made.root}: ${made.reason}`);
   }
