@@ -1,11 +1,11 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InheritedListNeeded, renderMmdetConfig } from '../src/core/config/render.js';
 import { TABLE3_CONFIGS, renderTable3Config } from '../src/core/config/table3.js';
 import { parseCfgValue, PyTuple, toPythonLiteral } from '../src/core/config/python-literal.js';
-import { backboneVariant } from '../src/core/experiment.js';
+import { CB_KEY_TYPES, backboneVariant } from '../src/core/experiment.js';
 import { experiment } from './helpers/experiment.js';
 import { renderMmpretrainConfig } from '../src/core/config/render-classification.js';
 import { pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
@@ -492,5 +492,54 @@ describe('custom_imports: a key variant outside mkey_det is imported by the conf
   ])('%s', (pythonModule, expected) => {
     expect(detection(pythonModule)).toBe(expected);
     expect(classification(pythonModule)).toBe(expected);
+  });
+});
+
+describe('--cb-mode (Table 2: VanillaK without CB)', () => {
+  it("writes the backbone's key_kwargs.cb_mode and mkey_experiment.cb_mode, only when given", async () => {
+    expect(renderMmdetConfig(experiment({ backbone: backboneVariant('swin-t-vanillak') }), { toolVersion: TOOL_VERSION })).not.toMatch(/cb_mode/);
+    const source = renderMmdetConfig(experiment({ backbone: backboneVariant('swin-t-vanillak'), cbMode: 'none' }), { toolVersion: TOOL_VERSION });
+    const s = await loadWithMmengine(source, 'cb-none.py');
+    expect(s.backbone).toMatchObject({ type: 'SwinTransformerMKey', key_type: 'vanillak', key_kwargs: { cb_mode: 'none' } });
+    expect(s.mkey_experiment).toMatchObject({ cb_mode: 'none' });
+
+    const layout = { root: '/data/x', trainPrefix: 'train', valPrefix: 'val', classes: ['a', 'b'] };
+    const exp = (name: string, charts: number): PretrainExperiment => ({
+      backbone: pretrainVariant(name), charts, recipe: 'paper', data: { kind: 'dir', path: '/data/x' }, batchSize: 32, seed: 0, imgSize: 224,
+      amp: false, cfgOptions: [], cbMode: 'none',
+    });
+    for (const charts of [4, 8]) {
+      const text = renderMmpretrainConfig(exp('vit-b-vanillak', charts), { data: layout, toolVersion: TOOL_VERSION }).replace(/\s+/g, ' ');
+      expect(text).toContain(`key_type='vanillak', num_charts=${charts}, key_kwargs=dict(cb_mode='none')`);
+      expect(text).toContain("cb_mode='none', recipe='paper'");
+    }
+  });
+
+  it('the CLI: config, train and pretrain take it; a key without CB is refused in one line, exit 2, naming the keys that take it', async () => {
+    const ok = await runCli(['config', '--backbone', 'swin-t-kua', '--data', 'coco', '--cb-mode', 'per_location']);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("key_kwargs=dict(cb_mode='per_location')");
+    expect(regenerateLine(ok.stdout)).toContain('--cb-mode per_location');
+    const cases: [string[], string][] = [
+      [['config', '--backbone', 'swin-t-spatialk', '--data', 'coco', '--cb-mode', 'none'], 'error: --cb-mode none with --backbone swin-t-spatialk: only the keys with context broadcasting take it (accepted: swin-t-kua, swin-t-vanillak)'],
+      [['train', '--backbone', 'swin-t', '--cb-mode', 'eq4'], 'error: --cb-mode eq4 with --backbone swin-t: only the keys with context broadcasting take it (accepted: swin-t-kua, swin-t-vanillak)'],
+      [['pretrain', '--backbone', 'vit-b-simplek', '--cb-mode', 'none'], 'error: --cb-mode none with --backbone vit-b-simplek: only the keys with context broadcasting take it (accepted: vit-b-kua, vit-b-vanillak)'],
+      [['config', '--data', 'coco', '--cb-mode', 'half'], 'error: invalid --cb-mode "half": accepted: eq4, per_location, none'],
+    ];
+    for (const [args, message] of cases) {
+      const res = await runCli(args);
+      expect(res.exitCode, args.join(' ')).toBe(2);
+      expect(res.stderr.trim().split('\n')[0]).toBe(message);
+    }
+  });
+
+  it('CB_KEY_TYPES are the key variants whose class has CBModeMixin (python_shim/mkey_det/models/keys)', () => {
+    const dir = join(repoRoot, 'python_shim/mkey_det/models/keys');
+    const withCb: string[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.py'))) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      for (const m of text.matchAll(/@register_key\(\s*'(\w+)'[\s\S]*?\nclass \w+\(([^)]*)\)/g)) if (m[2]!.includes('CBModeMixin')) withCb.push(m[1]!);
+    }
+    expect(withCb.sort()).toEqual([...CB_KEY_TYPES].sort());
   });
 });

@@ -11,6 +11,10 @@ import { runEventSchema } from '../src/core/run/events.js';
 import { renderMmpretrainConfig } from '../src/core/config/render-classification.js';
 import { PRETRAIN_VARIANTS, pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
 import { runCli } from './helpers/cli.js';
+import { pretrainExperimentFrom } from '../src/commands/pretrain.js';
+import { configLabel } from '../src/core/report/run-summary.js';
+import { TASKS } from '../src/core/tasks.js';
+import type { RunData } from '../src/core/report/types.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -64,6 +68,44 @@ describe('pretrain variants and configs', () => {
     expect(text).toContain("type='VisionTransformerMKey', img_size=224, key_type='linear')");
     expect(text).toContain('topk=(1, 5)');
     expect(text).not.toContain('OneCycleLR');
+  });
+
+  it('the paper recipe gives both ViTs the same regularisation: no EMA, no drop path (docs/PRETRAIN.md)', () => {
+    const render = (name: string, recipe: PretrainExperiment['recipe']) =>
+      renderMmpretrainConfig(experiment(name, { recipe }), { data: layout, toolVersion: 't' }).replace(/\s+/g, ' ');
+    for (const name of ['vit-s', 'vit-s-spatialk', 'vit-b', 'vit-b-vanillak']) {
+      const paper = render(name, 'paper');
+      expect(paper, name).not.toContain('EMAHook');
+      expect(paper, name).toMatch(/drop_path_rate=0(\.0)?[,) ]/); // 0.0 (the literal writer prints 0)
+    }
+    // stock keeps mmpretrain's: DeiT-B's EMA and its inherited drop path (not written)
+    expect(render('vit-b', 'stock')).toContain("type='EMAHook'");
+    expect(render('vit-b', 'stock')).not.toContain('drop_path_rate');
+  });
+
+  it('Table 2: pretrain --backbone vit-b-vanillak --charts 4|8 --cb-mode none', async () => {
+    for (const charts of [4, 8]) {
+      const opts = { backbone: 'vit-b-vanillak', charts, data: '/data/imagenet', seed: 0, amp: false, tf32: false, cfgOptions: [], tensorboard: false, cbMode: 'none' };
+      const exp = pretrainExperimentFrom(opts as unknown as Parameters<typeof pretrainExperimentFrom>[0]);
+      expect(exp.cbMode).toBe('none');
+      const text = renderMmpretrainConfig(exp, { data: layout, toolVersion: 't' }).replace(/\s+/g, ' ');
+      expect(text).toContain(`num_charts=${charts}, key_kwargs=dict(cb_mode='none')`);
+    }
+  });
+
+  it("report labels a run without CB ('no CB'), and one with per-location CB", () => {
+    const run = (experiment: Record<string, unknown>): RunData => ({
+      dir: '/r',
+      label: 'r',
+      identity: { backboneName: 'vit-b-vanillak', keyType: 'vanillak', numCharts: 4, maxEpochs: 300, experiment },
+      sessions: [],
+      train: [],
+      evals: [],
+    });
+    const task = TASKS.classification as unknown as Parameters<typeof configLabel>[0];
+    expect(configLabel(task, run({ recipe: 'paper', cb_mode: 'none' }))).toBe('vit-b-vanillak, 4 charts, no CB, paper 300e');
+    expect(configLabel(task, run({ recipe: 'paper', cb_mode: 'per_location' }))).toBe('vit-b-vanillak, 4 charts, per-location CB, paper 300e');
+    expect(configLabel(task, run({ recipe: 'paper' }))).toBe('vit-b-vanillak, 4 charts, paper 300e');
   });
 });
 

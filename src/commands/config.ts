@@ -52,7 +52,8 @@ Examples:
       const charts = experimentCharts(exp);
       if (charts === null && cmd.getOptionValueSource('charts') === 'cli') logger.warn(`--charts has no effect on ${exp.backbone.name} (linear key)`);
       const dataset = await datasetLayout(exp, { check: false });
-      const generatedBy = configCommandLine(exp);
+      // --cb-mode, which configCommandLine does not spell out yet, appended (the config depends on it)
+      const generatedBy = configCommandLine(exp) + (exp.cbMode !== undefined ? ` --cb-mode ${exp.cbMode}` : '');
       const source = await withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited, generatedBy }));
       const summary = { backbone: exp.backbone.name, charts, schedule: exp.schedule };
       if (!opts.out) {

@@ -5,6 +5,9 @@ import { z } from 'zod';
 import {
   ATTN_IMPLS,
   BACKBONE_NAMES,
+  BACKBONE_VARIANTS,
+  CB_KEY_TYPES,
+  CB_MODES,
   KEY_ORDERS,
   DEFAULT_CHARTS,
   MAX_CHARTS,
@@ -17,6 +20,7 @@ import {
   experimentFields,
   parseCfgOptionPairs,
   parseDataSpec,
+  type CbMode,
   type Experiment,
 } from '../core/experiment.js';
 import { describePath } from '../core/dataset.js';
@@ -89,6 +93,7 @@ export function addExperimentOptions(cmd: Command): Command {
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone, dynamic loss scaling) or bf16')
     .option(ATTN_IMPL_FLAG[0], ATTN_IMPL_FLAG[1])
     .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
+    .option(CB_MODE_FLAG[0], CB_MODE_FLAG[1])
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false);
@@ -103,6 +108,23 @@ export const KEY_ORDER_FLAG = [
   '--key-order <order>',
   `how the manifold key computes (same function): ${KEY_ORDERS.join(' | ')} (fast: folded where it saves FLOPs, the default; auto: the faster order per shape, measured once on the device)`,
 ] as const;
+/** `--cb-mode` (config, train, pretrain): the key's context broadcasting, as `key_kwargs.cb_mode` of the backbone. */
+export const CB_MODE_FLAG = [
+  '--cb-mode <mode>',
+  `context broadcasting of the KUA / VanillaK key: ${CB_MODES.join(' | ')} (eq4: the paper's Eq. 4, the default; none: Table 2's VanillaK without CB)`,
+] as const;
+
+/**
+ * `--cb-mode` checked against the backbone (exit 2, one line): only the keys with CB take it;
+ * `accepted` names the backbones that do (of the same command and family).
+ */
+export function checkCbMode(cbMode: CbMode | undefined, backbone: { name: string; keyType: string }, accepted: readonly string[]): CbMode | undefined {
+  if (cbMode === undefined || CB_KEY_TYPES.includes(backbone.keyType)) return cbMode;
+  throw new BadInputError(
+    `--cb-mode ${cbMode} with --backbone ${backbone.name}: only the keys with context broadcasting take it (accepted: ${accepted.join(', ')})`,
+  );
+}
+
 export const TF32_FLAG = ['--tf32', 'allow TF32 tensor cores in float32 matmuls and convolutions on CUDA (no effect on CPU)'] as const;
 
 /** `--tensorboard` (config, train, pretrain). */
@@ -139,6 +161,7 @@ export const experimentOptionsSchema = z.object({
     .optional(),
   attnImpl: experimentFields.attnImpl,
   keyOrder: experimentFields.keyOrder,
+  cbMode: experimentFields.cbMode,
   tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
@@ -176,8 +199,10 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     }
   }
   const cfgOptions = cfgOptionPairs(o.cfgOptions);
+  const backbone = backboneVariant(o.backbone);
+  const cbMode = checkCbMode(o.cbMode, backbone, BACKBONE_VARIANTS.filter((v) => CB_KEY_TYPES.includes(v.keyType)).map((v) => v.name));
   return {
-    backbone: backboneVariant(o.backbone),
+    backbone,
     charts: o.charts,
     schedule: o.schedule ?? defaultSchedule(data),
     data,
@@ -193,5 +218,6 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     attnImpl: o.attnImpl,
     keyOrder: o.keyOrder,
     tf32: o.tf32,
+    ...(cbMode !== undefined ? { cbMode } : {}),
   };
 }

@@ -1,13 +1,14 @@
 import { Command, Option } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { experimentFields, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
+import { CB_KEY_TYPES, experimentFields, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
 import {
   DEMO_PRETRAIN,
   PAPER_IMG_SIZE,
   PAPER_PRETRAIN,
   PRETRAIN_NAMES,
   PRETRAIN_RECIPES,
+  PRETRAIN_VARIANTS,
   pretrainVariant,
   type ClassificationDataSpec,
   type PretrainExperiment,
@@ -18,7 +19,7 @@ import { shellPath } from '../utils/paths.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { ATTN_IMPL_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
+import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, checkCbMode, refuseUnregisteredTypes } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -34,6 +35,7 @@ const pretrainOptionsSchema = launchOptionsSchema.extend({
   amp: experimentFields.amp,
   attnImpl: experimentFields.attnImpl,
   keyOrder: experimentFields.keyOrder,
+  cbMode: experimentFields.cbMode,
   tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
@@ -57,6 +59,11 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
       `--attn-impl ${o.attnImpl} with --backbone ${backbone.name}: it chooses Swin-T's window attention; mmpretrain's ViT attention already runs torch's fused scaled_dot_product_attention`,
     );
   }
+  const cbMode = checkCbMode(
+    o.cbMode,
+    backbone,
+    PRETRAIN_VARIANTS.filter((v) => v.family === backbone.family && CB_KEY_TYPES.includes(v.keyType)).map((v) => v.name),
+  );
   const imgSize = o.imgSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.imgSize : PAPER_IMG_SIZE);
   if (backbone.family !== 'swin-t' && imgSize % 16 !== 0) {
     throw new BadInputError(`--img-size ${imgSize}: ${backbone.name} cuts the image into 16 x 16 patches (accepted: a multiple of 16, e.g. 64 or 224)`);
@@ -77,6 +84,7 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     attnImpl: o.attnImpl,
     keyOrder: o.keyOrder,
     tf32: o.tf32,
+    ...(cbMode !== undefined ? { cbMode } : {}),
   };
 }
 
@@ -107,6 +115,7 @@ export const pretrainCommand = addLaunchOptions(
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone) or bf16')
     .option(ATTN_IMPL_FLAG[0], `${ATTN_IMPL_FLAG[1]}; Swin-T only`)
     .option(KEY_ORDER_FLAG[0], KEY_ORDER_FLAG[1])
+    .option(CB_MODE_FLAG[0], CB_MODE_FLAG[1])
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
@@ -127,6 +136,7 @@ Examples:
   mkey-det pretrain --backbone vit-s-vanillak --data demo --max-epochs 3
   mkey-det pretrain --backbone swin-t-spatialk --data /data/imagenet --gpus 4         # Table 1's row (paper recipe)
   mkey-det pretrain --backbone vit-b-vanillak --charts 4 --data /data/imagenet --gpus 4 --recipe stock
+  mkey-det pretrain --backbone vit-b-vanillak --charts 4 --cb-mode none --data /data/imagenet --gpus 4   # Table 2's row
   mkey-det pretrain --data /data/imagenet --gpus 4 --attn-impl sdpa --key-order auto --tf32   # GPU fast paths
   mkey-det pretrain --data demo --nproc-per-node 2               # the multi-GPU path on 2 CPU processes (gloo)
   mkey-det pretrain --work-dir work_dirs/pretrain-swin-t-spatialk-c8-demo-demo-s0 --resume`,

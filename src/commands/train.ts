@@ -16,7 +16,7 @@ import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } f
 const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
 
 /** Experiment options that describe what `--config FILE` already says (refused together with it). */
-const SET_BY_CONFIG = ['schedule', 'data', 'batchSize', 'seed', 'pretrained', 'maxEpochs', 'maxIters', 'imgScale'] as const;
+const SET_BY_CONFIG = ['schedule', 'data', 'batchSize', 'seed', 'pretrained', 'maxEpochs', 'maxIters', 'imgScale', 'cbMode'] as const;
 const flagOf = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** `train --config FILE`: checks the file and what may be given with it, then trains it. */

@@ -104,6 +104,20 @@ export type AttnImpl = (typeof ATTN_IMPLS)[number];
 export const KEY_ORDERS = ['paper', 'fast', 'auto'] as const;
 export type KeyOrder = (typeof KEY_ORDERS)[number];
 
+/**
+ * `--cb-mode`: the context broadcasting (CB) of the keys that have it (`key_kwargs.cb_mode` of
+ * the backbones): `eq4` (the paper's Eq. 4, the keys' default), `per_location` (the prose's
+ * reading) or `none` (Table 2's "VanillaK without CB": no CB, no `gamma2`). Python's `CB_MODES`
+ * (python_shim/mkey_det/models/keys/base.py) is the same list and checks it again.
+ */
+export const CB_MODES = ['eq4', 'per_location', 'none'] as const;
+export type CbMode = (typeof CB_MODES)[number];
+/**
+ * The key types that take `cb_mode`: the keys with CB (`CBModeMixin` in Python: KUA, VanillaK).
+ * test/config.test.ts checks this list against the key modules.
+ */
+export const CB_KEY_TYPES: readonly string[] = ['kua', 'vanillak'];
+
 export const LAUNCHERS = ['none', 'pytorch', 'slurm'] as const;
 export type Launcher = (typeof LAUNCHERS)[number];
 
@@ -150,6 +164,8 @@ export interface Experiment {
   keyOrder?: KeyOrder;
   /** Allow TF32 for float32 matmuls and convolutions on CUDA (`MkeyTF32Hook`). */
   tf32?: boolean;
+  /** The key's context broadcasting (`--cb-mode`, KUA / VanillaK only); undefined: the key's default (`eq4`), unwritten. */
+  cbMode?: CbMode;
 }
 
 /** The hook `--tf32` puts first in a config's `custom_hooks` (registered by mkey_det in mmdet's HOOKS). */
@@ -164,6 +180,7 @@ export const experimentFields = {
   launcher: z.enum(LAUNCHERS, { message: `accepted: ${LAUNCHERS.join(', ')}` }),
   attnImpl: z.enum(ATTN_IMPLS, { message: `accepted: ${ATTN_IMPLS.join(', ')}` }).optional(),
   keyOrder: z.enum(KEY_ORDERS, { message: `accepted: ${KEY_ORDERS.join(', ')}` }).optional(),
+  cbMode: z.enum(CB_MODES, { message: `accepted: ${CB_MODES.join(', ')}` }).optional(),
   tf32: z.boolean().default(false),
   /** `--amp` alone means fp16 (commander gives `true`), as MMDetection's own `--amp`. */
   amp: z

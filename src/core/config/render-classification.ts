@@ -5,7 +5,7 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { ampOptimWrapper, customImports, fastPathFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
+import { ampOptimWrapper, customImports, fastPathFields, keyKwargsFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
 import { TENSORBOARD_VISUALIZER, experimentCharts } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
@@ -46,6 +46,7 @@ function swinBackbone(exp: PretrainExperiment): Dict {
     key_type: exp.backbone.keyType,
     num_charts: experimentCharts(exp) ?? undefined,
     ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
+    ...keyKwargsFields(exp.cbMode),
     init_cfg: null,
   };
 }
@@ -59,7 +60,10 @@ function vitBackbone(exp: PretrainExperiment): Dict {
     num_charts: experimentCharts(exp) ?? undefined,
     // no attn_impl: mmpretrain's ViT attention already runs torch's scaled_dot_product_attention
     ...fastPathFields({ keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
-    ...(exp.recipe === 'demo' ? { drop_path_rate: 0.0 } : {}),
+    ...keyKwargsFields(exp.cbMode),
+    // stock: DeiT's own drop path (DeiT-S none, DeiT-B 0.1); paper and demo: none for both ViTs
+    // (vit-pytorch, the paper's ViTs, has no stochastic depth; docs/PRETRAIN.md)
+    ...(exp.recipe === 'stock' ? {} : { drop_path_rate: 0.0 }),
   };
 }
 
@@ -97,6 +101,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
       family: exp.backbone.family,
       key_type: exp.backbone.keyType,
       charts: experimentCharts(exp),
+      ...(exp.cbMode !== undefined ? { cb_mode: exp.cbMode } : {}),
       recipe: exp.recipe,
       data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
       img_size: exp.imgSize,
@@ -190,7 +195,8 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
   if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
-  const stockHooks = isDemo ? [] : family.stockHooks.map((h) => ({ ...h }));
+  // the stock recipe keeps mmpretrain's hooks (DeiT-B's EMA); section 5's protocol (Swin's) has no EMA
+  const stockHooks = exp.recipe === 'stock' ? family.stockHooks.map((h) => ({ ...h })) : [];
   body.push(['custom_hooks', withTf32Hook(exp.tf32, [...stockHooks, { type: 'mmdet.MkeyProgressHook', interval: isDemo ? 2 : 20 }], 'mmdet.')]);
   body.push(['auto_scale_lr', { enable: false }]);
   return mergeAssignments(body, exp.cfgOptions, opts.inherited);

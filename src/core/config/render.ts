@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, fromPythonJson, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, experimentCharts, type AmpDtype, type AttnImpl, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, experimentCharts, type AmpDtype, type AttnImpl, type CbMode, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -147,6 +147,14 @@ export function fastPathFields(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; ma
   };
 }
 
+/**
+ * `--cb-mode` as the backbone's `key_kwargs` (`SwinTransformerMKey`, `VisionTransformerMKey`):
+ * written only when given, so a config without it keeps the key's default (`eq4`) and reads as before.
+ */
+export function keyKwargsFields(cbMode: CbMode | undefined): { [k: string]: PyValue } {
+  return cbMode !== undefined ? { key_kwargs: { cb_mode: cbMode } } : {};
+}
+
 /** `custom_hooks` of a generated config: `--tf32`'s hook first, then the given ones. */
 export function withTf32Hook(tf32: boolean | undefined, hooks: PyValue[], scope = ''): PyValue[] {
   return tf32 ? [{ type: `${scope}${TF32_HOOK}` }, ...hooks] : hooks;
@@ -204,6 +212,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
       backbone: exp.backbone.name,
       key_type: exp.backbone.keyType,
       charts: experimentCharts(exp),
+      ...(exp.cbMode !== undefined ? { cb_mode: exp.cbMode } : {}),
       schedule: exp.schedule,
       data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
       batch_size: exp.batchSize,
@@ -217,6 +226,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     key_type: exp.backbone.keyType,
     num_charts: experimentCharts(exp) ?? undefined,
     ...fastPathFields({ attnImpl: exp.attnImpl, keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
+    ...keyKwargsFields(exp.cbMode),
     init_cfg: exp.pretrained ? { type: 'Pretrained', checkpoint: exp.pretrained } : null,
   };
   const model: Dict = { backbone };

@@ -4,7 +4,7 @@
  * the same manifest as detection (the Python key registry); the families are the paper's hosts.
  */
 import { KEY_VARIANT_MANIFEST } from '../key-variants.generated.js';
-import type { AmpDtype, AttnImpl, KeyOrder, KeyType } from '../experiment.js';
+import type { AmpDtype, AttnImpl, CbMode, KeyOrder, KeyType } from '../experiment.js';
 
 /**
  * The paper's classification backbones. `swin-t` is the same registered class detection uses
@@ -90,6 +90,8 @@ export interface PretrainExperiment {
   keyOrder?: KeyOrder;
   /** Allow TF32 on CUDA (`--tf32`). */
   tf32?: boolean;
+  /** The key's context broadcasting (`--cb-mode`, KUA / VanillaK only); undefined: the key's default (`eq4`), unwritten. */
+  cbMode?: CbMode;
 }
 
 /** The paper's input side (Tables 1-2 are at 224 x 224). */

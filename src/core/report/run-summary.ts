@@ -87,8 +87,8 @@ export function scheduleLabel(task: TaskOf<Shape>, run: RunData): string | undef
 }
 
 /**
- * e.g. `swin-t-spatialk, 8 charts, short 12e` or `swin-t-spatialk, 2 charts, demo 2it, 64px`:
- * backbone, charts, recipe and loop length, the input size when not 224; falls back to the
+ * e.g. `swin-t-spatialk, 8 charts, short 12e`, `swin-t-spatialk, 2 charts, demo 2it, 64px` or
+ * `vit-b-vanillak, 4 charts, no CB, paper 300e`: backbone, charts, CB mode (`--cb-mode`), recipe and loop length, the input size when not 224; falls back to the
  * backbone type, then the run label.
  */
 export function configLabel(task: TaskOf<Shape>, run: RunData): string {
@@ -97,6 +97,10 @@ export function configLabel(task: TaskOf<Shape>, run: RunData): string {
   if (!name) return run.label;
   const parts = [name];
   if (id.numCharts && id.keyType !== 'linear') parts.push(`${id.numCharts} charts`);
+  // `--cb-mode` (Table 2's `none`); `eq4` is the keys' default, not named
+  const cb = experimentField(task, run, 'cb_mode') ?? experimentField(task, run, 'cbMode');
+  if (cb === 'none') parts.push('no CB');
+  else if (cb === 'per_location') parts.push('per-location CB');
   const sched = scheduleLabel(task, run);
   if (sched) parts.push(sched);
   const size = int(id.experiment?.img_size) ?? int(recordExperiment(task, run).imgSize);
