@@ -298,5 +298,58 @@ describe('mkey-det analyze attention', () => {
         expect(res.stderr.split('\n')[0]).toMatch(msg);
       }
     });
+
+    it('rolls the attention out through the layers by default (Fig. 2), --method block draws one layer', async () => {
+      const rolled = await runCli(['analyze', 'attention', vitRun, mkeyRun, '--image', image, '--labels', 'vit,spatialk']);
+      expect(rolled.exitCode, rolled.stderr).toBe(0);
+      expect(rolled.stdout).toMatch(/vit: layer 1 of 0\.\.1, 2 heads, the class token over 4x4 patches of 8 px \(17 tokens\): joint attention, rolled out through layers 0\.\.1/);
+      const [roll, block] = await Promise.all(
+        [[], ['--method', 'block']].map(async (extra) => {
+          const res = await runCli(['analyze', 'attention', vitRun, '--image', image, '--json', ...extra]);
+          expect(res.exitCode, res.stderr).toBe(0);
+          return JSON.parse(res.stdout) as VitBody & { method: string; images: { models: { method: string }[] }[] };
+        }),
+      );
+      expect([roll!.method, roll!.images[0]!.models[0]!.method]).toEqual(['rollout', 'rollout']);
+      expect([block!.method, block!.images[0]!.models[0]!.method]).toEqual(['block', 'block']);
+      const r = roll!.images[0]!.models[0]!;
+      const b = block!.images[0]!.models[0]!;
+      for (const m of [r, b]) {
+        for (const [h, map] of m.class_maps.entries()) expect(map.flat().reduce((x, y) => x + y, 0) + m.head_stats[h]!.self).toBeCloseTo(1, 4);
+      }
+      // the identity term of every layer: the joint attention keeps more on the class token itself
+      expect(r.head_stats.every((st, h) => st.self > b.head_stats[h]!.self)).toBe(true);
+      expect(r.class_maps).not.toEqual(b.class_maps);
+
+      const cases: [string[], RegExp][] = [
+        [['analyze', 'attention', stockCkpt, '--image', image, '--method', 'rollout'], /^error: --method rollout is for ViTs: a Swin's shifted windows have no global token/],
+        [['analyze', 'attention', vitRun, '--image', image, '--method', 'mean'], /^error: invalid --method "mean": accepted: rollout, block/],
+      ];
+      for (const [args, msg] of cases) {
+        const res = await runCli(args);
+        expect(res.exitCode, `${args.join(' ')}\n${res.stderr}`).toBe(2);
+        expect(res.stderr.split('\n')[0]).toMatch(msg);
+      }
+    });
+
+    it('analyze qk takes ViT runs: every block over all 17 tokens, the class token included', async () => {
+      const res = await runCli(['analyze', 'qk', vitRun, mkeyRun, '--labels', 'vit,spatialk', '--json']);
+      expect(res.exitCode, res.stderr).toBe(0);
+      const body = JSON.parse(res.stdout) as { backbone: string; models: { backbone: string; key_type: string; layers: (Layer & { tokens: number; width: number })[] }[] };
+      expect(body.backbone).toBe('vit');
+      expect(body.models.map((m) => [m.backbone, m.key_type])).toEqual([['vit', 'linear'], ['vit', 'spatialk']]);
+      for (const m of body.models) {
+        expect(m.layers.map((l) => [l.stage, l.block, l.tokens, l.width, l.heads.length])).toEqual([[0, 0, 17, 32, 2], [0, 1, 17, 32, 2]]);
+        for (const l of m.layers) for (const h of l.heads) expect(h.singular_values).toHaveLength(16); // the head dimension
+      }
+      expect(body.models[0]!.layers.every((l) => l.off_zero_offset_share === 0)).toBe(true);
+      expect(body.models[1]!.layers.every((l) => l.off_zero_offset_share > 0)).toBe(true);
+      const table = await runCli(['analyze', 'qk', vitRun, mkeyRun, '--labels', 'vit,spatialk']);
+      expect(table.exitCode, table.stderr).toBe(0);
+      expect(table.stdout).toMatch(/\| layer \| tokens \| width \| vit: similarity mean \(min\.\.max\) \|/);
+      const mixed = await runCli(['analyze', 'qk', vitRun, runDir]);
+      expect(mixed.exitCode).toBe(2);
+      expect(mixed.stderr.split('\n')[0]).toMatch(/^error: analyze qk compares models of one kind \(vit-run is a ViT, spatialk-run is a Swin\)/);
+    });
   });
 });

@@ -160,7 +160,8 @@ def test_attention_entry_two_vit_runs_side_by_side(tmp_path):
                                               _write_vit_run(tmp_path, 'spatialk', 2))
     png = str(tmp_path / 'out' / 'attention-1-img.png')
     sources = [dict(path=base, label='vit'), dict(path=mkey, label='spatialk')]
-    res = attention(sources, [str(img)], pngs=[png])
+    # one block's own class-token row (the rollout default: test_analysis_rollout.py)
+    res = attention(sources, [str(img)], pngs=[png], method='block')
     assert res['backbone'] == 'vit'
     assert [(m['label'], m['backbone'], m['key_type'], m['charts']) for m in res['models']] == [
         ('vit', 'vit', 'linear', None), ('spatialk', 'vit', 'spatialk', 2)]

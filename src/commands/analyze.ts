@@ -23,10 +23,11 @@ const f2 = (v: number): string => (v >= 0 ? ' ' : '') + v.toFixed(2);
 
 /** Per layer: each model's mean similarity (min..max over heads) and its key's off-offset share. */
 function qkTable(res: QkResult): string {
-  const head = ['layer', 'stage.block', 'width'];
+  const vit = res.backbone === 'vit';
+  const head = ['layer', vit ? 'tokens' : 'stage.block', 'width'];
   for (const m of res.models) head.push(`${m.label}: similarity mean (min..max)`, `${m.label}: off-offset`);
   const rows = res.models[0]!.layers.map((l, i) => {
-    const row = [String(l.layer), `${l.stage}.${l.block}`, String(l.width)];
+    const row = [String(l.layer), vit ? String(l.tokens ?? '-') : `${l.stage}.${l.block}`, String(l.width)];
     for (const m of res.models) {
       const x = m.layers[i];
       if (!x) {
@@ -43,8 +44,8 @@ function qkTable(res: QkResult): string {
 }
 
 const qkCommand = new Command('qk')
-  .description("per layer and head, the singular values of the query-key interaction scale * W_q^T W_k and its similarity (seed 001: sum s_r cos(u_r, v_r) / sum s_r; > 0 attends to similar tokens, < 0 to dissimilar ones); for a manifold key, its folded key at zero token offset")
-  .argument('<paths...>', 'run directories (a --work-dir of mkey-det train) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key)')
+  .description("per layer and head, the singular values of the query-key interaction scale * W_q^T W_k and its similarity (seed 001: sum s_r cos(u_r, v_r) / sum s_r; > 0 attends to similar tokens, < 0 to dissimilar ones); for a manifold key, its folded key at zero token offset. Swin (window attention, N = 49) or ViT (every block over all N tokens, the class token included: 197 at 224 px)")
+  .argument('<paths...>', 'run directories (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): all Swin or all ViT')
   .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
   .option('-o, --out <dir>', 'write qk.json (every singular value) and qk.png (similarity per layer, all models) here')
   .option('--force', 'overwrite qk.json / qk.png in --out', false)
@@ -60,9 +61,10 @@ A run folder's config.py is Python that MMDetection executes to build the model,
 MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
 
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
-checkpoint that does not fit its config), 3 Python not set up.
+checkpoint that does not fit its config, a Swin and a ViT in one call), 3 Python not set up.
 
 Examples:
+  mkey-det analyze qk work_dirs/pretrain-vit-s-demo-demo-s0 work_dirs/pretrain-vit-s-vanillak-c8-demo-demo-s0 --labels vit-s,vanillak
   mkey-det analyze qk work_dirs/swin-t-short-demo-s0 work_dirs/swin-t-spatialk-c8-short-demo-s0 --out qk/
   mkey-det analyze qk swin_tiny_patch4_window7_224.pth --json | jq '.models[0].layers[].similarity_mean'`,
   )
@@ -74,6 +76,8 @@ Examples:
       if (!opts.json && res.plot) logger.success(`wrote ${res.json} and ${res.plot}`);
     }),
   );
+
+const ATTENTION_METHODS = ['rollout', 'block'] as const;
 
 const attentionOptionsSchema = z.object({
   paths: z.array(z.string().min(1)).min(1, 'give a run directory or checkpoint'),
@@ -89,6 +93,7 @@ const attentionOptionsSchema = z.object({
     return [nums[0]!, nums[1]!];
   }).optional(),
   size: intOption('--size', 32, 4096).optional(),
+  method: z.enum(ATTENTION_METHODS, { message: `accepted: ${ATTENTION_METHODS.join(', ')}` }).optional(),
   out: z.string().min(1).optional(),
   force: z.boolean().default(false),
   json: z.boolean().default(false),
@@ -108,10 +113,12 @@ function swinImageText(models: AttentionMaps[]): string[] {
   return [...lines, '', markdownTable(head, rows, (t) => t !== 'head')];
 }
 
-/** ViT, per image: the models' blocks, then per head each model's class-token numbers. */
+/** ViT, per image: the models' blocks (or the rollout up to one), then per head each model's class-token numbers. */
 function vitImageText(models: VitAttentionMaps[]): string[] {
   const lines = models.map(
-    (r) => `  ${r.label}: layer ${r.layer} of 0..${r.layers - 1}, ${r.heads} heads, the class token over ${r.grid.join('x')} patches of ${r.stride} px (${r.tokens} tokens)`,
+    (r) =>
+      `  ${r.label}: layer ${r.layer} of 0..${r.layers - 1}, ${r.heads} heads, the class token over ${r.grid.join('x')} patches of ${r.stride} px (${r.tokens} tokens)` +
+      (r.method === 'rollout' ? `: joint attention, rolled out through layers 0..${r.layer} (heads averaged below layer ${r.layer}, kept per head at it)` : ": the layer's own attention"),
   );
   const head = ['head'];
   for (const r of models) head.push(`${r.label}: entropy`, `${r.label}: self`, `${r.label}: max`, `${r.label}: max at`);
@@ -146,12 +153,13 @@ function attentionText(res: AttentionResult): string {
 }
 
 const attentionCommand = new Command('attention')
-  .description("per-head attention maps of one attention block drawn over images (the paper's Fig. 2), as the block computes them; two models side by side. Swin: for a query location, what it attends to in its window, and what every location receives summed over queries (the block's own softmax: shifted windows, padding and any key order or folding included). ViT: the class token's attention over the patch grid")
+  .description("per-head attention maps drawn over images (the paper's Fig. 2), as the blocks compute them; two models side by side. Swin: one block, for a query location, what it attends to in its window, and what every location receives summed over queries (the block's own softmax: shifted windows, padding and any key order or folding included). ViT: the class token's joint attention per head over the patch grid (attention rollout through the layers; --method block: one layer's own)")
   .argument('<paths...>', 'one or two run directories (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): baseline first; all Swin or all ViT')
   .requiredOption('--image <files...>', 'image files or folders (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)')
   .option('--layer <n>', 'attention layer, 0-based (default: the last): Swin, in depth order over all stages as in analyze qk; ViT, its block')
   .option('--query <x,y>', 'Swin: the location whose attention is drawn, in pixels of the image files (default: the centre); refused for a ViT (the class token has no location)')
   .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
+  .option('--method <method>', "ViT: rollout (the default: per head, the joint attention of the class token, attention rollout through layers 0..--layer with the residual identity, earlier layers' heads averaged, as the paper's Fig. 2 draws it) or block (the attention of layer --layer alone); a Swin takes block only (its window attention: no global token to roll out)")
   .option('--size <px>', "Swin: longer side of the image as fed (default 224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale). ViT: side of the square centre crop fed (default: the model's img_size; a manifold key takes only that)")
   .option('-o, --out <dir>', 'write attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png) here')
   .option('--force', 'overwrite attention.json / the PNGs in --out', false)
@@ -163,34 +171,37 @@ Definitions (docs/ANALYZE.md). Swin: query map = per head, the attention probabi
 query location over the keys of its (possibly shifted) window, as the block's softmax gives
 them; received map = per head, for every location, the attention it receives summed over the
 real queries of its window. Grid rows: query maps then received maps, one row block per model.
-ViT: class map = per head, the class token's row of the attention probabilities without its own
-column, over the patch grid (14x14 at 224 px); its share to itself is reported as "self".
+ViT: class map = per head, the class token's row without its own column, over the patch grid
+(14x14 at 224 px); its share to itself is reported as "self". --method rollout (default): the
+row of the joint attention J_h = (0.5 P_L,h + 0.5 I) R, R = product over l < L of
+(0.5 mean_h P_l,h + 0.5 I) (Abnar & Zuidema 2020; rows renormalised; L = --layer), the mean
+column the classic rollout; --method block: the row of P_L,h alone.
 Grid rows: one per model. Every head is coloured to its own maximum.
 A run folder's config.py is Python that MMDetection executes to build the model, like any
 MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
 
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
 checkpoint that does not fit its config, an unreadable image, a layer out of range, --query
-for a ViT, a Swin and a ViT in one call), 3 Python not set up.
+for a ViT, --method rollout for a Swin, a Swin and a ViT in one call), 3 Python not set up.
 
 Examples:
   mkey-det analyze attention work_dirs/swin-t-short-demo-s0 work_dirs/swin-t-spatialk-c8-short-demo-s0 --image demo.jpg --labels swin-t,spatialk --out attn/
   mkey-det analyze attention swin_tiny_patch4_window7_224.pth --image cat.jpg --layer 5 --query 120,80 -o attn/
   mkey-det analyze attention work_dirs/kua-run --image photos/ --size 800 --json | jq '.images[].models[0].head_stats[].entropy'
   mkey-det analyze attention work_dirs/pretrain-vit-s-paper-custom-s0 work_dirs/pretrain-vit-s-vanillak-c8-paper-custom-s0 --image cat.jpg --labels vit-s,vanillak --out attn-vit/
-  mkey-det analyze attention work_dirs/pretrain-vit-s-demo-demo-s0 --image photos/ --layer 5 --json | jq '.images[].models[0].head_stats[].self'`,
+  mkey-det analyze attention work_dirs/pretrain-vit-s-demo-demo-s0 --image photos/ --method block --layer 5 --json | jq '.images[].models[0].head_stats[].self'`,
   )
   .action(
     guardedAction(async (paths: string[], raw: Record<string, unknown>) => {
       const opts = parseOptions(attentionOptionsSchema, { ...raw, paths });
-      const res = await analyzeAttention({ paths: opts.paths, images: opts.image, labels: opts.labels, layer: opts.layer, query: opts.query, size: opts.size, out: opts.out, force: opts.force });
+      const res = await analyzeAttention({ paths: opts.paths, images: opts.image, labels: opts.labels, layer: opts.layer, query: opts.query, size: opts.size, method: opts.method, out: opts.out, force: opts.force });
       emit({ ok: true, ...res }, opts, () => attentionText(res));
       if (!opts.json && res.json) logger.success(`wrote ${res.json} and ${res.images.length} PNG grid(s)`);
     }),
   );
 
 export const analyzeCommand = new Command('analyze')
-  .description("look inside a trained backbone's attention: the query-key interaction per head (qk, Swin), per-head attention maps over images (attention: Swin windows, a ViT's class token)")
+  .description("look inside a trained backbone's attention: the query-key interaction per head (qk: Swin, ViT), per-head attention maps over images (attention: Swin windows, a ViT's class token rolled out through the layers)")
   .addHelpText(
     'after',
     `

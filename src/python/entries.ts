@@ -200,6 +200,8 @@ export const ENTRIES = {
       query: z.tuple([z.number(), z.number()]).nullable(),
       size: int.nullable(),
       pngs: z.array(str).nullable(),
+      /** ViT: rollout (null: the default) or block; a Swin takes block or null. */
+      method: z.enum(['rollout', 'block']).nullable(),
     }),
     reply: attentionReply,
     timeoutMs: 10 * MINUTE,

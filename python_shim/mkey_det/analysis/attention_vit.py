@@ -1,5 +1,11 @@
-"""The class token's attention per head of one ViT block over the image (the paper's Fig. 2, for
-ViT): mmpretrain's ``VisionTransformer`` and :class:`~mkey_det.models.backbones.VisionTransformerMKey`.
+"""The class token's attention per head of a ViT over the image (the paper's Fig. 2, for ViT):
+mmpretrain's ``VisionTransformer`` and :class:`~mkey_det.models.backbones.VisionTransformerMKey`.
+
+Two methods. ``'rollout'`` (:func:`joint_attention`, the default of ``analyze attention``; Fig. 2
+draws "the joint attention for each head"): attention rollout (Abnar & Zuidema 2020) through
+every block up to the chosen one, the earlier blocks' heads averaged and the chosen block kept
+per head (:func:`rollout` defines it). ``'block'`` (:func:`token_attention`): one block's own
+probabilities. Both read the probabilities as below.
 
 What is shown is what the block computes. mmpretrain's ``MultiheadAttention`` computes its
 softmax inside one fused call, ``attn.scaled_dot_product_attention(q, k, v)`` (torch's
@@ -13,7 +19,7 @@ the probabilities with its own scale, mask and dtype.
 For block ``layer`` with ``heads`` heads and ``N = extra + gh * gw`` tokens (the class token
 first, then any other extra token, then the patches row by row; ``gh x gw`` patches of
 ``stride`` pixels, 14 x 14 of 16 px at 224 px), with ``P[h, i, j]`` the probability that token
-``i`` gives token ``j``:
+``i`` gives token ``j`` (with ``'rollout'``: the joint attention ``J[h, i, j]`` instead):
 
 ``class map`` (per head)
     the class token's row without its own column, ``P[h, 0, extra:]``, as the ``gh x gw`` patch
@@ -26,7 +32,7 @@ attention to itself) and ``patch_share`` (the map's sum).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -63,10 +69,75 @@ class TokenAttention:
     layer: int
     layers: int
     stride: int            # input pixels per patch
+    #: 'block': ``probs`` are block ``layer``'s own; 'rollout': the joint attention of blocks
+    #: 0..``layer`` per head (:func:`rollout`)
+    method: str = 'block'
 
     @property
     def heads(self) -> int:
         return int(self.probs.shape[0])
+
+
+def _capture(backbone, image: torch.Tensor, indices: Sequence[int], stop: bool
+             ) -> Tuple[Dict[int, torch.Tensor], Tuple[int, int], int]:
+    """One forward pass of ``backbone`` on ``image``, the attention probabilities of the blocks
+    ``indices`` captured (see the module docstring): ``({block: (heads, N, N) float64}, patch
+    grid, stride)``. ``stop``: end the pass at the last of them (False: run it all)."""
+    check_one_image(image, 'token_attention')
+    last = max(indices)
+    seen: Dict[str, Any] = {}
+    probs: Dict[int, torch.Tensor] = {}
+    restore = []
+
+    def wrap(index: int, attn) -> None:
+        if not callable(getattr(attn, 'scaled_dot_product_attention', None)):
+            raise ValueError(f'block {index} ({type(attn).__name__}) has no '
+                             "scaled_dot_product_attention to capture: not mmpretrain's "
+                             'MultiheadAttention')
+        own = attn.__dict__.get('scaled_dot_product_attention')  # mmpretrain sets it per instance
+        compute = attn.scaled_dot_product_attention
+
+        def capture(q, k, v, *args, **kwargs):
+            n = k.shape[-2]
+            one_hot = torch.eye(n, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], n, n)
+            probs[index] = compute(q, k, one_hot.contiguous(), *args, **kwargs)[0].double()
+            if index == last:
+                seen['probs'] = True
+                if stop:
+                    raise _Captured
+            return compute(q, k, v, *args, **kwargs)
+
+        def undo() -> None:
+            if own is None:
+                del attn.scaled_dot_product_attention
+            else:
+                attn.scaled_dot_product_attention = own
+
+        attn.scaled_dot_product_attention = capture
+        restore.append(undo)
+
+    handle = backbone.patch_embed.register_forward_hook(
+        lambda _m, _i, out: seen.update(grid=tuple(int(s) for s in out[1])))
+
+    def remove_hooks() -> None:
+        handle.remove()
+        for undo in restore:
+            undo()
+
+    try:
+        for index in sorted(set(indices)):
+            wrap(index, backbone.layers[index].attn)
+    except Exception:
+        remove_hooks()
+        raise
+    run_until_captured(backbone, image, seen, remove_hooks, f'block {last} did not run its attention')
+    missing = sorted(set(indices) - set(probs))
+    if missing:
+        raise RuntimeError(f'blocks {missing} did not run their attention')
+    grid = seen['grid']
+    conv = backbone.patch_embed.projection
+    stride = int(conv.stride[0]) if hasattr(conv, 'stride') else int(image.shape[-2]) // grid[0]
+    return probs, grid, stride
 
 
 @torch.no_grad()
@@ -77,40 +148,54 @@ def token_attention(backbone, image: torch.Tensor, layer: Optional[int] = None,
     the forward pass at that block's attention (False: run the whole backbone)."""
     check_one_image(image, 'token_attention')
     index = pick_layer(backbone, layer)
-    attn = backbone.layers[index].attn
-    if not callable(getattr(attn, 'scaled_dot_product_attention', None)):
-        raise ValueError(f'block {index} ({type(attn).__name__}) has no scaled_dot_product_attention '
-                         "to capture: not mmpretrain's MultiheadAttention")
-    own = attn.__dict__.get('scaled_dot_product_attention')  # mmpretrain sets it per instance
-    compute = attn.scaled_dot_product_attention
-    seen: Dict[str, Any] = {}
-
-    def capture(q, k, v, *args, **kwargs):
-        n = k.shape[-2]
-        one_hot = torch.eye(n, dtype=v.dtype, device=v.device).expand(*v.shape[:-2], n, n)
-        seen['probs'] = compute(q, k, one_hot.contiguous(), *args, **kwargs)
-        if stop:
-            raise _Captured
-        return compute(q, k, v, *args, **kwargs)
-
-    handle = backbone.patch_embed.register_forward_hook(
-        lambda _m, _i, out: seen.update(grid=tuple(int(s) for s in out[1])))
-    def remove_hooks() -> None:
-        handle.remove()
-        if own is None:
-            del attn.scaled_dot_product_attention
-        else:
-            attn.scaled_dot_product_attention = own
-
-    attn.scaled_dot_product_attention = capture
-    run_until_captured(backbone, image, seen, remove_hooks, f'block {index} did not run its attention')
-    probs = seen['probs'][0].double()  # (heads, N, N)
-    grid = seen['grid']
-    extra = int(probs.shape[-1]) - grid[0] * grid[1]
-    conv = backbone.patch_embed.projection
-    stride = int(conv.stride[0]) if hasattr(conv, 'stride') else int(image.shape[-2]) // grid[0]
-    return TokenAttention(probs=probs, grid=grid, extra=extra, layer=index,
+    probs, grid, stride = _capture(backbone, image, [index], stop)
+    p = probs[index]  # (heads, N, N)
+    extra = int(p.shape[-1]) - grid[0] * grid[1]
+    return TokenAttention(probs=p, grid=grid, extra=extra, layer=index,
                           layers=len(backbone.layers), stride=stride)
+
+
+def residual_attention(probs: torch.Tensor) -> torch.Tensor:
+    """``A_hat = 0.5 * A + 0.5 * I`` with its rows renormalised to sum to 1 (Abnar & Zuidema
+    2020: the residual connection as attention to oneself); ``probs: (..., N, N)``."""
+    eye = torch.eye(probs.shape[-1], dtype=probs.dtype, device=probs.device)
+    a = 0.5 * probs + 0.5 * eye
+    return a / a.sum(-1, keepdim=True)
+
+
+def rollout(probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The joint attention per head of the last of ``probs`` (the attention probabilities of
+    blocks 0..L, each ``(heads, N, N)``, in depth order), attention rollout (Abnar & Zuidema
+    2020) with the last block kept per head::
+
+        R     = A_hat_{L-1} @ ... @ A_hat_0      A_hat_l = rows-normalised(0.5 * mean_h P_l[h] + 0.5 * I)
+        J[h]  = rows-normalised(0.5 * P_L[h] + 0.5 * I) @ R          (R = I when L = 0)
+
+    ``J[h, i, j]``: how much of token ``i``'s output at block ``L``, head ``h``, flows from
+    input token ``j`` through the attention of every block, the residual path included. Rows
+    sum to 1. The mean over the heads of ``J`` is the classic rollout (all blocks averaged):
+    ``J`` is linear in ``P_L[h]``. Returns ``(heads, N, N)``, float64."""
+    if not len(probs):
+        raise ValueError('rollout needs the attention of at least one block')
+    n = probs[0].shape[-1]
+    r = torch.eye(n, dtype=torch.float64, device=probs[0].device)
+    for p in probs[:-1]:
+        r = residual_attention(p.double().mean(0)) @ r
+    return residual_attention(probs[-1].double()) @ r
+
+
+@torch.no_grad()
+def joint_attention(backbone, image: torch.Tensor, layer: Optional[int] = None) -> TokenAttention:
+    """:func:`rollout` of blocks ``0..layer`` (None: the last) of ``backbone`` on ``image``, the
+    probabilities of every block captured in one forward pass as :func:`token_attention` does;
+    a :class:`TokenAttention` whose ``probs`` are the joint attention ``J`` per head."""
+    check_one_image(image, 'joint_attention')
+    index = pick_layer(backbone, layer)
+    probs, grid, stride = _capture(backbone, image, list(range(index + 1)), stop=True)
+    joint = rollout([probs[i] for i in range(index + 1)])
+    extra = int(joint.shape[-1]) - grid[0] * grid[1]
+    return TokenAttention(probs=joint, grid=grid, extra=extra, layer=index,
+                          layers=len(backbone.layers), stride=stride, method='rollout')
 
 
 def class_maps(ta: TokenAttention) -> torch.Tensor:
@@ -132,9 +217,10 @@ def _head_stats(ta: TokenAttention, maps: torch.Tensor) -> List[Dict[str, Any]]:
 
 
 def analyse_tokens(ta: TokenAttention) -> Dict[str, Any]:
-    """JSON-ready result of one ViT block on one image: layer, per-head numbers and maps."""
+    """JSON-ready result of one ViT block (or the joint attention up to it) on one image:
+    method, layer, per-head numbers and maps."""
     maps = class_maps(ta)
     return dict(
-        backbone='vit', layer=ta.layer, layers=ta.layers, heads=ta.heads, grid=list(ta.grid),
+        backbone='vit', method=ta.method, layer=ta.layer, layers=ta.layers, heads=ta.heads, grid=list(ta.grid),
         stride=ta.stride, tokens=int(ta.probs.shape[-1]), extra_tokens=ta.extra,
         head_stats=_head_stats(ta, maps), class_maps=[_grid(m, ta.grid) for m in maps])

@@ -25,22 +25,37 @@ spatial mixing the key does beyond the per-token product.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from ..models.keys.folded_ops import FoldedKeyTensors
 
 
-def _attention_weights(msa) -> tuple:
-    """``(W_q (C, C), folded key, scale)`` of a Swin ``WindowMSA`` (linear) or manifold-key one."""
+def _attention_scale(msa) -> float:
+    """The factor of ``q k^T``: a Swin ``WindowMSA``'s ``scale``; mmpretrain's
+    ``MultiheadAttention`` (a ViT) applies ``head_dims ** -0.5`` (its scaled dot product; also
+    with ``qk_scale`` set, which mmpretrain 1.x reads only as a switch to its Python version)."""
+    if hasattr(msa, 'scale'):
+        return float(msa.scale)
+    return float(msa.head_dims) ** -0.5
+
+
+def _attention_weights(msa, tokens: int) -> tuple:
+    """``(W_q (C, C), folded key, scale)`` of a Swin ``WindowMSA`` or a ViT's
+    ``MultiheadAttention`` (linear: ``tokens`` the N of its identity token mixing) or a
+    manifold-key one (its own N)."""
     qkv = msa.qkv
+    scale = _attention_scale(msa)
     if hasattr(qkv, 'key'):  # ManifoldQKV
-        return qkv.q.weight, qkv.key.fold(), float(msa.scale)
+        return qkv.q.weight, qkv.key.fold(), scale
     c = msa.embed_dims
     w = qkv.weight
-    eye = torch.eye(msa.window_size[0] * msa.window_size[1], dtype=w.dtype, device=w.device)
-    return w[:c], FoldedKeyTensors(eye.unsqueeze(0), w[c:2 * c].unsqueeze(0)), float(msa.scale)
+    if w.shape[1] != c:
+        raise ValueError(f'{type(msa).__name__}: input_dims {w.shape[1]} != embed_dims {c}: '
+                         'the query-key interaction is defined on one token embedding space')
+    eye = torch.eye(tokens, dtype=w.dtype, device=w.device)
+    return w[:c], FoldedKeyTensors(eye.unsqueeze(0), w[c:2 * c].unsqueeze(0)), scale
 
 
 def similarity(a: torch.Tensor, rank: int) -> tuple:
@@ -68,11 +83,17 @@ def similarity_of_factors(p: torch.Tensor, q: torch.Tensor) -> tuple:
     return s, (float((s * cos).sum()) / total if total > 0 else 0.0)
 
 
+def _window_tokens(msa) -> int:
+    """N of a Swin ``WindowMSA``: the tokens of one window."""
+    return int(msa.window_size[0] * msa.window_size[1])
+
+
 @torch.no_grad()
-def head_interactions(msa) -> Dict[str, Any]:
-    """Every head of one window attention: singular values and similarity of ``A_0`` (module
-    docstring), per-chart singular values, and the key's off-diagonal token-mixing share."""
-    w_q, folded, scale = _attention_weights(msa)
+def head_interactions(msa, tokens: Optional[int] = None) -> Dict[str, Any]:
+    """Every head of one attention (a Swin window attention, or a ViT block's, all ``tokens``
+    at once; None: the window's): singular values and similarity of ``A_0`` (module docstring),
+    per-chart singular values, and the key's off-diagonal token-mixing share."""
+    w_q, folded, scale = _attention_weights(msa, _window_tokens(msa) if tokens is None else tokens)
     w_q = w_q.detach().double()
     mix = folded.token_mix.detach().double()  # (H, N, N)
     charts = folded.weight.detach().double()  # (H, C, C)
@@ -90,12 +111,22 @@ def head_interactions(msa) -> Dict[str, Any]:
                      for c in range(charts.shape[0])] if charts.shape[0] > 1 else None
         out.append(dict(similarity=sim, singular_values=s.tolist(),
                         **({'chart_top_singular_values': per_chart} if per_chart else {})))
-    return dict(heads=out, charts=int(charts.shape[0]), off_zero_offset_share=off_zero,
+    return dict(heads=out, charts=int(charts.shape[0]), tokens=int(mix.shape[-1]),
+                off_zero_offset_share=off_zero,
                 similarity_mean=sum(h['similarity'] for h in out) / len(out))
 
 
 def backbone_interactions(backbone) -> List[Dict[str, Any]]:
-    """One entry per attention block of a Swin backbone, in depth order."""
+    """One entry per attention block of a Swin backbone (depth order over the stages) or of a ViT
+    (mmpretrain's ``VisionTransformer`` and ours: its blocks, ``stage`` 0, every block seeing
+    all N tokens, the class token included: 197 at 224 px with 16 px patches)."""
+    from .attention_vit import is_vit
+
+    if is_vit(backbone):
+        tokens = vit_tokens(backbone)
+        return [dict(stage=0, block=i, layer=i, width=int(layer.attn.embed_dims),
+                     **head_interactions(layer.attn, tokens))
+                for i, layer in enumerate(backbone.layers)]
     layers = []
     for si, stage in enumerate(backbone.stages):
         for bi, block in enumerate(stage.blocks):
@@ -105,8 +136,22 @@ def backbone_interactions(backbone) -> List[Dict[str, Any]]:
     return layers
 
 
-def plot_similarity(series: Dict[str, List[Dict[str, Any]]], path: str) -> str:
-    """Per layer: every head's similarity (dots) and their mean (line), one colour per model."""
+def vit_tokens(backbone) -> int:
+    """N of a ViT at its ``img_size``: the patches plus the class token (and any other extra
+    token); a manifold key's own ``num_tokens`` where it has one."""
+    n = getattr(backbone, 'num_tokens', None)
+    if n:
+        return int(n)
+    patches = getattr(backbone, 'patch_resolution', None)
+    extra = int(getattr(backbone, 'num_extra_tokens', 1 if getattr(backbone, 'cls_token', None) is not None else 0))
+    if patches is None:
+        raise ValueError(f'{type(backbone).__name__}: no patch_resolution to count its tokens')
+    return int(patches[0]) * int(patches[1]) + extra
+
+
+def plot_similarity(series: Dict[str, List[Dict[str, Any]]], path: str, vit: bool = False) -> str:
+    """Per layer: every head's similarity (dots) and their mean (line), one colour per model
+    (``vit``: the layers are a ViT's blocks, not Swin's stages)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -122,7 +167,8 @@ def plot_similarity(series: Dict[str, List[Dict[str, Any]]], path: str) -> str:
             ax.scatter([entry['layer']] * len(entry['heads']), [h['similarity'] for h in entry['heads']],
                        s=8, color=color, alpha=0.35)
     ax.axhline(0, color='#888', linewidth=0.8)
-    ax.set_xlabel('attention layer (depth order; Swin stages 2-2-6-2)')
+    ax.set_xlabel('ViT block (all tokens, the class token included)' if vit
+                  else 'attention layer (depth order; Swin stages 2-2-6-2)')
     ax.set_ylabel('similarity: sum s_r cos(u_r, v_r) / sum s_r')
     ax.set_title('Query-key interaction per head (SVD of scale * W_q^T W_k at zero token offset)')
     ax.set_ylim(-1, 1)

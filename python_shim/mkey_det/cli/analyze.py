@@ -54,21 +54,28 @@ def load_backbone(path: str) -> Dict[str, Any]:
 
 def qk(sources: List[Dict[str, str]], plot: Optional[str] = None) -> Dict[str, Any]:
     """The query-key interaction of every head of every model in ``sources``
-    (``[{path, label}]``); with ``plot``, a PNG of the per-layer similarity of all of them."""
+    (``[{path, label}]``, all Swin or all ViT); with ``plot``, a PNG of the per-layer similarity
+    of all of them."""
     from ..analysis.qk import backbone_interactions, plot_similarity
 
-    models = []
+    models, kinds = [], []
     for src in sources:
         loaded = load_backbone(src['path'])
-        if _attention_kind(loaded['backbone']) != 'swin':
-            raise ValueError(f'{src["path"]}: a {type(loaded["backbone"]).__name__}; analyze qk '
-                             'takes Swin backbones (window attention) only')
+        kinds.append(_attention_kind(loaded['backbone']))
+        if len(set(kinds)) > 1:
+            what = ', '.join(f'{s["label"]} is a {"ViT" if k == "vit" else "Swin"}'
+                             for s, k in zip(sources, kinds))
+            raise ValueError(f'analyze qk compares models of one kind ({what}): a Swin\'s '
+                             'layers (window attention over 4 stages) and a ViT\'s blocks do not '
+                             'line up; run it once per kind')
         models.append(dict(label=src['label'], path=src['path'], checkpoint=loaded['checkpoint'],
-                           config=loaded['config'], key_type=loaded['key_type'],
-                           charts=loaded['charts'], layers=backbone_interactions(loaded['backbone'])))
-    out: Dict[str, Any] = dict(models=models)
+                           config=loaded['config'], backbone=kinds[-1],
+                           key_type=loaded['key_type'], charts=loaded['charts'],
+                           layers=backbone_interactions(loaded['backbone'])))
+    out: Dict[str, Any] = dict(backbone=kinds[0] if kinds else 'swin', models=models)
     if plot:
-        out['plot'] = plot_similarity({m['label']: m['layers'] for m in models}, plot)
+        out['plot'] = plot_similarity({m['label']: m['layers'] for m in models}, plot,
+                                      vit=out['backbone'] == 'vit')
     return out
 
 
@@ -154,43 +161,52 @@ def _swin_image(path: str, sources, loaded, layer, query, size) -> Tuple[Dict[st
     return _image_entry(path, image, results, query=query_xy), image['pixels'], title
 
 
-def _vit_image(path: str, sources, loaded, layer, _query, size) -> Tuple[Dict[str, Any], Any, str]:
+def _vit_image(path: str, sources, loaded, layer, _query, size, method: str = 'rollout'
+               ) -> Tuple[Dict[str, Any], Any, str]:
     """One image through ViT models: its entry (class-token maps per model), pixels, title. The
     image is a centre crop at the first model's ``img_size`` (``size``: a ``size`` square): a
-    manifold key is built for that token count, and both models see the same pixels."""
+    manifold key is built for that token count, and both models see the same pixels. ``method``:
+    ``'rollout'`` (the joint attention up to block ``layer``) or ``'block'`` (its own)."""
     from ..analysis.attention import load_image
-    from ..analysis.attention_vit import analyse_tokens, token_attention
+    from ..analysis.attention_vit import analyse_tokens, joint_attention, token_attention
 
     crop = (size, size) if size else tuple(int(v) for v in loaded[0]['backbone'].img_size)
+    maps = joint_attention if method == 'rollout' else token_attention
     def one(m):
         image = load_image(path, max(crop), crop=crop, **m['norm'])
-        return image, analyse_tokens(token_attention(m['backbone'], image['tensor'], layer))
+        return image, analyse_tokens(maps(m['backbone'], image['tensor'], layer))
 
     image, results = _through_models(sources, loaded, one)
     r0 = results[0]
-    title = (f'{os.path.basename(path)} (centre crop): layer {r0["layer"]} of '
-             f'0..{r0["layers"] - 1}; per head, the class token\'s attention over the '
-             f'{r0["grid"][0]}x{r0["grid"][1]} patches of {r0["stride"]} px (its attention to '
-             f'itself left out)')
+    what = (f'joint attention (rollout through layers 0..{r0["layer"]}, layer {r0["layer"]} '
+            'per head)' if method == 'rollout' else f'layer {r0["layer"]} of 0..{r0["layers"] - 1}')
+    title = (f'{os.path.basename(path)} (centre crop): {what}; per head, the class token\'s '
+             f'attention over the {r0["grid"][0]}x{r0["grid"][1]} patches of {r0["stride"]} px '
+             f'(its attention to itself left out)')
     entry = _image_entry(path, image, results, crop=image['crop'], query=None)
     return entry, image['pixels'], title
 
 
 def attention(sources: List[Dict[str, str]], images: List[str], layer: Optional[int] = None,
               query: Optional[List[float]] = None, size: Optional[int] = None,
-              pngs: Optional[List[str]] = None) -> Dict[str, Any]:
+              pngs: Optional[List[str]] = None, method: Optional[str] = None) -> Dict[str, Any]:
     """Per-head attention maps of block ``layer`` (None: the last) of every model in ``sources``
     (``[{path, label}]``, all Swin or all ViT) on every image. Swin
     (:mod:`mkey_det.analysis.attention`): ``query`` is the ``[x, y]`` pixel of the image files
     whose attention is drawn (None: the centre), ``size`` the longer side of the image as fed
     (None: 224). ViT (:mod:`mkey_det.analysis.attention_vit`): the class token's attention, no
     ``query``; ``size`` the side of the square centre crop fed (None: the model's ``img_size``).
+    ``method`` (ViT): ``'rollout'`` (None: the default; the joint attention of blocks
+    0..``layer``, the last per head) or ``'block'`` (block ``layer``'s own); a Swin takes
+    ``'block'`` or None only (shifted windows have no global token to roll out).
     ``pngs``: one grid per image."""
     from ..analysis.attention import SWIN_ROWS, plot_grid
     from ..analysis.attention_vit import VIT_ROWS
 
     if pngs is not None and len(pngs) != len(images):
         raise ValueError(f'{len(pngs)} PNG path(s) for {len(images)} image(s)')
+    if method not in (None, 'rollout', 'block'):
+        raise ValueError(f"--method must be rollout or block, got {method!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 32):
         raise ValueError(f'--size must be an int >= 32 (pixels), got {size!r}')
     models, loaded = [], []
@@ -212,7 +228,15 @@ def attention(sources: List[Dict[str, str]], images: List[str], layer: Optional[
     if kinds[0] == 'vit' and query is not None:
         raise ValueError('--query has no meaning for a ViT: its maps are the class token\'s '
                          'attention, not a location\'s; leave --query out')
-    draw, rows = (_vit_image, VIT_ROWS) if kinds[0] == 'vit' else (_swin_image, SWIN_ROWS)
+    if kinds[0] == 'swin' and method == 'rollout':
+        raise ValueError('--method rollout is for ViTs: a Swin\'s shifted windows have no global '
+                         'token whose attention could be rolled out; leave --method out (or '
+                         'give --method block) for its window attention')
+    vit_method = method or 'rollout'
+    if kinds[0] == 'vit':
+        draw, rows = (lambda *a: _vit_image(*a, method=vit_method)), VIT_ROWS
+    else:
+        draw, rows = _swin_image, SWIN_ROWS
     out_images = []
     for i, path in enumerate(images):
         entry, pixels, title = draw(path, sources, loaded, layer, query, size)
@@ -220,4 +244,5 @@ def attention(sources: List[Dict[str, str]], images: List[str], layer: Optional[
             entry['png'] = plot_grid(pixels, [(r['label'], r) for r in entry['models']], pngs[i],
                                      title=title, rows=rows)
         out_images.append(entry)
-    return dict(backbone=kinds[0], models=models, images=out_images)
+    return dict(backbone=kinds[0], method=vit_method if kinds[0] == 'vit' else 'block',
+                models=models, images=out_images)

@@ -1,7 +1,8 @@
 /**
  * `mkey-det analyze attention`: per-head attention maps of one attention block over images (the
  * paper's Fig. 2), as the block computes them, in Python: a Swin block's window attention
- * (python_shim/mkey_det/analysis/attention.py) or a ViT block's class-token attention
+ * (python_shim/mkey_det/analysis/attention.py) or a ViT's class-token attention, rolled out
+ * through the blocks (the default) or one block's own
  * (python_shim/mkey_det/analysis/attention_vit.py); definitions in their docstrings and
  * docs/ANALYZE.md.
  */
@@ -18,6 +19,7 @@ import type {
   attentionReply,
   vitAttentionMaps,
   vitHeadStats,
+  vitMethod,
 } from '../../python/schemas/analyze.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError } from '../../utils/errors.js';
@@ -36,6 +38,8 @@ export type VitAttentionMaps = z.infer<typeof vitAttentionMaps>;
 export type AttentionImage = z.infer<typeof attentionImage>;
 export type AttentionModel = z.infer<typeof attentionModel>;
 
+export type AttentionMethod = z.infer<typeof vitMethod>;
+
 export type AttentionResult = z.infer<typeof attentionReply> & {
   /** Written with --out. */
   json?: string;
@@ -51,6 +55,9 @@ export interface AttentionRequest {
   /** Swin: longer side of the image fed, in pixels (default 224); ViT: side of the square
    * centre crop fed (default: the model's img_size). */
   size?: number;
+  /** ViT: 'rollout' (the default: the joint attention of blocks 0..layer, the last per head) or
+   * 'block' (block layer's own); a Swin takes 'block' or nothing ('rollout' is refused). */
+  method?: AttentionMethod;
   /** Folder for attention.json and one attention-<n>-<name>.png per image. */
   out?: string;
   force: boolean;
@@ -89,7 +96,7 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
   let result: AttentionResult;
   try {
     result = await withBridge((b) =>
-      call(b, 'analyze.attention', { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null }),
+      call(b, 'analyze.attention', { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null, method: req.method ?? null }),
     );
   } catch (err) {
     if (madeDir) rmSync(madeDir, { recursive: true, force: true });

@@ -21,6 +21,8 @@ export const qkLayer = z.looseObject({
   /** Depth order over all stages. */
   layer: z.number().int(),
   width: z.number().int(),
+  /** N: the tokens one attention sees (Swin: a window's, 49; ViT: all, the class token included, 197 at 224 px). */
+  tokens: z.number().int().optional(),
   charts: z.number().int(),
   /** How much of the key comes from other tokens than its own (0 for the linear key). */
   off_zero_offset_share: z.number(),
@@ -33,12 +35,16 @@ export const qkModel = z.looseObject({
   path: z.string(),
   checkpoint: z.string(),
   config: z.string().nullable(),
+  /** Swin (layers in depth order over the stages, stage.block) or ViT (its blocks; stage 0). */
+  backbone: z.enum(['swin', 'vit']).optional(),
   key_type: z.string(),
   charts: z.number().int().nullable(),
   layers: z.array(qkLayer),
 });
 
 export const qkReply = z.looseObject({
+  /** One kind per call. */
+  backbone: z.enum(['swin', 'vit']).optional(),
   models: z.array(qkModel),
   /** The PNG written (with a plot path). */
   plot: z.string().optional(),
@@ -102,10 +108,15 @@ export const vitHeadStats = z.looseObject({
   patch_share: z.number(),
 });
 
+/** ViT: the joint attention of blocks 0..layer (the last per head), or block layer's own. */
+export const vitMethod = z.enum(['rollout', 'block']);
+
 export const vitAttentionMaps = z.looseObject({
   backbone: z.literal('vit'),
   label: z.string(),
-  /** 0-based block of the ViT. */
+  /** rollout: the maps are the joint attention of blocks 0..layer; block: block layer's own. */
+  method: vitMethod,
+  /** 0-based block of the ViT (rollout: the last block rolled out, kept per head). */
   layer: z.number().int(),
   /** Blocks in the ViT. */
   layers: z.number().int(),
@@ -152,6 +163,8 @@ export const attentionModel = z.looseObject({
 
 export const attentionReply = z.looseObject({
   backbone: z.enum(['swin', 'vit']),
+  /** ViT: rollout or block; Swin: block (its window attention). */
+  method: vitMethod,
   models: z.array(attentionModel),
   images: z.array(attentionImage),
 });
