@@ -52,6 +52,10 @@ describe('mkey-det train: bad input ends with one line and a non-zero exit', () 
     [['--amp', 'bf16'], 2, '--amp bf16 needs a CUDA device; this machine has none'],
     [['--amp', 'fp8'], 2, 'invalid --amp "fp8": accepted: fp16, bf16'],
     [['--launcher', 'slurm'], 3, '--launcher slurm: srun is not on PATH'],
+    [['--nnodes', '2', '--node-rank', '2'], 2, '--node-rank 2 is not a node of --nnodes 2: accepted 0..1'],
+    [['--node-rank', '1'], 2, '--node-rank 1 is not a node of --nnodes 1: accepted 0..0'],
+    [['--gpus', '2', '--nproc-per-node', '2'], 2, '--gpus 2 and --nproc-per-node 2 cannot be combined'],
+    [['--nproc-per-node', '-1'], 2, 'invalid --nproc-per-node "-1": --nproc-per-node must be an integer between 0 and 1024'],
   ])('%j', async (args, code, message) => {
     const wd = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const res = await runCli(['train', ...small, '--data', data, '--work-dir', wd, ...args]);

@@ -40,6 +40,16 @@ export const launchOptionsSchema = z.object({
 });
 export type LaunchCliOptions = z.infer<typeof launchOptionsSchema>;
 
+/** A node's rank names one of the job's nodes: 0 .. --nnodes - 1 (another would wait for a job that never forms). */
+function checkNodeRank(opts: { nnodes: number; nodeRank: number }): void {
+  if (opts.nodeRank >= opts.nnodes) {
+    throw new BadInputError(
+      `--node-rank ${opts.nodeRank} is not a node of --nnodes ${opts.nnodes}: accepted 0..${opts.nnodes - 1}`,
+      'number the nodes 0, 1, ... with node 0 on --master-addr',
+    );
+  }
+}
+
 /** `--gpus` and `--nproc-per-node` name two kinds of processes: one of them at a time. */
 export function checkProcessKind(opts: { gpus: number; nprocPerNode: number }): void {
   if (opts.gpus > 0 && opts.nprocPerNode > 0) {
@@ -62,6 +72,7 @@ function positiveIntFromEnv(name: string): number | undefined {
 /** The launch part of a request, from parsed options and the run directory chosen. */
 export function launchOptionsFrom(opts: LaunchCliOptions, workDir: string): LaunchOptions {
   checkProcessKind(opts);
+  checkNodeRank(opts);
   return {
     workDir,
     topology: {
