@@ -13,7 +13,7 @@ import {
   type ClassificationDataSpec,
   type PretrainExperiment,
 } from '../core/pretrain/experiment.js';
-import { pretrain } from '../core/pretrain/run.js';
+import { pretrain } from '../core/run/pretrain.js';
 import { readRunRecord } from '../core/run/run-dir.js';
 import { shellPath } from '../utils/paths.js';
 import { guardedAction } from '../utils/command.js';

@@ -4,8 +4,8 @@ import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
 import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
-import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from '../run/run.js';
-import type { PretrainExperiment } from './experiment.js';
+import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from './run.js';
+import type { PretrainExperiment } from '../pretrain/experiment.js';
 
 export interface PretrainRequest extends LaunchOptions {
   experiment: PretrainExperiment;
