@@ -8,6 +8,7 @@ import { exportCommand } from './commands/export.js';
 import { inferCommand } from './commands/infer.js';
 import { pretrainCommand } from './commands/pretrain.js';
 import { runOnnxCommand } from './commands/run-onnx.js';
+import { sweepCommand } from './commands/sweep.js';
 import { report } from './commands/report.js';
 import { testCommand } from './commands/test.js';
 import { trainCommand } from './commands/train.js';
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
       .description('Train, compare, export, analyse and report vision-transformer backbones with a manifold key (MMDetection, mmpretrain)')
       .version(TOOL_VERSION),
   );
-  for (const cmd of [doctor, config, trainCommand, pretrainCommand, testCommand, inferCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
+  for (const cmd of [doctor, config, trainCommand, pretrainCommand, sweepCommand, testCommand, inferCommand, report, exportCommand, runOnnxCommand, benchCommand, analyzeCommand]) {
     // addCommand does not pass these settings down, so each command gets them here.
     program.addCommand(withUsageErrors(cmd));
   }

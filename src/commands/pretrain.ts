@@ -22,7 +22,7 @@ import { intOption, parseOptions } from '../utils/options.js';
 import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, checkCbMode, refuseUnregisteredTypes } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
-const pretrainOptionsSchema = launchOptionsSchema.extend({
+export const pretrainOptionsSchema = launchOptionsSchema.extend({
   backbone: z.enum(PRETRAIN_NAMES, { message: `accepted: ${PRETRAIN_NAMES.join(', ')}` }),
   charts: intOption('--charts', 1, MAX_CHARTS),
   recipe: z.enum(PRETRAIN_RECIPES, { message: `accepted: ${PRETRAIN_RECIPES.join(', ')}` }).optional(),
@@ -88,6 +88,12 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
   };
 }
 
+/** The run directory `pretrain` gives an experiment when no `--work-dir` is given (`sweep` names its cells with it). */
+export function pretrainWorkDir(exp: Pick<PretrainExperiment, 'backbone' | 'charts' | 'recipe' | 'data' | 'seed'>): string {
+  const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
+  return `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;
+}
+
 /** What a person runs after a pretraining: the report, and the detection fine-tune from it (paths shell-quoted). */
 function nextSteps(workDir: string, exp: Pick<PretrainExperiment, 'backbone' | 'charts'>): string[] {
   const rel = shellPath(workDir);
@@ -146,9 +152,7 @@ Examples:
       const opts = parseOptions(pretrainOptionsSchema, raw);
       const exp = pretrainExperimentFrom(opts);
       await refuseUnregisteredTypes(exp.cfgOptions);
-      const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
-      const workDir =
-        opts.workDir ?? `work_dirs/pretrain-${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.recipe}-${dataName}-s${exp.seed}`;
+      const workDir = opts.workDir ?? pretrainWorkDir(exp);
       const result = await pretrain({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
       // after --resume the flags are the defaults: the run's own experiment is in its record
       const recorded = opts.resume ? (readRunRecord(result.workDir)?.experiment as { backbone?: unknown; charts?: unknown } | undefined) : undefined;

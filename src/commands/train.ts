@@ -13,7 +13,7 @@ import { parseOptions } from '../utils/options.js';
 import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, refuseUnregisteredTypes, experimentOptionsSchema } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
-const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
+export const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
 
 /** Experiment options that describe what `--config FILE` already says (refused together with it). */
 const SET_BY_CONFIG = ['schedule', 'data', 'batchSize', 'seed', 'pretrained', 'maxEpochs', 'maxIters', 'imgScale', 'cbMode'] as const;
@@ -48,6 +48,12 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
     cfgOptions,
     ...launchOptionsFrom(opts, workDir),
   });
+}
+
+/** The run directory `train` gives an experiment when no `--work-dir` is given (`sweep` names its cells with it). */
+export function trainWorkDir(exp: Pick<Experiment, 'backbone' | 'charts' | 'schedule' | 'data' | 'seed'>): string {
+  const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
+  return `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
 }
 
 /** What a person runs after a finished training: the commands, ready to paste (paths shell-quoted). */
@@ -117,10 +123,7 @@ Examples:
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });
       await refuseUnregisteredTypes(exp.cfgOptions);
-      const dataName = exp.data.kind === 'dir' ? 'custom' : exp.data.kind;
-      const workDir =
-        opts.workDir ??
-        `work_dirs/${exp.backbone.name}${exp.backbone.usesCharts ? `-c${exp.charts}` : ''}-${exp.schedule}-${dataName}-s${exp.seed}`;
+      const workDir = opts.workDir ?? trainWorkDir(exp);
       const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
       const ran = opts.resume ? recordedExperiment(result.workDir) : exp;
       finishRun(result, opts, 'training', ran ? nextSteps(result.workDir, result.checkpoint, ran) : ['next:', `  mkey-det report ${shellPath(result.workDir)}   # AP table and plots`]);

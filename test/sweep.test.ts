@@ -1,0 +1,289 @@
+/**
+ * `mkey-det sweep` through the real CLI: the plans of the paper's Table 3 (2 backbones x 3 seeds,
+ * COCO, 8 GPUs) and Table 1's Swin-T row (5 keys) with their GPU-hours; a queue of 2 backbones x
+ * 2 seeds on a tiny dataset, interrupted by SIGINT in its second cell and started again (skipped,
+ * resumed, ran), ending with the report of the whole matrix; the Slurm path through `sbatch` /
+ * `squeue` / `srun` stand-ins (test/helpers/slurm/): scripts, job ids, `--status`; bad input.
+ * Every cell is a real `mkey-det train` (Mask R-CNN on 4 images of 128 px, 3 iterations).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { H100_DETECTION_IMAGES_PER_S } from '../src/core/sweep/cost.js';
+import { cliPath, makeTinyDataset, repoRoot, runCli } from './helpers/cli.js';
+import { waitFor } from './helpers/processes.js';
+import { SMALL_RUN } from './helpers/shared-run.js';
+
+let tmp: string;
+let data: string;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'mkey-sweep-'));
+  data = await makeTinyDataset(join(tmp, 'tiny'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** `mkey-det sweep ...` run in the test's folder (its cells' work_dirs/ go there). */
+const sweep = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['sweep', ...args], { cwd: tmp, env: { ...process.env, ...env } });
+
+/** The shared run's options but its backbone and charts (the matrix's axes: `--charts 2` is given to the sweep). */
+const SMALL_CELL = SMALL_RUN.filter((w, i, all) => !['--backbone', '--charts'].includes(w) && !['--backbone', '--charts'].includes(all[i - 1]!));
+/**
+ * 3 iterations with a checkpoint after each: a Ctrl-C after the first checkpoint stops the cell at
+ * iteration 2, and its resume has an iteration and the evaluation left to run.
+ */
+const cellOptions = () => [...SMALL_CELL, '--data', data, '--max-iters', '3', '--cfg-options', 'default_hooks.checkpoint.interval=1'];
+
+interface PlanJson {
+  name: string;
+  cells: { name: string; backbone: string; charts: number | null; seed: number; cost: { iterations: number; gpuHours: number | null; throughput: { imagesPerSecondPerGpu: number; measured: boolean } | null; estimate: boolean } }[];
+  collapsed: string[];
+  total: { cells: number; iterations: number; gpuHours: number | null; estimate: boolean };
+  notes: string[];
+}
+
+describe('sweep --plan: cells, iterations, GPU-hours', () => {
+  it("Table 3: Swin-T and + SpatialK x 3 seeds on COCO, 8 GPUs: 6 runs from the H100's measured images/s", async () => {
+    const args = ['--backbone', 'swin-t,swin-t-spatialk', '--seeds', '0,1,2', '--data', 'coco', '--gpus', '8', '--plan'];
+    const text = await sweep(args);
+    console.log(`mkey-det sweep ${args.join(' ')}\n${text.stdout}`);
+    expect(text.exitCode).toBe(0);
+    const plan = JSON.parse((await sweep([...args, '--json'])).stdout) as PlanJson;
+    expect(plan.cells.map((c) => c.name)).toEqual([
+      'swin-t-3x-coco-s0',
+      'swin-t-3x-coco-s1',
+      'swin-t-3x-coco-s2',
+      'swin-t-spatialk-c8-3x-coco-s0',
+      'swin-t-spatialk-c8-3x-coco-s1',
+      'swin-t-spatialk-c8-3x-coco-s2',
+    ]);
+    // 117,266 images / (8 GPUs x 2 images) = 7,330 iterations per epoch, x 36 epochs
+    for (const c of plan.cells) expect(c.cost.iterations).toBe(263_880);
+    const [swin, spatialk] = [plan.cells[0]!.cost, plan.cells[3]!.cost];
+    expect(swin.throughput).toEqual(expect.objectContaining({ imagesPerSecondPerGpu: 15.9, measured: true }));
+    expect(spatialk.throughput).toEqual(expect.objectContaining({ imagesPerSecondPerGpu: 12.1, measured: true }));
+    expect(swin.gpuHours).toBeCloseTo((263_880 * 16) / 15.9 / 3600, 6);
+    expect(plan.total.gpuHours).toBeCloseTo(3 * ((263_880 * 16) / 15.9 / 3600 + (263_880 * 16) / 12.1 / 3600), 6);
+    expect(plan.total.estimate).toBe(false);
+    expect(text.stdout).toContain(`total: 6 runs, 1,583,280 iterations, ${plan.total.gpuHours!.toFixed(0)} GPU-hours`);
+  });
+
+  it("Table 1's Swin-T row: 5 keys pretrained on ImageNet (not here: its size, said to be an estimate); no GPU measurement of a classifier", async () => {
+    const backbones = 'swin-t,swin-t-spatialk,swin-t-kua,swin-t-simplek,swin-t-vanillak';
+    const args = ['--task', 'classification', '--backbone', backbones, '--data', '/data/imagenet', '--gpus', '4', '--plan'];
+    const text = await sweep(args);
+    console.log(`mkey-det sweep ${args.join(' ')}\n${text.stdout}`);
+    expect(text.exitCode).toBe(0);
+    const plan = JSON.parse((await sweep([...args, '--json'])).stdout) as PlanJson;
+    expect(plan.cells.map((c) => c.name)).toEqual(backbones.split(',').map((b) => `pretrain-${b}${b === 'swin-t' ? '' : '-c8'}-paper-custom-s0`));
+    // ImageNet-1K 1,281,167 images / (4 GPUs x 32) = 10,010 iterations per epoch, x 300 epochs
+    for (const c of plan.cells) expect(c.cost.iterations).toBe(3_003_000);
+    expect(plan.total.gpuHours).toBeNull();
+    expect(text.stdout).toContain('GPU-hours: no measurement');
+    expect(text.stdout).toContain("* images per epoch: /data/imagenet is not here to count: ImageNet-1K's 1,281,167 train images");
+  });
+
+  it('the linear key collapses --charts to one cell, said in the plan; an unmeasured key or chart count is an estimate', async () => {
+    const res = await sweep(['--backbone', 'swin-t,swin-t-spatialk,swin-t-kua', '--charts', '4,8', '--data', 'coco', '--gpus', '8', '--plan', '--json']);
+    const plan = JSON.parse(res.stdout) as PlanJson;
+    expect(plan.cells.map((c) => c.name)).toEqual([
+      'swin-t-3x-coco-s0',
+      'swin-t-spatialk-c4-3x-coco-s0',
+      'swin-t-spatialk-c8-3x-coco-s0',
+      'swin-t-kua-c4-3x-coco-s0',
+      'swin-t-kua-c8-3x-coco-s0',
+    ]);
+    expect(plan.collapsed).toEqual(['swin-t: the linear key has no charts, so --charts 4,8 gives it one cell per seed, not 2']);
+    const measured = plan.cells.map((c) => c.cost.throughput!.measured);
+    expect(measured).toEqual([true, false, true, false, false]);
+    // fewer charts, less key: between Swin-T's 15.9 and SpatialK-8's 12.1 images/s
+    const c4 = plan.cells[1]!.cost.throughput!.imagesPerSecondPerGpu;
+    expect(c4).toBeGreaterThan(12.1);
+    expect(c4).toBeLessThan(15.9);
+    expect(plan.total.estimate).toBe(true);
+  });
+
+  it("the images/s it uses are the H100 measurement's own (benchmarks/results/h100-2026-11-26)", () => {
+    const lines = readFileSync(join(repoRoot, 'benchmarks/results/h100-2026-11-26/bench-train-cuda.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const measured = lines.map((l) => JSON.parse(l) as { event: string; data?: { key_type: string; batch: number; precision: string; step_s?: { median: number } } });
+    let n = 0;
+    for (const m of measured) {
+      const d = m.data;
+      if (m.event !== 'measure' || !d?.step_s || d.precision === 'bf16') continue;
+      const row = H100_DETECTION_IMAGES_PER_S[d.key_type as 'linear' | 'spatialk'][d.batch as 2 | 8][d.precision as 'fp32' | 'fp16'];
+      expect(row).toBeCloseTo(d.batch / d.step_s.median, 1);
+      n++;
+    }
+    expect(n).toBe(8);
+  });
+});
+
+describe('sweep: bad input is one line naming the value and what is accepted, exit 2', () => {
+  const cases: [string, string[], string][] = [
+    ['an unknown backbone', ['--backbone', 'swin-t,swin-t-nope'], 'invalid --backbone "swin-t,swin-t-nope": "swin-t-nope" is not accepted (accepted: swin-t, swin-t-spatialk'],
+    ['charts out of range', ['--charts', '4,0'], 'invalid --charts "4,0": "0" is not accepted (accepted: whole numbers 1-64, e.g. 4,8)'],
+    ['a seed given twice', ['--seeds', '0,1,0'], 'invalid --seeds "0,1,0": "0" is given twice'],
+    ['--seed instead of --seeds', ['--seed', '3'], '--seed cannot be given to a sweep: give the seeds as --seeds 0,1,2'],
+    ['--work-dir', ['--work-dir', 'x'], '--work-dir cannot be given to a sweep'],
+    ['an option neither sweep nor train takes', ['--epochs', '3'], 'unknown option "--epochs": neither sweep nor mkey-det train takes it'],
+    ["a bad value of train's own option", ['--schedule', '9x'], 'invalid --schedule "9x": accepted: 3x, paper-3x, short'],
+    ['--submit without Slurm', ['--submit'], '--submit needs --launcher slurm'],
+    ['a --vary of one value', ['--vary', 'model.backbone.drop_path_rate=0.1'], 'invalid --vary "model.backbone.drop_path_rate=0.1": one value is no axis'],
+    ['an unknown task', ['--task', 'segmentation'], 'invalid --task "segmentation": accepted: detection, classification'],
+  ];
+  it.each(cases)('%s', async (_what, args, message) => {
+    const res = await sweep([...args, '--data', 'coco', ...(args.includes('--submit') ? [] : ['--plan'])]);
+    const errors = res.stderr.split('\n').filter((l) => l.startsWith('error: '));
+    expect(res.exitCode, res.stderr).toBe(2);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(message);
+  });
+});
+
+interface SweepJson {
+  cells: { name: string; outcome: string; status: string }[];
+  state: string;
+  report: { md: string; html: string; runs: string[] } | null;
+}
+interface SweepRecordJson {
+  state: string;
+  cells: { name: string; workDir: string; args: string[]; jobId?: string; script?: string; attempts: { action: string; status?: string; exitCode?: number }[] }[];
+}
+const record = (sweepDir: string) => JSON.parse(readFileSync(join(sweepDir, 'sweep.json'), 'utf8')) as SweepRecordJson;
+const events = (workDir: string) =>
+  existsSync(join(workDir, 'mkey-events.jsonl'))
+    ? readFileSync(join(workDir, 'mkey-events.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
+
+describe('a sweep here: 2 backbones x 2 seeds, Ctrl-C in the second cell, started again', () => {
+  it('skips the completed cell, resumes the interrupted one, runs the others, and writes the report of the matrix', async () => {
+    const sweepDir = join(tmp, 'demo-sweep');
+    const args = ['sweep', '--backbone', 'swin-t,swin-t-spatialk', '--charts', '2', '--seeds', '0,1', ...cellOptions(), '--sweep-dir', sweepDir];
+    const names = ['swin-t-3x-custom-s0', 'swin-t-3x-custom-s1', 'swin-t-spatialk-c2-3x-custom-s0', 'swin-t-spatialk-c2-3x-custom-s1'];
+    const second = join(tmp, 'work_dirs', names[1]!);
+
+    const t0 = Date.now();
+    const child = spawn('node', [cliPath, ...args], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // the second cell's first checkpoint (mmengine's last_checkpoint names it): a resumable point in the middle of the sweep
+    await waitFor(() => (existsSync(join(second, 'last_checkpoint')) ? true : undefined), 900_000, "the second cell's first checkpoint");
+    child.kill('SIGINT');
+    const code = await exited;
+    console.log(`first start, SIGINT in cell 2 after ${((Date.now() - t0) / 1000).toFixed(0)} s:\n${out}`);
+    expect(code).toBe(130);
+    expect(out).toContain('SIGINT received: stopping the running cell at its next iteration');
+    const first = record(sweepDir);
+    expect(first.state).toBe('interrupted');
+    expect(first.cells.map((c) => c.attempts.map((a) => `${a.action}:${a.status}`))).toEqual([['ran:completed'], ['ran:interrupted'], [], []]);
+    // the cell is the CLI's own command line, with the work dir train names
+    expect(first.cells[1]!.args).toEqual(['train', ...cellOptions(), '--backbone', 'swin-t', '--seed', '1', '--work-dir', second]);
+
+    const t1 = Date.now();
+    const again = await runCli(args.concat('--json'), { cwd: tmp });
+    console.log(`started again (${((Date.now() - t1) / 1000).toFixed(0)} s):\n${again.stderr}\n${again.stdout}`);
+    expect(again.exitCode).toBe(0);
+    const result = JSON.parse(again.stdout) as SweepJson;
+    expect(result.cells.map((c) => [c.name, c.outcome, c.status])).toEqual([
+      [names[0], 'skipped', 'completed'],
+      [names[1], 'resumed', 'completed'],
+      [names[2], 'ran', 'completed'],
+      [names[3], 'ran', 'completed'],
+    ]);
+    expect(again.stderr).toContain(`running: mkey-det train ${cellOptions().join(' ')} --backbone swin-t --seed 1 --work-dir ${second} --resume`.replace('running', 'resuming'));
+    // resumed from its checkpoint: the second start of cell 2 begins after the iteration it stopped at
+    const starts = events(second).filter((e) => e.event === 'start');
+    expect(starts).toHaveLength(2);
+    expect(Number(starts[1]!.start_iter)).toBeGreaterThan(0);
+    expect(record(sweepDir).state).toBe('completed');
+
+    // the report of the whole matrix: both configurations, each seed pair grouped
+    expect(result.report!.runs).toHaveLength(4);
+    const md = readFileSync(join(sweepDir, 'report.md'), 'utf8');
+    console.log(md.slice(0, 3000));
+    expect(existsSync(join(sweepDir, 'report.html'))).toBe(true);
+    // one row per configuration with its n = 2 seeds, the AP as mean ± std
+    expect(md).toMatch(/\| swin-t, 3x 3it \(baseline\) \| linear \| +\| 2 \|/);
+    expect(md).toMatch(/\| swin-t-spatialk, 2 charts, 3x 3it \| spatialk \| 2 \| 2 \|/);
+    expect(md).toMatch(/\d ± \d/);
+
+    const status = await runCli(['sweep', '--sweep-dir', sweepDir, '--status'], { cwd: tmp });
+    console.log(status.stdout);
+    expect(status.exitCode).toBe(0);
+    expect(status.stdout).toContain('completed; 4 completed');
+  });
+});
+
+describe('sweep --launcher slurm --submit (sbatch, squeue and srun stand-ins)', () => {
+  it('writes one script per cell running its train command line, submits each, records the job ids; --status follows them', async () => {
+    const sweepDir = join(tmp, 'slurm-sweep');
+    const state = join(tmp, 'slurm-state');
+    const env = { PATH: `${join(repoRoot, 'test', 'helpers', 'slurm')}:${process.env.PATH}`, SLURM_STANDIN_DIR: state };
+    const args = [
+      '--backbone',
+      'swin-t,swin-t-spatialk',
+      '--charts',
+      '2',
+      '--seeds',
+      '7',
+      ...SMALL_CELL,
+      '--data',
+      data,
+      '--max-iters',
+      '1',
+      '--launcher',
+      'slurm',
+      '--sweep-dir',
+      sweepDir,
+      '--submit',
+      '--slurm-args',
+      '--partition=cpu --time=0:30:00',
+    ];
+    // run at once in the background, as an idle cluster would
+    const res = await sweep(args, { ...env, SLURM_STANDIN_RUN: '1' });
+    console.log(`mkey-det sweep ${args.join(' ')}\n${res.stderr}\n${res.stdout}`);
+    expect(res.exitCode).toBe(0);
+    const rec = record(sweepDir);
+    expect(rec.state).toBe('submitted');
+    expect(rec.cells.map((c) => c.jobId)).toEqual(['1', '2']);
+    for (const cell of rec.cells) {
+      const script = readFileSync(cell.script!, 'utf8');
+      console.log(`${cell.script}:\n${script}`);
+      expect(script).toContain('#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n');
+      expect(script).toContain('#SBATCH --partition=cpu\n#SBATCH --time=0:30:00\n');
+      // the cell's own command line, the one the local queue runs
+      expect(script).toContain(`exec ${process.execPath} ${cliPath} ${cell.args.join(' ')}\n`);
+      expect(cell.args).toContain('--launcher');
+      // what sbatch received is that script
+      expect(readFileSync(join(state, 'jobs', cell.jobId!, 'script'), 'utf8')).toBe(script);
+    }
+
+    const running = await sweep(['--sweep-dir', sweepDir, '--status', '--json'], env);
+    const queued = JSON.parse(running.stdout) as { cells: { jobId: string; queue: string; run: string }[] };
+    console.log(`--status right after submission: ${JSON.stringify(queued.cells)}`);
+    expect(queued.cells.map((c) => c.jobId)).toEqual(['1', '2']);
+    for (const c of queued.cells) expect(['RUNNING', 'not queued']).toContain(c.queue);
+
+    // both jobs end (each a 1-iteration run through srun); then every cell reads completed
+    await waitFor(() => (['1', '2'].every((id) => existsSync(join(state, 'jobs', id, 'exit'))) ? true : undefined), 900_000, 'both Slurm jobs to end');
+    const done = await sweep(['--sweep-dir', sweepDir, '--status'], env);
+    console.log(done.stdout);
+    expect(done.exitCode).toBe(0);
+    expect(done.stdout).toMatch(/swin-t-3x-custom-s7\s+completed\s+1\s+not queued\s+box AP/);
+    expect(done.stdout).toMatch(/swin-t-spatialk-c2-3x-custom-s7\s+completed\s+2\s+not queued\s+box AP/);
+    for (const id of ['1', '2']) expect(readFileSync(join(state, 'jobs', id, 'exit'), 'utf8').trim()).toBe('0');
+
+    // submitted again: every cell is completed, nothing goes to the queue
+    const again = await sweep(args, env);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toMatch(/swin-t-3x-custom-s7\s+-\s+completed/);
+    expect(existsSync(join(state, 'jobs', '3'))).toBe(false);
+  });
+});
