@@ -230,3 +230,13 @@ def test_reference_outputs_writes_npy(tmp_path):
     info = reference_outputs('linear', str(tmp_path), img, size=[100, 90])
     assert info['input_shape'] == [1, 3, 128, 96]  # resized, then padded to multiples of 32
     assert np.load(tmp_path / 'out3.npy').shape == (1, 768, 4, 3)
+
+
+def test_a_linear_checkpoint_is_refused_for_a_manifold_key_export(tmp_path):
+    """As `test` refuses another variant's checkpoint: keys started afresh from a linear
+    checkpoint would be exported under a trained variant's name."""
+    path = str(tmp_path / 'swin-t.pth')
+    torch.save({'state_dict': small('linear', charts=1, seed=2).state_dict()}, path)
+    with pytest.raises(ValueError, match='holds linear keys .* not spatialk keys'):
+        build_backbone('spatialk', 2, checkpoint=path, **SMALL)
+    assert build_backbone('linear', 1, checkpoint=path, **SMALL).export_weights_info['loaded'] > 0

@@ -72,6 +72,15 @@ def build_backbone(key_type: str = 'spatialk', num_charts: int = 8,
     model = SwinTransformerMKey(key_type=key_type, num_charts=num_charts, **cfg)
     if checkpoint is not None:
         report = load_pretrained(model, checkpoint)
+        if report['created']:
+            # As `test` refuses a checkpoint of another variant: keys started from a linear
+            # checkpoint's W_k would export an untrained manifold key under a trained one's name.
+            source = checkpoint if isinstance(checkpoint, str) else 'the checkpoint'
+            raise ValueError(
+                f'{source} holds linear keys (a swin-t checkpoint), not {key_type} keys: the export '
+                f'would start {len(report["created"])} key tensors afresh from them instead of '
+                f'loading trained ones; export it with --backbone swin-t, or give a checkpoint of '
+                f'a swin-t-{key_type} run')
         info = dict(source='checkpoint',
                     checkpoint=checkpoint if isinstance(checkpoint, str) else '<dict>',
                     loaded=len(report['loaded']), created=len(report['created']),
