@@ -329,6 +329,28 @@ describe('annotation content', () => {
     );
   });
 
+  it('image ids near 2^62 are compared exactly (two of them differ in the last digit), repeated annotation ids are refused', async () => {
+    const big = makeCoco({
+      edit: (s, c) => {
+        c.images.forEach((img, i) => (img.id = `BIG${i}`));
+        c.annotations.forEach((a, i) => (a.image_id = `BIG${i}`));
+      },
+    });
+    for (const split of ['train2017', 'val2017'] as const) {
+      // 4611686018427387904 and ...905 are one JavaScript number
+      const text = readFileSync(annPath(big, split), 'utf8').replace(/"BIG(\d)"/g, (_, d: string) => String(4611686018427387904n + BigInt(d)));
+      writeFileSync(annPath(big, split), text);
+    }
+    const out = join(tmp, `out-${++counter}`, 'config.py');
+    const ok = await runCli(['config', '--data', big, '--out', out], { timeout: CLI_TIMEOUT_MS });
+    expect(ok.stderr).not.toContain('appears twice');
+    expect(ok.exitCode).toBe(0);
+    const dupAnn = makeCoco({ edit: (s, c) => s === 'train2017' && (c.annotations[2]!.id = 101) });
+    expect(await configRefused(dupAnn)).toBe(
+      `${annPath(dupAnn, 'train2017')}: annotation id 101 appears twice (annotations[0] and annotations[2]); expected unique ids`,
+    );
+  });
+
   it('file names that climb out of the image folder or are absolute', async () => {
     const root = makeCoco({
       edit: (s, c) => {

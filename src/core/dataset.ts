@@ -369,7 +369,7 @@ export async function readAnnotationSummary(ann: string): Promise<AnnotationSumm
   let text = await readRegularFile(ann);
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(exactIds(text));
   } catch (err) {
     throw new BadInputError(`invalid JSON in ${ann}: ${describeJsonError(text, err)}`);
   }
@@ -475,6 +475,17 @@ function fieldText(name: string, value: unknown): string {
   return value === undefined ? `no "${name}"` : `"${name}" ${quoteValue(value, 40)}`;
 }
 
+/**
+ * The text with every id that a JavaScript number cannot hold exactly (an integer of 16 or more
+ * digits: beyond 2^53 two ids would read as one) written as a string, so ids compare exactly
+ * whatever their size. Python, which trains on the file, reads them exactly; only the check here
+ * needs this. Other numbers are left alone.
+ */
+export function exactIds(text: string): string {
+  if (!/\d{16}/.test(text)) return text;
+  return text.replace(/("(?:id|image_id|category_id)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g, '$1"$2"');
+}
+
 /** Mask R-CNN needs a mask for every object: MMDetection keeps one only when "segmentation" is truthy in Python. */
 function hasSegmentation(seg: unknown): boolean {
   if (Array.isArray(seg)) return seg.length > 0;
@@ -516,12 +527,21 @@ function checkAnnotations(
   const badBox = new Offenders();
   const noMask = new Offenders();
   const used = new Set<number>();
+  // pycocotools indexes annotations by id: a repeated one is dropped there, and fails later in training
+  const seenIds = new Map<unknown, number>();
   let usable = 0;
   let ignored = 0;
   for (let i = 0; i < n; i++) {
     const a = list[i] as Record<string, unknown> | null;
     if (!a || typeof a !== 'object' || Array.isArray(a)) {
       throw new BadInputError(`${ann}: annotations[${i}] is not an object (expected COCO annotation entries)`);
+    }
+    if (a.id !== undefined) {
+      const first = seenIds.get(a.id);
+      if (first !== undefined) {
+        throw new BadInputError(`${ann}: annotation id ${quoteValue(a.id, 40)} appears twice (annotations[${first}] and annotations[${i}]); expected unique ids`);
+      }
+      seenIds.set(a.id, i);
     }
     const size = sizeById.get(a.image_id as ImageId);
     const category = a.category_id as number;
