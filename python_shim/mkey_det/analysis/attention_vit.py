@@ -130,7 +130,8 @@ def _capture(backbone, image: torch.Tensor, indices: Sequence[int], stop: bool
     except Exception:
         remove_hooks()
         raise
-    run_until_captured(backbone, image, seen, remove_hooks, f'block {last} did not run its attention')
+    run_until_captured(backbone, image, seen, remove_hooks,
+                       f'block {last} did not run its attention')
     missing = sorted(set(indices) - set(probs))
     if missing:
         raise RuntimeError(f'blocks {missing} did not run their attention')
@@ -168,8 +169,9 @@ def rollout(probs: Sequence[torch.Tensor]) -> torch.Tensor:
     blocks 0..L, each ``(heads, N, N)``, in depth order), attention rollout (Abnar & Zuidema
     2020) with the last block kept per head::
 
-        R     = A_hat_{L-1} @ ... @ A_hat_0      A_hat_l = rows-normalised(0.5 * mean_h P_l[h] + 0.5 * I)
-        J[h]  = rows-normalised(0.5 * P_L[h] + 0.5 * I) @ R          (R = I when L = 0)
+        A_hat(P) = rows-normalised(0.5 * P + 0.5 * I)
+        R        = A_hat(mean_h P_{L-1}[h]) @ ... @ A_hat(mean_h P_0[h])   (R = I when L = 0)
+        J[h]     = A_hat(P_L[h]) @ R
 
     ``J[h, i, j]``: how much of token ``i``'s output at block ``L``, head ``h``, flows from
     input token ``j`` through the attention of every block, the residual path included. Rows
@@ -221,6 +223,7 @@ def analyse_tokens(ta: TokenAttention) -> Dict[str, Any]:
     method, layer, per-head numbers and maps."""
     maps = class_maps(ta)
     return dict(
-        backbone='vit', method=ta.method, layer=ta.layer, layers=ta.layers, heads=ta.heads, grid=list(ta.grid),
+        backbone='vit', method=ta.method, layer=ta.layer, layers=ta.layers, heads=ta.heads,
+        grid=list(ta.grid),
         stride=ta.stride, tokens=int(ta.probs.shape[-1]), extra_tokens=ta.extra,
         head_stats=_head_stats(ta, maps), class_maps=[_grid(m, ta.grid) for m in maps])

@@ -143,7 +143,8 @@ def vit_tokens(backbone) -> int:
     if n:
         return int(n)
     patches = getattr(backbone, 'patch_resolution', None)
-    extra = int(getattr(backbone, 'num_extra_tokens', 1 if getattr(backbone, 'cls_token', None) is not None else 0))
+    has_cls = getattr(backbone, 'cls_token', None) is not None
+    extra = int(getattr(backbone, 'num_extra_tokens', 1 if has_cls else 0))
     if patches is None:
         raise ValueError(f'{type(backbone).__name__}: no patch_resolution to count its tokens')
     return int(patches[0]) * int(patches[1]) + extra
