@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_EVENT_NAMES, runEventSchema } from '../src/core/run/events.js';
+import { configChangedWarning, fileSha256 } from '../src/core/run/run-dir.js';
 import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { SHARED_RUN_EPOCHS, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
 
@@ -167,6 +168,12 @@ describe('mkey-det train: a real run', () => {
     for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
     for (const it of iters) expect(it.memory_kind).toBe('rss');
     interruptedRunEvents = expectEventsMatchSchema(join(wd, 'mkey-events.jsonl'));
+  });
+
+  it("a finished run's record holds the digest of the config.py it left, so no reader warns about it", async () => {
+    const { workDir } = await sharedRun();
+    expect(readRun(workDir).configSha256).toBe(fileSha256(join(workDir, 'config.py')));
+    expect(configChangedWarning(workDir)).toBeUndefined();
   });
 
   it('evaluates a finished run with test (as its last validation) and draws its detections with infer', async () => {

@@ -35,7 +35,7 @@ export interface RunRecord {
    * the status write after it failed) they still tell a `running` record whose supervisor died.
    */
   supervisor?: { pid: number; start: string | null; host: string };
-  /** sha256 of the config.py this launch ran: a config edited afterwards is told apart. */
+  /** sha256 of the config.py as the run left it (mmengine's dump of what it ran): a config edited afterwards is told apart. */
   configSha256?: string;
 }
 

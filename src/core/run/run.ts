@@ -243,7 +243,6 @@ async function runTraining(
     command: [plan.command, ...plan.args],
     started: new Date(started).toISOString(),
     supervisor: { pid: process.pid, start: processStart(process.pid), host: hostname() },
-    configSha256: fileSha256(configPath),
   };
   writeRunRecord(workDir, record);
 
@@ -283,6 +282,8 @@ async function runTraining(
   }
   writeFinalRecord(workDir, {
     ...record,
+    // taken at the end: mmengine's Runner writes its own dump of the config over config.py at start
+    ...(existsSync(configPath) ? { configSha256: fileSha256(configPath) } : {}),
     status: result.status,
     finished: new Date().toISOString(),
     ...(result.message ? { message: result.message } : {}),
