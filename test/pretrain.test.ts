@@ -37,11 +37,27 @@ const experiment = (name: string, over: Partial<PretrainExperiment> = {}): Pretr
 const layout = { root: '/data/imagenet', trainPrefix: 'train', valPrefix: 'val', classes: ['a', 'b', 'c'] };
 
 describe('pretrain variants and configs', () => {
-  it('has the three families of Tables 1-2, each with every key of the registry', () => {
+  it('has the three families of Tables 1-2 and SwinV2-T (section 5), each with every key of the registry', () => {
     const families = [...new Set(PRETRAIN_VARIANTS.map((v) => v.family))];
-    expect(families).toEqual(['swin-t', 'vit-s', 'vit-b']);
+    expect(families).toEqual(['swin-t', 'vit-s', 'vit-b', 'swinv2-t']);
     expect(PRETRAIN_VARIANTS.map((v) => v.name)).toContain('vit-b-vanillak');
-    expect(PRETRAIN_VARIANTS.length).toBe(15);
+    expect(PRETRAIN_VARIANTS.filter((v) => v.family === 'swinv2-t').map((v) => v.name)).toEqual([
+      'swinv2-t', 'swinv2-t-spatialk', 'swinv2-t-kua', 'swinv2-t-simplek', 'swinv2-t-vanillak',
+    ]);
+    expect(PRETRAIN_VARIANTS.length).toBe(20);
+  });
+
+  it('SwinV2-T: mmpretrain\'s swinv2-tiny-w8 at 256 px, window 8, the key in its window attention', () => {
+    const fold = (t: string) => t.replace(/\s+/g, ' ').replace(/\( /g, '(').replace(/,? \)/g, ')');
+    const paper = fold(renderMmpretrainConfig(experiment('swinv2-t-spatialk', { imgSize: 256 }), { data: layout, toolVersion: 't' }));
+    expect(paper).toContain("_base_ = 'mmpretrain::swin_transformer_v2/swinv2-tiny-w8_16xb64_in1k-256px.py'");
+    expect(paper).toContain("type='SwinTransformerV2MKey', img_size=256, window_size=8, key_type='spatialk', num_charts=8)");
+    expect(paper).toContain("type='OneCycleLR'");
+    expect(paper).not.toContain('pad_small_map'); // 256 px: the last stage is one 8 x 8 window
+    const demo = fold(renderMmpretrainConfig(experiment('swinv2-t-vanillak', { recipe: 'demo', imgSize: 64, cbMode: 'none' }), { data: layout, toolVersion: 't' }));
+    expect(demo).toContain("key_type='vanillak', num_charts=8, key_kwargs=dict(cb_mode='none'), pad_small_map=True, drop_path_rate=0");
+    const opts = { backbone: 'swinv2-t', charts: 8, data: '/data/imagenet', seed: 0, amp: false, tf32: false, cfgOptions: [], tensorboard: false };
+    expect(pretrainExperimentFrom(opts as unknown as Parameters<typeof pretrainExperimentFrom>[0]).imgSize).toBe(256);
   });
 
   it('the paper recipe: one-cycle cosine 5e-4 -> 5e-6, AdamW (0.9, 0.999) wd 0.05, 300 epochs', () => {
@@ -115,6 +131,8 @@ describe('mkey-det pretrain: bad input ends with one line and exit 2', () => {
     [['--recipe', 'long'], 'invalid --recipe "long": accepted: paper, stock, demo'],
     [['--img-size', '100', '--backbone', 'vit-s'], '--img-size 100: vit-s cuts the image into 16 x 16 patches'],
     [['--img-size', '128', '--recipe', 'paper'], '--img-size 128 with --recipe paper'],
+    [['--img-size', '224', '--backbone', 'swinv2-t', '--data', '/nonexistent'], '--img-size 224 with --recipe paper: the paper recipe trains swinv2-t at 256 px'],
+    [['--img-size', '80', '--backbone', 'swinv2-t-kua'], '--img-size 80: swinv2-t-kua halves its 4 x 4 patch grid three times'],
     [['--data', '/nonexistent/imagenet'], '/nonexistent/imagenet'],
     [['--max-epochs', '2', '--max-iters', '3'], '--max-epochs and --max-iters exclude each other'],
   ])('%j', async (args, message) => {

@@ -9,6 +9,7 @@ import {
   PRETRAIN_NAMES,
   PRETRAIN_RECIPES,
   PRETRAIN_VARIANTS,
+  pretrainFamily,
   pretrainVariant,
   type ClassificationDataSpec,
   type PretrainExperiment,
@@ -48,15 +49,19 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
   const data: ClassificationDataSpec = o.data === 'demo' ? { kind: 'demo' } : { kind: 'dir', path: isAbsolute(o.data) ? o.data : resolve(o.data) };
   const recipe = o.recipe ?? (data.kind === 'demo' ? 'demo' : 'paper');
   const backbone = pretrainVariant(o.backbone);
-  if (o.imgSize !== undefined && recipe !== 'demo' && o.imgSize !== PAPER_IMG_SIZE) {
+  const recipeSize = pretrainFamily(backbone.family).imgSize;
+  if (o.imgSize !== undefined && recipe !== 'demo' && o.imgSize !== recipeSize) {
     throw new BadInputError(
-      `--img-size ${o.imgSize} with --recipe ${recipe}: the ${recipe} recipe trains at ${PAPER_IMG_SIZE} px (its pipeline is mmpretrain's)`,
+      `--img-size ${o.imgSize} with --recipe ${recipe}: the ${recipe} recipe trains ${backbone.name} at ${recipeSize} px (its pipeline is mmpretrain's)`,
       `use --recipe demo for another size, or --cfg-options to edit the pipeline`,
     );
   }
   if (o.attnImpl !== undefined && backbone.family !== 'swin-t') {
     throw new BadInputError(
-      `--attn-impl ${o.attnImpl} with --backbone ${backbone.name}: it chooses Swin-T's window attention; mmpretrain's ViT attention already runs torch's fused scaled_dot_product_attention`,
+      `--attn-impl ${o.attnImpl} with --backbone ${backbone.name}: it chooses Swin-T's window attention; ` +
+        (backbone.family === 'swinv2-t'
+          ? "SwinV2's cosine attention runs as mmpretrain writes it"
+          : "mmpretrain's ViT attention already runs torch's fused scaled_dot_product_attention"),
     );
   }
   const cbMode = checkCbMode(
@@ -64,8 +69,11 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     backbone,
     PRETRAIN_VARIANTS.filter((v) => v.family === backbone.family && CB_KEY_TYPES.includes(v.keyType)).map((v) => v.name),
   );
-  const imgSize = o.imgSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.imgSize : PAPER_IMG_SIZE);
-  if (backbone.family !== 'swin-t' && imgSize % 16 !== 0) {
+  const imgSize = o.imgSize ?? (recipe === 'demo' ? DEMO_PRETRAIN.imgSize : recipeSize);
+  if (backbone.family === 'swinv2-t' && imgSize % 32 !== 0) {
+    throw new BadInputError(`--img-size ${imgSize}: ${backbone.name} halves its 4 x 4 patch grid three times (accepted: a multiple of 32, e.g. 64 or 256)`);
+  }
+  if (backbone.family.startsWith('vit-') && imgSize % 16 !== 0) {
     throw new BadInputError(`--img-size ${imgSize}: ${backbone.name} cuts the image into 16 x 16 patches (accepted: a multiple of 16, e.g. 64 or 224)`);
   }
   return {
@@ -115,7 +123,7 @@ export const pretrainCommand = addLaunchOptions(
     .option('--data <demo|dir>', 'dataset: demo (embedded, generated on first use) or an ImageNet-style folder (train/<class>/*, val/<class>/*)', 'demo')
     .option('--batch-size <n>', `images per GPU (per process; default ${PAPER_PRETRAIN.batchSize}, demo ${DEMO_PRETRAIN.batchSize})`)
     .option('--seed <n>', 'random seed', '0')
-    .option('--img-size <px>', `square input side (demo recipe only; default ${DEMO_PRETRAIN.imgSize} there, ${PAPER_IMG_SIZE} otherwise)`)
+    .option('--img-size <px>', `square input side (demo recipe only; default ${DEMO_PRETRAIN.imgSize} there, ${PAPER_IMG_SIZE} otherwise, swinv2-t 256)`)
     .option('--max-epochs <n>', `override the recipe's length in epochs (paper ${PAPER_PRETRAIN.epochs}, demo ${DEMO_PRETRAIN.epochs})`)
     .option('--max-iters <n>', 'train for this many iterations instead of epochs (smoke runs)')
     .option('--amp [dtype]', 'automatic mixed precision on CUDA: fp16 (default when given alone) or bf16')

@@ -7,7 +7,7 @@
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
 import { ampOptimWrapper, customImports, fastPathFields, keyKwargsFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
 import { TENSORBOARD_VISUALIZER, experimentCharts } from '../experiment.js';
-import { DEMO_PRETRAIN, PAPER_PRETRAIN, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
+import { DEMO_PRETRAIN, PAPER_PRETRAIN, SWINV2_WINDOW, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
 export interface ClassificationLayout {
@@ -67,6 +67,26 @@ function vitBackbone(exp: PretrainExperiment): Dict {
   };
 }
 
+/**
+ * mmpretrain's SwinV2-T (`swinv2-tiny-w8`: 256 px, window 8, the paper's section 5) with the key
+ * replaced; merged into the inherited backbone (`arch='tiny'`, drop path 0.2 kept outside the demo).
+ * Below 256 px a stage is smaller than the window: `pad_small_map` pads it (the stock model would
+ * shrink the window, which a manifold key built for 8 x 8 tokens cannot follow).
+ */
+function swinv2Backbone(exp: PretrainExperiment): Dict {
+  return {
+    type: 'SwinTransformerV2MKey',
+    img_size: exp.imgSize,
+    window_size: SWINV2_WINDOW,
+    key_type: exp.backbone.keyType,
+    num_charts: experimentCharts(exp) ?? undefined,
+    ...fastPathFields({ keyOrder: exp.keyOrder, manifold: exp.backbone.usesCharts }),
+    ...keyKwargsFields(exp.cbMode),
+    ...(exp.imgSize < 32 * SWINV2_WINDOW ? { pad_small_map: true } : {}),
+    ...(exp.recipe === 'demo' ? { drop_path_rate: 0.0 } : {}),
+  };
+}
+
 function demoPipelines(size: number): { train: PyValue; test: PyValue } {
   return {
     train: [
@@ -112,7 +132,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   ]);
 
   const model: Dict = {
-    backbone: family.id === 'swin-t' ? swinBackbone(exp) : vitBackbone(exp),
+    backbone: family.id === 'swin-t' ? swinBackbone(exp) : family.id === 'swinv2-t' ? swinv2Backbone(exp) : vitBackbone(exp),
     head: { num_classes: n },
   };
   if (isDemo) model.train_cfg = null; // no Mixup / CutMix on a few hundred images

@@ -9,13 +9,16 @@ import type { AmpDtype, AttnImpl, CbMode, KeyOrder, KeyType } from '../experimen
 /**
  * The paper's classification backbones. `swin-t` is the same registered class detection uses
  * (`SwinTransformerMKey`), so its checkpoint feeds `mkey-det train --pretrained` with every weight;
- * the ViTs are mmpretrain's `VisionTransformer` with the key replaced (`VisionTransformerMKey`).
+ * the ViTs are mmpretrain's `VisionTransformer` with the key replaced (`VisionTransformerMKey`);
+ * `swinv2-t` is mmpretrain's `SwinTransformerV2` (section 5: 256 px, window 8) with the key
+ * replaced (`SwinTransformerV2MKey`). `imgSize`: the side of the paper and stock recipes.
  */
 export const PRETRAIN_FAMILIES = [
-  { id: 'swin-t', label: 'Swin-T', base: 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', stockHooks: [] },
-  { id: 'vit-s', label: 'ViT-S/16', base: 'mmpretrain::deit/deit-small_4xb256_in1k.py', stockHooks: [] },
+  { id: 'swin-t', label: 'Swin-T', base: 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py', stockHooks: [], imgSize: 224 },
+  { id: 'vit-s', label: 'ViT-S/16', base: 'mmpretrain::deit/deit-small_4xb256_in1k.py', stockHooks: [], imgSize: 224 },
   // DeiT-B's recipe keeps an EMA of the weights (its custom_hooks, which a config's own list replaces).
-  { id: 'vit-b', label: 'ViT-B/16', base: 'mmpretrain::deit/deit-base_16xb64_in1k.py', stockHooks: [{ type: 'EMAHook', momentum: 4e-5, priority: 'ABOVE_NORMAL' }] },
+  { id: 'vit-b', label: 'ViT-B/16', base: 'mmpretrain::deit/deit-base_16xb64_in1k.py', stockHooks: [{ type: 'EMAHook', momentum: 4e-5, priority: 'ABOVE_NORMAL' }], imgSize: 224 },
+  { id: 'swinv2-t', label: 'SwinV2-T', base: 'mmpretrain::swin_transformer_v2/swinv2-tiny-w8_16xb64_in1k-256px.py', stockHooks: [], imgSize: 256 },
 ] as const;
 export type PretrainFamily = (typeof PRETRAIN_FAMILIES)[number]['id'];
 
@@ -75,7 +78,7 @@ export interface PretrainExperiment {
   /** Images per GPU (per process). */
   batchSize: number;
   seed: number;
-  /** Square input side in pixels (224 for the paper and stock recipes). */
+  /** Square input side in pixels (the family's `imgSize` for the paper and stock recipes: 224, SwinV2-T 256). */
   imgSize: number;
   maxEpochs?: number;
   maxIters?: number;
@@ -94,8 +97,10 @@ export interface PretrainExperiment {
   cbMode?: CbMode;
 }
 
-/** The paper's input side (Tables 1-2 are at 224 x 224). */
+/** The paper's input side (Tables 1-2 are at 224 x 224; SwinV2-T at 256: `pretrainFamily(id).imgSize`). */
 export const PAPER_IMG_SIZE = 224;
+/** SwinV2-T's window (section 5: window 8 at 256 px, mmpretrain's `swinv2-tiny-w8`). */
+export const SWINV2_WINDOW = 8;
 /** Defaults of the demo recipe: image side, epochs and batch (2 CPU cores, minutes). */
 export const DEMO_PRETRAIN = { imgSize: 64, epochs: 6, batchSize: 16, lr: 2e-4 } as const;
 /** Section 5: 300 epochs, batch 128 in all (here per process: 4 GPUs x 32 as the paper's Swin runs). */
