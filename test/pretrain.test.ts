@@ -11,7 +11,8 @@ import { runEventSchema } from '../src/core/run/events.js';
 import { renderMmpretrainConfig } from '../src/core/config/render-classification.js';
 import { PRETRAIN_VARIANTS, pretrainVariant, type PretrainExperiment } from '../src/core/pretrain/experiment.js';
 import { runCli } from './helpers/cli.js';
-import { pretrainExperimentFrom } from '../src/commands/pretrain.js';
+import { pretrainCommand, pretrainExperimentFrom, pretrainOptionsSchema } from '../src/commands/pretrain.js';
+import { parseOptions } from '../src/utils/options.js';
 import { configLabel } from '../src/core/report/run-summary.js';
 import { TASKS } from '../src/core/tasks.js';
 import type { RunData } from '../src/core/report/types.js';
@@ -35,6 +36,11 @@ const experiment = (name: string, over: Partial<PretrainExperiment> = {}): Pretr
   ...over,
 });
 const layout = { root: '/data/imagenet', trainPrefix: 'train', valPrefix: 'val', classes: ['a', 'b', 'c'] };
+/** The experiment `pretrain` makes of these flags (commander's strings, the other options at the command's defaults). */
+const fromFlags = (flags: Record<string, string>): PretrainExperiment => {
+  const defaults = Object.fromEntries(pretrainCommand.options.filter((o) => o.defaultValue !== undefined).map((o) => [o.attributeName(), o.defaultValue]));
+  return pretrainExperimentFrom(parseOptions(pretrainOptionsSchema, { ...defaults, ...flags }));
+};
 
 describe('pretrain variants and configs', () => {
   it('has the three families of Tables 1-2 and SwinV2-T (section 5), each with every key of the registry', () => {
@@ -56,8 +62,7 @@ describe('pretrain variants and configs', () => {
     expect(paper).not.toContain('pad_small_map'); // 256 px: the last stage is one 8 x 8 window
     const demo = fold(renderMmpretrainConfig(experiment('swinv2-t-vanillak', { recipe: 'demo', imgSize: 64, cbMode: 'none' }), { data: layout, toolVersion: 't' }));
     expect(demo).toContain("key_type='vanillak', num_charts=8, key_kwargs=dict(cb_mode='none'), pad_small_map=True, drop_path_rate=0");
-    const opts = { backbone: 'swinv2-t', charts: 8, data: '/data/imagenet', seed: 0, amp: false, tf32: false, cfgOptions: [], tensorboard: false };
-    expect(pretrainExperimentFrom(opts as unknown as Parameters<typeof pretrainExperimentFrom>[0]).imgSize).toBe(256);
+    expect(fromFlags({ backbone: 'swinv2-t', data: '/data/imagenet' }).imgSize).toBe(256);
   });
 
   it('the paper recipe: one-cycle cosine 5e-4 -> 5e-6, AdamW (0.9, 0.999) wd 0.05, 300 epochs', () => {
@@ -101,8 +106,7 @@ describe('pretrain variants and configs', () => {
 
   it('Table 2: pretrain --backbone vit-b-vanillak --charts 4|8 --cb-mode none', async () => {
     for (const charts of [4, 8]) {
-      const opts = { backbone: 'vit-b-vanillak', charts, data: '/data/imagenet', seed: 0, amp: false, tf32: false, cfgOptions: [], tensorboard: false, cbMode: 'none' };
-      const exp = pretrainExperimentFrom(opts as unknown as Parameters<typeof pretrainExperimentFrom>[0]);
+      const exp = fromFlags({ backbone: 'vit-b-vanillak', charts: String(charts), data: '/data/imagenet', cbMode: 'none' });
       expect(exp.cbMode).toBe('none');
       const text = renderMmpretrainConfig(exp, { data: layout, toolVersion: 't' }).replace(/\s+/g, ' ');
       expect(text).toContain(`num_charts=${charts}, key_kwargs=dict(cb_mode='none')`);
