@@ -62,12 +62,8 @@ def qk(sources: List[Dict[str, str]], plot: Optional[str] = None) -> Dict[str, A
     for src in sources:
         loaded = load_backbone(src['path'])
         kinds.append(_attention_kind(loaded['backbone']))
-        if len(set(kinds)) > 1:
-            what = ', '.join(f'{s["label"]} is a {"ViT" if k == "vit" else "Swin"}'
-                             for s, k in zip(sources, kinds))
-            raise ValueError(f'analyze qk compares models of one kind ({what}): a Swin\'s '
-                             'layers (window attention over 4 stages) and a ViT\'s blocks do not '
-                             'line up; run it once per kind')
+        _refuse_mixed_kinds('qk', sources, kinds, "layers (window attention over 4 stages) and a "
+                            "ViT's blocks do not line up")
         models.append(dict(label=src['label'], path=src['path'], checkpoint=loaded['checkpoint'],
                            config=loaded['config'], backbone=kinds[-1],
                            key_type=loaded['key_type'], charts=loaded['charts'],
@@ -105,6 +101,15 @@ def _cb_mode(backbone) -> Optional[str]:
 
     modes = sorted({m.cb_mode for m in backbone.modules() if isinstance(m, CBModeMixin)})
     return ','.join(modes) if modes else None
+
+
+def _refuse_mixed_kinds(command: str, sources, kinds, why: str) -> None:
+    """ValueError when Swin and ViT models are mixed in one analysis, naming which is which."""
+    if len(set(kinds)) <= 1:
+        return
+    what = ', '.join(f'{s["label"]} is a {"ViT" if k == "vit" else "Swin"}' for s, k in zip(sources, kinds))
+    raise ValueError(f"analyze {command} compares models of one kind ({what}): a Swin's {why}; "
+                     'run it once per kind')
 
 
 def _attention_kind(backbone) -> str:
@@ -219,12 +224,8 @@ def attention(sources: List[Dict[str, str]], images: List[str], layer: Optional[
                            config=m['config'], backbone=m['kind'], key_type=m['key_type'],
                            charts=m['charts'], cb_mode=_cb_mode(m['backbone'])))
     kinds = [m['kind'] for m in loaded]
-    if len(set(kinds)) > 1:
-        what = ', '.join(f'{s["label"]} is a {"ViT" if k == "vit" else "Swin"}'
-                         for s, k in zip(sources, kinds))
-        raise ValueError(f'analyze attention compares models of one kind ({what}): a Swin\'s '
-                         'window attention and a ViT\'s class-token attention are different '
-                         'maps; run it once per kind')
+    _refuse_mixed_kinds('attention', sources, kinds, "window attention and a ViT's class-token "
+                        'attention are different maps')
     if kinds[0] == 'vit' and query is not None:
         raise ValueError('--query has no meaning for a ViT: its maps are the class token\'s '
                          'attention, not a location\'s; leave --query out')
