@@ -44,6 +44,7 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
       imgSize: exp.imgSize,
       batchSize: exp.batchSize,
       seed: exp.seed,
+      ...(exp.cbMode !== undefined ? { cbMode: exp.cbMode } : {}),
       ...fastPathRecord(exp),
     },
   });

@@ -33,6 +33,7 @@ export async function train(req: TrainRequest): Promise<RunResult> {
       data: exp.data,
       batchSize: exp.batchSize,
       seed: exp.seed,
+      ...(exp.cbMode !== undefined ? { cbMode: exp.cbMode } : {}),
       ...fastPathRecord(exp),
     },
   });
