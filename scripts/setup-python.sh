@@ -4,7 +4,7 @@
 # the GPU architectures; when nothing changed and the stack imports, it returns in seconds.
 #
 #   scripts/setup-python.sh [--cuda] [--torch pypi|system] [--torch-index URL] [--wheels DIR]
-#                           [--mmcv-wheel FILE] [--cuda-arch LIST] [--force]
+#                           [--mmcv-wheel FILE] [--cuda-arch LIST] [--extras trackers] [--force]
 #
 #   --cuda             GPU build: a CUDA torch and mmcv compiled with its CUDA ops.
 #   --torch pypi       (default) torch from the lock (2.13.0) from PyPI; on Linux that wheel is a
@@ -19,6 +19,8 @@
 #                      ops do not load with this torch, mmcv is built from source instead.
 #   --cuda-arch LIST   GPU architectures to build mmcv's ops for, e.g. "8.0;9.0" (or MKEY_CUDA_ARCH;
 #                      default: those of the GPUs present, from torch.cuda.get_device_capability).
+#   --extras trackers  also the optional experiment trackers of --vis-backend: wandb and mlflow (its
+#                      client, mlflow-skinny); pinned packages stay as the lock has them. Opt-in.
 #   --force            reinstall and rebuild even when the stamp says up to date.
 # MKEY_PYTHON names another interpreter to use instead; then this script only checks it.
 # MKEY_VENV puts the venv elsewhere than .venv/ (the CLI reads .venv/ or MKEY_PYTHON).
@@ -26,8 +28,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cuda=0; force=0; torch_mode=pypi; wheels=""; mmcv_wheel="${MKEY_MMCV_WHEEL:-}"
-torch_index="${TORCH_INDEX_URL:-}"; cuda_arch="${MKEY_CUDA_ARCH:-}"
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+torch_index="${TORCH_INDEX_URL:-}"; cuda_arch="${MKEY_CUDA_ARCH:-}"; extras_wanted=""
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "[setup-python] error: $*" >&2; exit 2; }
 need_value() { [ -n "${2:-}" ] && [ "${2#--}" = "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -40,8 +42,10 @@ while [ $# -gt 0 ]; do
     --wheels) need_value "$@"; wheels="$(cd "$2" 2>/dev/null && pwd)" || die "--wheels '$2' is not a folder"; shift ;;
     --mmcv-wheel) need_value "$@"; mmcv_wheel="$2"; shift ;;
     --cuda-arch) need_value "$@"; cuda_arch="$2"; shift ;;
+    --extras) need_value "$@"; extras_wanted="$2"; shift
+      for e in ${extras_wanted//,/ }; do [ "$e" = trackers ] || die "--extras '$e' (accepted: trackers)"; done ;;
     -h|--help) usage; exit 0 ;;
-    *) die "unknown option '$1' (accepted: --cuda, --torch pypi|system, --torch-index URL, --wheels DIR, --mmcv-wheel FILE, --cuda-arch LIST, --force)" ;;
+    *) die "unknown option '$1' (accepted: --cuda, --torch pypi|system, --torch-index URL, --wheels DIR, --mmcv-wheel FILE, --cuda-arch LIST, --extras trackers, --force)" ;;
   esac
   shift
 done
@@ -57,6 +61,7 @@ full_probe="$core_probe, onnx, onnxruntime, pytest"
 
 if [ -n "${MKEY_PYTHON:-}" ]; then
   say "MKEY_PYTHON=$MKEY_PYTHON: checking it, not installing into it"
+  [ -z "$extras_wanted" ] || say "note: --extras $extras_wanted: install them into it yourself ($MKEY_PYTHON -m pip install wandb mlflow)"
   "$MKEY_PYTHON" -c "$core_probe" || { say "MKEY_PYTHON=$MKEY_PYTHON lacks the stack (see python_shim/requirements.lock)"; exit 1; }
   exit 0
 fi
@@ -92,8 +97,20 @@ EOF
 }
 if [ $cuda = 1 ] && [ -z "$cuda_arch" ] && [ -x "$torch_py" ]; then cuda_arch="$(detect_arch "$torch_py")"; fi
 want="$(cat "$lock" python_shim/pyproject.toml "$0" | sha256sum | cut -c1-16)-cuda$cuda-$torch_mode-[$( [ -x "$torch_py" ] && torch_id "$torch_py" || true)]-[$cuda_arch]-[${mmcv_wheel##*/}]"
+# --extras trackers (opt-in, outside the stamp: adding them refreshes nothing else): the trackers
+# --vis-backend logs to through mmengine's WandbVisBackend / MLflowVisBackend; the lock constrains
+# whatever they share with the stack (protobuf, numpy, ...), so the stack stays as pinned.
+tracker_pins=(wandb==0.31.0 mlflow-skinny==3.18.0)
+install_extras() {
+  case ",$extras_wanted," in *,trackers,*) ;; *) return 0 ;; esac
+  if "$py" -c 'import wandb, mlflow' 2>/dev/null; then say "extras: trackers already installed (wandb, mlflow)"; return 0; fi
+  say "extras: trackers (${tracker_pins[*]})"
+  "$py" -m pip install -q --disable-pip-version-check ${wheels:+--no-index --find-links "$wheels"} -c "$lock" "${tracker_pins[@]}"
+  "$py" -c 'import wandb, mlflow; print(f"[setup-python] extras: wandb {wandb.__version__}, mlflow {mlflow.__version__}")' >&2
+}
 if [ $force = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "$core_probe" 2>/dev/null; then
   say "up to date ($venv)"
+  install_extras
   exit 0
 fi
 t_start=$SECONDS
@@ -278,4 +295,5 @@ PTH
 "$py" -c "$core_probe"
 "$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest missing: export and the test suite need them"
 echo "$want" > "$stamp"
+install_extras
 say "done in $((SECONDS - t_start)) s: $("$py" -c 'import torch, mmcv, mmengine, mmdet; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"

@@ -7,12 +7,12 @@
  * Every cell is a real `mkey-det train` (Mask R-CNN on 4 images of 128 px, 3 iterations).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { H100_DETECTION_IMAGES_PER_S } from '../src/core/sweep/cost.js';
-import { cliPath, makeTinyDataset, repoRoot, runCli } from './helpers/cli.js';
+import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { waitFor } from './helpers/processes.js';
 import { SMALL_RUN } from './helpers/shared-run.js';
 
@@ -285,5 +285,106 @@ describe('sweep --launcher slurm --submit (sbatch, squeue and srun stand-ins)', 
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toMatch(/swin-t-3x-custom-s7\s+-\s+completed/);
     expect(existsSync(join(state, 'jobs', '3'))).toBe(false);
+  });
+});
+
+/** Whether the optional trackers (`bash scripts/setup-python.sh --extras trackers`) are in the test's Python. */
+const trackersInstalled = spawnSync(testPython, ['-c', 'import wandb, mlflow'], { stdio: 'ignore' }).status === 0;
+const TRACKERS_SKIPPED = 'wandb/mlflow not installed (bash scripts/setup-python.sh --extras trackers)';
+
+/**
+ * Reads back what the trackers wrote, each with its own library: MLflow's client on the local file
+ * store; W&B's own record type (wandb.proto's Record, the protobuf its offline run file holds) over
+ * the file's LevelDB-log framing (wandb 0.31 has no Python reader of offline runs).
+ */
+const READ_TRACKERS = `
+import glob, json, os, struct, sys
+from wandb.proto import wandb_internal_pb2 as pb
+from mlflow.tracking import MlflowClient
+vis = sys.argv[1]
+run_file = glob.glob(os.path.join(vis, 'wandb', 'offline-run-*', 'run-*.wandb'))[0]
+data = open(run_file, 'rb').read()
+ident, magic, version = struct.unpack('<4sHB', data[:7])
+records, pos, part = [], 7, b''
+while pos + 7 <= len(data):
+    if 32768 - pos % 32768 < 7:
+        pos += 32768 - pos % 32768
+        continue
+    crc, length, kind = struct.unpack('<IHB', data[pos:pos + 7])
+    chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+    if kind == 0:
+        break
+    if kind == 1:
+        records.append(chunk)
+    elif kind in (2, 3):
+        part += chunk
+    else:
+        records.append(part + chunk)
+        part = b''
+wandb_run, losses = None, []
+for raw in records:
+    rec = pb.Record()
+    rec.ParseFromString(raw)
+    if rec.WhichOneof('record_type') == 'run':
+        wandb_run = {'id': rec.run.run_id, 'project': rec.run.project}
+    if rec.WhichOneof('record_type') == 'history':
+        items = {i.key or '/'.join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
+        if 'loss' in items:
+            losses.append(items['loss'])
+client = MlflowClient(tracking_uri='file://' + vis)
+exp = client.get_experiment_by_name('mkey-det')
+run = client.search_runs([exp.experiment_id])[0]
+print(json.dumps({
+    'wandb': {'header': [ident.decode(), hex(magic)], 'run': wandb_run, 'losses': losses, 'records': len(records)},
+    'mlflow': {'experiment': exp.name, 'status': run.info.status,
+               'loss': [[m.step, m.value] for m in client.get_metric_history(run.info.run_id, 'loss')],
+               'bbox_mAP': run.data.metrics.get('coco/bbox_mAP'), 'params': len(run.data.params)},
+}))
+`;
+
+describe('--vis-backend (mmengine visualisation backends; --tensorboard is --vis-backend tensorboard)', () => {
+  it('a tracker that is not installed is one line naming its install command (exit 3)', async () => {
+    const system = '/usr/bin/python3';
+    const systemLacksWandb = existsSync(system) && spawnSync(system, ['-c', 'import wandb'], { stdio: 'ignore' }).status !== 0;
+    const res = await runCli(['train', '--data', data, '--vis-backend', 'wandb', '--work-dir', join(tmp, 'no-wandb')], {
+      cwd: tmp,
+      env: { ...process.env, ...(trackersInstalled && systemLacksWandb ? { MKEY_PYTHON: system } : {}) },
+    });
+    if (!trackersInstalled || systemLacksWandb) {
+      console.log(res.stderr);
+      expect(res.exitCode).toBe(3);
+      const errors = res.stderr.split('\n').filter((l) => l.startsWith('error: '));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(trackersInstalled ? /wandb is not installed for \/usr\/bin\/python3; install it with: \/usr\/bin\/python3 -m pip install wandb$/ : /install it with: \.venv\/bin\/pip install wandb$/);
+    }
+  });
+
+  it.skipIf(!trackersInstalled)(`a tiny run writes a W&B offline run and an MLflow file store, read back with each library${trackersInstalled ? '' : ` (skipped: ${TRACKERS_SKIPPED})`}`, async () => {
+    const wd = join(tmp, 'trackers');
+    const res = await runCli(['train', ...SMALL_CELL, '--backbone', 'swin-t', '--data', data, '--max-iters', '2', '--tensorboard', '--vis-backend', 'wandb', '--vis-backend', 'mlflow', '--work-dir', wd], { cwd: tmp });
+    expect(res.exitCode, res.stderr).toBe(0);
+    const config = readFileSync(join(wd, 'config.py'), 'utf8').replace(/\s+/g, ' ');
+    // the run's config.py as mmengine merged it: the visualizer's backends, local first
+    expect(config).toContain("vis_backends=[ dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend'), dict( init_kwargs=dict(mode='offline', project='mkey-det'), type='WandbVisBackend'), dict(exp_name='mkey-det', type='MLflowVisBackend'), ]");
+    const session = readdirSync(wd).find((f) => /^\d{8}_\d{6}$/.test(f))!;
+    const vis = join(wd, session, 'vis_data');
+    expect(readdirSync(vis).some((f) => f.startsWith('events.out.tfevents'))).toBe(true);
+    const read = spawnSync(testPython, ['-c', READ_TRACKERS, vis], { encoding: 'utf8', env: { ...process.env, MLFLOW_ALLOW_FILE_STORE: 'true' } });
+    expect(read.status, read.stderr).toBe(0);
+    const got = JSON.parse(read.stdout) as { wandb: { header: string[]; run: { id: string; project: string }; losses: number[] }; mlflow: { experiment: string; status: string; loss: [number, number][]; bbox_mAP: number } };
+    console.log(`read back: ${read.stdout}`);
+    // both trackers hold the loss mmengine logged at iteration 2: the mean of its window, here the
+    // two iterations' losses of the run's own events
+    const iterLoss = events(wd).filter((e) => e.event === 'iter').map((e) => (e.losses as { loss: number }).loss);
+    expect(iterLoss).toHaveLength(2);
+    const logged = (iterLoss[0]! + iterLoss[1]!) / 2;
+    expect(got.wandb.header).toEqual([':W&B', '0xbee1']);
+    expect(got.wandb.run.project).toBe('mkey-det');
+    expect(got.wandb.losses).toHaveLength(1);
+    expect(got.wandb.losses[0]).toBeCloseTo(logged, 5);
+    expect(got.mlflow.experiment).toBe('mkey-det');
+    expect(got.mlflow.status).toBe('FINISHED');
+    expect(got.mlflow.loss).toEqual([[2, expect.closeTo(logged, 5)]]);
+    expect(got.mlflow.bbox_mAP).toBeGreaterThanOrEqual(0);
   });
 });

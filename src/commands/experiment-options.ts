@@ -21,13 +21,18 @@ import {
   parseCfgOptionPairs,
   parseDataSpec,
   type CbMode,
+  VIS_BACKENDS,
   type Experiment,
+  type VisBackend,
 } from '../core/experiment.js';
 import { describePath } from '../core/dataset.js';
 import { handoffCheckpoint } from '../core/run/run-dir.js';
-import { BadInputError, quoteValue } from '../utils/errors.js';
+import { BadInputError, ExitCode, MkeyError, quoteValue } from '../utils/errors.js';
 import { intOption } from '../utils/options.js';
 import { withBridge } from '../python/bridge.js';
+import { checkInterpreter } from '../python/interpreter.js';
+import { pythonInterpreter } from '../utils/paths.js';
+import { execa } from 'execa';
 import { call } from '../python/entries.js';
 
 /**
@@ -96,7 +101,8 @@ export function addExperimentOptions(cmd: Command): Command {
     .option(CB_MODE_FLAG[0], CB_MODE_FLAG[1])
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
-    .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false);
+    .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
+    .option(VIS_BACKEND_FLAG[0], VIS_BACKEND_FLAG[1], addValue, [] as string[]);
 }
 
 /** `--attn-impl`, `--key-order`, `--tf32` (config, train, pretrain): the GPU fast paths, written into the config. */
@@ -127,8 +133,65 @@ export function checkCbMode(cbMode: CbMode | undefined, backbone: { name: string
 
 export const TF32_FLAG = ['--tf32', 'allow TF32 tensor cores in float32 matmuls and convolutions on CUDA (no effect on CPU)'] as const;
 
-/** `--tensorboard` (config, train, pretrain). */
-export const TENSORBOARD_FLAG = ['--tensorboard', 'also write TensorBoard event files (<work-dir>/<time>/vis_data/; view with .venv/bin/tensorboard --logdir <work-dir>)'] as const;
+/** `--tensorboard` (config, train, pretrain): `--vis-backend tensorboard`, kept as its short name. */
+export const TENSORBOARD_FLAG = ['--tensorboard', 'also write TensorBoard event files (<work-dir>/<time>/vis_data/; view with .venv/bin/tensorboard --logdir <work-dir>); the same as --vis-backend tensorboard'] as const;
+
+/** `--vis-backend` (config, train, pretrain, sweep): mmengine's visualisation backends, repeatable. */
+export const VIS_BACKEND_FLAG = [
+  '--vis-backend <name>',
+  `also log to a tracker through mmengine's backend of it: ${VIS_BACKENDS.join(' | ')} (repeatable; wandb offline, into a run folder for wandb sync; mlflow into a local file store; both under <work-dir>/<time>/vis_data/; optional extras: bash scripts/setup-python.sh --extras trackers)`,
+] as const;
+
+/** commander's collector of a repeatable option. */
+export const addValue = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** `--vis-backend` values, each checked (one line naming the value and what is accepted). */
+export const visBackendField = z
+  .array(z.string())
+  .default([])
+  .transform((values, ctx): VisBackend[] => {
+    const bad = values.find((v) => !(VIS_BACKENDS as readonly string[]).includes(v));
+    if (bad === undefined) return values as VisBackend[];
+    ctx.addIssue({ code: 'custom', message: `${quoteValue(bad)} is not a tracker mkey-det knows (accepted: ${VIS_BACKENDS.join(', ')})` });
+    return z.NEVER;
+  });
+
+/** The trackers of `--tensorboard` and `--vis-backend`, each once, in their order (`--tensorboard` first). */
+export function visBackendsFrom(o: { tensorboard: boolean; visBackend: readonly VisBackend[] }): VisBackend[] {
+  return [...new Set<VisBackend>([...(o.tensorboard ? (['tensorboard'] as const) : []), ...o.visBackend])];
+}
+
+/** The Python module each tracker's mmengine backend imports, and the package that installs it. */
+const TRACKER_PACKAGES: Record<VisBackend, { module: string; pip: string }> = {
+  tensorboard: { module: 'tensorboard', pip: 'tensorboard' },
+  wandb: { module: 'wandb', pip: 'wandb' },
+  mlflow: { module: 'mlflow', pip: 'mlflow' },
+};
+
+/**
+ * Readies a run's trackers: refuses one that is not installed in the Python that trains (exit 3,
+ * one line naming the install command: the default setup leaves wandb and mlflow out, and mmengine
+ * would fail only at the first logged value, after the model was built; one short Python start,
+ * only with trackers), and lets MLflow write its local file store, which MLflow 3 refuses unless
+ * MLFLOW_ALLOW_FILE_STORE is set (the training process inherits it from this CLI).
+ */
+export async function prepareTrackers(backends: readonly VisBackend[] | undefined): Promise<void> {
+  if (!backends || backends.length === 0) return;
+  if (backends.includes('mlflow')) process.env.MLFLOW_ALLOW_FILE_STORE ??= 'true';
+  const python = await checkInterpreter();
+  const modules = backends.map((b) => TRACKER_PACKAGES[b].module);
+  const probe = await execa(python, ['-c', 'import importlib.util, sys; print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))', ...modules], {
+    reject: false,
+  });
+  const missing = String(probe.stdout ?? '').trim().split(/\s+/).filter(Boolean);
+  const first = backends.find((b) => missing.includes(TRACKER_PACKAGES[b].module));
+  if (first === undefined) return;
+  const pip = pythonInterpreter().source === '.venv' ? '.venv/bin/pip' : `${python} -m pip`;
+  throw new MkeyError(`--vis-backend ${first}: ${TRACKER_PACKAGES[first].module} is not installed for ${python}; install it with: ${pip} install ${TRACKER_PACKAGES[first].pip}`, {
+    exitCode: ExitCode.environment,
+    hint: 'or all trackers at once: bash scripts/setup-python.sh --extras trackers',
+  });
+}
 
 export const experimentOptionsSchema = z.object({
   backbone: experimentFields.backbone,
@@ -165,6 +228,7 @@ export const experimentOptionsSchema = z.object({
   tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
+  visBackend: visBackendField,
 });
 export type ExperimentOptions = z.infer<typeof experimentOptionsSchema>;
 
@@ -214,7 +278,7 @@ export function experimentFromOptions(o: ExperimentOptions, opts: { checkPaths: 
     amp: o.amp,
     imageScale: o.imgScale,
     cfgOptions,
-    tensorboard: o.tensorboard,
+    visBackends: visBackendsFrom(o),
     attnImpl: o.attnImpl,
     keyOrder: o.keyOrder,
     tf32: o.tf32,

@@ -20,7 +20,7 @@ import { shellPath } from '../utils/paths.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, cfgOptionPairs, checkCbMode, refuseUnregisteredTypes } from './experiment-options.js';
+import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, VIS_BACKEND_FLAG, addValue, cfgOptionPairs, checkCbMode, prepareTrackers, refuseUnregisteredTypes, visBackendField, visBackendsFrom } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 export const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -40,6 +40,7 @@ export const pretrainOptionsSchema = launchOptionsSchema.extend({
   tf32: experimentFields.tf32,
   cfgOptions: z.array(z.string()).default([]),
   tensorboard: z.boolean().default(false),
+  visBackend: visBackendField,
 });
 type PretrainOptions = z.infer<typeof pretrainOptionsSchema>;
 
@@ -88,7 +89,7 @@ export function pretrainExperimentFrom(o: PretrainOptions): PretrainExperiment {
     maxIters: o.maxIters,
     amp: o.amp,
     cfgOptions: cfgOptionPairs(o.cfgOptions),
-    tensorboard: o.tensorboard,
+    visBackends: visBackendsFrom(o),
     attnImpl: o.attnImpl,
     keyOrder: o.keyOrder,
     tf32: o.tf32,
@@ -133,6 +134,7 @@ export const pretrainCommand = addLaunchOptions(
     .option(TF32_FLAG[0], TF32_FLAG[1], false)
     .option(CFG_OPTIONS_FLAG, 'override any config value, e.g. model.backbone.drop_path_rate=0.1; several pairs after one flag, as MMDetection\'s tools take them', [])
     .option(TENSORBOARD_FLAG[0], TENSORBOARD_FLAG[1], false)
+    .option(VIS_BACKEND_FLAG[0], VIS_BACKEND_FLAG[1], addValue, [] as string[])
     .option('--work-dir <dir>', 'run directory (default: work_dirs/pretrain-<backbone>[-c<charts>]-<recipe>-<data>-s<seed>)'),
   'mmpretrain',
 )
@@ -160,6 +162,7 @@ Examples:
       const opts = parseOptions(pretrainOptionsSchema, raw);
       const exp = pretrainExperimentFrom(opts);
       await refuseUnregisteredTypes(exp.cfgOptions);
+      await prepareTrackers(exp.visBackends);
       const workDir = opts.workDir ?? pretrainWorkDir(exp);
       const result = await pretrain({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
       // after --resume the flags are the defaults: the run's own experiment is in its record

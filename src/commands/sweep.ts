@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEMO_EPOCHS, SHORT_EPOCHS } from '../core/config/render.js';
-import { BACKBONE_NAMES, MAX_CHARTS, backboneVariant } from '../core/experiment.js';
-import { DEMO_PRETRAIN, PAPER_PRETRAIN, PRETRAIN_NAMES, pretrainVariant } from '../core/pretrain/experiment.js';
+import { BACKBONE_NAMES, MAX_CHARTS, backboneVariant, type VisBackend } from '../core/experiment.js';
+import { DEMO_PRETRAIN, PAPER_PRETRAIN, PRETRAIN_FAMILIES, PRETRAIN_NAMES, pretrainVariant } from '../core/pretrain/experiment.js';
 import { checkInterpreter } from '../python/interpreter.js';
 import { acquireFolderLock } from '../utils/folder-lock.js';
 import {
@@ -30,7 +30,7 @@ import { BadInputError, ExitCode, MkeyError, quoteValue } from '../utils/errors.
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { displayPath } from '../utils/paths.js';
-import { experimentFromOptions } from './experiment-options.js';
+import { experimentFromOptions, prepareTrackers, visBackendsFrom } from './experiment-options.js';
 import { pretrainCommand, pretrainExperimentFrom, pretrainOptionsSchema, pretrainWorkDir } from './pretrain.js';
 import { checkProcessKind } from './run-options.js';
 import { trainCommand, trainOptionsSchema, trainWorkDir } from './train.js';
@@ -51,6 +51,9 @@ function parseShared(cmd: Command, options: string[]): Record<string, unknown> {
     const why = OPTIONS_SET_BY_SWEEP[flag];
     if (why) throw new BadInputError(`${flag} cannot be given to a sweep: ${why}`);
   }
+  // the command is the CLI's own object: its values start from the defaults at every parse (a
+  // repeatable option would otherwise add to the values of the parse before)
+  for (const opt of cmd.options) cmd.setOptionValueWithSource(opt.attributeName(), opt.defaultValue, 'default');
   const { operands, unknown } = cmd.parseOptions(options);
   if (unknown.length > 0) {
     throw new BadInputError(
@@ -273,10 +276,10 @@ function outcomesText(cells: CellOutcome[], report: SweepReport | undefined, sta
 export const sweepCommand = new Command('sweep')
   .description("run a matrix of train or pretrain runs (backbones x charts x seeds x config values) as a queue here or as Slurm jobs, resumable, with its plan, GPU-hours and the report of the whole matrix")
   .option('--task <kind>', `${SWEEP_TASKS.join(' | ')}: cells of mkey-det train (detection) or mkey-det pretrain (classification)`, 'detection')
-  .option('--backbone <list>', `backbones, comma-separated (train: ${BACKBONE_NAMES.join(', ')}; pretrain also vit-s[-<key>], vit-b[-<key>]) (default: swin-t-spatialk)`)
+  .option('--backbone <list>', `backbones, comma-separated (train: ${BACKBONE_NAMES.join(', ')}; pretrain: ${PRETRAIN_FAMILIES.map((f) => `${f.id}[-<key>]`).join(', ')}) (default: swin-t-spatialk)`)
   .option('--charts <list>', `charts H of the manifold keys, comma-separated, 1-${MAX_CHARTS} (the linear key has none: one cell)`, '8')
   .option('--seeds <list>', 'seeds, comma-separated (report groups them as mean ± std)', '0')
-  .option('--vary <key=v1,v2>', 'a config value as one more axis, e.g. model.backbone.key_kwargs.cb_mode=eq4,none (each cell gets --cfg-options key=v; repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--vary <key=v1,v2>', 'a config value as one more axis, e.g. model.backbone.drop_path_rate=0.1,0.2 (each cell gets --cfg-options key=v; repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
   .option('--name <name>', 'sweep name: its folder is work_dirs/sweep-<name> (default: <command>-<data>-<id of the matrix>)')
   .option('--sweep-dir <dir>', "the sweep's folder (sweep.json, logs, Slurm scripts, the report); alone, it names a recorded sweep to continue, plan, or show")
   .option('--plan', 'print the cells, their iterations and GPU-hours, and exit', false)
@@ -293,7 +296,7 @@ export const sweepCommand = new Command('sweep')
     `
 Every other option is the cells' own: each cell runs mkey-det train (or pretrain) with those
 options and the flags of its row (--data, --schedule, --gpus, --nnodes, --launcher, --max-iters,
---cfg-options, --amp, --vis-backend, ...; see mkey-det train --help). Each cell is a normal run in
+--cfg-options, --amp, --cb-mode, --vis-backend, ...; see mkey-det train --help). Each cell is a normal run in
 the folder train / pretrain names it (work_dirs/<backbone>[-c<charts>]-<schedule>-<data>-s<seed>),
 started as node bin/mkey-det.js train ... one after another. Ctrl-C stops the running cell at its
 next iteration and the sweep (exit 130); the same command again skips completed cells, resumes the
@@ -309,7 +312,9 @@ input, 3 Python or sbatch not here, 130 interrupted (run the same command again 
 Examples:
   mkey-det sweep --backbone swin-t,swin-t-spatialk --seeds 0,1,2 --data coco --gpus 8 --plan     # Table 3, 3 seeds
   mkey-det sweep --task classification --backbone swin-t,swin-t-spatialk,swin-t-kua,swin-t-simplek,swin-t-vanillak --data /data/imagenet --gpus 4 --plan   # Table 1's Swin-T row
-  mkey-det sweep --task classification --backbone vit-b-vanillak --charts 4,8 --vary model.backbone.key_kwargs.cb_mode=eq4,none --data /data/imagenet --gpus 8   # Table 2
+  mkey-det sweep --task classification --backbone vit-b-vanillak --charts 4,8 --cb-mode none --data /data/imagenet --gpus 8   # Table 2
+  mkey-det sweep --backbone swin-t-spatialk --vary model.backbone.drop_path_rate=0.1,0.2 --seeds 0,1 --data coco --gpus 8
+  mkey-det sweep --backbone swin-t,swin-t-spatialk --data demo --vis-backend tensorboard --vis-backend mlflow
   mkey-det sweep --backbone swin-t,swin-t-spatialk --seeds 0,1 --data demo                          # a queue on this machine
   mkey-det sweep --backbone swin-t,swin-t-spatialk --seeds 0,1,2 --data coco --gpus 8 --launcher slurm --submit --slurm-args "--partition=gpu --time=72:00:00"
   mkey-det sweep --sweep-dir work_dirs/sweep-train-coco-1a2b3c4d --status
@@ -374,6 +379,9 @@ Examples:
           return;
         }
         const python = await checkInterpreter();
+        // a tracker the cells log to must be here before the first cell starts (each cell checks again)
+        const shared = r.task.parseShared(r.rec.spec.options);
+        await prepareTrackers(visBackendsFrom({ tensorboard: shared.tensorboard === true, visBackend: (shared.visBackend as VisBackend[] | undefined) ?? [] }));
         writeSweepRecord(r.sweepDir, r.rec);
         const queue = await runQueue(r.rec, { sweepDir: r.sweepDir, python, failFast: o.failFast });
         let report: SweepReport | undefined;

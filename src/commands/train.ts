@@ -10,7 +10,7 @@ import { guardedAction } from '../utils/command.js';
 import { shellPath } from '../utils/paths.js';
 import { BadInputError, quoteValue } from '../utils/errors.js';
 import { parseOptions } from '../utils/options.js';
-import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, refuseUnregisteredTypes, experimentOptionsSchema } from './experiment-options.js';
+import { addExperimentOptions, cfgOptionPairs, experimentFromOptions, prepareTrackers, refuseUnregisteredTypes, experimentOptionsSchema, visBackendsFrom } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 export const trainOptionsSchema = experimentOptionsSchema.merge(launchOptionsSchema).extend({ config: z.string().optional() });
@@ -36,12 +36,16 @@ async function trainUserConfig(opts: z.infer<typeof trainOptionsSchema>, cmd: Co
   const workDir = opts.workDir ?? `work_dirs/${basename(configFile).replace(/\.py$/, '')}`;
   const cfgOptions = cfgOptionPairs(opts.cfgOptions);
   await refuseUnregisteredTypes(cfgOptions);
+  // a user's config gets TensorBoard put on top (python_shim's user_config); other trackers go into the config itself
+  const other = visBackendsFrom(opts).find((b) => b !== 'tensorboard');
+  if (other) throw new BadInputError(`--vis-backend ${other} cannot be put on --config yet (only tensorboard)`, `add it to the config's visualizer.vis_backends, e.g. dict(type='${other === 'wandb' ? 'WandbVisBackend' : 'MLflowVisBackend'}')`);
+  await prepareTrackers(visBackendsFrom(opts));
   return trainConfig({
     configFile,
     keyType: given('backbone') ? backboneVariant(opts.backbone).keyType : undefined,
     charts: given('charts') ? opts.charts : undefined,
     amp: opts.amp,
-    tensorboard: opts.tensorboard,
+    tensorboard: visBackendsFrom(opts).includes('tensorboard'),
     attnImpl: opts.attnImpl,
     keyOrder: opts.keyOrder,
     tf32: opts.tf32,
@@ -123,6 +127,7 @@ Examples:
       }
       const exp = experimentFromOptions(opts, { checkPaths: true });
       await refuseUnregisteredTypes(exp.cfgOptions);
+      await prepareTrackers(exp.visBackends);
       const workDir = opts.workDir ?? trainWorkDir(exp);
       const result = await train({ experiment: exp, ...launchOptionsFrom(opts, workDir) });
       const ran = opts.resume ? recordedExperiment(result.workDir) : exp;

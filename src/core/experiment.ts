@@ -156,8 +156,8 @@ export interface Experiment {
   imageScale?: [number, number];
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
-  /** Also write TensorBoard event files (mmengine's TensorboardVisBackend) under `<work-dir>/<time>/vis_data/`. */
-  tensorboard?: boolean;
+  /** Trackers mmengine's visualizer also writes to (`--vis-backend`, `--tensorboard`), under `<work-dir>/<time>/vis_data/`. */
+  visBackends?: readonly VisBackend[];
   /** The backbone's window attention; undefined leaves the backbone's default (`eager`) unwritten. */
   attnImpl?: AttnImpl;
   /** The manifold key's computation order; undefined leaves the backbone's default (`fast`) unwritten. */
@@ -171,8 +171,26 @@ export interface Experiment {
 /** The hook `--tf32` puts first in a config's `custom_hooks` (registered by mkey_det in mmdet's HOOKS). */
 export const TF32_HOOK = 'MkeyTF32Hook';
 
-/** The visualizer of a run that also writes TensorBoard event files (mmdet's and mmpretrain's configs merge it). */
-export const TENSORBOARD_VISUALIZER = { vis_backends: [{ type: 'LocalVisBackend' }, { type: 'TensorboardVisBackend' }] } as const;
+/** Experiment trackers a run can also write to (`--vis-backend`): mmengine's own visualisation backends. */
+export const VIS_BACKENDS = ['tensorboard', 'wandb', 'mlflow'] as const;
+export type VisBackend = (typeof VIS_BACKENDS)[number];
+
+/**
+ * Each tracker as mmengine's backend of it, under `<work-dir>/<time>/vis_data/`: TensorBoard's event
+ * files; W&B offline (a run folder, `wandb sync` uploads it later; nothing leaves the machine
+ * during training); MLflow into a local file store there (its default tracking URI for a backend
+ * without one: `file://<vis_data>`).
+ */
+const VIS_BACKEND_CONFIGS: Record<VisBackend, Record<string, unknown>> = {
+  tensorboard: { type: 'TensorboardVisBackend' },
+  wandb: { type: 'WandbVisBackend', init_kwargs: { mode: 'offline', project: 'mkey-det' } },
+  mlflow: { type: 'MLflowVisBackend', exp_name: 'mkey-det' },
+};
+
+/** The visualizer of a run that also writes to `backends` (mmdet's and mmpretrain's configs merge it): the local backend first, as stock. */
+export function visualizerConfig(backends: readonly VisBackend[]): { vis_backends: Record<string, unknown>[] } {
+  return { vis_backends: [{ type: 'LocalVisBackend' }, ...backends.map((b) => structuredClone(VIS_BACKEND_CONFIGS[b]))] };
+}
 
 export const experimentFields = {
   backbone: z.enum(BACKBONE_NAMES, { message: `accepted: ${BACKBONE_NAMES.join(', ')}` }),

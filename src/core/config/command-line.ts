@@ -53,7 +53,7 @@ export function configArgs(exp: Experiment): string[] {
   if (exp.attnImpl !== undefined) args.push('--attn-impl', exp.attnImpl);
   if (exp.keyOrder !== undefined && manifold) args.push('--key-order', exp.keyOrder);
   if (exp.tf32) args.push('--tf32');
-  if (exp.tensorboard) args.push('--tensorboard');
+  for (const b of exp.visBackends ?? []) args.push(...(b === 'tensorboard' ? ['--tensorboard'] : ['--vis-backend', b]));
   for (const [key, value] of exp.cfgOptions) args.push('--cfg-options', `${key}=${value}`);
   return args;
 }

@@ -6,7 +6,7 @@
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
 import { ampOptimWrapper, customImports, fastPathFields, keyKwargsFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
-import { TENSORBOARD_VISUALIZER, experimentCharts } from '../experiment.js';
+import { experimentCharts, visualizerConfig } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, SWINV2_WINDOW, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
@@ -213,7 +213,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
     body.push(['optim_wrapper', { optimizer: { type: 'AdamW', lr: DEMO_PRETRAIN.lr, weight_decay: 0.05 }, clip_grad: { max_norm: 5.0 } }]);
   }
   if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
-  if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
+  if (exp.visBackends?.length) body.push(['visualizer', visualizerConfig(exp.visBackends) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   // the stock recipe keeps mmpretrain's hooks (DeiT-B's EMA); section 5's protocol (Swin's) has no EMA
   const stockHooks = exp.recipe === 'stock' ? family.stockHooks.map((h) => ({ ...h })) : [];

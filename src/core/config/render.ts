@@ -5,7 +5,7 @@
  * runs with MMDetection's `tools/train.py`.
  */
 import { PyCode, PyTuple, type PyValue, fromPythonJson, parseCfgValue, toPythonLiteral } from './python-literal.js';
-import { AMP_TORCH_DTYPE, TENSORBOARD_VISUALIZER, TF32_HOOK, experimentCharts, type AmpDtype, type AttnImpl, type CbMode, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
+import { AMP_TORCH_DTYPE, TF32_HOOK, visualizerConfig, experimentCharts, type AmpDtype, type AttnImpl, type CbMode, type DatasetLayout, type Experiment, type KeyOrder } from '../experiment.js';
 import { BadInputError } from '../../utils/errors.js';
 
 export const STOCK_BASE_CONFIG = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py';
@@ -318,7 +318,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
     body.push(['model', { backbone: { drop_path_rate: 0.0 } }]);
   }
   if (exp.amp) body.push(['optim_wrapper', ampOptimWrapper(exp.amp)]);
-  if (exp.tensorboard) body.push(['visualizer', structuredClone(TENSORBOARD_VISUALIZER) as unknown as PyValue]);
+  if (exp.visBackends?.length) body.push(['visualizer', visualizerConfig(exp.visBackends) as unknown as PyValue]);
   body.push(['randomness', { seed: exp.seed, deterministic: false }]);
   body.push(['custom_hooks', withTf32Hook(exp.tf32, [{ type: 'MkeyProgressHook', interval: isDemo ? 5 : 20 }])]);
   body.push(['auto_scale_lr', { enable: false, base_batch_size: 16 }]);

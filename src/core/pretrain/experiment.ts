@@ -4,7 +4,7 @@
  * the same manifest as detection (the Python key registry); the families are the paper's hosts.
  */
 import { KEY_VARIANT_MANIFEST } from '../key-variants.generated.js';
-import type { AmpDtype, AttnImpl, CbMode, KeyOrder, KeyType } from '../experiment.js';
+import type { AmpDtype, AttnImpl, VisBackend, CbMode, KeyOrder, KeyType } from '../experiment.js';
 
 /**
  * The paper's classification backbones. `swin-t` is the same registered class detection uses
@@ -85,8 +85,8 @@ export interface PretrainExperiment {
   amp: AmpDtype | false;
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
-  /** Also write TensorBoard event files. */
-  tensorboard?: boolean;
+  /** Trackers mmengine's visualizer also writes to (`--vis-backend`, `--tensorboard`). */
+  visBackends?: readonly VisBackend[];
   /** Swin-T's window attention (`--attn-impl`; Swin only); undefined: the backbone's default. */
   attnImpl?: AttnImpl;
   /** The manifold key's computation order (`--key-order`); undefined: the backbone's default. */

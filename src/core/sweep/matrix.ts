@@ -147,7 +147,7 @@ export function parseVary(raw: string): { key: string; values: string[] } {
   const eq = raw.indexOf('=');
   const key = eq > 0 ? raw.slice(0, eq) : '';
   if (!/^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\d+))*$/.test(key)) {
-    throw new BadInputError(`invalid --vary ${quoteValue(raw)}: expected KEY=V1,V2 with a dotted config key, e.g. model.backbone.key_kwargs.cb_mode=eq4,none`);
+    throw new BadInputError(`invalid --vary ${quoteValue(raw)}: expected KEY=V1,V2 with a dotted config key, e.g. model.backbone.drop_path_rate=0.1,0.2`);
   }
   const values: string[] = [];
   let depth = 0;
@@ -167,7 +167,7 @@ export function parseVary(raw: string): { key: string; values: string[] } {
     current += c;
   }
   values.push(current);
-  if (values.some((v) => v.trim() === '')) throw new BadInputError(`invalid --vary ${quoteValue(raw)}: an empty value (expected KEY=V1,V2, e.g. model.backbone.key_kwargs.cb_mode=eq4,none)`);
+  if (values.some((v) => v.trim() === '')) throw new BadInputError(`invalid --vary ${quoteValue(raw)}: an empty value (expected KEY=V1,V2, e.g. model.backbone.drop_path_rate=0.1,0.2)`);
   if (values.length < 2) throw new BadInputError(`invalid --vary ${quoteValue(raw)}: one value is no axis (give it with --cfg-options, or two values or more: KEY=V1,V2)`);
   if (new Set(values).size !== values.length) throw new BadInputError(`invalid --vary ${quoteValue(raw)}: a value is given twice`);
   return { key, values };
