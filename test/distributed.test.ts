@@ -5,12 +5,12 @@
  * checks what the CLI printed, its exit code, the seconds it took and that no process survived.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, makeTinyDataset, repoRoot, runCli } from './helpers/cli.js';
+import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { descendants, waitAllGone, waitFor, workersByRank } from './helpers/processes.js';
 import { SMALL_RUN } from './helpers/shared-run.js';
 
@@ -68,40 +68,78 @@ const trainArgs = (workDir: string, ...more: string[]) => ['train', ...SMALL_RUN
 describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
   let ckpt: string;
 
-  it('trains with 2 processes; Ctrl-C stops both at an iteration boundary; --resume continues with 1 process', async () => {
-    const wd = join(tmp, 'two');
-    const run = start(trainArgs(wd, '--nproc-per-node', '2', '--max-epochs', '2', '--master-port', String(await freePort())));
-    await waitFor(firstEvent(wd, 'checkpoint'), 300_000, 'the first checkpoint');
+  /** Starts `args`, waits for the checkpoint of `epoch`, sends Ctrl-C; returns the output, the exit and the tree it had. */
+  async function interruptAfterCheckpoint(wd: string, args: string[], epoch: number) {
+    const seen = events(wd).length;
+    const run = start(args);
+    await waitFor(() => events(wd).slice(seen).find((e) => e.event === 'checkpoint' && e.epoch === epoch), 300_000, `the checkpoint of epoch ${epoch}`);
     const tree = descendants(run.child.pid!);
     run.child.kill('SIGINT');
     const end = await run.exited;
-    console.log(`2 processes, Ctrl-C after epoch 1:\n${run.out()}\n(exit ${end.code} after ${end.seconds.toFixed(0)} s)`);
-    expect(end.code).toBe(130);
     await waitAllGone(tree, 15_000);
-    const evs = events(wd);
-    const startEv = evs.find((e) => e.event === 'start')!;
-    expect(startEv.world_size).toBe(2);
-    expect(run.out()).toContain('launching 2 CPU processes (gloo) with torchrun');
-    expect(run.out()).toContain('on 2 cpu process(es)');
-    expect(evs.some((e) => e.event === 'stopped')).toBe(true);
-    expect(runRecord(wd).status).toBe('interrupted');
-    expect(run.out()).toContain(`Resume with: mkey-det train --work-dir ${wd} --resume`);
-    const before = evs.filter((e) => e.event === 'iter').at(-1)!;
+    return { out: run.out(), end, added: events(wd).slice(seen) };
+  }
+  const lastIter = (evs: Record<string, unknown>[]) => evs.filter((e) => e.event === 'iter').at(-1)!;
+  const firstOf = (evs: Record<string, unknown>[], name: string) => evs.find((e) => e.event === name)!;
 
-    // 2 -> 1: the same run, one process; it goes on from the checkpoint's iteration with the schedule's lr
-    const resumed = await runCli(['train', '--work-dir', wd, '--resume']);
-    console.log(`resumed with 1 process:\n${resumed.stderr}`);
-    expect(resumed.exitCode).toBe(0);
-    const after = events(wd).slice(evs.length);
-    expect(after.find((e) => e.event === 'start')!.world_size).toBe(1);
-    expect(after.find((e) => e.event === 'start')!.start_iter).toBe(before.iter);
-    const firstAfter = after.find((e) => e.event === 'iter')!;
-    expect(firstAfter.epoch).toBe(2);
-    expect(firstAfter.iter).toBe(Number(before.iter) + 1);
-    console.log(`lr: last before ${String(before.lr)} (iter ${String(before.iter)}), first after ${String(firstAfter.lr)} (iter ${String(firstAfter.iter)})`);
-    expect(Number(firstAfter.lr)).toBeGreaterThan(Number(before.lr)); // still in the linear warm-up, not restarted
+  it('Ctrl-C stops every process at an iteration boundary; --resume goes on across world sizes (1 -> 2 -> 1) at the right iteration and lr', async () => {
+    const wd = join(tmp, 'two');
+    const port = () => freePort().then(String);
+    // 1 process, epoch 1, Ctrl-C
+    const one = await interruptAfterCheckpoint(wd, trainArgs(wd, '--max-epochs', '3'), 1);
+    expect(one.end.code).toBe(130);
+    // where each launch stopped: the iteration its checkpoint saved (iter events come every few iterations)
+    const savedAt = (evs: Record<string, unknown>[], epoch: number) => Number(evs.find((e) => e.event === 'checkpoint' && e.epoch === epoch)!.iter);
+    const iter1 = lastIter(one.added);
+    const saved1 = savedAt(one.added, 1);
+
+    // 1 -> 2: resumed with 2 processes, epoch 2, Ctrl-C
+    const two = await interruptAfterCheckpoint(wd, ['train', '--work-dir', wd, '--resume', '--nproc-per-node', '2', '--master-port', await port()], 2);
+    console.log(`resumed with 2 processes, Ctrl-C after epoch 2:\n${two.out}\n(exit ${two.end.code} after ${two.end.seconds.toFixed(0)} s)`);
+    expect(two.end.code).toBe(130);
+    expect(two.out).toContain('launching 2 CPU processes (gloo) with torchrun');
+    expect(two.out).toContain('on 2 cpu process(es)');
+    expect(firstOf(two.added, 'start').world_size).toBe(2);
+    expect(firstOf(two.added, 'start').start_iter).toBe(saved1);
+    const first2 = firstOf(two.added, 'iter');
+    expect([first2.epoch, first2.iter]).toEqual([2, saved1 + 1]);
+    expect(two.added.some((e) => e.event === 'stopped')).toBe(true);
+    expect(runRecord(wd).status).toBe('interrupted');
+    expect(two.out).toContain(`Resume with: mkey-det train --work-dir ${wd} --resume`);
+    const iter2 = lastIter(two.added);
+    const saved2 = savedAt(two.added, 2);
+
+    // 2 -> 1: resumed with one process, epoch 3, to the end
+    const seen = events(wd).length;
+    const three = await runCli(['train', '--work-dir', wd, '--resume']);
+    expect(three.exitCode).toBe(0);
+    const added = events(wd).slice(seen);
+    expect(firstOf(added, 'start').world_size).toBe(1);
+    const first3 = firstOf(added, 'iter');
+    expect(firstOf(added, 'start').start_iter).toBe(saved2);
+    expect([first3.epoch, first3.iter]).toEqual([3, saved2 + 1]);
+    const lr = (e: Record<string, unknown>) => Number(e.lr).toExponential(2);
+    console.log(
+      `resume across world sizes: 1 process saved at iter ${saved1} (last logged lr ${lr(iter1)}); 2 processes went on at iter ${String(first2.iter)} (lr ${lr(first2)}) ` +
+        `and saved at ${saved2} (lr ${lr(iter2)}); 1 process went on at iter ${String(first3.iter)} (lr ${lr(first3)})`,
+    );
+    // the schedule of an uninterrupted run at those iterations: the warm-up (LinearLR by iteration)
+    // times the step decay (MultiStepLR by epoch), read from the run's own config
+    const sched = JSON.parse(
+      execFileSync(testPython, ['-c', 'import json,sys; from mmengine import Config; c = Config.fromfile(sys.argv[1]); print(json.dumps([c.optim_wrapper.optimizer.lr, c.param_scheduler]))', join(wd, 'config.py')], { encoding: 'utf8' }),
+    ) as [number, { type: string; start_factor?: number; end?: number; milestones?: number[]; gamma?: number }[]];
+    const [base, schedulers] = sched;
+    const warm = schedulers.find((x) => x.type === 'LinearLR')!;
+    const steps = schedulers.find((x) => x.type === 'MultiStepLR')!;
+    const expected = (iter: number, epoch: number) =>
+      base *
+      // mmengine's LinearLR reaches the full lr at its last step, end - begin - 1 (begin is 0 here)
+      (warm.start_factor! + (1 - warm.start_factor!) * (Math.min(iter, warm.end! - 1) / (warm.end! - 1))) *
+      steps.gamma! ** steps.milestones!.filter((m) => m <= epoch - 1).length;
+    for (const e of [iter1, first2, iter2, first3]) expect(Number(e.lr)).toBeCloseTo(expected(Number(e.iter), Number(e.epoch)), 12);
+    expect(Number(first2.lr)).toBeGreaterThan(Number(iter1.lr)); // the warm-up went on, not restarted
     expect(runRecord(wd).status).toBe('completed');
-    ckpt = join(wd, 'epoch_2.pth');
+    ckpt = join(wd, 'epoch_3.pth');
     expect(existsSync(ckpt)).toBe(true);
   });
 
