@@ -41,7 +41,7 @@ from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.base import check_int, check_noise, check_order
 from ..keys.builder import check_key_kwargs
 from ..keys.start import restart_from_host_init
-from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV
+from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV, take_over
 
 _SWINV2_SIGNATURE = inspect.signature(SwinTransformerV2.__init__)
 
@@ -93,20 +93,10 @@ class ManifoldKeyWindowMSAV2(WindowMSAV2):
                   num_charts=num_charts, key_order=key_order, chart_noise=chart_noise,
                   key_kwargs=key_kwargs, qkv_bias=msa.q_bias is not None,
                   cpb_mlp_hidden_dims=msa.cpb_mlp[0].out_features)
-        w = msa.qkv.weight
-        new = new.to(device=w.device, dtype=w.dtype)
-        # the stock modules and parameters themselves (same names: the state-dict order is kept)
-        new.cpb_mlp = msa.cpb_mlp
-        new.logit_scale = msa.logit_scale
-        new.q_bias = msa.q_bias
-        new.v_bias = msa.v_bias
-        new.attn_drop = msa.attn_drop
-        new.proj = msa.proj
-        new.proj_drop = msa.proj_drop
-        new.relative_coords_table = msa.relative_coords_table
-        new.relative_position_index = msa.relative_position_index
-        new.init_cfg = msa.init_cfg
-        new.init_from_qkv(w, None, generator=generator)
+        new = take_over(new, msa, ('cpb_mlp', 'logit_scale', 'q_bias', 'v_bias', 'attn_drop', 'proj',
+                                   'proj_drop', 'relative_coords_table', 'relative_position_index',
+                                   'init_cfg'))
+        new.init_from_qkv(msa.qkv.weight, None, generator=generator)
         return new
 
     def project(self, x: torch.Tensor) -> torch.Tensor:

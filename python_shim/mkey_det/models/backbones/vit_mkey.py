@@ -30,7 +30,7 @@ from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.builder import check_key_kwargs
 from ..keys.base import check_int, check_noise, check_order
 from ..keys.start import restart_from_host_init
-from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV
+from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV, take_over
 
 _VIT_SIGNATURE = inspect.signature(VisionTransformer.__init__)
 
@@ -91,16 +91,9 @@ class ManifoldKeyMultiheadAttention(MultiheadAttention):
                   input_dims=attn.input_dims, attn_drop=attn.attn_drop,
                   proj_drop=attn.proj_drop.p, proj_bias=attn.proj.bias is not None,
                   v_shortcut=attn.v_shortcut)
-        w = attn.qkv.weight
-        new = new.to(device=w.device, dtype=w.dtype)
-        # the stock modules themselves (assigning an existing name keeps the state-dict order)
-        new.proj = attn.proj
-        new.proj_drop = attn.proj_drop
-        new.out_drop = attn.out_drop
-        new.gamma1 = attn.gamma1
-        new.scaled_dot_product_attention = attn.scaled_dot_product_attention
-        new.init_cfg = attn.init_cfg
-        new.init_from_qkv(w, attn.qkv.bias, generator=generator)
+        new = take_over(new, attn, ('proj', 'proj_drop', 'out_drop', 'gamma1',
+                                    'scaled_dot_product_attention', 'init_cfg'))
+        new.init_from_qkv(attn.qkv.weight, attn.qkv.bias, generator=generator)
         return new
 
 

@@ -7,7 +7,7 @@ same attention as one fused kernel (``'sdpa'``, :mod:`.fused_window_attention`).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,17 @@ from mmengine.utils import to_2tuple
 
 from ..keys import build_key, key_spec, manifold_key_types
 from .fused_window_attention import WindowAttentionImplMixin, check_attn_impl
+
+
+def take_over(new: nn.Module, stock: nn.Module, names: Tuple[str, ...]) -> nn.Module:
+    """``new`` (a manifold-key attention built to replace ``stock``) on ``stock``'s device and
+    dtype, holding ``stock``'s own modules, parameters and buffers ``names``: the same objects, so
+    nothing is copied, and assigning an existing name keeps the state-dict order."""
+    w = stock.qkv.weight
+    new = new.to(device=w.device, dtype=w.dtype)
+    for name in names:
+        setattr(new, name, getattr(stock, name))
+    return new
 
 
 class ManifoldQKV(nn.Module):
