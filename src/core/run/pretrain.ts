@@ -4,7 +4,7 @@ import { TOOL_VERSION } from '../../version.js';
 import { resolveClassificationData } from '../classification-dataset.js';
 import { renderMmpretrainConfig, type ClassificationLayout } from '../config/render-classification.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
-import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from './run.js';
+import { launchExperiment, type LaunchOptions, type RunResult } from './run.js';
 import type { PretrainExperiment } from '../pretrain/experiment.js';
 
 export interface PretrainRequest extends LaunchOptions {
@@ -24,16 +24,12 @@ export async function classificationLayout(exp: PretrainExperiment): Promise<Cla
 
 export async function pretrain(req: PretrainRequest): Promise<RunResult> {
   const exp = req.experiment;
-  return launchRun({
-    ...req,
-    command: 'pretrain',
-    amp: exp.amp,
-    tf32: exp.tf32,
+  return launchExperiment(req, 'pretrain', exp, {
     renderConfig: async () => {
       const data = await classificationLayout(exp);
       return withInheritedLists((inherited) => renderMmpretrainConfig(exp, { data, toolVersion: TOOL_VERSION, inherited }));
     },
-    experiment: {
+    identity: {
       task: 'classification',
       backbone: exp.backbone.name,
       family: exp.backbone.family,
@@ -44,8 +40,6 @@ export async function pretrain(req: PretrainRequest): Promise<RunResult> {
       imgSize: exp.imgSize,
       batchSize: exp.batchSize,
       seed: exp.seed,
-      ...(exp.cbMode !== undefined ? { cbMode: exp.cbMode } : {}),
-      ...fastPathRecord(exp),
     },
   });
 }

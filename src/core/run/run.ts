@@ -61,13 +61,36 @@ export interface RunResult {
   message?: string;
 }
 
-/** The GPU fast-path options of a run record's `experiment`, only those given. */
-export function fastPathRecord(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; tf32?: boolean }): Record<string, unknown> {
+/** The options of a run record's `experiment` beyond the experiment's identity, only those given. */
+export function optionsRecord(o: { attnImpl?: AttnImpl; keyOrder?: KeyOrder; tf32?: boolean; cbMode?: string }): Record<string, unknown> {
   return {
+    ...(o.cbMode !== undefined ? { cbMode: o.cbMode } : {}),
     ...(o.attnImpl !== undefined ? { attnImpl: o.attnImpl } : {}),
     ...(o.keyOrder !== undefined ? { keyOrder: o.keyOrder } : {}),
     ...(o.tf32 ? { tf32: true } : {}),
   };
+}
+
+/** What an experiment of `train` or `pretrain` hands the launcher besides its config. */
+export interface ExperimentRun {
+  amp: AmpDtype | false;
+  tf32?: boolean;
+  attnImpl?: AttnImpl;
+  keyOrder?: KeyOrder;
+  cbMode?: string;
+}
+
+/**
+ * A run of an experiment (`train`'s or `pretrain`'s): the launch options of the request, the
+ * precision and record options of the experiment, its config and its identity for the record.
+ */
+export function launchExperiment(
+  req: LaunchOptions,
+  command: string,
+  exp: ExperimentRun,
+  run: { renderConfig: () => Promise<string>; identity: Record<string, unknown>; inputs?: string[] },
+): Promise<RunResult> {
+  return launchRun({ ...req, command, amp: exp.amp, tf32: exp.tf32, renderConfig: run.renderConfig, inputs: run.inputs, experiment: { ...run.identity, ...optionsRecord(exp) } });
 }
 
 /** Checks everything, then writes the config and runs it under supervision (train and pretrain). */

@@ -6,7 +6,7 @@ import { renderMmdetConfig } from '../config/render.js';
 import { withInheritedLists } from '../config/inherited-lists.js';
 import { datasetLayout } from '../config/dataset-layout.js';
 import { experimentCharts, type AmpDtype, type AttnImpl, type Experiment, type KeyOrder } from '../experiment.js';
-import { fastPathRecord, launchRun, type LaunchOptions, type RunResult } from './run.js';
+import { launchExperiment, launchRun, optionsRecord, type LaunchOptions, type RunResult } from './run.js';
 
 export interface TrainRequest extends LaunchOptions {
   experiment: Experiment;
@@ -15,17 +15,13 @@ export interface TrainRequest extends LaunchOptions {
 /** `mkey-det train`: a detection run of an experiment (Mask R-CNN + FPN, MMDetection). */
 export async function train(req: TrainRequest): Promise<RunResult> {
   const exp = req.experiment;
-  return launchRun({
-    ...req,
-    command: 'train',
-    amp: exp.amp,
-    tf32: exp.tf32,
+  return launchExperiment(req, 'train', exp, {
     inputs: exp.pretrained ? [exp.pretrained] : [],
     renderConfig: async () => {
       const dataset = await datasetLayout(exp, { check: true });
       return withInheritedLists((inherited) => renderMmdetConfig(exp, { dataset, toolVersion: TOOL_VERSION, inherited }));
     },
-    experiment: {
+    identity: {
       backbone: exp.backbone.name,
       keyType: exp.backbone.keyType,
       charts: experimentCharts(exp), // as `config --json`
@@ -33,8 +29,6 @@ export async function train(req: TrainRequest): Promise<RunResult> {
       data: exp.data,
       batchSize: exp.batchSize,
       seed: exp.seed,
-      ...(exp.cbMode !== undefined ? { cbMode: exp.cbMode } : {}),
-      ...fastPathRecord(exp),
     },
   });
 }
@@ -88,6 +82,6 @@ export async function trainConfig(req: ConfigTrainRequest): Promise<RunResult> {
     command: 'train',
     renderConfig,
     inputs: [req.configFile],
-    experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null, ...fastPathRecord(req) },
+    experiment: { source: 'config', config: req.configFile, keyType: req.keyType ?? null, charts: req.charts ?? null, ...optionsRecord(req) },
   });
 }
