@@ -24,7 +24,7 @@ export function describeEvent(e: RunEvent): string | undefined {
       return `started: ${e.max_iters} iterations${e.max_epochs ? ` (${e.max_epochs} epochs of ${e.iters_per_epoch})` : ''} on ${e.world_size} ${e.device} process(es)${e.amp ? ` (AMP ${e.amp})` : ''}${e.backbone_params ? `, backbone ${(Number(e.backbone_params) / 1e6).toFixed(1)}M params` : ''}`;
     case 'iter': {
       const loss = (e.losses as Record<string, number | null> | undefined)?.loss;
-      return `epoch ${e.epoch} iter ${e.iter}/${e.max_iters}  loss ${loss == null ? 'n/a' : loss.toFixed(4)}  lr ${typeof e.lr === 'number' ? e.lr.toExponential(2) : '?'}  ${e.iter_time_s ?? '?'}s/it  ETA ${formatDuration(e.eta_s as number)}  ${formatMemory(e)}`;
+      return `epoch ${e.epoch} iter ${e.iter}/${e.max_iters}  loss ${loss == null ? 'n/a' : loss.toFixed(4)}  lr ${typeof e.lr === 'number' ? e.lr.toExponential(2) : '?'}  ${e.iter_time_s ?? '?'}s/it${typeof e.images_per_s === 'number' ? ` (${e.images_per_s.toFixed(1)} img/s)` : ''}  ETA ${formatDuration(e.eta_s as number)}  ${formatMemory(e)}`;
     }
     case 'val':
     case 'test': {

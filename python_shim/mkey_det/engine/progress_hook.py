@@ -248,16 +248,26 @@ class MkeyProgressHook(Hook):
         the sizes are unknown)."""
         if self._val_times:
             return sum(self._val_times) / len(self._val_times)
+        train_batch = self._world_batch(runner)
         try:
             val_images = len(runner.val_loop.dataloader.dataset)
+        except (AttributeError, TypeError, RuntimeError):
+            return None
+        if train_batch is None:
+            return None
+        return val_images * iter_time / max(train_batch, 1) * FORWARD_SHARE_OF_STEP
+
+    @staticmethod
+    def _world_batch(runner) -> Optional[int]:
+        """Images one training iteration takes over all processes (batch per process x world size)."""
+        try:
             loader = runner.train_dataloader
             # mmdet's loaders batch through a batch sampler (AspectRatioBatchSampler): the
             # DataLoader's own batch_size is None then
             batch = loader.batch_size or loader.batch_sampler.batch_size
-            train_batch = int(batch) * int(runner.world_size)
+            return int(batch) * int(runner.world_size)
         except (AttributeError, TypeError, RuntimeError):
             return None
-        return val_images * iter_time / max(train_batch, 1) * FORWARD_SHARE_OF_STEP
 
     def _eta(self, runner, it: int, iter_time: float) -> float:
         """Remaining iterations at ``iter_time``, plus the evaluations still to run."""
@@ -286,6 +296,7 @@ class MkeyProgressHook(Hook):
         mean = sum(self._times) / len(self._times) if self._times else None
         lrs = runner.optim_wrapper.get_lr()
         lr = next(iter(lrs.values()))[0] if lrs else None
+        batch = self._world_batch(runner)  # the whole world's: images/s of the job, not of rank 0
         self._emit(
             runner,
             'iter',
@@ -295,6 +306,7 @@ class MkeyProgressHook(Hook):
             losses={k: _finite_or_none(v) for k, v in losses.items()},
             lr=lr,
             iter_time_s=round(mean, 4) if mean else None,
+            images_per_s=round(batch / mean, 2) if mean and batch else None,
             eta_s=round(self._eta(runner, it, mean), 1) if mean else None,
             **self._memory(),
         )

@@ -51,6 +51,8 @@ export const iterEvent = z.strictObject({
   losses: z.record(z.string(), num),
   lr: num,
   iter_time_s: num,
+  /** Training images per second over all processes (batch per process x world size / iter_time_s). */
+  images_per_s: num.optional(),
   eta_s: num,
   /** Peak GPU memory allocated by torch on CUDA, the process's peak RSS on CPU. */
   memory_mb: z.number(),
