@@ -120,6 +120,16 @@ describe('sweep --plan: cells, iterations, GPU-hours', () => {
   });
 });
 
+describe('sweep --submit where sbatch is missing', () => {
+  it('is one line, exit 3, before the plan is printed or anything written', async () => {
+    const dir = join(tmp, 'no-sbatch');
+    const res = await sweep(['--data', 'coco', '--launcher', 'slurm', '--submit', '--sweep-dir', dir]);
+    expect(res.exitCode).toBe(3);
+    expect(res.stderr.split('\n')[0]).toBe('error: --submit: sbatch is not on PATH (Slurm is not installed here, or its module is not loaded)');
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
 describe('sweep: bad input is one line naming the value and what is accepted, exit 2', () => {
   const cases: [string, string[], string][] = [
     ['an unknown backbone', ['--backbone', 'swin-t,swin-t-nope'], 'invalid --backbone "swin-t,swin-t-nope": "swin-t-nope" is not accepted (accepted: swin-t, swin-t-spatialk'],
@@ -132,6 +142,8 @@ describe('sweep: bad input is one line naming the value and what is accepted, ex
     ['--submit without Slurm', ['--submit'], '--submit needs --launcher slurm'],
     ['a --vary of one value', ['--vary', 'model.backbone.drop_path_rate=0.1'], 'invalid --vary "model.backbone.drop_path_rate=0.1": one value is no axis'],
     ['an unknown task', ['--task', 'segmentation'], 'invalid --task "segmentation": accepted: detection, classification'],
+    // values are data: a --vary of type names is checked as train checks --cfg-options (it was planned, then each cell refused)
+    ['a --vary of importable names', ['--vary', 'default_hooks.timer.type=os.system,os.popen'], '--cfg-options default_hooks.timer.type="os.system" is refused: not a type name registered'],
   ];
   it.each(cases)('%s', async (_what, args, message) => {
     const res = await sweep([...args, '--data', 'coco', ...(args.includes('--submit') ? [] : ['--plan'])]);

@@ -30,7 +30,7 @@ import { BadInputError, ExitCode, MkeyError, quoteValue } from '../utils/errors.
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { displayPath } from '../utils/paths.js';
-import { experimentFromOptions, prepareTrackers, visBackendsFrom } from './experiment-options.js';
+import { cfgOptionPairs, experimentFromOptions, prepareTrackers, refuseUnregisteredTypes, visBackendsFrom } from './experiment-options.js';
 import { pretrainCommand, pretrainExperimentFrom, pretrainOptionsSchema, pretrainWorkDir } from './pretrain.js';
 import { checkProcessKind } from './run-options.js';
 import { trainCommand, trainOptionsSchema, trainWorkDir } from './train.js';
@@ -331,6 +331,13 @@ Examples:
       if (o.submit && launcher !== 'slurm') throw new BadInputError('--submit needs --launcher slurm (each cell becomes a Slurm job)', 'add --launcher slurm, or leave --submit out to run the queue here');
       if (slurmArgs.length > 0 && !o.submit) throw new BadInputError('--slurm-args applies to --submit only (the sbatch options of each cell\'s job)');
       if (r.cells.length === 0) throw new BadInputError('the matrix has no cell');
+      if (o.submit) requireSbatch(); // before the plan is printed or sweep.json written
+      if (!o.status && !o.report) {
+        // --vary values and the cells' --cfg-options are data, as in train: a type name must be registered
+        const shared = r.task.parseShared(r.rec.spec.options) as { cfgOptions?: string[] };
+        const varied = r.rec.spec.vary.flatMap((axis) => axis.values.map((v) => `${axis.key}=${v}`));
+        await refuseUnregisteredTypes(cfgOptionPairs([...(shared.cfgOptions ?? []), ...varied]));
+      }
 
       if (o.status || o.report) {
         if (!r.existing) {
