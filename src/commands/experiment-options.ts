@@ -193,6 +193,18 @@ export async function prepareTrackers(backends: readonly VisBackend[] | undefine
   });
 }
 
+/** The options `train` and `pretrain` share (core's `RunSettings`): precision, fast paths, CB, overrides, trackers. */
+export const runSettingsFields = {
+  amp: experimentFields.amp,
+  attnImpl: experimentFields.attnImpl,
+  keyOrder: experimentFields.keyOrder,
+  cbMode: experimentFields.cbMode,
+  tf32: experimentFields.tf32,
+  cfgOptions: z.array(z.string()).default([]),
+  tensorboard: z.boolean().default(false),
+  visBackend: visBackendField,
+};
+
 export const experimentOptionsSchema = z.object({
   backbone: experimentFields.backbone,
   charts: intOption('--charts', 1, MAX_CHARTS),
@@ -203,7 +215,6 @@ export const experimentOptionsSchema = z.object({
   pretrained: z.string().optional(),
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
-  amp: experimentFields.amp,
   imgScale: z
     .string()
     .transform((s, ctx): [number, number] => {
@@ -222,13 +233,7 @@ export const experimentOptionsSchema = z.object({
       return [w, h];
     })
     .optional(),
-  attnImpl: experimentFields.attnImpl,
-  keyOrder: experimentFields.keyOrder,
-  cbMode: experimentFields.cbMode,
-  tf32: experimentFields.tf32,
-  cfgOptions: z.array(z.string()).default([]),
-  tensorboard: z.boolean().default(false),
-  visBackend: visBackendField,
+  ...runSettingsFields,
 });
 export type ExperimentOptions = z.infer<typeof experimentOptionsSchema>;
 

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { CB_KEY_TYPES, experimentFields, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
+import { CB_KEY_TYPES, DEFAULT_CHARTS, MAX_CHARTS } from '../core/experiment.js';
 import {
   DEMO_PRETRAIN,
   PAPER_IMG_SIZE,
@@ -20,7 +20,7 @@ import { shellPath } from '../utils/paths.js';
 import { guardedAction } from '../utils/command.js';
 import { BadInputError } from '../utils/errors.js';
 import { intOption, parseOptions } from '../utils/options.js';
-import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, VIS_BACKEND_FLAG, addValue, cfgOptionPairs, checkCbMode, prepareTrackers, refuseUnregisteredTypes, visBackendField, visBackendsFrom } from './experiment-options.js';
+import { ATTN_IMPL_FLAG, CB_MODE_FLAG, CFG_OPTIONS_FLAG, KEY_ORDER_FLAG, TENSORBOARD_FLAG, TF32_FLAG, VIS_BACKEND_FLAG, addValue, cfgOptionPairs, checkCbMode, prepareTrackers, refuseUnregisteredTypes, runSettingsFields, visBackendsFrom } from './experiment-options.js';
 import { addLaunchOptions, finishRun, launchOptionsFrom, launchOptionsSchema } from './run-options.js';
 
 export const pretrainOptionsSchema = launchOptionsSchema.extend({
@@ -33,14 +33,7 @@ export const pretrainOptionsSchema = launchOptionsSchema.extend({
   imgSize: intOption('--img-size', 32, 1024).optional(),
   maxEpochs: intOption('--max-epochs', 1, 10_000).optional(),
   maxIters: intOption('--max-iters', 1, 10_000_000).optional(),
-  amp: experimentFields.amp,
-  attnImpl: experimentFields.attnImpl,
-  keyOrder: experimentFields.keyOrder,
-  cbMode: experimentFields.cbMode,
-  tf32: experimentFields.tf32,
-  cfgOptions: z.array(z.string()).default([]),
-  tensorboard: z.boolean().default(false),
-  visBackend: visBackendField,
+  ...runSettingsFields,
 });
 type PretrainOptions = z.infer<typeof pretrainOptionsSchema>;
 

@@ -135,37 +135,44 @@ export interface DatasetLayout {
   classes?: string[];
 }
 
-export interface Experiment {
-  backbone: BackboneVariant;
-  charts: number;
-  schedule: Schedule;
-  data: DataSpec;
+/**
+ * What a `train` experiment and a `pretrain` one share beyond what they train: its length,
+ * precision, overrides, trackers, the GPU fast paths and the key's CB (the same flags on both).
+ */
+export interface RunSettings {
   /** Images per GPU (per process). */
   batchSize: number;
   seed: number;
-  /** Local ImageNet checkpoint for the backbone (official Swin or mmdet-converted); none = from scratch. */
-  pretrained?: string;
   maxEpochs?: number;
   maxIters?: number;
   /** Mixed precision on CUDA (mmengine's AmpOptimWrapper); false = fp32. */
   amp: AmpDtype | false;
-  /**
-   * Train and test at one fixed (width, height) instead of the recipe's multi-scale pipeline
-   * (smoke runs, small datasets). The demo dataset always uses its own size.
-   */
-  imageScale?: [number, number];
   /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
   cfgOptions: [string, string][];
   /** Trackers mmengine's visualizer also writes to (`--vis-backend`, `--tensorboard`), under `<work-dir>/<time>/vis_data/`. */
   visBackends?: readonly VisBackend[];
-  /** The backbone's window attention; undefined leaves the backbone's default (`eager`) unwritten. */
+  /** Swin's window attention (`--attn-impl`; Swin only); undefined leaves the backbone's default (`eager`) unwritten. */
   attnImpl?: AttnImpl;
-  /** The manifold key's computation order; undefined leaves the backbone's default (`fast`) unwritten. */
+  /** The manifold key's computation order (`--key-order`); undefined leaves the backbone's default (`fast`) unwritten. */
   keyOrder?: KeyOrder;
   /** Allow TF32 for float32 matmuls and convolutions on CUDA (`MkeyTF32Hook`). */
   tf32?: boolean;
   /** The key's context broadcasting (`--cb-mode`, KUA / VanillaK only); undefined: the key's default (`eq4`), unwritten. */
   cbMode?: CbMode;
+}
+
+export interface Experiment extends RunSettings {
+  backbone: BackboneVariant;
+  charts: number;
+  schedule: Schedule;
+  data: DataSpec;
+  /** Local ImageNet checkpoint for the backbone (official Swin or mmdet-converted); none = from scratch. */
+  pretrained?: string;
+  /**
+   * Train and test at one fixed (width, height) instead of the recipe's multi-scale pipeline
+   * (smoke runs, small datasets). The demo dataset always uses its own size.
+   */
+  imageScale?: [number, number];
 }
 
 /** The hook `--tf32` puts first in a config's `custom_hooks` (registered by mkey_det in mmdet's HOOKS). */

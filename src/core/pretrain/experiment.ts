@@ -4,7 +4,7 @@
  * the same manifest as detection (the Python key registry); the families are the paper's hosts.
  */
 import { KEY_VARIANT_MANIFEST } from '../key-variants.generated.js';
-import type { AmpDtype, AttnImpl, VisBackend, CbMode, KeyOrder, KeyType } from '../experiment.js';
+import type { KeyType, RunSettings } from '../experiment.js';
 
 /**
  * The paper's classification backbones. `swin-t` is the same registered class detection uses
@@ -70,31 +70,13 @@ export type PretrainRecipe = (typeof PRETRAIN_RECIPES)[number];
 /** What `--data` names for classification: the embedded demo, or an ImageNet-style folder. */
 export type ClassificationDataSpec = { kind: 'demo' } | { kind: 'dir'; path: string };
 
-export interface PretrainExperiment {
+export interface PretrainExperiment extends RunSettings {
   backbone: PretrainVariant;
   charts: number;
   recipe: PretrainRecipe;
   data: ClassificationDataSpec;
-  /** Images per GPU (per process). */
-  batchSize: number;
-  seed: number;
   /** Square input side in pixels (the family's `imgSize` for the paper and stock recipes: 224, SwinV2-T 256). */
   imgSize: number;
-  maxEpochs?: number;
-  maxIters?: number;
-  amp: AmpDtype | false;
-  /** `key=value` overrides in mmengine's dotted-key syntax, already split. */
-  cfgOptions: [string, string][];
-  /** Trackers mmengine's visualizer also writes to (`--vis-backend`, `--tensorboard`). */
-  visBackends?: readonly VisBackend[];
-  /** Swin-T's window attention (`--attn-impl`; Swin only); undefined: the backbone's default. */
-  attnImpl?: AttnImpl;
-  /** The manifold key's computation order (`--key-order`); undefined: the backbone's default. */
-  keyOrder?: KeyOrder;
-  /** Allow TF32 on CUDA (`--tf32`). */
-  tf32?: boolean;
-  /** The key's context broadcasting (`--cb-mode`, KUA / VanillaK only); undefined: the key's default (`eq4`), unwritten. */
-  cbMode?: CbMode;
 }
 
 /** The paper's input side (Tables 1-2 are at 224 x 224; SwinV2-T at 256: `pretrainFamily(id).imgSize`). */

@@ -9,17 +9,12 @@ import { displayPath } from '../../utils/paths.js';
 import { BOX_AP, MASK_AP, TOP1, isAccuracy } from '../metrics.js';
 import { readRunRecord } from '../run/run-dir.js';
 import { THROUGHPUT_CONDITIONS, THROUGHPUT_SOURCE, cellCost, type CellCost, type EpochImages } from './cost.js';
-import { matrixLine, type ExpandedCell, type SweepSpec, type SweepTask } from './matrix.js';
+import { matrixLine, type ExpandedCell, type SweepCell, type SweepSpec, type SweepTask } from './matrix.js';
 import { cellCommand } from './queue.js';
 import { SWEEP_LOCK, cellRunStatus, type CellRecord, type SweepRecord } from './state.js';
 
-export interface PlannedCell {
-  name: string;
-  workDir: string;
-  backbone: string;
-  charts: number | null;
-  seed: number;
-  vary: Record<string, string>;
+/** A cell as the plan shows it: the matrix's cell with its whole command line instead of its arguments, and its cost. */
+export interface PlannedCell extends Omit<SweepCell, 'args'> {
   /** The cell's command line (`node bin/mkey-det.js train ...`). */
   command: string[];
   cost: CellCost;
