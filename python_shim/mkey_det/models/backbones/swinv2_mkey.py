@@ -41,12 +41,12 @@ from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.base import check_int, check_noise, check_order
 from ..keys.builder import check_key_kwargs
 from ..keys.start import restart_from_host_init
-from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV, take_over
+from .window_msa import ManifoldKeyAttention, ManifoldQKV, take_over
 
 _SWINV2_SIGNATURE = inspect.signature(SwinTransformerV2.__init__)
 
 
-class ManifoldKeyWindowMSAV2(WindowMSAV2):
+class ManifoldKeyWindowMSAV2(ManifoldKeyAttention, WindowMSAV2):
     """mmpretrain ``WindowMSAV2`` whose key is a manifold key.
 
     Input ``(B', N, C)`` with ``N = window_size[0] * window_size[1]``, output ``(B', N, C)``;
@@ -71,15 +71,6 @@ class ManifoldKeyWindowMSAV2(WindowMSAV2):
                         chart_noise=chart_noise, key_kwargs=key_kwargs)
         self.qkv = ManifoldQKV(embed_dims, key, bias=False)  # SwinV2's qkv has no bias either
         self.key_type = key_type
-
-    @property
-    def key(self) -> nn.Module:
-        """The key module ``(B', N, C) -> (B', N, C)``."""
-        return self.qkv.key
-
-    # q and v copied from a fused (3C, C) weight, the key started from its W_k (the hosts' one
-    # implementation; ``bias`` is ignored here: qkv has none, q_bias / v_bias are separate).
-    init_from_qkv = ManifoldKeyWindowMSA.init_from_qkv
 
     @classmethod
     def from_window_msa(cls, msa: WindowMSAV2, key_type: str, num_charts: int = 8,

@@ -30,12 +30,12 @@ from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.builder import check_key_kwargs
 from ..keys.base import check_int, check_noise, check_order
 from ..keys.start import restart_from_host_init
-from .window_msa import ManifoldKeyWindowMSA, ManifoldQKV, take_over
+from .window_msa import ManifoldKeyAttention, ManifoldKeyWindowMSA, ManifoldQKV, take_over
 
 _VIT_SIGNATURE = inspect.signature(VisionTransformer.__init__)
 
 
-class ManifoldKeyMultiheadAttention(MultiheadAttention):
+class ManifoldKeyMultiheadAttention(ManifoldKeyAttention, MultiheadAttention):
     """mmpretrain ``MultiheadAttention`` whose ``qkv`` is a :class:`ManifoldQKV`.
 
     Input ``(B, N, C)`` with ``N = num_tokens`` (all tokens, class token included), output
@@ -45,7 +45,7 @@ class ManifoldKeyMultiheadAttention(MultiheadAttention):
     :func:`~mkey_det.models.keys.manifold_key_types`), ``num_charts``, ``key_order``,
     ``chart_noise`` and ``key_kwargs`` (see :func:`~mkey_det.models.keys.build_key`). The key has no bias (softmax
     ignores it); q and v keep ``qkv_bias``. Same interface as
-    :class:`~.window_msa.ManifoldKeyWindowMSA` (``embed_dims``, ``qkv``, ``key``,
+    :class:`~.window_msa.ManifoldKeyWindowMSA` (:class:`~.window_msa.ManifoldKeyAttention`: ``key``,
     :meth:`init_from_qkv`), so :func:`~.pretrained.load_pretrained` serves both hosts.
     """
 
@@ -65,16 +65,6 @@ class ManifoldKeyMultiheadAttention(MultiheadAttention):
         self.qkv = ManifoldQKV(embed_dims, key, bias=qkv_bias)  # replaces Linear(C, 3C) in place
         self.num_tokens = num_tokens
         self.key_type = key_type
-
-    @property
-    def key(self) -> nn.Module:
-        """The key module ``(B, N, C) -> (B, N, C)``."""
-        return self.qkv.key
-
-    # One implementation for both hosts: it needs ``embed_dims``, ``qkv`` (a ManifoldQKV) and
-    # ``key``, which this class has as well. Start from a fused ``qkv`` (``weight: (3C, C)``,
-    # ``bias: (3C,)``): q and v copied, the key started so that it equals ``x @ W_k.T``.
-    init_from_qkv = ManifoldKeyWindowMSA.init_from_qkv
 
     @classmethod
     def from_attention(cls, attn: MultiheadAttention, num_tokens: int, key_type: str,

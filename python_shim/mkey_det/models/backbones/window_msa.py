@@ -47,7 +47,42 @@ class ManifoldQKV(nn.Module):
         return torch.cat([self.q(x), self.key(x), self.v(x)], dim=-1)
 
 
-class ManifoldKeyWindowMSA(WindowAttentionImplMixin, WindowMSA):
+class ManifoldKeyAttention:
+    """What the manifold-key attention of every host has (Swin-T's window attention, the ViT's
+    multi-head attention, SwinV2's cosine window attention): ``embed_dims`` and ``qkv``, a
+    :class:`ManifoldQKV`; the key, and the start from the fused ``qkv`` the host drew. Listed first
+    among a host class's bases."""
+
+    @property
+    def key(self) -> nn.Module:
+        """The key module ``(B', N, C) -> (B', N, C)``."""
+        return self.qkv.key
+
+    @torch.no_grad()
+    def init_from_qkv(self, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                      chart_noise: Optional[float] = None,
+                      generator: Optional[torch.Generator] = None) -> None:
+        """Start from a fused ``qkv`` (``weight: (3C, C)``, ``bias: (3C,)``): q and v copied,
+        the key started so that it equals ``x @ W_k.T`` (the key bias is dropped)."""
+        c = self.embed_dims
+        if tuple(weight.shape) != (3 * c, c):
+            raise ValueError(f'qkv weight must have shape ({3 * c}, {c}), got '
+                             f'{tuple(weight.shape)}')
+        if bias is not None and tuple(bias.shape) != (3 * c, ):
+            raise ValueError(f'qkv bias must have shape ({3 * c},), got {tuple(bias.shape)}')
+        self.qkv.q.weight.copy_(weight[:c])
+        self.qkv.v.weight.copy_(weight[2 * c:])
+        if self.qkv.q.bias is not None:
+            if bias is None:
+                self.qkv.q.bias.zero_()
+                self.qkv.v.bias.zero_()
+            else:
+                self.qkv.q.bias.copy_(bias[:c])
+                self.qkv.v.bias.copy_(bias[2 * c:])
+        self.key.init_from_linear(weight[c:2 * c], chart_noise=chart_noise, generator=generator)
+
+
+class ManifoldKeyWindowMSA(ManifoldKeyAttention, WindowAttentionImplMixin, WindowMSA):
     """mmdet ``WindowMSA`` with ``qkv`` replaced by :class:`ManifoldQKV`.
 
     Input ``(B', N, C)`` with ``N = window_size**2``, output ``(B', N, C)``; ``mask`` as in
@@ -78,11 +113,6 @@ class ManifoldKeyWindowMSA(WindowAttentionImplMixin, WindowMSA):
         self.key_type = key_type
         self.attn_impl = attn_impl
 
-    @property
-    def key(self) -> nn.Module:
-        """The key module."""
-        return self.qkv.key
-
     @classmethod
     def from_window_msa(cls, msa: WindowMSA, key_type: str, num_charts: int = 8,
                         key_order: str = 'fast', chart_noise: float = 0.1,
@@ -106,26 +136,3 @@ class ManifoldKeyWindowMSA(WindowAttentionImplMixin, WindowMSA):
             new.proj.load_state_dict(msa.proj.state_dict())
         new.init_from_qkv(msa.qkv.weight, msa.qkv.bias, generator=generator)
         return new
-
-    @torch.no_grad()
-    def init_from_qkv(self, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                      chart_noise: Optional[float] = None,
-                      generator: Optional[torch.Generator] = None) -> None:
-        """Start from a fused ``qkv`` (``weight: (3C, C)``, ``bias: (3C,)``): q and v copied,
-        the key started so that it equals ``x @ W_k.T`` (the key bias is dropped)."""
-        c = self.embed_dims
-        if tuple(weight.shape) != (3 * c, c):
-            raise ValueError(f'qkv weight must have shape ({3 * c}, {c}), got '
-                             f'{tuple(weight.shape)}')
-        if bias is not None and tuple(bias.shape) != (3 * c, ):
-            raise ValueError(f'qkv bias must have shape ({3 * c},), got {tuple(bias.shape)}')
-        self.qkv.q.weight.copy_(weight[:c])
-        self.qkv.v.weight.copy_(weight[2 * c:])
-        if self.qkv.q.bias is not None:
-            if bias is None:
-                self.qkv.q.bias.zero_()
-                self.qkv.v.bias.zero_()
-            else:
-                self.qkv.q.bias.copy_(bias[:c])
-                self.qkv.v.bias.copy_(bias[2 * c:])
-        self.key.init_from_linear(weight[c:2 * c], chart_noise=chart_noise, generator=generator)
