@@ -40,7 +40,7 @@ from mmpretrain.registry import MODELS
 from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.base import check_int, check_noise, check_order
 from ..keys.builder import check_key_kwargs
-from ..keys.start import restart_from_host_init
+from ..keys.start import is_fresh_init, restart_from_host_init
 from .window_msa import ManifoldKeyAttention, ManifoldQKV, take_over
 
 _SWINV2_SIGNATURE = inspect.signature(SwinTransformerV2.__init__)
@@ -210,9 +210,7 @@ class SwinTransformerV2MKey(SwinTransformerV2):
     def init_weights(self) -> None:
         """mmpretrain's ``init_weights``, then, on a fresh init (no ``Pretrained`` init_cfg, first
         call), every key restarts from the linear key the host's initialisation drew."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-        fresh = not self.is_init and not pretrained
+        fresh = is_fresh_init(self)
         super().init_weights()
         if fresh:
             self.restart_keys()

@@ -29,7 +29,7 @@ from mmpretrain.registry import MODELS
 from ..keys import build_key, key_spec, manifold_key_types, set_key_order
 from ..keys.builder import check_key_kwargs
 from ..keys.base import check_int, check_noise, check_order
-from ..keys.start import restart_from_host_init
+from ..keys.start import is_fresh_init, restart_from_host_init
 from .window_msa import ManifoldKeyAttention, ManifoldKeyWindowMSA, ManifoldQKV, take_over
 
 _VIT_SIGNATURE = inspect.signature(VisionTransformer.__init__)
@@ -230,9 +230,7 @@ class VisionTransformerMKey(VisionTransformer):
         ``init_cfg=dict(type='Pretrained', ...)`` (loaded through ``load_state_dict``; a stock
         checkpoint is converted, see :meth:`_qkv_from_linear`), and on a second call (mmengine
         initialises a module once)."""
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-        fresh = not self.is_init and not pretrained
+        fresh = is_fresh_init(self)
         super().init_weights()
         if fresh:
             self.restart_keys()

@@ -64,4 +64,14 @@ def chart_spread(key: ManifoldKey) -> float:
     return float(across / charts.mean(dim=0).std())
 
 
-__all__ = ['host_linear_key', 'restart_from_host_init', 'chart_spread']
+def is_fresh_init(backbone) -> bool:
+    """Whether the coming ``init_weights()`` of an mmengine ``BaseModule`` host initialises it
+    afresh: its first call (mmengine initialises a module once) and no ``Pretrained`` init_cfg
+    (weights loaded are never restarted). Asked before the host's own ``init_weights`` runs."""
+    cfgs = backbone.init_cfg if isinstance(backbone.init_cfg, list) else [backbone.init_cfg]
+    pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+    return not backbone.is_init and not pretrained
+
+
+__all__ = ['host_linear_key', 'restart_from_host_init', 'chart_spread', 'is_fresh_init']
+
