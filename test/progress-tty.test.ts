@@ -33,7 +33,7 @@ const EVENTS = [
 describe('progress bar on a pseudo-terminal', () => {
   it('renders values, never its template, through evaluations and at the end', async () => {
     const driver = join(tmp, 'driver.mjs');
-    const progress = pathToFileURL(join(repoRoot, 'dist', 'core', 'run', 'progress.js')).href;
+    const progress = pathToFileURL(join(repoRoot, 'dist', 'commands', 'progress.js')).href;
     writeFileSync(
       driver,
       `import { ProgressView } from ${JSON.stringify(progress)};
