@@ -2,9 +2,10 @@ import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { DEMO_EPOCHS, SHORT_EPOCHS } from '../core/config/render.js';
-import { BACKBONE_NAMES, MAX_CHARTS, backboneVariant, type VisBackend } from '../core/experiment.js';
-import { DEMO_PRETRAIN, PAPER_PRETRAIN, PRETRAIN_FAMILIES, PRETRAIN_NAMES, pretrainVariant } from '../core/pretrain/experiment.js';
+import { pretrainEpochs } from '../core/config/render-classification.js';
+import { experimentEpochs } from '../core/config/render.js';
+import { BACKBONE_NAMES, MAX_CHARTS, backboneVariant, type RunSettings, type VisBackend } from '../core/experiment.js';
+import { PRETRAIN_FAMILIES, PRETRAIN_NAMES, pretrainVariant } from '../core/pretrain/experiment.js';
 import { checkInterpreter } from '../python/interpreter.js';
 import { acquireFolderLock } from '../utils/folder-lock.js';
 import {
@@ -34,10 +35,6 @@ import { cfgOptionPairs, experimentFromOptions, prepareTrackers, refuseUnregiste
 import { pretrainCommand, pretrainExperimentFrom, pretrainOptionsSchema, pretrainWorkDir } from './pretrain.js';
 import { checkProcessKind } from './run-options.js';
 import { trainCommand, trainOptionsSchema, trainWorkDir } from './train.js';
-
-/** Epochs of MMDetection's 3x recipes (render.ts STOCK_EPOCHS) and of mmpretrain's stock Swin-T / DeiT recipes (render-classification.ts). */
-const STOCK_3X_EPOCHS = 36;
-const STOCK_PRETRAIN_EPOCHS = 300;
 
 /**
  * The options a cell's command gets from the sweep's shared ones, read by that command's own
@@ -72,6 +69,19 @@ const launchOf = (o: { gpus: number; nprocPerNode: number; nnodes: number; launc
   launcher: o.launcher,
 });
 
+/** What a cell's cost reads of its experiment the same way for both tasks: the key, the charts, the batch, precision, length and data. */
+function runCost<D>(exp: RunSettings & { backbone: { keyType: string; usesCharts: boolean }; charts: number; data: D }, epochs: number) {
+  return {
+    keyType: exp.backbone.keyType,
+    charts: exp.backbone.usesCharts ? exp.charts : null,
+    batchSize: exp.batchSize,
+    amp: exp.amp,
+    epochs,
+    ...(exp.maxIters !== undefined ? { maxIters: exp.maxIters } : {}),
+    data: exp.data,
+  };
+}
+
 /** Detection cells: `mkey-det train`, read by its own schema and named by its own naming function. */
 const DETECTION: SweepTask = {
   name: 'detection',
@@ -84,21 +94,10 @@ const DETECTION: SweepTask = {
     const o = parseOptions(trainOptionsSchema, raw);
     checkProcessKind(o);
     const exp = experimentFromOptions(o, { checkPaths: false });
-    const epochs = exp.maxEpochs ?? (exp.schedule === 'short' ? (exp.data.kind === 'demo' ? DEMO_EPOCHS : SHORT_EPOCHS) : STOCK_3X_EPOCHS);
     return {
       workDir: trainWorkDir(exp),
       launch: launchOf(o),
-      cost: {
-        task: 'detection',
-        keyType: exp.backbone.keyType,
-        family: 'swin-t',
-        charts: exp.backbone.usesCharts ? exp.charts : null,
-        batchSize: exp.batchSize,
-        amp: exp.amp,
-        epochs,
-        ...(exp.maxIters !== undefined ? { maxIters: exp.maxIters } : {}),
-        data: exp.data,
-      },
+      cost: { task: 'detection', family: 'swin-t', ...runCost(exp, experimentEpochs(exp)) },
     };
   },
 };
@@ -115,22 +114,10 @@ const CLASSIFICATION: SweepTask = {
     const o = parseOptions(pretrainOptionsSchema, raw);
     checkProcessKind(o);
     const exp = pretrainExperimentFrom(o);
-    const epochs = exp.maxEpochs ?? (exp.recipe === 'demo' ? DEMO_PRETRAIN.epochs : exp.recipe === 'paper' ? PAPER_PRETRAIN.epochs : STOCK_PRETRAIN_EPOCHS);
     return {
       workDir: pretrainWorkDir(exp),
       launch: launchOf(o),
-      cost: {
-        task: 'classification',
-        keyType: exp.backbone.keyType,
-        family: exp.backbone.family,
-        charts: exp.backbone.usesCharts ? exp.charts : null,
-        batchSize: exp.batchSize,
-        amp: exp.amp,
-        epochs,
-        ...(exp.maxIters !== undefined ? { maxIters: exp.maxIters } : {}),
-        data: exp.data,
-        recipe: exp.recipe,
-      },
+      cost: { task: 'classification', family: exp.backbone.family, ...runCost(exp, pretrainEpochs(exp)), recipe: exp.recipe },
     };
   },
 };

@@ -9,6 +9,14 @@ import { ampOptimWrapper, customImports, fastPathFields, keyKwargsFields, mergeA
 import { experimentCharts, visualizerConfig } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, SWINV2_WINDOW, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
+/** Epochs of mmpretrain's stock ImageNet recipes (Swin-T 16xb64, DeiT-S/B). */
+const STOCK_PRETRAIN_EPOCHS = 300;
+
+/** Epochs a pretrain experiment trains: `--max-epochs`, else its recipe's (ignored under `--max-iters`). */
+export function pretrainEpochs(exp: Pick<PretrainExperiment, 'maxEpochs' | 'recipe'>): number {
+  return exp.maxEpochs ?? (exp.recipe === 'demo' ? DEMO_PRETRAIN.epochs : exp.recipe === 'paper' ? PAPER_PRETRAIN.epochs : STOCK_PRETRAIN_EPOCHS);
+}
+
 /** The classification data a config reads: an ImageNet-style folder (`train/<class>/`, `val/<class>/`). */
 export interface ClassificationLayout {
   /** Absolute root holding `train/` and `val/`. */
@@ -164,8 +172,7 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   body.push(['test_evaluator', new PyCode('val_evaluator')]);
 
   // Schedule.
-  const stockEpochs = 300;
-  const epochs = exp.maxEpochs ?? (isDemo ? DEMO_PRETRAIN.epochs : exp.recipe === 'paper' ? PAPER_PRETRAIN.epochs : stockEpochs);
+  const epochs = pretrainEpochs(exp);
   if (exp.maxIters !== undefined) {
     body.push(['train_cfg', { _delete_: true, type: 'IterBasedTrainLoop', max_iters: exp.maxIters, val_interval: exp.maxIters }]);
     body.push(['param_scheduler', [{ type: 'LinearLR', start_factor: 0.01, by_epoch: false, begin: 0, end: Math.max(1, Math.floor(exp.maxIters / 4)) }]]);

@@ -18,6 +18,11 @@ export const SHORT_EPOCHS = 12;
 /** Epochs of the `short` schedule on the demo dataset (16 steps of 8 images each; about ten minutes on 2 CPU cores). */
 export const DEMO_EPOCHS = 6;
 
+/** Epochs a detection experiment trains: `--max-epochs`, else its schedule's (ignored under `--max-iters`). */
+export function experimentEpochs(exp: Pick<Experiment, 'maxEpochs' | 'schedule' | 'data'>): number {
+  return exp.maxEpochs ?? (exp.schedule === 'short' ? (exp.data.kind === 'demo' ? DEMO_EPOCHS : SHORT_EPOCHS) : STOCK_EPOCHS);
+}
+
 /** The stock COCO layout (relative to the working directory, as in MMDetection's configs). */
 export const COCO_LAYOUT: DatasetLayout = {
   root: 'data/coco/',
@@ -283,7 +288,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
   body.push(['test_evaluator', new PyCode('val_evaluator')]);
 
   // Schedule.
-  const epochs = exp.maxEpochs ?? (exp.schedule === 'short' ? (isDemo ? DEMO_EPOCHS : SHORT_EPOCHS) : STOCK_EPOCHS);
+  const epochs = experimentEpochs(exp);
   if (exp.maxIters !== undefined) {
     body.push(['train_cfg', { _delete_: true, type: 'IterBasedTrainLoop', max_iters: exp.maxIters, val_interval: exp.maxIters }]);
     body.push(['param_scheduler', [warmup(Math.min(1000, Math.max(1, Math.floor(exp.maxIters / 4))))]]);
