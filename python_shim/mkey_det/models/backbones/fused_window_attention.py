@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.backbones.swin import WindowMSA
 
+from ...switch import Switch
 from ...utils import set_on_modules
 
 #: ``'eager'`` (mmdet's ``WindowMSA.forward``, the default) or ``'sdpa'`` (one fused kernel).
@@ -99,16 +100,7 @@ class WindowAttentionImplMixin:
     ``WindowMSA``'s.
     """
 
-    _attn_impl = 'eager'
-
-    @property
-    def attn_impl(self) -> str:
-        """``'eager'`` or ``'sdpa'``; assignable."""
-        return self._attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: str) -> None:
-        self._attn_impl = check_attn_impl(value)
+    attn_impl = Switch(check_attn_impl, 'eager', "``'eager'`` or ``'sdpa'``; assignable.")
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self._attn_impl == 'sdpa':

@@ -33,6 +33,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from ...switch import Switch
 from ...utils import set_on_modules
 from .folded_ops import FoldedKeyTensors, folded_forward
 from .order_autotune import choose_order
@@ -223,6 +224,7 @@ class ManifoldKey(nn.Module):
     """
 
     key_type = 'base'
+    order = Switch(check_order, 'fast', "``'paper'``, ``'fast'`` or ``'auto'``; assignable.")
 
     def __init__(self, dim: int, num_tokens: int, num_charts: int = 8, order: str = 'fast',
                  chart_noise: float = 0.1):
@@ -230,7 +232,7 @@ class ManifoldKey(nn.Module):
         self.dim = check_int('dim', dim)
         self.num_tokens = check_int('num_tokens', num_tokens)
         self.num_charts = check_int('num_charts', num_charts)
-        self._order = check_order(order)
+        self.order = order
         self.chart_noise = check_noise(chart_noise)
         h, c = self.num_charts, self.dim
         self.k = nn.Linear(c, h * c, bias=False)
@@ -241,15 +243,6 @@ class ManifoldKey(nn.Module):
     def _init_layers(self) -> None:
         """Create the variant's own modules (after ``k`` and ``gamma``, before
         :meth:`reset_parameters`). Default: none."""
-
-    @property
-    def order(self) -> str:
-        """``'paper'``, ``'fast'`` or ``'auto'``; assignable."""
-        return self._order
-
-    @order.setter
-    def order(self, value: str) -> None:
-        self._order = check_order(value)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.num_tokens or x.shape[2] != self.dim:
