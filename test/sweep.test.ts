@@ -400,3 +400,87 @@ describe('--vis-backend (mmengine visualisation backends; --tensorboard is --vis
     expect(got.mlflow.bbox_mAP).toBeGreaterThanOrEqual(0);
   });
 });
+
+describe('sweep: a train / pretrain option given a comma list is an axis (--cb-mode eq4,none)', () => {
+  interface AxisPlanJson {
+    name: string;
+    matrix: string;
+    spec: { options: string[]; axes?: { flag: string; values: string[] }[] };
+    cells: { name: string; backbone: string; charts: number | null; axes: Record<string, string>; command: string[] }[];
+    collapsed: string[];
+  }
+  const plan = async (args: string[]) => {
+    const res = await sweep([...args, '--plan', '--json']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    return JSON.parse(res.stdout) as AxisPlanJson;
+  };
+  /** A cell's command line after `node bin/mkey-det.js`, without its --work-dir. */
+  const argsOf = (c: AxisPlanJson['cells'][number]) => c.command.slice(2, c.command.indexOf('--work-dir'));
+
+  it("Table 2: VanillaK with and without CB at 4 and 8 charts; the linear baseline gets one cell; each cell's command line has its --cb-mode", async () => {
+    const args = ['--task', 'classification', '--backbone', 'vit-b,vit-b-vanillak', '--charts', '4,8', '--cb-mode', 'eq4,none', '--data', '/data/imagenet', '--gpus', '8'];
+    const text = await sweep([...args, '--plan']);
+    console.log(`mkey-det sweep ${args.join(' ')} --plan\n${text.stdout}`);
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toContain('matrix   --backbone vit-b,vit-b-vanillak x --charts 4,8 x --cb-mode eq4,none x --seeds 0');
+    const p = await plan(args);
+    // pretrain's own names, the CB mode appended where the name has none
+    expect(p.cells.map((c) => c.name)).toEqual([
+      'pretrain-vit-b-paper-custom-s0',
+      'pretrain-vit-b-vanillak-c4-paper-custom-s0-cb-eq4',
+      'pretrain-vit-b-vanillak-c4-paper-custom-s0-cb-none',
+      'pretrain-vit-b-vanillak-c8-paper-custom-s0-cb-eq4',
+      'pretrain-vit-b-vanillak-c8-paper-custom-s0-cb-none',
+    ]);
+    expect(p.cells.map((c) => c.axes)).toEqual([{}, { '--cb-mode': 'eq4' }, { '--cb-mode': 'none' }, { '--cb-mode': 'eq4' }, { '--cb-mode': 'none' }]);
+    expect(argsOf(p.cells[2]!)).toEqual(['pretrain', '--data', '/data/imagenet', '--gpus', '8', '--backbone', 'vit-b-vanillak', '--charts', '4', '--cb-mode', 'none', '--seed', '0']);
+    // the linear key takes no --cb-mode (pretrain refuses it): one cell, without it
+    expect(argsOf(p.cells[0]!)).toEqual(['pretrain', '--data', '/data/imagenet', '--gpus', '8', '--backbone', 'vit-b', '--seed', '0']);
+    expect(p.collapsed).toContain('vit-b: its key has no context broadcasting, so --cb-mode eq4,none gives it one cell per seed, not 2');
+    expect(p.spec.axes).toEqual([{ flag: '--cb-mode', values: ['eq4', 'none'] }]);
+    expect(p.spec.options).toEqual(['--data', '/data/imagenet', '--gpus', '8']);
+    expect(new Set(p.cells.map((c) => c.name)).size).toBe(p.cells.length);
+  });
+
+  it("detection: --schedule is in train's own name, --img-scale (also as --img-scale=a,b) is appended; axes run in the order typed", async () => {
+    const p = await plan(['--backbone', 'swin-t-kua', '--schedule', '3x,paper-3x', '--img-scale=512x512,800x800', '--cb-mode', 'eq4,none', '--data', 'coco', '--gpus', '8']);
+    expect(p.matrix).toBe('--backbone swin-t-kua x --charts 8 x --schedule 3x,paper-3x x --img-scale 512x512,800x800 x --cb-mode eq4,none x --seeds 0');
+    const names = p.cells.map((c) => c.name);
+    expect(names).toHaveLength(8);
+    expect(new Set(names).size).toBe(8);
+    expect(names.slice(0, 3)).toEqual(['swin-t-kua-c8-3x-coco-s0-img512x512-cb-eq4', 'swin-t-kua-c8-3x-coco-s0-img512x512-cb-none', 'swin-t-kua-c8-3x-coco-s0-img800x800-cb-eq4']);
+    expect(names[4]).toBe('swin-t-kua-c8-paper-3x-coco-s0-img512x512-cb-eq4');
+    expect(argsOf(p.cells[1]!)).toEqual(['train', '--data', 'coco', '--gpus', '8', '--backbone', 'swin-t-kua', '--charts', '8', '--schedule', '3x', '--img-scale', '512x512', '--cb-mode', 'none', '--seed', '0']);
+    // one value stays a shared option, and the sweep's id (its folder) of a matrix without option axes is what it was
+    const single = await plan(['--backbone', 'swin-t-kua', '--data', 'coco', '--gpus', '8', '--cb-mode', 'none']);
+    expect(single.spec.axes).toBeUndefined();
+    expect(single.spec.options).toEqual(['--data', 'coco', '--gpus', '8', '--cb-mode', 'none']);
+    expect(single.cells.map((c) => c.name)).toEqual(['swin-t-kua-c8-3x-coco-s0']);
+    expect((await plan(['--backbone', 'swin-t,swin-t-spatialk', '--seeds', '0,1,2', '--data', 'coco', '--gpus', '8'])).name).toBe('sweep-train-coco-aec5dc52');
+  }, 60_000);
+
+  const bad: [string, string[], string][] = [
+    ['a --cb-mode value train does not take', ['--backbone', 'swin-t-kua', '--cb-mode', 'eq4,bogus'], 'error: invalid --cb-mode "eq4,bogus": "bogus" is not accepted (accepted: eq4, per_location, none)'],
+    ['an --img-scale out of range', ['--img-scale', '512x512,5x5'], 'error: invalid --img-scale "512x512,5x5": "5x5" is not accepted: each side must be 32 to 8192 pixels'],
+    ['a --schedule train does not know', ['--schedule', '3x,9x'], 'error: invalid --schedule "3x,9x": "9x" is not accepted (accepted: 3x, paper-3x, short)'],
+    ['a --batch-size that is no number', ['--batch-size', '2,x'], 'error: invalid --batch-size "2,x": "x" is not accepted: --batch-size must be an integer between 1 and 1024'],
+    ['an empty item', ['--cb-mode', 'eq4,,none'], 'error: invalid --cb-mode "eq4,,none": an empty item (expected a comma-separated list, e.g. eq4,none)'],
+    ['a value given twice', ['--cb-mode', 'none,none'], 'error: invalid --cb-mode "none,none": "none" is given twice'],
+    ['the option given twice', ['--cb-mode', 'eq4,none', '--cb-mode', 'none'], 'error: --cb-mode is given twice: give its values once, comma-separated'],
+    ["pretrain's --recipe to train", ['--recipe', 'paper,stock'], 'error: unknown option "--recipe": neither sweep nor mkey-det train takes it'],
+  ];
+  it.each(bad)('%s: one line naming the value and what is accepted, exit 2', async (_what, args, message) => {
+    const res = await sweep([...args, '--data', 'coco', '--plan']);
+    expect(res.exitCode, res.stderr).toBe(2);
+    const errors = res.stderr.split('\n').filter((l) => l.startsWith('error: '));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(message);
+  });
+
+  it('--help names every option a sweep takes as an axis, and the Table 2 example', async () => {
+    const { AXIS_OPTIONS } = await import('../src/core/sweep/matrix.js');
+    const help = (await runCli(['sweep', '--help'])).stdout;
+    for (const flag of Object.keys(AXIS_OPTIONS)) expect(help).toContain(flag);
+    expect(help).toContain('--backbone vit-b-vanillak --charts 4,8 --cb-mode eq4,none');
+  });
+});

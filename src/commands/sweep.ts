@@ -4,11 +4,12 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { pretrainEpochs } from '../core/config/render-classification.js';
 import { experimentEpochs } from '../core/config/render.js';
-import { BACKBONE_NAMES, MAX_CHARTS, backboneVariant, type RunSettings, type VisBackend } from '../core/experiment.js';
+import { BACKBONE_NAMES, CB_KEY_TYPES, MAX_CHARTS, backboneVariant, type RunSettings, type VisBackend } from '../core/experiment.js';
 import { PRETRAIN_FAMILIES, PRETRAIN_NAMES, pretrainVariant } from '../core/pretrain/experiment.js';
 import { checkInterpreter } from '../python/interpreter.js';
 import { acquireFolderLock } from '../utils/folder-lock.js';
 import {
+  AXIS_OPTIONS,
   OPTIONS_SET_BY_SWEEP,
   SWEEP_TASKS,
   defaultSweepDir,
@@ -16,6 +17,7 @@ import {
   intItem,
   parseList,
   parseVary,
+  splitOptionAxes,
   type CellLaunch,
   type ExpandedCell,
   type SweepSpec,
@@ -55,12 +57,24 @@ function parseShared(cmd: Command, options: string[]): Record<string, unknown> {
   if (unknown.length > 0) {
     throw new BadInputError(
       `unknown option ${quoteValue(unknown[0])}: neither sweep nor mkey-det ${cmd.name()} takes it`,
-      `every option of mkey-det ${cmd.name()} goes to each cell (mkey-det ${cmd.name()} --help); the matrix is --backbone, --charts, --seeds, --vary`,
+      `every option of mkey-det ${cmd.name()} goes to each cell (mkey-det ${cmd.name()} --help); the matrix is --backbone, --charts, --seeds, --vary, and a comma list of ${axisFlagsOf(cmd).join(', ')}`,
     );
   }
   if (operands.length > 0) throw new BadInputError(`unexpected argument ${quoteValue(operands[0])}: sweep takes options only (e.g. --backbone a,b --seeds 0,1)`);
   return { ...cmd.opts() };
 }
+
+/** The options of `cmd` a sweep takes as an axis (`--cb-mode eq4,none`): those of AXIS_OPTIONS the command has. */
+function axisFlagsOf(cmd: Command): string[] {
+  return Object.keys(AXIS_OPTIONS).filter((flag) => cmd.options.some((o) => o.long === flag));
+}
+
+/** One value of an axis option, read by the command's parser and checked by its own schema (its one-line error). */
+function checkAxisValue(cmd: Command, schema: z.ZodType, options: string[], flag: string, value: string): void {
+  parseOptions(schema, parseShared(cmd, [...options, flag, value]));
+}
+
+const NO_CB = 'its key has no context broadcasting';
 
 const launchOf = (o: { gpus: number; nprocPerNode: number; nnodes: number; launcher: string }): CellLaunch => ({
   gpus: o.gpus,
@@ -100,6 +114,9 @@ const DETECTION: SweepTask = {
       cost: { task: 'detection', family: 'swin-t', ...runCost(exp, experimentEpochs(exp)) },
     };
   },
+  axisFlags: axisFlagsOf(trainCommand),
+  checkAxisValue: (options, flag, value) => checkAxisValue(trainCommand, trainOptionsSchema, options, flag, value),
+  axisSkip: (flag, b) => (flag === '--cb-mode' && !CB_KEY_TYPES.includes(backboneVariant(b).keyType) ? NO_CB : undefined),
 };
 
 /** Classification cells: `mkey-det pretrain`, likewise. */
@@ -119,6 +136,14 @@ const CLASSIFICATION: SweepTask = {
       launch: launchOf(o),
       cost: { task: 'classification', family: exp.backbone.family, ...runCost(exp, pretrainEpochs(exp)), recipe: exp.recipe },
     };
+  },
+  axisFlags: axisFlagsOf(pretrainCommand),
+  checkAxisValue: (options, flag, value) => checkAxisValue(pretrainCommand, pretrainOptionsSchema, options, flag, value),
+  axisSkip: (flag, b) => {
+    const v = pretrainVariant(b);
+    if (flag === '--cb-mode' && !CB_KEY_TYPES.includes(v.keyType)) return NO_CB;
+    if (flag === '--attn-impl' && v.family !== 'swin-t') return "its attention is not Swin-T's window attention";
+    return undefined;
   },
 };
 
@@ -146,7 +171,7 @@ const sweepOptionsSchema = z.object({
 type SweepOptions = z.infer<typeof sweepOptionsSchema>;
 
 /** The matrix the flags spell, each list checked (one line naming the value and what is accepted). */
-function specFromOptions(o: SweepOptions, task: SweepTask, options: string[]): SweepSpec {
+function specFromOptions(o: SweepOptions, task: SweepTask, typed: string[]): SweepSpec {
   const backbones = parseList('--backbone', o.backbone ?? task.defaultBackbone, (b) => (task.backbones.includes(b) ? b : undefined), task.backbones.join(', '));
   const charts = parseList('--charts', o.charts, intItem(1, MAX_CHARTS), `whole numbers 1-${MAX_CHARTS}, e.g. 4,8`);
   const seeds = parseList('--seeds', o.seeds, intItem(0, 2 ** 31 - 1), 'whole numbers 0-2147483647, e.g. 0,1,2');
@@ -154,7 +179,9 @@ function specFromOptions(o: SweepOptions, task: SweepTask, options: string[]): S
   const keys = vary.map((v) => v.key);
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
   if (twice) throw new BadInputError(`--vary ${twice} is given twice: give its values once, comma-separated`);
-  return { task: task.name, backbones, charts, seeds, vary, options };
+  // the cells' options, but an axis option given a list (--cb-mode eq4,none): an axis, each value checked once
+  const { options, axes } = splitOptionAxes(typed, task);
+  return { task: task.name, backbones, charts, seeds, vary, ...(axes.length > 0 ? { axes } : {}), options };
 }
 
 interface Resolved {
@@ -261,7 +288,7 @@ function outcomesText(cells: CellOutcome[], report: SweepReport | undefined, sta
 }
 
 export const sweepCommand = new Command('sweep')
-  .description("run a matrix of train or pretrain runs (backbones x charts x seeds x config values) as a queue here or as Slurm jobs, resumable, with its plan, GPU-hours and the report of the whole matrix")
+  .description("run a matrix of train or pretrain runs (backbones x charts x seeds x options such as --cb-mode eq4,none x config values) as a queue here or as Slurm jobs, resumable, with its plan, GPU-hours and the report of the whole matrix")
   .option('--task <kind>', `${SWEEP_TASKS.join(' | ')}: cells of mkey-det train (detection) or mkey-det pretrain (classification)`, 'detection')
   .option('--backbone <list>', `backbones, comma-separated (train: ${BACKBONE_NAMES.join(', ')}; pretrain: ${PRETRAIN_FAMILIES.map((f) => `${f.id}[-<key>]`).join(', ')}) (default: swin-t-spatialk)`)
   .option('--charts <list>', `charts H of the manifold keys, comma-separated, 1-${MAX_CHARTS} (the linear key has none: one cell)`, '8')
@@ -290,6 +317,13 @@ next iteration and the sweep (exit 130); the same command again skips completed 
 interrupted one (--resume) and goes on. A failed cell is recorded and the others run. The end is
 the report of the whole matrix, seeds grouped: <sweep-dir>/report.md and report.html.
 
+One of these options of the cells given a comma list is one more axis of the matrix, each value
+checked by the command's own rules (e.g. --cb-mode eq4,none): --schedule (train), --recipe
+(pretrain), --cb-mode, --img-scale (train), --img-size (pretrain), --batch-size, --max-epochs,
+--max-iters, --attn-impl, --key-order. Each cell gets one value; its folder names it after train's /
+pretrain's own name (-cb-none, -img512x512; the schedule and recipe are in that name already).
+An axis that does not apply to a backbone (--cb-mode to a key without CB) gives it one cell.
+
 Cost: detection cells from the images/s per GPU measured on one H100 (docs/RESULTS.md), marked *
 where estimated (another key, chart count, batch or precision); classification: no measurement.
 
@@ -299,7 +333,8 @@ input, 3 Python or sbatch not here, 130 interrupted (run the same command again 
 Examples:
   mkey-det sweep --backbone swin-t,swin-t-spatialk --seeds 0,1,2 --data coco --gpus 8 --plan     # Table 3, 3 seeds
   mkey-det sweep --task classification --backbone swin-t,swin-t-spatialk,swin-t-kua,swin-t-simplek,swin-t-vanillak --data /data/imagenet --gpus 4 --plan   # Table 1's Swin-T row
-  mkey-det sweep --task classification --backbone vit-b-vanillak --charts 4,8 --cb-mode none --data /data/imagenet --gpus 8   # Table 2
+  mkey-det sweep --task classification --backbone vit-b-vanillak --charts 4,8 --cb-mode eq4,none --data /data/imagenet --gpus 8 --plan   # Table 2: with and without CB
+  mkey-det sweep --backbone swin-t,swin-t-spatialk --schedule 3x,paper-3x --img-scale 512x512,800x800 --data coco --gpus 8 --plan
   mkey-det sweep --backbone swin-t-spatialk --vary model.backbone.drop_path_rate=0.1,0.2 --seeds 0,1 --data coco --gpus 8
   mkey-det sweep --backbone swin-t,swin-t-spatialk --data demo --vis-backend tensorboard --vis-backend mlflow
   mkey-det sweep --backbone swin-t,swin-t-spatialk --seeds 0,1 --data demo                          # a queue on this machine

@@ -21,9 +21,39 @@ export interface SweepSpec {
   seeds: number[];
   /** `--vary KEY=V1,V2`: a config value (`--cfg-options KEY=V`) as one more axis. */
   vary: { key: string; values: string[] }[];
+  /**
+   * A train / pretrain option given a comma list (`--cb-mode eq4,none`): one more axis each, in
+   * the order typed. Absent when there is none, so a sweep recorded before keeps its id.
+   */
+  axes?: OptionAxis[];
   /** The task command's other options, given to every cell as typed. */
   options: string[];
 }
+
+/** A command option as an axis of the matrix: `--cb-mode eq4,none`. */
+export interface OptionAxis {
+  flag: string;
+  values: string[];
+}
+
+/**
+ * The command options a sweep takes as an axis when given a comma list, and how a cell's run
+ * directory names the value. `null`: the command's own name holds it already (`train`'s schedule,
+ * `pretrain`'s recipe: `swin-t-3x-coco-s0`, `swin-t-paper-3x-coco-s0`); otherwise a tag appended,
+ * as a `--vary` value is (`-cb-none`, `-img512x512`). Only options whose values hold no comma.
+ */
+export const AXIS_OPTIONS: Record<string, ((value: string) => string) | null> = {
+  '--schedule': null,
+  '--recipe': null,
+  '--cb-mode': (v) => `cb-${v}`,
+  '--img-scale': (v) => `img${v}`,
+  '--img-size': (v) => `img${v}`,
+  '--batch-size': (v) => `b${v}`,
+  '--max-epochs': (v) => `e${v}`,
+  '--max-iters': (v) => `${v}it`,
+  '--attn-impl': (v) => `attn-${v}`,
+  '--key-order': (v) => `order-${v}`,
+};
 
 /** The launch part of the cells' options (read from them; the sweep itself needs it for the cost and Slurm). */
 export interface CellLaunch {
@@ -76,6 +106,12 @@ export interface SweepTask {
   parseShared(options: string[]): Record<string, unknown>;
   /** One cell's options (raw values) -> its run; a bad value throws a one-line BadInputError. */
   describe(raw: Record<string, unknown>): CellExperiment;
+  /** The command's options that can be an axis (of `AXIS_OPTIONS`, those the command takes). */
+  axisFlags: readonly string[];
+  /** One value of an axis option, checked by the command's own schema (throws its one-line BadInputError). */
+  checkAxisValue(options: string[], flag: string, value: string): void;
+  /** Why an axis option does not apply to a backbone (`--cb-mode` to a key without CB): it gets one cell, without the option. */
+  axisSkip(flag: string, backbone: string): string | undefined;
 }
 
 export interface SweepCell {
@@ -89,6 +125,8 @@ export interface SweepCell {
   seed: number;
   /** `--vary` values of this cell, by key. */
   vary: Record<string, string>;
+  /** Values of the option axes of this cell, by flag (`{'--cb-mode': 'none'}`); an axis that does not apply to the backbone is absent. */
+  axes?: Record<string, string>;
   /** The command line after `mkey-det`: `train ... --work-dir DIR` (without `--resume` / `--force`, which the queue adds). */
   args: string[];
 }
@@ -173,11 +211,75 @@ export function parseVary(raw: string): { key: string; values: string[] } {
   return { key, values };
 }
 
+/**
+ * The option axes among the shared options: an axis option (`task.axisFlags`) given a comma list,
+ * `--cb-mode eq4,none` or `--cb-mode=eq4,none`, is taken out of them as an axis; each value is
+ * checked once by the command's own schema (one line naming it and what is accepted, exit 2).
+ * A single value stays a shared option; an axis option given twice is refused.
+ */
+export function splitOptionAxes(options: string[], task: Pick<SweepTask, 'axisFlags' | 'checkAxisValue'>): { options: string[]; axes: OptionAxis[] } {
+  const rest: string[] = [];
+  const found: { flag: string; raw: string }[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < options.length; i++) {
+    const word = options[i]!;
+    const eq = word.indexOf('=');
+    const flag = word.startsWith('--') && eq > 0 ? word.slice(0, eq) : word;
+    if (!task.axisFlags.includes(flag)) {
+      rest.push(word);
+      continue;
+    }
+    if (seen.has(flag)) throw new BadInputError(`${flag} is given twice: give its values once, comma-separated (e.g. ${flag} a,b is one axis of the matrix)`);
+    seen.add(flag);
+    const inline = eq > 0 && flag !== word;
+    const value = inline ? word.slice(eq + 1) : options[i + 1];
+    if (value === undefined || !value.includes(',')) {
+      rest.push(word);
+      continue;
+    }
+    if (!inline) i++;
+    found.push({ flag, raw: value });
+  }
+  const axes = found.map(({ flag, raw }) => {
+    const values = parseList(flag, raw, (v) => v, raw.split(',').filter((v) => v.trim() !== '').join(','));
+    for (const v of values) {
+      try {
+        task.checkAxisValue(rest, flag, v);
+      } catch (err) {
+        if (!(err instanceof BadInputError)) throw err;
+        const prefix = `invalid ${flag} ${quoteValue(v)}: `;
+        if (!err.message.startsWith(prefix)) throw err;
+        const why = err.message.slice(prefix.length);
+        throw new BadInputError(`invalid ${flag} ${quoteValue(raw)}: ${quoteValue(v)} is not accepted${why.startsWith('accepted: ') ? ` (${why})` : `: ${why}`}`);
+      }
+    }
+    return { flag, values };
+  });
+  return { options: rest, axes };
+}
+
+/** `--cb-mode` -> `cbMode`: commander's attribute name of a long flag. */
+const attributeOf = (flag: string): string => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** The `--cb-mode eq4,none` axes' combinations for one backbone (an axis that does not apply to it: one combination without it). */
+function axisCombinations(axes: OptionAxis[], applies: (flag: string) => boolean): Record<string, string>[] {
+  let out: Record<string, string>[] = [{}];
+  for (const axis of axes) {
+    if (!applies(axis.flag)) continue;
+    out = out.flatMap((combo) => axis.values.map((v) => ({ ...combo, [axis.flag]: v })));
+  }
+  return out;
+}
+
 /** A `--vary` value in a folder name: the last part of its key and the value, reduced to safe characters. */
 function varySuffix(key: string, value: string): string {
   const last = key.split('.').at(-1)!;
-  const safe = value.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
-  return `-${last}-${safe}`;
+  return `-${last}-${safeName(value)}`;
+}
+
+/** A value reduced to the characters a folder name keeps. */
+function safeName(value: string): string {
+  return value.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
 }
 
 /** Every combination of the `--vary` axes (one empty combination without any). */
@@ -188,10 +290,12 @@ function varyCombinations(vary: SweepSpec['vary']): Record<string, string>[] {
 }
 
 /**
- * The cells of `spec`, in the order they run: backbone, then charts, then `--vary`, then seed (the
- * seeds of one configuration one after another, so a partial sweep has whole groups first). A
- * combination whose run the command names like an earlier one (the linear key's `--charts`) is
- * the same run: it collapses into that cell, said in `collapsed`.
+ * The cells of `spec`, in the order they run: backbone, then charts, then the option axes
+ * (`--cb-mode eq4,none`, in the order typed), then `--vary`, then seed (the seeds of one
+ * configuration one after another, so a partial sweep has whole groups first). A combination
+ * whose run the command names like an earlier one (the linear key's `--charts`) is the same run:
+ * it collapses into that cell, said in `collapsed`; so does an option axis that does not apply to
+ * a backbone (`--cb-mode` to a key without CB: one cell, without the option).
  */
 export function expandMatrix(spec: SweepSpec, task: SweepTask, cwd: string): Expansion {
   const shared = task.parseShared(spec.options);
@@ -199,22 +303,34 @@ export function expandMatrix(spec: SweepSpec, task: SweepTask, cwd: string): Exp
   const cells: ExpandedCell[] = [];
   const byDir = new Map<string, ExpandedCell>();
   const collapsed: string[] = [];
+  const axes = spec.axes ?? [];
   for (const backbone of spec.backbones) {
     const charted = task.usesCharts(backbone);
     if (!charted && spec.charts.length > 1) {
       collapsed.push(`${backbone}: the linear key has no charts, so --charts ${spec.charts.join(',')} gives it one cell per seed, not ${spec.charts.length}`);
     }
+    for (const axis of axes) {
+      const why = task.axisSkip(axis.flag, backbone);
+      if (why) collapsed.push(`${backbone}: ${why}, so ${axis.flag} ${axis.values.join(',')} gives it one cell per seed, not ${axis.values.length}`);
+    }
     for (const charts of charted ? spec.charts : spec.charts.slice(0, 1)) {
+      for (const picked of axisCombinations(axes, (flag) => task.axisSkip(flag, backbone) === undefined)) {
       for (const vary of varyCombinations(spec.vary)) {
         for (const seed of spec.seeds) {
           const varyPairs = Object.entries(vary).map(([k, v]) => `${k}=${v}`);
-          const raw = { ...shared, backbone, charts: String(charts), seed: String(seed), cfgOptions: [...baseCfg, ...varyPairs] };
+          const axisArgs = Object.entries(picked).flatMap(([flag, v]) => [flag, v]);
+          const axisRaw = Object.fromEntries(Object.entries(picked).map(([flag, v]) => [attributeOf(flag), v]));
+          const raw = { ...shared, ...axisRaw, backbone, charts: String(charts), seed: String(seed), cfgOptions: [...baseCfg, ...varyPairs] };
           const exp = task.describe(raw);
-          const named = exp.workDir + Object.entries(vary).map(([k, v]) => varySuffix(k, v)).join('');
+          const tags = Object.entries(picked).flatMap(([flag, v]) => {
+            const tag = AXIS_OPTIONS[flag];
+            return tag ? [`-${safeName(tag(v))}`] : [];
+          });
+          const named = exp.workDir + tags.join('') + Object.entries(vary).map(([k, v]) => varySuffix(k, v)).join('');
           const workDir = isAbsolute(named) ? named : resolve(cwd, named);
           const earlier = byDir.get(workDir);
           if (earlier) {
-            collapsed.push(`${backbone}${charted ? ` --charts ${charts}` : ''} --seed ${seed}${varyPairs.length ? ` ${varyPairs.join(' ')}` : ''}: the same run as cell ${earlier.name}`);
+            collapsed.push(`${backbone}${charted ? ` --charts ${charts}` : ''}${axisArgs.length ? ` ${axisArgs.join(' ')}` : ''} --seed ${seed}${varyPairs.length ? ` ${varyPairs.join(' ')}` : ''}: the same run as cell ${earlier.name}`);
             continue;
           }
           const args = [
@@ -223,6 +339,7 @@ export function expandMatrix(spec: SweepSpec, task: SweepTask, cwd: string): Exp
             '--backbone',
             backbone,
             ...(charted ? ['--charts', String(charts)] : []),
+            ...axisArgs,
             '--seed',
             String(seed),
             ...varyPairs.flatMap((p) => ['--cfg-options', p]),
@@ -236,6 +353,7 @@ export function expandMatrix(spec: SweepSpec, task: SweepTask, cwd: string): Exp
             charts: charted ? charts : null,
             seed,
             vary,
+            axes: picked,
             args,
             cost: exp.cost,
             launch: exp.launch,
@@ -243,6 +361,7 @@ export function expandMatrix(spec: SweepSpec, task: SweepTask, cwd: string): Exp
           byDir.set(workDir, cell);
           cells.push(cell);
         }
+      }
       }
     }
   }
@@ -264,6 +383,7 @@ export function defaultSweepDir(spec: SweepSpec, task: SweepTask, cells: Expande
 /** The matrix as one line: `--backbone a,b x --charts 4,8 x --seeds 0,1,2`. */
 export function matrixLine(spec: SweepSpec): string {
   const axes = [`--backbone ${spec.backbones.join(',')}`, `--charts ${spec.charts.join(',')}`];
+  for (const a of spec.axes ?? []) axes.push(`${a.flag} ${a.values.join(',')}`);
   for (const v of spec.vary) axes.push(`--vary ${v.key}=${v.values.join(',')}`);
   axes.push(`--seeds ${spec.seeds.join(',')}`);
   return axes.join(' x ');

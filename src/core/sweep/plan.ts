@@ -58,6 +58,7 @@ export async function buildPlan(name: string, sweepDir: string, spec: SweepSpec,
       charts: c.charts,
       seed: c.seed,
       vary: c.vary,
+      axes: c.axes ?? {},
       command: cellCommand({ ...c, attempts: [] }),
       cost: await cellCost(c.cost, c.launch, cache),
     });
