@@ -193,6 +193,27 @@ def test_step_axes_have_whole_numbers_only(eval_by):
             plt.close(f)
 
 
+def test_one_evaluation_per_run_at_the_same_step_has_whole_number_ticks():
+    """A sweep's short cells (``--max-iters 3``) evaluate once each, all at iteration 3: the AP axes
+    showed 2.84 .. 3.16 (matplotlib's +-5% around one value) instead of whole iterations."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    series = [{'label': f'cell-{i}', 'loss': [[1, 6.5], [2, 6.0], [3, 6.2]], 'lr': [[1, 1e-7], [2, 1e-7], [3, 1e-7]],
+               'apBox': [[3, ap]], 'apMask': [[3, 0.0]], 'evalBy': 'iter'} for i, ap in enumerate((0.0, 0.8))]
+    figs = list(report_tools._figures(series))
+    try:
+        _, _, fig = figs[-1]
+        for ax in fig.axes:
+            fig.canvas.draw()
+            ticks = _x_ticks(ax)
+            assert 3 in ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+            assert ax.get_xlim() == (2, 4)
+    finally:
+        for _, _, f in figs:
+            plt.close(f)
+
+
 def test_labels_are_plain_text(tmp_path):
     series = [{'label': 'run $x$ <b> & "q"', 'loss': [[1, 2.0]], 'lr': [], 'top1': [[1, 50.0]], 'top5': [[1, 80.0]],
                'evalBy': 'iter'}]

@@ -213,6 +213,12 @@ def _draw_series(ax: Any, series: list[dict[str, Any]], key: str, title: str, xl
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    xs = {p[0] for s in series for p in (s.get(key) or [])}
+    if len(xs) == 1:
+        # every run's points at one step (one evaluation each, as a sweep's short cells have):
+        # matplotlib would span +-5% around it, where no whole number lies but that step
+        x = next(iter(xs))
+        ax.set_xlim(x - 1, x + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if any(s.get(key) for s in series):

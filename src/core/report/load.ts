@@ -175,13 +175,15 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
     .map((e) => ({ ...e, by: iterLoop ? ('iter' as const) : ('epoch' as const) }))
     .sort((a, b) => a.step - b.step);
   const task = runTask(identity, runFile, evalPoints);
-  // A classification run in an iteration loop: mmengine's LoggerHook logs validation at step = the
-  // epoch (0 in an IterBasedTrainLoop), so scalars.json and the text log do not say at which
-  // iteration it evaluated; the events do (their `val` events carry `iter`).
-  // Its events' `max_epochs` (1) and `epoch` mean nothing in an iteration loop either.
+  // A run in an iteration loop: mmengine's LoggerHook logs validation at step = the epoch (0 in an
+  // IterBasedTrainLoop) in scalars.json, and the text log after its last logged training
+  // iteration, so neither says at which iteration it evaluated (one evaluation showed up as up to
+  // three points: 0, the last logged iteration, the events' one); the events do (their `val`
+  // events carry `iter`): where they have any, they are the run's evaluations.
+  // A classification run's events' `max_epochs` (1) and `epoch` mean nothing in an iteration loop either.
   const clsIterLoop = task === 'classification' && iterLoop;
   const eventVals = events?.val.filter((v) => v.iter !== undefined && Object.keys(v.metrics).length > 0) ?? [];
-  if (clsIterLoop && eventVals.length) {
+  if (iterLoop && eventVals.length) {
     const byIter = new Map<number, EvalPoint>();
     for (const v of eventVals) byIter.set(v.iter!, { step: v.iter!, by: 'iter', metrics: v.metrics, source: 'mkey-events.jsonl' });
     evalPoints = [...byIter.values()].sort((a, b) => a.step - b.step);
