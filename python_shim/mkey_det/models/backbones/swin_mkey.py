@@ -2,24 +2,23 @@
 from __future__ import annotations
 
 import inspect
-from typing import Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
 from mmdet.registry import MODELS
 
-from ..keys import KEY_TYPES, key_spec, set_key_order
-from ..keys.builder import check_key_kwargs
-from ..keys.base import check_int, check_noise, check_order
-from ..keys.start import restart_from_host_init
+from ..keys import KEY_TYPES
+from ..keys.base import check_int
 from .fused_window_attention import check_attn_impl, set_attn_impl
+from .swin_host import SwinKeyHost, check_key_args
 from .window_msa import ManifoldKeyWindowMSA
 
 _SWIN_SIGNATURE = inspect.signature(SwinTransformer.__init__)
 
 
 @MODELS.register_module()
-class SwinTransformerMKey(SwinTransformer):
+class SwinTransformerMKey(SwinKeyHost, SwinTransformer):
     """mmdet's ``SwinTransformer`` with the key of every block's attention replaced.
 
     Takes every argument of ``mmdet.models.backbones.SwinTransformer`` (same names, defaults
@@ -51,17 +50,18 @@ class SwinTransformerMKey(SwinTransformer):
     ``init_weights`` starts each key function-preservingly from the linear key Swin's own init
     drew (:meth:`restart_keys`); with ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` see
     :func:`~mkey_det.models.backbones.load_pretrained`.
+
+    ``train``, ``named_blocks``, ``manifold_attentions``, :meth:`set_key_order` and
+    :meth:`restart_keys`: :class:`~.swin_host.SwinKeyHost`.
     """
+
+    _manifold_msa = ManifoldKeyWindowMSA
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
                  key_order: str = 'fast', chart_noise: float = 0.1,
                  key_kwargs: Optional[dict] = None, attn_impl: str = 'eager', **kwargs):
-        spec = key_spec(key_type)
         check_attn_impl(attn_impl)
-        key_kwargs = check_key_kwargs(key_type, key_kwargs)
-        check_int('num_charts', num_charts)
-        check_order(key_order)
-        check_noise(chart_noise)
+        spec, key_kwargs = check_key_args(key_type, num_charts, key_order, chart_noise, key_kwargs)
         bound = _SWIN_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
         bound.apply_defaults()
         cfg = bound.arguments
@@ -71,12 +71,7 @@ class SwinTransformerMKey(SwinTransformer):
         self.num_charts = num_charts
         self.chart_noise = float(chart_noise)
         if spec.manifold:
-            for _, block in self.named_blocks():
-                block.attn.w_msa = ManifoldKeyWindowMSA.from_window_msa(
-                    block.attn.w_msa, key_type, num_charts, key_order=key_order,
-                    chart_noise=chart_noise, key_kwargs=key_kwargs)
-            # modules were replaced: re-apply freezing to the new ones
-            self._freeze_stages()
+            self._replace_keys(key_type, num_charts, key_order, chart_noise, key_kwargs)
         self.attn_impl = 'eager'
         if attn_impl != 'eager':
             self.set_attn_impl(attn_impl)
@@ -87,40 +82,12 @@ class SwinTransformerMKey(SwinTransformer):
         so the same backbone serves detection and ``mkey-det pretrain``."""
         return tuple(super().forward(x))
 
-    def train(self, mode: bool = True) -> 'SwinTransformerMKey':
-        """As mmdet's (keeps frozen stages in eval mode), but returns ``self`` like
-        ``nn.Module.train`` so that ``model.eval()`` chains."""
-        super().train(mode)
-        return self
-
-    def named_blocks(self) -> Iterator[Tuple[str, torch.nn.Module]]:
-        """``('stages.i.blocks.j', SwinBlock)`` for every block."""
-        for i, stage in enumerate(self.stages):
-            for j, block in enumerate(stage.blocks):
-                yield f'stages.{i}.blocks.{j}', block
-
-    def manifold_attentions(self) -> Iterator[Tuple[str, ManifoldKeyWindowMSA]]:
-        """``(state-dict prefix of the attention, module)`` for every manifold-key attention."""
-        for name, block in self.named_blocks():
-            if isinstance(block.attn.w_msa, ManifoldKeyWindowMSA):
-                yield f'{name}.attn.w_msa', block.attn.w_msa
-
-    def set_key_order(self, order: str) -> int:
-        """Switch every key to ``'paper'``, ``'fast'`` or ``'auto'``; returns how many."""
-        return set_key_order(self, order)
-
     def set_attn_impl(self, attn_impl: str) -> int:
         """Switch every block's window attention to ``'eager'`` or ``'sdpa'``
         (:func:`~.fused_window_attention.set_attn_impl`); returns the number switched."""
         n = set_attn_impl(self, attn_impl)
         self.attn_impl = attn_impl
         return n
-
-    def restart_keys(self, generator: Optional[torch.Generator] = None) -> int:
-        """Start every manifold key function-preservingly from the linear key the host
-        initialised (:func:`~mkey_det.models.keys.start.restart_from_host_init`); returns how
-        many keys."""
-        return restart_from_host_init(self, generator)
 
     def init_weights(self) -> None:
         """No ``init_cfg``: mmdet's Swin init (trunc normal std .02 on every ``Linear``, the keys'

@@ -27,20 +27,18 @@ installed.
 from __future__ import annotations
 
 import inspect
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.models.backbones import SwinTransformerV2
 from mmpretrain.models.utils import WindowMSAV2
 from mmpretrain.registry import MODELS
 
-from ..keys import build_key, key_spec, manifold_key_types, set_key_order
-from ..keys.base import check_int, check_noise, check_order
-from ..keys.builder import check_key_kwargs
-from ..keys.start import is_fresh_init, restart_from_host_init
+from ..keys import build_key, key_spec, manifold_key_types
+from ..keys.start import is_fresh_init
+from .swin_host import SwinKeyHost, check_key_args
 from .window_msa import ManifoldKeyAttention, ManifoldQKV, take_over
 
 _SWINV2_SIGNATURE = inspect.signature(SwinTransformerV2.__init__)
@@ -135,7 +133,7 @@ class ManifoldKeyWindowMSAV2(ManifoldKeyAttention, WindowMSAV2):
 
 
 @MODELS.register_module()
-class SwinTransformerV2MKey(SwinTransformerV2):
+class SwinTransformerV2MKey(SwinKeyHost, SwinTransformerV2):
     """mmpretrain's ``SwinTransformerV2`` with the key of every block's attention replaced.
 
     Takes every argument of ``mmpretrain.models.backbones.SwinTransformerV2`` (same names,
@@ -158,16 +156,17 @@ class SwinTransformerV2MKey(SwinTransformerV2):
     each key starts function-preservingly from its block's freshly built linear key; on a fresh
     ``init_weights`` it restarts from the linear key the host's initialisation drew
     (:func:`~mkey_det.models.keys.start.restart_from_host_init`).
+
+    ``train``, ``named_blocks``, ``manifold_attentions``, :meth:`set_key_order` and
+    :meth:`restart_keys`: :class:`~.swin_host.SwinKeyHost`.
     """
+
+    _manifold_msa = ManifoldKeyWindowMSAV2
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
                  key_order: str = 'fast', chart_noise: float = 0.1,
                  key_kwargs: Optional[dict] = None, **kwargs):
-        spec = key_spec(key_type)
-        check_int('num_charts', num_charts)
-        check_order(key_order)
-        check_noise(chart_noise)
-        kwargs_key = check_key_kwargs(key_type, key_kwargs)
+        spec, kwargs_key = check_key_args(key_type, num_charts, key_order, chart_noise, key_kwargs)
         _SWINV2_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
         super().__init__(*args, **kwargs)
         self.key_type = key_type
@@ -175,37 +174,7 @@ class SwinTransformerV2MKey(SwinTransformerV2):
         self.chart_noise = float(chart_noise)
         self.key_kwargs = kwargs_key
         if spec.manifold:
-            for _, block in self.named_blocks():
-                block.attn.w_msa = ManifoldKeyWindowMSAV2.from_window_msa(
-                    block.attn.w_msa, key_type, num_charts, key_order=key_order,
-                    chart_noise=chart_noise, key_kwargs=kwargs_key)
-            self._freeze_stages()  # modules were replaced: freeze the new ones
-
-    def train(self, mode: bool = True) -> 'SwinTransformerV2MKey':
-        """As mmpretrain's, but returns ``self`` like ``nn.Module.train``."""
-        super().train(mode)
-        return self
-
-    def named_blocks(self) -> Iterator[Tuple[str, nn.Module]]:
-        """``('stages.i.blocks.j', SwinBlockV2)`` for every block."""
-        for i, stage in enumerate(self.stages):
-            for j, block in enumerate(stage.blocks):
-                yield f'stages.{i}.blocks.{j}', block
-
-    def manifold_attentions(self) -> Iterator[Tuple[str, ManifoldKeyWindowMSAV2]]:
-        """``(state-dict prefix of the attention, module)`` for every manifold-key attention."""
-        for name, block in self.named_blocks():
-            if isinstance(block.attn.w_msa, ManifoldKeyWindowMSAV2):
-                yield f'{name}.attn.w_msa', block.attn.w_msa
-
-    def set_key_order(self, order: str) -> int:
-        """Switch every key to ``'paper'``, ``'fast'`` or ``'auto'``; returns how many."""
-        return set_key_order(self, order)
-
-    def restart_keys(self, generator: Optional[torch.Generator] = None) -> int:
-        """Start every manifold key function-preservingly from the linear key the host
-        initialised (:func:`~mkey_det.models.keys.start.restart_from_host_init`)."""
-        return restart_from_host_init(self, generator)
+            self._replace_keys(key_type, num_charts, key_order, chart_noise, kwargs_key)
 
     def init_weights(self) -> None:
         """mmpretrain's ``init_weights``, then, on a fresh init (no ``Pretrained`` init_cfg, first
