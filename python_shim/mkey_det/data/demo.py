@@ -29,17 +29,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, as_spec, ensure_dataset, read_manifest, script_main
+from .demo_cache import MANIFEST_NAME, read_manifest, script_main
+from .demo_generator import DemoGenerator, require
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches).
 GENERATOR_VERSION = 2
@@ -83,18 +83,17 @@ class DemoSpec:
     class_hues: bool = True
 
     def __post_init__(self) -> None:
-        def need(cond: bool, what: str) -> None:
-            if not cond:
-                raise ValueError(f'invalid DemoSpec: {what} ({self})')
-
-        need(self.image_size >= 32, 'image_size must be >= 32')
-        need(self.num_train >= 1 and self.num_val >= 1, 'num_train and num_val must be >= 1')
-        need(1 <= self.min_objects <= self.max_objects, 'need 1 <= min_objects <= max_objects')
-        need(4 <= self.min_side <= self.max_side, 'need 4 <= min_side <= max_side')
-        need(self.max_side <= self.image_size - 4, 'max_side must be <= image_size - 4')
-        need(self.circle_vertices >= 8, 'circle_vertices must be >= 8')
-        need(self.placement_tries >= 1, 'placement_tries must be >= 1')
-        need(self.noise_std >= 0 and self.max_distractor_lines >= 0, 'noise_std and max_distractor_lines must be >= 0')
+        require(
+            self,
+            (self.image_size >= 32, 'image_size must be >= 32'),
+            (self.num_train >= 1 and self.num_val >= 1, 'num_train and num_val must be >= 1'),
+            (1 <= self.min_objects <= self.max_objects, 'need 1 <= min_objects <= max_objects'),
+            (4 <= self.min_side <= self.max_side, 'need 4 <= min_side <= max_side'),
+            (self.max_side <= self.image_size - 4, 'max_side must be <= image_size - 4'),
+            (self.circle_vertices >= 8, 'circle_vertices must be >= 8'),
+            (self.placement_tries >= 1, 'placement_tries must be >= 1'),
+            (self.noise_std >= 0 and self.max_distractor_lines >= 0, 'noise_std and max_distractor_lines must be >= 0'),
+        )
 
 
 #: The defaults used by ``mkey-det train --data demo`` (tune sizes and counts here).
@@ -276,34 +275,21 @@ def _identity(seed: int, spec: DemoSpec) -> dict[str, Any]:
             'classes': list(DEMO_CLASSES)}
 
 
-def _summary(root: Path, manifest: dict[str, Any], generated: bool) -> dict[str, Any]:
+def _summary(root: Path, manifest: dict[str, Any], why: str | None) -> dict[str, Any]:
     return {
         'root': str(root),
         'classes': list(manifest['classes']),
         'num_train': manifest['stats']['train2017']['images'],
         'num_val': manifest['stats']['val2017']['images'],
-        'generated': generated,
+        'generated': why is not None,
     }
 
 
-def generate_demo_dataset(
-    root: str | os.PathLike[str], seed: int = 0, spec: DemoSpec | Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as :func:`ensure_demo_dataset`."""
-    return ensure_demo_dataset(root, seed, spec, force=True)
-
-
-def ensure_demo_dataset(
-    root: str | os.PathLike[str],
-    seed: int = 0,
-    spec: DemoSpec | Mapping[str, Any] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Returns ``{root, classes, num_train, num_val, generated}``, generating the dataset only when
-    ``root`` holds no intact dataset of this generator version, seed and spec (or ``force``)."""
-    spec, seed = as_spec(spec, DEFAULT_SPEC), int(seed)
-    root, manifest, why = ensure_dataset(root, _identity(seed, spec), ('stats',), lambda out: _write_dataset(out, seed, spec), force)
-    return _summary(root, manifest, why is not None)
+GENERATOR = DemoGenerator(_identity, DEFAULT_SPEC, ('stats',), _write_dataset)
+#: ``ensure_demo_dataset(root, seed=0, spec=None, force=False)``,
+#: ``generate_demo_dataset(root, seed=0, spec=None)``: :meth:`.DemoGenerator.entry_points`
+ensure_demo_dataset, generate_demo_dataset = GENERATOR.entry_points(
+    __name__, 'demo_dataset', _summary, '{root, classes, num_train, num_val, generated}')
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,18 +34,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .demo import _PNG_PARAMS, _add_noise, _background, _fill_colour, _local_mean, _place, _polygon
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, as_spec, ensure_dataset, read_manifest, script_main
+from .demo_cache import MANIFEST_NAME, read_manifest, script_main
+from .demo_generator import DemoGenerator, require
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches; the
 #: TS side caches under ``demo-cls-v<GENERATOR_VERSION>``).
@@ -98,22 +98,19 @@ class ClsDemoSpec:
     max_distractor_lines: int = 3
 
     def __post_init__(self) -> None:
-        def need(cond: bool, what: str) -> None:
-            if not cond:
-                raise ValueError(f'invalid ClsDemoSpec: {what} ({self})')
-
-        need(self.image_size >= 24, 'image_size must be >= 24')
-        need(self.num_train_per_class >= 1 and self.num_val_per_class >= 1, 'num_train_per_class and num_val_per_class must be >= 1')
-        need(0.1 <= self.min_scale <= self.max_scale <= 0.9, 'need 0.1 <= min_scale <= max_scale <= 0.9')
-        need(self.max_distractors >= 0, 'max_distractors must be >= 0')
-        need(
-            0.02 <= self.min_distractor_scale <= self.max_distractor_scale <= 0.5,
-            'need 0.02 <= min_distractor_scale <= max_distractor_scale <= 0.5',
+        require(
+            self,
+            (self.image_size >= 24, 'image_size must be >= 24'),
+            (self.num_train_per_class >= 1 and self.num_val_per_class >= 1, 'num_train_per_class and num_val_per_class must be >= 1'),
+            (0.1 <= self.min_scale <= self.max_scale <= 0.9, 'need 0.1 <= min_scale <= max_scale <= 0.9'),
+            (self.max_distractors >= 0, 'max_distractors must be >= 0'),
+            (0.02 <= self.min_distractor_scale <= self.max_distractor_scale <= 0.5,
+             'need 0.02 <= min_distractor_scale <= max_distractor_scale <= 0.5'),
+            (0.0 <= self.max_rotation_deg <= 180.0, 'max_rotation_deg must be in [0, 180]'),
+            (self.placement_tries >= 1, 'placement_tries must be >= 1'),
+            (self.circle_vertices >= 8, 'circle_vertices must be >= 8'),
+            (self.noise_std >= 0 and self.max_distractor_lines >= 0, 'noise_std and max_distractor_lines must be >= 0'),
         )
-        need(0.0 <= self.max_rotation_deg <= 180.0, 'max_rotation_deg must be in [0, 180]')
-        need(self.placement_tries >= 1, 'placement_tries must be >= 1')
-        need(self.circle_vertices >= 8, 'circle_vertices must be >= 8')
-        need(self.noise_std >= 0 and self.max_distractor_lines >= 0, 'noise_std and max_distractor_lines must be >= 0')
 
 
 #: The defaults used by ``mkey-det pretrain --data demo`` (tune sizes and counts here).
@@ -232,7 +229,7 @@ def _identity(seed: int, spec: ClsDemoSpec) -> dict[str, Any]:
             'classes': list(CLS_CLASSES)}
 
 
-def _summary(root: Path, manifest: dict[str, Any], generated: bool, reason: str | None) -> dict[str, Any]:
+def _summary(root: Path, manifest: dict[str, Any], reason: str | None) -> dict[str, Any]:
     counts = manifest['counts']
     return {
         'root': str(root),
@@ -245,32 +242,18 @@ def _summary(root: Path, manifest: dict[str, Any], generated: bool, reason: str 
         'image_size': manifest['spec']['image_size'],
         'seed': manifest['seed'],
         'version': manifest['version'],
-        'generated': generated,
+        'generated': reason is not None,
         #: why it was generated (None when an intact cache was reused)
         'reason': reason,
     }
 
 
-def generate_demo_cls_dataset(
-    root: str | os.PathLike[str], seed: int = 0, spec: ClsDemoSpec | Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """(Re)generates the dataset at ``root`` unconditionally; returns the same summary as
-    :func:`ensure_demo_cls_dataset`."""
-    return ensure_demo_cls_dataset(root, seed, spec, force=True)
-
-
-def ensure_demo_cls_dataset(
-    root: str | os.PathLike[str],
-    seed: int = 0,
-    spec: ClsDemoSpec | Mapping[str, Any] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Returns ``{root, train_dir, val_dir, classes, num_train, num_val, counts, image_size, seed,
-    version, generated, reason}``, generating the dataset only when ``root`` holds no intact dataset
-    of this generator version, seed and spec (or ``force``); ``reason`` says why it was generated."""
-    spec, seed = as_spec(spec, DEFAULT_CLS_SPEC), int(seed)
-    root, manifest, why = ensure_dataset(root, _identity(seed, spec), ('counts',), lambda out: _write_dataset(out, seed, spec), force)
-    return _summary(root, manifest, why is not None, why)
+GENERATOR = DemoGenerator(_identity, DEFAULT_CLS_SPEC, ('counts',), _write_dataset)
+#: ``ensure_demo_cls_dataset(root, seed=0, spec=None, force=False)`` (``reason``: why it was
+#: generated), ``generate_demo_cls_dataset(root, seed=0, spec=None)``: :meth:`.DemoGenerator.entry_points`
+ensure_demo_cls_dataset, generate_demo_cls_dataset = GENERATOR.entry_points(
+    __name__, 'demo_cls_dataset', _summary,
+    '{root, train_dir, val_dir, classes, num_train, num_val, counts, image_size, seed, version, generated, reason}')
 
 
 def main(argv: list[str] | None = None) -> int:
