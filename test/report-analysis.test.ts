@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { repoRoot, runCli } from './helpers/cli.js';
+import { repoRoot, runCli, testPython } from './helpers/cli.js';
 import type { ReportAnalysis } from '../src/core/report/index.js';
 
 const RUNS = join(repoRoot, 'test', 'fixtures', 'report', 'runs');
@@ -234,4 +234,79 @@ describe('mkey-det report --analysis', () => {
       expect(out.error.message).toMatch(/attention\.json is not mkey-det analyze attention's output/);
     });
   });
+});
+
+describe('mkey-det report --analysis of ViT runs: the rollout, one block, and qk labelled as a ViT', () => {
+  let tmp: string;
+  const runs: string[] = [];
+  const out = (name: string) => join(tmp, name);
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'mkey-report-analysis-vit-'));
+    runs.push(join(tmp, 'vit'), join(tmp, 'vit-vanillak'));
+    // two tiny ViTs (3 blocks, 2 heads, 32 px, 8 px patches: 17 tokens) as `mkey-det pretrain` leaves
+    // a run: an mmpretrain config.py and a classifier checkpoint (as test/analyze.test.ts makes them)
+    const script = [
+      'import sys, os, torch',
+      'import mkey_det',
+      'from mmengine.config import Config',
+      'from mkey_det.models.backbones.vit_mkey import VisionTransformerMKey',
+      'arch = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)',
+      'for seed, (run, key) in enumerate(zip(sys.argv[1:], ["linear", "vanillak"])):',
+      '    os.makedirs(run)',
+      '    bb = dict(type="VisionTransformerMKey", arch=arch, img_size=32, patch_size=8, key_type=key, num_charts=2, init_cfg=None)',
+      '    Config(dict(default_scope="mmpretrain", model=dict(type="ImageClassifier", backbone=bb), data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True))).dump(os.path.join(run, "config.py"))',
+      '    torch.manual_seed(seed)',
+      '    m = VisionTransformerMKey(**{k: v for k, v in bb.items() if k != "type"})',
+      '    with torch.no_grad():',
+      '        [p.add_(0.1 * torch.randn_like(p)) for p in m.parameters()]',
+      '    sd = {"backbone." + k: v for k, v in m.state_dict().items()}',
+      '    sd.update({"head.fc.weight": torch.zeros(3, 32), "head.fc.bias": torch.zeros(3)})',
+      '    torch.save({"meta": {"epoch": 1}, "state_dict": sd}, os.path.join(run, "epoch_1.pth"))',
+    ].join('\n');
+    execFileSync(testPython, ['-c', script, ...runs], { stdio: 'pipe' });
+    // the real commands write the folders the report reads
+    for (const args of [
+      ['attention', ...runs, '--image', PNG, '--labels', 'vit,vanillak', '--out', out('rollout')],
+      ['attention', ...runs, '--image', PNG, '--labels', 'vit,vanillak', '--method', 'block', '--layer', '1', '--out', out('block')],
+      ['qk', ...runs, '--labels', 'vit,vanillak', '--out', out('qk')],
+    ]) {
+      const res = await runCli(['analyze', ...args]);
+      expect(res.exitCode, `analyze ${args.join(' ')}\n${res.stderr}`).toBe(0);
+    }
+  }, 300_000);
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("says what analyze wrote: the rollout of blocks 0..2 (not 'block 2 of 0..2'), block 1 alone, qk per ViT block with its tokens (no stage.block)", async () => {
+    // what the commands wrote, read back: the method, the layer, the qk layers (stage 0, 17 tokens)
+    const rollout = JSON.parse(readFileSync(join(out('rollout'), 'attention.json'), 'utf8')) as { backbone: string; method: string; images: { models: { method: string; layer: number; layers: number }[] }[] };
+    expect([rollout.backbone, rollout.method, rollout.images[0]!.models[0]!.layer, rollout.images[0]!.models[0]!.layers]).toEqual(['vit', 'rollout', 2, 3]);
+    const qkJson = JSON.parse(readFileSync(join(out('qk'), 'qk.json'), 'utf8')) as { backbone: string; models: { layers: { stage: number; block: number; tokens: number }[] }[] };
+    expect(qkJson.backbone).toBe('vit');
+    expect(qkJson.models[0]!.layers.map((l) => [l.stage, l.block, l.tokens])).toEqual([[0, 0, 17], [0, 1, 17], [0, 2, 17]]);
+
+    const res = await runCli(['report', join(CLS_RUNS, 'vit-s-vanillak-c2-s0'), '--analysis', out('rollout'), out('block'), out('qk'), '--format', 'md', '--no-plots']);
+    expect(res.exitCode, res.stderr).toBe(0);
+    const md = res.stdout;
+    console.log(md.slice(md.indexOf('## Attention analysis')));
+    expect(md).toContain(`### analyze attention: ${out('rollout')} (ViT, class token, joint attention by rollout)`);
+    expect(md).toMatch(/\| vit \| linear \| 2 \(rollout of blocks 0\.\.2, block 2 per head\) \| 2 \| 1 \|/);
+    expect(md).toMatch(/\| vanillak \| vanillak, 2 charts, cb_mode eq4 \| 2 \(rollout of blocks 0\.\.2, block 2 per head\) \| 2 \| 1 \|/);
+    expect(md).toContain("joint-attention row");
+    expect(md).toContain(`### analyze attention: ${out('block')} (ViT, class token, one block's own attention)`);
+    expect(md).toMatch(/\| vit \| linear \| 1 \(block 1 of 0\.\.2\) \| 2 \| 1 \|/);
+    // qk: a ViT's layers are its blocks over all 17 tokens, no Swin stage.block column
+    const qkSection = md.slice(md.indexOf(`### analyze qk: ${out('qk')}`));
+    expect(qkSection.startsWith(`### analyze qk: ${out('qk')} (ViT, blocks over all tokens)`)).toBe(true);
+    expect(qkSection).toMatch(/\| Block \| Tokens \| Width \| vit: similarity \| vanillak: similarity \|/);
+    expect(qkSection).toMatch(/\| 2 \| 17 \| 32 \| -?\d\.\d\d \| -?\d\.\d\d \|/);
+    expect(qkSection).not.toContain('Stage.block');
+
+    // the JSON report carries the same: backbone and method
+    const js = JSON.parse((await runCli(['report', join(CLS_RUNS, 'vit-s-vanillak-c2-s0'), '--analysis', out('rollout'), out('qk'), '--format', 'json'])).stdout) as { analysis: ReportAnalysis[] };
+    const [a, q] = js.analysis;
+    if (a?.kind !== 'attention' || q?.kind !== 'qk') throw new Error('kinds');
+    expect([a.backbone, a.method, a.models[0]!.where]).toEqual(['vit', 'rollout', 'rollout of blocks 0..2, block 2 per head']);
+    expect([q.backbone, q.layers.map((l) => l.tokens)]).toEqual(['vit', [17, 17, 17]]);
+  }, 120_000);
 });

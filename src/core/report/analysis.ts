@@ -24,9 +24,9 @@ export interface AttentionModelSummary {
   charts: number | null;
   cbMode: string | null;
   checkpoint: string;
-  /** The analysed layer (Swin: depth order over all stages; ViT: its block). */
+  /** The analysed layer (Swin: depth order over all stages; ViT: its block, with rollout the last one rolled out). */
   layer: number;
-  /** `stage 3 block 1` (Swin) or `block 11 of 0..11` (ViT). */
+  /** `stage 3 block 1` (Swin), `rollout of blocks 0..11, block 11 per head` or `block 11 of 0..11` (ViT). */
   where: string;
   heads: number;
   /** Images the means run over. */
@@ -53,6 +53,8 @@ export interface AttentionAnalysis {
   dir: string;
   json: string;
   backbone: 'swin' | 'vit';
+  /** ViT: `rollout` (the class token's joint attention through blocks 0..layer) or `block` (one block's own); Swin: `block`. */
+  method: 'rollout' | 'block';
   models: AttentionModelSummary[];
   grids: AttentionGrid[];
 }
@@ -68,9 +70,12 @@ export interface QkModelSummary {
 
 export interface QkLayerSummary {
   layer: number;
+  /** Swin: its stage; ViT: 0 (its blocks are its layers). */
   stage: number;
   block: number;
   width: number;
+  /** N: the tokens one attention sees (Swin: a window's; ViT: all, the class token included), where qk.json says. */
+  tokens?: number;
   /** Per model (in `models` order), the layer's mean similarity over heads; null when the model lacks the layer. */
   similarityMean: (number | null)[];
 }
@@ -80,6 +85,8 @@ export interface QkAnalysis {
   path: string;
   dir: string;
   json: string;
+  /** Swin (layers in depth order over the stages, `stage.block`) or ViT (its blocks, each over all N tokens). */
+  backbone: 'swin' | 'vit';
   models: QkModelSummary[];
   layers: QkLayerSummary[];
   /** qk.png in the folder (absolute), null when it is missing. */
@@ -94,8 +101,10 @@ export type AnalysisImages = Record<string, string>;
 // ---------- reading ----------
 
 const headStatSchema = z.object({ entropy: z.number(), self: z.number(), mean_distance: z.number().optional() });
+const vitMethodSchema = z.enum(['rollout', 'block']);
 const mapsSchema = z.object({
   label: z.string(),
+  method: vitMethodSchema.optional(),
   layer: z.number(),
   heads: z.number(),
   stage: z.number().optional(),
@@ -105,20 +114,25 @@ const mapsSchema = z.object({
 });
 const attentionSchema = z.object({
   backbone: z.enum(['swin', 'vit']).default('swin'),
+  /** Written since `--method` exists: a ViT's attention.json from before drew one block's own. */
+  method: vitMethodSchema.default('block'),
   models: z
     .array(z.object({ label: z.string(), checkpoint: z.string(), key_type: z.string(), charts: z.number().nullable(), cb_mode: z.string().nullable().optional() }))
     .min(1),
   images: z.array(z.object({ path: z.string(), models: z.array(mapsSchema), png: z.string().optional() })),
 });
 const qkSchema = z.object({
+  /** Absent in a qk.json from before ViTs were analysed: Swin. */
+  backbone: z.enum(['swin', 'vit']).optional(),
   models: z
     .array(
       z.object({
         label: z.string(),
         checkpoint: z.string(),
+        backbone: z.enum(['swin', 'vit']).optional(),
         key_type: z.string(),
         charts: z.number().nullable(),
-        layers: z.array(z.object({ layer: z.number(), stage: z.number(), block: z.number(), width: z.number(), similarity_mean: z.number() })),
+        layers: z.array(z.object({ layer: z.number(), stage: z.number(), block: z.number(), width: z.number(), tokens: z.number().optional(), similarity_mean: z.number() })),
       }),
     )
     .min(1),
@@ -153,10 +167,13 @@ function readAttention(given: string, dir: string, warnings: string[]): Attentio
     const maps = data.images.map((img) => img.models.find((x) => x.label === m.label) ?? img.models[mi]).filter((x): x is z.infer<typeof mapsSchema> => x !== undefined);
     const stats = maps.flatMap((x) => x.head_stats);
     const first = maps[0];
+    const method = first?.method ?? data.method;
     const where = !first
       ? ''
       : data.backbone === 'vit'
-        ? `block ${first.layer}${first.layers !== undefined ? ` of 0..${first.layers - 1}` : ''}`
+        ? method === 'rollout'
+          ? `rollout of blocks 0..${first.layer}, block ${first.layer} per head`
+          : `block ${first.layer}${first.layers !== undefined ? ` of 0..${first.layers - 1}` : ''}`
         : first.stage !== undefined && first.block !== undefined
           ? `stage ${first.stage} block ${first.block}`
           : '';
@@ -183,14 +200,17 @@ function readAttention(given: string, dir: string, warnings: string[]): Attentio
     if (!png) warnings.push(`--analysis ${given}: the attention grid of ${img.path} (${basename(candidates[0]!)}) is missing; its numbers are still in the table`);
     return { image: img.path, png };
   });
-  return { kind: 'attention', path: given, dir, json, backbone: data.backbone, models, grids };
+  return { kind: 'attention', path: given, dir, json, backbone: data.backbone, method: data.backbone === 'vit' ? data.method : 'block', models, grids };
 }
 
 function readQk(given: string, dir: string, warnings: string[]): QkAnalysis {
   const json = join(dir, QK_JSON);
   const data = readJson(json, qkSchema, given, 'mkey-det analyze qk');
-  const byLayer = new Map<number, { stage: number; block: number; width: number }>();
-  for (const m of data.models) for (const l of m.layers) if (!byLayer.has(l.layer)) byLayer.set(l.layer, { stage: l.stage, block: l.block, width: l.width });
+  const byLayer = new Map<number, { stage: number; block: number; width: number; tokens?: number }>();
+  for (const m of data.models) {
+    for (const l of m.layers) if (!byLayer.has(l.layer)) byLayer.set(l.layer, { stage: l.stage, block: l.block, width: l.width, ...(l.tokens !== undefined ? { tokens: l.tokens } : {}) });
+  }
+  const backbone = data.backbone ?? data.models.find((m) => m.backbone)?.backbone ?? 'swin';
   const layers: QkLayerSummary[] = [...byLayer.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([layer, l]) => ({ layer, ...l, similarityMean: data.models.map((m) => m.layers.find((x) => x.layer === layer)?.similarity_mean ?? null) }));
@@ -204,7 +224,7 @@ function readQk(given: string, dir: string, warnings: string[]): QkAnalysis {
   const candidates = [...(data.plot ? [join(dir, basename(data.plot))] : []), join(dir, 'qk.png')];
   const png = candidates.find(isRegularFile) ?? null;
   if (!png) warnings.push(`--analysis ${given}: qk.png is missing; the numbers are still in the table`);
-  return { kind: 'qk', path: given, dir, json, models, layers, png };
+  return { kind: 'qk', path: given, dir, json, backbone, models, layers, png };
 }
 
 /**
@@ -268,20 +288,38 @@ function attentionTable(a: AttentionAnalysis): { head: string[]; rows: string[][
 }
 
 function qkTable(a: QkAnalysis): { head: string[]; rows: string[][] } {
-  const head = ['Layer', 'Stage.block', 'Width', ...a.models.map((m) => `${m.label}: similarity`)];
+  const sims = a.models.map((m) => `${m.label}: similarity`);
+  const means = a.models.map((m) => f2(m.similarityMean));
+  if (a.backbone === 'vit') {
+    // a ViT's layers are its blocks, each attending over all N tokens (no stages, no windows)
+    const head = ['Block', 'Tokens', 'Width', ...sims];
+    const rows = a.layers.map((l) => [String(l.block), l.tokens !== undefined ? String(l.tokens) : '', String(l.width), ...l.similarityMean.map(f2)]);
+    rows.push(['mean', '', '', ...means]);
+    return { head, rows };
+  }
+  const head = ['Layer', 'Stage.block', 'Width', ...sims];
   const rows = a.layers.map((l) => [String(l.layer), `${l.stage}.${l.block}`, String(l.width), ...l.similarityMean.map(f2)]);
-  rows.push(['mean', '', '', ...a.models.map((m) => f2(m.similarityMean))]);
+  rows.push(['mean', '', '', ...means]);
   return { head, rows };
 }
+
+/** What the section's heading says an analysis is. */
+function attentionKind(a: AttentionAnalysis): string {
+  if (a.backbone === 'swin') return 'Swin, window attention';
+  return a.method === 'rollout' ? 'ViT, class token, joint attention by rollout' : "ViT, class token, one block's own attention";
+}
+const qkKind = (a: QkAnalysis): string => (a.backbone === 'vit' ? 'ViT, blocks over all tokens' : 'Swin, blocks over windows');
 
 const ATTENTION_NOTE = (a: AttentionAnalysis) =>
   a.backbone === 'swin'
     ? 'Per model, means over heads and images: entropy of the query\'s attention row (nats), its attention to itself, its attention-weighted distance from the query (cells). Grid rows: query maps, then received maps, per model.'
-    : "Per model, means over heads and images: entropy of the class token's attention row (nats), its attention to itself. Grid rows: one per model.";
+    : a.method === 'rollout'
+      ? "Per model, means over heads and images: entropy of the class token's joint-attention row (nats; the attention of every block below rolled out with the residual path, the last block kept per head: docs/ANALYZE.md), its share to itself. Grid rows: one per model."
+      : "Per model, means over heads and images: entropy of the class token's attention row in that block alone (nats), its attention to itself. Grid rows: one per model.";
 const QK_NOTE = "Per layer, each model's similarity of scale * W_q^T W_k averaged over heads (> 0: heads attend to similar tokens, < 0: dissimilar ones); definitions in docs/ANALYZE.md.";
 
 function rightAligned(h: string): boolean {
-  return /^(Heads|Images|Entropy|Self|Class self|Mean distance|Layer|Width)/.test(h) || h.endsWith(': similarity');
+  return /^(Heads|Images|Entropy|Self|Class self|Mean distance|Layer|Block|Tokens|Width)/.test(h) || h.endsWith(': similarity');
 }
 
 export function renderAnalysisMarkdown(analyses: ReportAnalysis[], images: AnalysisImages): string[] {
@@ -289,13 +327,13 @@ export function renderAnalysisMarkdown(analyses: ReportAnalysis[], images: Analy
   const out: string[] = ['## Attention analysis', ''];
   for (const a of analyses) {
     if (a.kind === 'attention') {
-      out.push(`### analyze attention: ${a.path} (${a.backbone === 'vit' ? 'ViT, class token' : 'Swin, window attention'})`, '');
+      out.push(`### analyze attention: ${a.path} (${attentionKind(a)})`, '');
       out.push(ATTENTION_NOTE(a), '');
       const t = attentionTable(a);
       out.push(markdownTable(t.head, t.rows, rightAligned), '');
       for (const g of a.grids) if (g.png && images[g.png]) out.push(`![attention grid: ${basename(g.image)}](${images[g.png]})`, '');
     } else {
-      out.push(`### analyze qk: ${a.path}`, '');
+      out.push(`### analyze qk: ${a.path} (${qkKind(a)})`, '');
       out.push(QK_NOTE, '');
       out.push(a.models.map((m) => `- ${m.label}: ${describeKey(m)} (${m.checkpoint})`).join('\n'), '');
       const t = qkTable(a);
@@ -317,7 +355,7 @@ export function renderAnalysisHtml(analyses: ReportAnalysis[], images: AnalysisI
   const h: string[] = ['<h2>Attention analysis</h2>', '<div class="analysis">'];
   for (const a of analyses) {
     if (a.kind === 'attention') {
-      h.push(`<h3>analyze attention: ${esc(a.path)} <span class="sub">(${a.backbone === 'vit' ? 'ViT, class token' : 'Swin, window attention'})</span></h3>`);
+      h.push(`<h3>analyze attention: ${esc(a.path)} <span class="sub">(${esc(attentionKind(a))})</span></h3>`);
       h.push(`<p class="sub">${esc(ATTENTION_NOTE(a))}</p>`);
       h.push(htmlTable(attentionTable(a)));
       for (const g of a.grids) {
@@ -325,7 +363,7 @@ export function renderAnalysisHtml(analyses: ReportAnalysis[], images: AnalysisI
         h.push(`<figure><img src="${esc(images[g.png]!)}" alt="${esc(`attention grid: ${basename(g.image)}`)}"><figcaption>${esc(g.image)}</figcaption></figure>`);
       }
     } else {
-      h.push(`<h3>analyze qk: ${esc(a.path)}</h3>`);
+      h.push(`<h3>analyze qk: ${esc(a.path)} <span class="sub">(${esc(qkKind(a))})</span></h3>`);
       h.push(`<p class="sub">${esc(QK_NOTE)}<br>${a.models.map((m) => esc(`${m.label}: ${describeKey(m)} (${m.checkpoint})`)).join('<br>')}</p>`);
       h.push(htmlTable(qkTable(a)));
       if (a.png && images[a.png]) h.push(`<figure><img src="${esc(images[a.png]!)}" alt="qk similarity per layer"><figcaption>similarity per layer (qk.png)</figcaption></figure>`);
