@@ -6,7 +6,7 @@
  * config.py and a classifier checkpoint) for the class token's maps.
  */
 import { execa } from 'execa';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,27 @@ describe('mkey-det analyze qk', () => {
     const again = await runCli(['analyze', 'qk', stockCkpt, '--out', out]);
     expect(again.exitCode).toBe(2);
     expect(again.stderr.split('\n')[0]).toMatch(/qk\.json" and ".*qk\.png" already exist; refusing to overwrite them/);
+  });
+
+  it('one writer per --out: of two started together one writes, the other is refused (exit 2); --force replaces a linked qk.png, not its target', async () => {
+    const out = join(tmp, 'qk-together');
+    const [a, b] = await Promise.all([0, 1].map(() => runCli(['analyze', 'qk', stockCkpt, '--out', out, '--json'])));
+    expect([a!.exitCode, b!.exitCode].sort(), `${a!.stderr}\n${b!.stderr}`).toEqual([0, 2]);
+    const loser = a!.exitCode === 2 ? a! : b!;
+    // refused by the lock while the other writes, or by its files once written
+    expect(JSON.parse(loser.stdout).error.message).toMatch(/^--out ".*qk-together" is being written by mkey-det analyze qk \(pid \d+\); refusing a second writer$|qk\.json" and ".*qk\.png" already exist; refusing to overwrite them$/);
+    expect(readdirSync(out).sort()).toEqual(['qk.json', 'qk.png']); // the lock gone
+    // qk.png a link to the user's own picture elsewhere: --force writes a new qk.png, the picture stays
+    const mine = join(tmp, 'my-picture.png');
+    writeFileSync(mine, 'my own picture\n');
+    rmSync(join(out, 'qk.png'));
+    symlinkSync(mine, join(out, 'qk.png'));
+    const forced = await runCli(['analyze', 'qk', stockCkpt, '--out', out, '--force']);
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain(`qk.png" was a symbolic link to ${JSON.stringify(mine)}; replaced the link with a file of its own`);
+    expect(readFileSync(mine, 'utf8')).toBe('my own picture\n');
+    expect(lstatSync(join(out, 'qk.png')).isSymbolicLink()).toBe(false);
+    expect(readFileSync(join(out, 'qk.png')).subarray(0, 4).toString('hex')).toBe('89504e47');
   });
 
   it('a checkpoint that does not fit its run config is refused with one line, exit 2, and no --out folder', async () => {

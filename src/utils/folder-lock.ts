@@ -3,7 +3,7 @@
  * and that process's start time. A lock whose process is gone, or whose pid now belongs to another
  * process (the same pid, another start time: pids are reused), is stale and taken over.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError } from './errors.js';
 
@@ -68,4 +68,40 @@ export function acquireFolderLock(dir: string, name: string, command: string, sh
     rmSync(path, { force: true }); // stale: its process is gone (or its pid was reused)
   }
   throw new BadInputError(`${shown}: could not take ${name} (another writer keeps taking it)`);
+}
+
+/** An output folder held by this command (lockOutFolder). */
+export interface LockedFolder {
+  release: () => void;
+  /** Removes the folder when lockOutFolder made it (the command failed: nothing of it stays). */
+  removeIfMade: () => void;
+}
+
+/**
+ * An output folder for one writer (infer, analyze, report): made when missing, locked with
+ * acquireFolderLock, then `recheck` run under the lock: the check made before (nothing of the
+ * user's replaced without --force) once more, since a second command started at the same moment
+ * saw the folder as this one did, and the first may have written into it since. When the lock or
+ * the recheck refuses, the folder is left as it was (removed when made here).
+ */
+export function lockOutFolder(dir: string, name: string, command: string, shown: string, recheck?: () => void): LockedFolder {
+  const made = existsSync(dir) ? undefined : mkdirSync(dir, { recursive: true });
+  const removeIfMade = (): void => {
+    if (made) rmSync(made, { recursive: true, force: true });
+  };
+  let release: () => void;
+  try {
+    release = acquireFolderLock(dir, name, command, shown);
+  } catch (err) {
+    removeIfMade();
+    throw err;
+  }
+  try {
+    recheck?.();
+  } catch (err) {
+    release();
+    removeIfMade();
+    throw err;
+  }
+  return { release, removeIfMade };
 }

@@ -6,7 +6,7 @@
  * (python_shim/mkey_det/analysis/attention_vit.py); definitions in their docstrings and
  * docs/ANALYZE.md.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { asBadInput, withBridge } from '../../python/bridge.js';
@@ -27,6 +27,8 @@ import { refuseOverwrite } from '../../utils/overwrite.js';
 import { describePath } from '../dataset.js';
 import { collectImages } from '../infer/infer.js';
 import { checkRunOrCheckpoint } from '../run/run-dir.js';
+import { lockOutFolder } from '../../utils/folder-lock.js';
+import { ANALYZE_LOCK } from './qk.js';
 
 /** At most two models: one grid compares a baseline and a manifold key. */
 export const MAX_ATTENTION_MODELS = 2;
@@ -91,21 +93,25 @@ export async function analyzeAttention(req: AttentionRequest): Promise<Attention
     refuseOverwrite([jsonPath, ...pngs], { force: req.force });
   }
   await checkInterpreter();
-  // the folder is made only now, and removed again if the analysis fails
-  const madeDir = req.out !== undefined && !existsSync(resolve(req.out)) ? mkdirSync(resolve(req.out), { recursive: true }) : undefined;
-  let result: AttentionResult;
+  // the folder is made only now (one writer at a time), and removed again if the analysis fails
+  const folder = req.out !== undefined ? lockOutFolder(resolve(req.out), ANALYZE_LOCK, 'mkey-det analyze attention', `--out ${JSON.stringify(req.out)}`, () => refuseOverwrite([jsonPath!, ...pngs!], { force: req.force })) : undefined;
   try {
-    result = await withBridge((b) =>
-      call(b, 'analyze.attention', { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null, method: req.method ?? null }),
-    );
-  } catch (err) {
-    if (madeDir) rmSync(madeDir, { recursive: true, force: true });
-    throw asBadInput(err); // a checkpoint that does not fit, an unreadable image, a layer out of range, a Swin with a ViT
+    let result: AttentionResult;
+    try {
+      result = await withBridge((b) =>
+        call(b, 'analyze.attention', { sources, images, layer: req.layer ?? null, query: req.query ?? null, size: req.size ?? null, pngs: pngs ?? null, method: req.method ?? null }),
+      );
+    } catch (err) {
+      folder?.removeIfMade();
+      throw asBadInput(err); // a checkpoint that does not fit, an unreadable image, a layer out of range, a Swin with a ViT
+    }
+    if (jsonPath) {
+      const withPath = { ...result, json: jsonPath };
+      writeFileSync(jsonPath, JSON.stringify(withPath, null, 2) + '\n');
+      return withPath;
+    }
+    return result;
+  } finally {
+    folder?.release();
   }
-  if (jsonPath) {
-    const withPath = { ...result, json: jsonPath };
-    writeFileSync(jsonPath, JSON.stringify(withPath, null, 2) + '\n');
-    return withPath;
-  }
-  return result;
 }

@@ -3,7 +3,7 @@
  * scale * W_q^T W_k; for a manifold key, its folded key at zero token offset), computed in Python
  * (python_shim/mkey_det/analysis/qk.py, definitions in its docstring and docs/ANALYZE.md).
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { asBadInput, withBridge } from '../../python/bridge.js';
@@ -14,6 +14,7 @@ import { BadInputError } from '../../utils/errors.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
 import { describePath } from '../dataset.js';
 import { checkRunOrCheckpoint } from '../run/run-dir.js';
+import { lockOutFolder } from '../../utils/folder-lock.js';
 
 export type QkHead = z.infer<typeof qkHead>;
 export type QkLayer = z.infer<typeof qkLayer>;
@@ -33,6 +34,9 @@ export interface QkRequest {
   force: boolean;
 }
 
+/** The writer lock of an analyze --out folder, both analyses (one folder, one writer; src/utils/folder-lock.ts). */
+export const ANALYZE_LOCK = '.mkey-analyze.lock';
+
 export async function analyzeQk(req: QkRequest): Promise<QkResult> {
   if (req.labels && req.labels.length !== req.paths.length) {
     throw new BadInputError(`--labels gives ${req.labels.length} label(s) for ${req.paths.length} path(s): give one per path, in order`);
@@ -50,18 +54,22 @@ export async function analyzeQk(req: QkRequest): Promise<QkResult> {
     refuseOverwrite([jsonPath, plotPath], { force: req.force });
   }
   await checkInterpreter();
-  // the folder is made for the plot only now, and removed again if the analysis fails
-  const madeDir = req.out !== undefined && !existsSync(resolve(req.out)) ? mkdirSync(resolve(req.out), { recursive: true }) : undefined;
-  let result: QkResult;
+  // the folder is made for the plot only now (one writer at a time), and removed again if the analysis fails
+  const folder = req.out !== undefined ? lockOutFolder(resolve(req.out), ANALYZE_LOCK, 'mkey-det analyze qk', `--out ${JSON.stringify(req.out)}`, () => refuseOverwrite([jsonPath!, plotPath!], { force: req.force })) : undefined;
   try {
-    result = await withBridge((b) => call(b, 'analyze.qk', { sources, plot: plotPath ?? null }));
-  } catch (err) {
-    if (madeDir) rmSync(madeDir, { recursive: true, force: true });
-    throw asBadInput(err); // a checkpoint that does not fit, a folder without config or checkpoint
+    let result: QkResult;
+    try {
+      result = await withBridge((b) => call(b, 'analyze.qk', { sources, plot: plotPath ?? null }));
+    } catch (err) {
+      folder?.removeIfMade();
+      throw asBadInput(err); // a checkpoint that does not fit, a folder without config or checkpoint
+    }
+    if (jsonPath) {
+      writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
+      return { ...result, json: jsonPath, plot: plotPath };
+    }
+    return result;
+  } finally {
+    folder?.release();
   }
-  if (jsonPath) {
-    writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
-    return { ...result, json: jsonPath, plot: plotPath };
-  }
-  return result;
 }

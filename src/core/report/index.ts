@@ -15,7 +15,9 @@ import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
 import { drawPlots, figuresOf, plotPrefix, type InlineCharts } from './plots.js';
 import { buildReport } from './table.js';
+import { lockOutFolder } from '../../utils/folder-lock.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
+import { displayPath } from '../../utils/paths.js';
 import { TASKS } from '../tasks.js';
 import { taskOfReport, type AnyReport, type RunData, type RunTask, type Selection } from './types.js';
 
@@ -136,11 +138,28 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
   // the analysis folders first: a bad one is refused before the runs are read
   const analysis = opts.analysis?.length ? loadAnalyses(opts.analysis) : undefined;
   const report = await collectReport(opts);
-  if (outFile) {
-    // checked once the task is known (it names the plots), before anything is written
-    const plots = (opts.pngPlots ?? true) ? figuresOf(taskOfReport(report)).map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
-    refuseOverwrite([outFile, ...plots], { force: opts.force ?? false });
+  if (!outFile) return writeReport(opts, report, analysis);
+  // one writer per folder: a second report into it at the same moment is refused (its plots would
+  // replace this one's); the folder is made for the lock and removed again if the report fails.
+  // Checked under the lock, once the task is known (it names the plots), before anything is written.
+  const plots = (opts.pngPlots ?? true) ? figuresOf(taskOfReport(report)).map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
+  const folder = lockOutFolder(dirname(outFile), REPORT_LOCK, 'mkey-det report', `the --out folder ${JSON.stringify(displayPath(dirname(outFile)))}`, () =>
+    refuseOverwrite([outFile!, ...plots], { force: opts.force ?? false }),
+  );
+  try {
+    return await writeReport(opts, report, analysis, outFile);
+  } catch (err) {
+    folder.removeIfMade();
+    throw err;
+  } finally {
+    folder.release();
   }
+}
+
+/** The writer lock of a report's --out folder (src/utils/folder-lock.ts, as infer's). */
+const REPORT_LOCK = '.mkey-report.lock';
+
+async function writeReport(opts: ReportOptions, report: AnyReport, analysis: ReturnType<typeof loadAnalyses> | undefined, outFile?: string): Promise<ReportResult> {
   if (analysis) {
     report.analysis = analysis.analyses;
     report.warnings.push(...analysis.warnings);
