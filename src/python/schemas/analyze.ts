@@ -30,15 +30,20 @@ export const qkLayer = z.looseObject({
   heads: z.array(qkHead),
 });
 
-export const qkModel = z.looseObject({
+/** A model both analyses name: what was given (label, path) and what was loaded (python_shim/mkey_det/cli/analyze.py load_backbone). */
+const analyzedModel = z.looseObject({
   label: z.string(),
   path: z.string(),
   checkpoint: z.string(),
   config: z.string().nullable(),
-  /** Swin (layers in depth order over the stages, stage.block) or ViT (its blocks; stage 0). */
-  backbone: z.enum(['swin', 'vit']).optional(),
+  /** Swin (qk: layers in depth order over the stages, stage.block; attention: its windows) or ViT (qk: its blocks, stage 0; attention: its class token); one kind per call. */
+  backbone: z.enum(['swin', 'vit']),
   key_type: z.string(),
   charts: z.number().int().nullable(),
+});
+
+export const qkModel = analyzedModel.extend({
+  backbone: analyzedModel.shape.backbone.optional(),
   layers: z.array(qkLayer),
 });
 
@@ -50,15 +55,20 @@ export const qkReply = z.looseObject({
   plot: z.string().optional(),
 });
 
-export const attentionHeadStats = z.looseObject({
+/** One head's numbers in both attention analyses: of the query's row (Swin: a window location; ViT: the class token). */
+const headStats = z.looseObject({
   head: z.number().int(),
-  /** Of the query's attention row, in nats (log N is uniform over the window). */
+  /** Of the query's attention row, in nats (log N is uniform: Swin, over the window; ViT, over all N tokens). */
   entropy: z.number(),
+  /** The largest value of the query's map (ViT: a patch, its own column left out). */
   max: z.number(),
-  /** [row, column] of the cell the query attends to most. */
+  /** [row, column] of that cell or patch. */
   max_cell: pair,
-  /** The query's attention to itself. */
+  /** The query's attention to itself (ViT: not drawn). */
   self: z.number(),
+});
+
+export const attentionHeadStats = headStats.extend({
   /** Attention-weighted distance from the query, in cells. */
   mean_distance: z.number(),
   /** Attention of the query that goes to window padding (no image location). */
@@ -94,16 +104,7 @@ export const attentionMaps = z.looseObject({
   received_maps: z.array(grid),
 });
 
-export const vitHeadStats = z.looseObject({
-  head: z.number().int(),
-  /** Of the class token's whole attention row, in nats (log N is uniform over the N tokens). */
-  entropy: z.number(),
-  /** The class map's largest value (a patch). */
-  max: z.number(),
-  /** [row, column] of that patch. */
-  max_cell: pair,
-  /** The class token's attention to itself (not drawn). */
-  self: z.number(),
+export const vitHeadStats = headStats.extend({
   /** The class map's sum: its attention to the patches. */
   patch_share: z.number(),
 });
@@ -148,15 +149,7 @@ export const attentionImage = z.looseObject({
   png: z.string().optional(),
 });
 
-export const attentionModel = z.looseObject({
-  label: z.string(),
-  path: z.string(),
-  checkpoint: z.string(),
-  config: z.string().nullable(),
-  /** Which attention is drawn: Swin's windows or a ViT's class token (one kind per call). */
-  backbone: z.enum(['swin', 'vit']),
-  key_type: z.string(),
-  charts: z.number().int().nullable(),
+export const attentionModel = analyzedModel.extend({
   /** KUA / VanillaK: their CB form (eq4, per_location, none). */
   cb_mode: z.string().nullable(),
 });
