@@ -5,7 +5,7 @@
  * mmpretrain's own `tools/train.py` (the config's `default_scope` is `mmpretrain`).
  */
 import { PyCode, PyTuple, type PyValue, toPythonLiteral } from './python-literal.js';
-import { ampOptimWrapper, customImports, fastPathFields, keyKwargsFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
+import { ampOptimWrapper, customImports, experimentRecord, fastPathFields, keyKwargsFields, mergeAssignments, withTf32Hook, type InheritedValues } from './render.js';
 import { experimentCharts, visualizerConfig } from '../experiment.js';
 import { DEMO_PRETRAIN, PAPER_PRETRAIN, SWINV2_WINDOW, pretrainFamily, type PretrainExperiment } from '../pretrain/experiment.js';
 
@@ -123,20 +123,13 @@ export function buildClassificationBody(exp: PretrainExperiment, opts: Classific
   body.push(['custom_imports', customImports(exp.backbone.pythonModule)]);
   body.push([
     'mkey_experiment',
-    {
-      task: 'classification',
-      backbone: exp.backbone.name,
-      family: exp.backbone.family,
-      key_type: exp.backbone.keyType,
-      charts: experimentCharts(exp),
-      ...(exp.cbMode !== undefined ? { cb_mode: exp.cbMode } : {}),
-      recipe: exp.recipe,
-      data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
-      img_size: exp.imgSize,
-      batch_size: exp.batchSize,
-      seed: exp.seed,
-      generator: `mkey-det ${opts.toolVersion}`,
-    },
+    experimentRecord(
+      exp,
+      opts.toolVersion,
+      { task: 'classification', backbone: exp.backbone.name, family: exp.backbone.family },
+      { recipe: exp.recipe },
+      { img_size: exp.imgSize },
+    ),
   ]);
 
   const model: Dict = {

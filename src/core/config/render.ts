@@ -203,6 +203,34 @@ function demoHeads(roiHead: Dict = {}): Dict {
   };
 }
 
+/** A run's settings that `mkey_experiment` records in both tasks' configs. */
+type RecordedRun = Pick<Experiment, 'charts' | 'cbMode' | 'batchSize' | 'seed'> & {
+  backbone: { keyType: string; usesCharts: boolean };
+  data: { kind: string; path?: string };
+};
+
+/**
+ * The config's `mkey_experiment` record (read back as data by `report` and `--resume`), both
+ * tasks: `head` (the task's fields before the key: detection the backbone, classification also
+ * the task and the family), the key (its type, charts, the CB form of KUA / VanillaK), the recipe
+ * field (`schedule` or `recipe`), the data, `sized` (classification: the image side), then batch,
+ * seed and the tool that wrote it.
+ */
+export function experimentRecord(exp: RecordedRun, toolVersion: string, head: Dict, recipe: Dict, sized: Dict = {}): Dict {
+  return {
+    ...head,
+    key_type: exp.backbone.keyType,
+    charts: experimentCharts(exp),
+    ...(exp.cbMode !== undefined ? { cb_mode: exp.cbMode } : {}),
+    ...recipe,
+    data: exp.data.kind === 'dir' ? exp.data.path! : exp.data.kind,
+    ...sized,
+    batch_size: exp.batchSize,
+    seed: exp.seed,
+    generator: `mkey-det ${toolVersion}`,
+  };
+}
+
 /** The top-level assignments of the config, in order. */
 export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, PyValue][] {
   const body: [string, PyValue][] = [];
@@ -211,20 +239,7 @@ export function buildConfigBody(exp: Experiment, opts: RenderOptions): [string, 
 
   body.push(['_base_', STOCK_BASE_CONFIG]);
   body.push(['custom_imports', customImports(exp.backbone.pythonModule)]);
-  body.push([
-    'mkey_experiment',
-    {
-      backbone: exp.backbone.name,
-      key_type: exp.backbone.keyType,
-      charts: experimentCharts(exp),
-      ...(exp.cbMode !== undefined ? { cb_mode: exp.cbMode } : {}),
-      schedule: exp.schedule,
-      data: exp.data.kind === 'dir' ? exp.data.path : exp.data.kind,
-      batch_size: exp.batchSize,
-      seed: exp.seed,
-      generator: `mkey-det ${opts.toolVersion}`,
-    },
-  ]);
+  body.push(['mkey_experiment', experimentRecord(exp, opts.toolVersion, { backbone: exp.backbone.name }, { schedule: exp.schedule })]);
 
   const backbone: Dict = {
     type: 'SwinTransformerMKey',
