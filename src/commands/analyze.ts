@@ -6,8 +6,10 @@ import { guardedAction, withUsageErrors } from '../utils/command.js';
 import { emit, logger } from '../utils/logger.js';
 import { markdownTable } from '../utils/format.js';
 import { intOption, parseOptions, parsedOption } from '../utils/options.js';
+import { RUN_CONFIG_TRUST } from './help-notes.js';
 
-const qkOptionsSchema = z.object({
+/** What both analyses take: the models (paths, their --labels) and where the result goes (--out, --force, --json). */
+const analysisOptionsSchema = z.object({
   paths: z.array(z.string().min(1)).min(1, 'give at least one run directory or checkpoint'),
   labels: z
     .string()
@@ -18,6 +20,19 @@ const qkOptionsSchema = z.object({
   force: z.boolean().default(false),
   json: z.boolean().default(false),
 });
+
+/** The `<paths...>` of both analyses: `runs` of mkey-det or checkpoints, then what else holds for them. */
+const pathsHelp = (runs: string, rest: string): string =>
+  `${runs} (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): ${rest}`;
+const LABELS_HELP = 'comma list of names for the models, one per path (default: the folder or file names)';
+
+/** The options both analyses end with: `--out` (what it writes there), `--force` (over what), `--json`. */
+function addOutputOptions(cmd: Command, writes: string, overwrites: string, json = 'print the result as JSON'): Command {
+  return cmd
+    .option('-o, --out <dir>', `write ${writes} here`)
+    .option('--force', `overwrite ${overwrites} in --out`, false)
+    .option('--json', json, false);
+}
 
 const f2 = (v: number): string => (v >= 0 ? ' ' : '') + v.toFixed(2);
 
@@ -43,13 +58,14 @@ function qkTable(res: QkResult): string {
   return [...models, '', markdownTable(head, rows, (h) => h !== 'stage.block')].join('\n');
 }
 
-const qkCommand = new Command('qk')
-  .description("per layer and head, the singular values of the query-key interaction scale * W_q^T W_k and its similarity (seed 001: sum s_r cos(u_r, v_r) / sum s_r; > 0 attends to similar tokens, < 0 to dissimilar ones); for a manifold key, its folded key at zero token offset. Swin (window attention, N = 49) or ViT (every block over all N tokens, the class token included: 197 at 224 px)")
-  .argument('<paths...>', 'run directories (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): all Swin or all ViT')
-  .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
-  .option('-o, --out <dir>', 'write qk.json (every singular value) and qk.png (similarity per layer, all models) here')
-  .option('--force', 'overwrite qk.json / qk.png in --out', false)
-  .option('--json', 'print the result as JSON', false)
+const qkCommand = addOutputOptions(
+  new Command('qk')
+    .description("per layer and head, the singular values of the query-key interaction scale * W_q^T W_k and its similarity (seed 001: sum s_r cos(u_r, v_r) / sum s_r; > 0 attends to similar tokens, < 0 to dissimilar ones); for a manifold key, its folded key at zero token offset. Swin (window attention, N = 49) or ViT (every block over all N tokens, the class token included: 197 at 224 px)")
+    .argument('<paths...>', pathsHelp('run directories', 'all Swin or all ViT'))
+    .option('--labels <list>', LABELS_HELP),
+  'qk.json (every singular value) and qk.png (similarity per layer, all models)',
+  'qk.json / qk.png',
+)
   .addHelpText(
     'after',
     `
@@ -57,8 +73,7 @@ Definitions (docs/ANALYZE.md): the interaction of head h is A = scale * W_q,h^T 
 pairs query directions u_r with key directions v_r. A manifold key mixes the window's tokens; its
 part from the key token itself, averaged over positions, is W_k,0 = sum_c mean diag(Lambda_c) M_c,
 which equals W_k for the linear key and for a manifold key started from one.
-A run folder's config.py is Python that MMDetection executes to build the model, like any
-MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+${RUN_CONFIG_TRUST}
 
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
 checkpoint that does not fit its config, a Swin and a ViT in one call), 3 Python not set up.
@@ -70,7 +85,7 @@ Examples:
   )
   .action(
     guardedAction(async (paths: string[], raw: Record<string, unknown>) => {
-      const opts = parseOptions(qkOptionsSchema, { ...raw, paths });
+      const opts = parseOptions(analysisOptionsSchema, { ...raw, paths });
       const res = await analyzeQk({ paths: opts.paths, labels: opts.labels, out: opts.out, force: opts.force });
       emit({ ok: true, ...res }, opts, () => qkTable(res));
       if (!opts.json && res.plot) logger.success(`wrote ${res.json} and ${res.plot}`);
@@ -79,10 +94,9 @@ Examples:
 
 const ATTENTION_METHODS = ['rollout', 'block'] as const;
 
-const attentionOptionsSchema = z.object({
+const attentionOptionsSchema = analysisOptionsSchema.extend({
   paths: z.array(z.string().min(1)).min(1, 'give a run directory or checkpoint'),
   image: z.array(z.string().min(1)).min(1, 'give at least one image file or folder'),
-  labels: qkOptionsSchema.shape.labels,
   layer: intOption('--layer', 0, 10_000).optional(),
   query: parsedOption((s): [number, number] => {
     const parts = s.split(',').map((p) => p.trim());
@@ -94,9 +108,6 @@ const attentionOptionsSchema = z.object({
   }).optional(),
   size: intOption('--size', 32, 4096).optional(),
   method: z.enum(ATTENTION_METHODS, { message: `accepted: ${ATTENTION_METHODS.join(', ')}` }).optional(),
-  out: z.string().min(1).optional(),
-  force: z.boolean().default(false),
-  json: z.boolean().default(false),
 });
 
 /** Swin, per image: the models' blocks, then per head each model's numbers side by side. */
@@ -152,18 +163,20 @@ function attentionText(res: AttentionResult): string {
   return lines.join('\n');
 }
 
-const attentionCommand = new Command('attention')
-  .description("per-head attention maps drawn over images (the paper's Fig. 2), as the blocks compute them; two models side by side. Swin: one block, for a query location, what it attends to in its window, and what every location receives summed over queries (the block's own softmax: shifted windows, padding and any key order or folding included). ViT: the class token's joint attention per head over the patch grid (attention rollout through the layers; --method block: one layer's own)")
-  .argument('<paths...>', 'one or two run directories (a --work-dir of mkey-det train or pretrain) or checkpoints (.pth; a Swin checkpoint without config.py is read as Swin-T with the linear key): baseline first; all Swin or all ViT')
-  .requiredOption('--image <files...>', 'image files or folders (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)')
-  .option('--layer <n>', 'attention layer, 0-based (default: the last): Swin, in depth order over all stages as in analyze qk; ViT, its block')
-  .option('--query <x,y>', 'Swin: the location whose attention is drawn, in pixels of the image files (default: the centre); refused for a ViT (the class token has no location)')
-  .option('--labels <list>', 'comma list of names for the models, one per path (default: the folder or file names)')
-  .option('--method <method>', "ViT: rollout (the default: per head, the joint attention of the class token, attention rollout through layers 0..--layer with the residual identity, earlier layers' heads averaged, as the paper's Fig. 2 draws it) or block (the attention of layer --layer alone); a Swin takes block only (its window attention: no global token to roll out)")
-  .option('--size <px>', "Swin: longer side of the image as fed (default 224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale). ViT: side of the square centre crop fed (default: the model's img_size; a manifold key takes only that)")
-  .option('-o, --out <dir>', 'write attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png) here')
-  .option('--force', 'overwrite attention.json / the PNGs in --out', false)
-  .option('--json', 'print the result as JSON (the maps included)', false)
+const attentionCommand = addOutputOptions(
+  new Command('attention')
+    .description("per-head attention maps drawn over images (the paper's Fig. 2), as the blocks compute them; two models side by side. Swin: one block, for a query location, what it attends to in its window, and what every location receives summed over queries (the block's own softmax: shifted windows, padding and any key order or folding included). ViT: the class token's joint attention per head over the patch grid (attention rollout through the layers; --method block: one layer's own)")
+    .argument('<paths...>', pathsHelp('one or two run directories', 'baseline first; all Swin or all ViT'))
+    .requiredOption('--image <files...>', 'image files or folders (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)')
+    .option('--layer <n>', 'attention layer, 0-based (default: the last): Swin, in depth order over all stages as in analyze qk; ViT, its block')
+    .option('--query <x,y>', 'Swin: the location whose attention is drawn, in pixels of the image files (default: the centre); refused for a ViT (the class token has no location)')
+    .option('--labels <list>', LABELS_HELP)
+    .option('--method <method>', "ViT: rollout (the default: per head, the joint attention of the class token, attention rollout through layers 0..--layer with the residual identity, earlier layers' heads averaged, as the paper's Fig. 2 draws it) or block (the attention of layer --layer alone); a Swin takes block only (its window attention: no global token to roll out)")
+    .option('--size <px>', "Swin: longer side of the image as fed (default 224: at the last stage one 7x7 window covers the image, as in Fig. 2; 800 is the detection scale). ViT: side of the square centre crop fed (default: the model's img_size; a manifold key takes only that)"),
+  'attention.json (every map) and one PNG grid per image (attention-<n>-<name>.png)',
+  'attention.json / the PNGs',
+  'print the result as JSON (the maps included)',
+)
   .addHelpText(
     'after',
     `
@@ -177,8 +190,7 @@ row of the joint attention J_h = (0.5 P_L,h + 0.5 I) R, R = product over l < L o
 (0.5 mean_h P_l,h + 0.5 I) (Abnar & Zuidema 2020; rows renormalised; L = --layer), the mean
 column the classic rollout; --method block: the row of P_L,h alone.
 Grid rows: one per model. Every head is coloured to its own maximum.
-A run folder's config.py is Python that MMDetection executes to build the model, like any
-MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+${RUN_CONFIG_TRUST}
 
 Exit codes: 0 ok, 1 the analysis failed, 2 bad input (a path that is missing or no run, a
 checkpoint that does not fit its config, an unreadable image, a layer out of range, --query

@@ -5,20 +5,16 @@ import { testCheckpoint } from '../core/run/test.js';
 import { guardedAction } from '../utils/command.js';
 import { ExitCode } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
-import { intOption, parseOptions } from '../utils/options.js';
+import { parseOptions } from '../utils/options.js';
 import { CFG_OPTIONS_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
-import { checkProcessKind } from './run-options.js';
+import { checkProcessKind, launchOptionsSchema } from './run-options.js';
+import { RUN_CONFIG_TRUST } from './help-notes.js';
 
-const testOptionsSchema = z.object({
+const testOptionsSchema = launchOptionsSchema.pick({ workDir: true, gpus: true, nprocPerNode: true, json: true, verbose: true }).extend({
   checkpoint: z.string({ message: 'required: the .pth file to evaluate' }).min(1),
   config: z.string().optional(),
-  workDir: z.string().optional(),
-  gpus: intOption('--gpus', 0, 1024),
-  nprocPerNode: intOption('--nproc-per-node', 0, 1024),
   nonStrict: z.boolean().default(false),
   cfgOptions: z.array(z.string()).default([]),
-  json: z.boolean().default(false),
-  verbose: z.boolean().default(false),
 });
 
 export const testCommand = new Command('test')
@@ -35,8 +31,7 @@ export const testCommand = new Command('test')
   .addHelpText(
     'after',
     `
-A run folder's config.py is Python that MMDetection executes to build the model, like any
-MMDetection config: use runs you trust. (mkey-det report reads configs as data and runs none.)
+${RUN_CONFIG_TRUST}
 
 Exit codes: 0 evaluated, 1 evaluation failed, 2 bad input, 3 Python not set up, 130 interrupted.
 
