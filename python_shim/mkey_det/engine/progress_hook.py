@@ -15,7 +15,7 @@ import signal
 import time
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -50,6 +50,25 @@ def remaining_evaluations(loop, epoch: int, it: int, has_val: bool = True) -> in
     return sum(1 for k in range(max(first, 1), last + 1) if k >= begin and (k % interval == 0 or k == last))
 
 
+#: Where a backbone takes any input size (Swin-T: MMDetection's and the classifier's), its FLOPs
+#: are counted on one image of Table 1's 224 x 224, so runs of every input size compare.
+FLOPS_INPUT = (224, 224)
+
+
+def flops_input_size(backbone) -> Tuple[int, int]:
+    """``(height, width)`` the progress hook counts ``backbone``'s FLOPs at: the input size it was
+    built for where it has one (mmpretrain's ``img_size``, kept by its patch embedding as
+    ``init_input_size``: SwinV2-T 256, a ViT its ``img_size``, 224 or the demo's 64), else
+    :data:`FLOPS_INPUT`. Such a backbone takes no other size: SwinV2's last stage at 224 px (7 x 7)
+    is smaller than its window of 8, and a ViT's manifold key is built for its token count; Swin-T's
+    patch embedding keeps no size (``None``) and takes any."""
+    size = getattr(getattr(backbone, 'patch_embed', None), 'init_input_size', None)
+    if size is None:
+        return FLOPS_INPUT
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return int(h), int(w)
+
+
 #: Before the first evaluation is timed, one is estimated as the val images times a third of a
 #: training step's time per image (a forward without backward); replaced by the measured mean
 #: as soon as one has run.
@@ -63,7 +82,9 @@ class MkeyProgressHook(Hook):
     Args:
         interval: write an ``iter`` event every ``interval`` iterations (and always the first).
         events_file: file name inside ``runner.work_dir``.
-        count_flops: add backbone FLOPs at 224x224 to the ``start`` event (a few seconds on CPU).
+        count_flops: add the backbone's FLOPs to the ``start`` event (a few seconds on CPU), with
+            the input size they were counted at (:func:`flops_input_size`: 224 x 224, or the size
+            the backbone was built for: SwinV2-T 256, a ViT its ``img_size``).
     """
 
     priority = 'VERY_LOW'  # after the logger hook, so the message hub is updated
@@ -168,6 +189,8 @@ class MkeyProgressHook(Hook):
         stats['key_type'] = getattr(backbone, 'key_type', cfg.get('key_type', 'linear'))
         stats['num_charts'] = getattr(backbone, 'num_charts', cfg.get('num_charts'))
         if self.count_flops:
+            height, width = flops_input_size(backbone)
+            stats['backbone_flops_input'] = [height, width]
             try:
                 import copy
 
@@ -183,7 +206,7 @@ class MkeyProgressHook(Hook):
                 set_key_order(counted, 'paper')
                 if hasattr(counted, 'set_attn_impl'):
                     counted.set_attn_impl('eager')
-                stats['backbone_flops'] = count_complexity(counted, 224, 224)['flops']
+                stats['backbone_flops'] = count_complexity(counted, height, width)['flops']
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
         return stats

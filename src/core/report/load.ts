@@ -217,6 +217,7 @@ export function loadRun(dir: string, label: string, identity: RunIdentity): RunD
     ...(events?.backboneParams !== undefined ? { backboneParams: events.backboneParams } : {}),
     ...(events?.backboneFlops !== undefined ? { backboneFlops: events.backboneFlops } : {}),
     ...(events?.backboneFlopsError !== undefined && events.backboneFlops === undefined ? { backboneFlopsError: events.backboneFlopsError } : {}),
+    ...(events?.backboneFlopsInput !== undefined ? { backboneFlopsInput: events.backboneFlopsInput } : {}),
     ...(task !== undefined ? { task } : {}),
     ...(lastEpoch !== undefined ? { lastEpoch } : {}),
     ...(lastIter !== undefined ? { lastIter } : {}),

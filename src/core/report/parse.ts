@@ -168,6 +168,8 @@ export interface ParsedEvents {
   itersPerEpoch?: number;
   backboneParams?: number;
   backboneFlops?: number;
+  /** [height, width] the FLOPs were counted at (absent in events from before: 224x224). */
+  backboneFlopsInput?: [number, number];
   backboneFlopsError?: string;
   train: ScalarTrain[];
   val: { epoch?: number; iter?: number; metrics: Record<string, number> }[];
@@ -199,6 +201,9 @@ export function parseEvents(text: string, file: string): ParsedEvents {
         if (isNum(obj.iters_per_epoch)) out.itersPerEpoch = obj.iters_per_epoch;
         if (isNum(obj.backbone_params)) out.backboneParams = obj.backbone_params;
         if (isNum(obj.backbone_flops)) out.backboneFlops = obj.backbone_flops;
+        if (Array.isArray(obj.backbone_flops_input) && obj.backbone_flops_input.length === 2 && obj.backbone_flops_input.every(isNum)) {
+          out.backboneFlopsInput = obj.backbone_flops_input as [number, number];
+        }
         if (typeof obj.backbone_flops_error === 'string') out.backboneFlopsError = obj.backbone_flops_error;
         break;
       case 'iter': {

@@ -299,7 +299,10 @@ function build<S extends Shape>(task: TaskOf<S>, runs: RunData[], opts: BuildOpt
 
   if (task.report.sizes.paper) {
     for (const r of runs) {
-      if (r.backboneFlopsError !== undefined) warnings.push(`${r.label}: backbone FLOPs not counted at ${FLOPS_INPUT} (${r.backboneFlopsError.split('\n')[0]})`);
+      const at = r.backboneFlopsInput ? `${r.backboneFlopsInput[1]}x${r.backboneFlopsInput[0]}` : FLOPS_INPUT;
+      if (r.backboneFlopsError !== undefined) warnings.push(`${r.label}: backbone FLOPs not counted at ${at} (${r.backboneFlopsError.split('\n')[0]})`);
+      // a backbone built for one input size (SwinV2-T 256, a ViT at its img_size) is counted at it
+      else if (r.backboneFlops !== undefined && at !== FLOPS_INPUT) warnings.push(`${r.label}: backbone FLOPs counted at ${at}, the input size its backbone is built for, not ${FLOPS_INPUT}`);
     }
   }
 

@@ -72,6 +72,8 @@ export interface RunData {
   backboneFlops?: number;
   /** Why the start event has no FLOPs (`backbone_flops_error`). */
   backboneFlopsError?: string;
+  /** [height, width] the backbone's FLOPs were counted at (`backbone_flops_input`; absent: 224x224). */
+  backboneFlopsInput?: [number, number];
   /** Detection or classification (config, run record, then metric names); undefined when nothing says. */
   task?: RunTask;
   /** Largest epoch seen in training logs or events. */

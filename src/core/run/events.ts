@@ -35,7 +35,9 @@ export const startEvent = z.strictObject({
   backbone_type: z.string().optional(),
   key_type: z.string().optional(),
   num_charts: z.number().int().nullable().optional(),
-  /** Backbone FLOPs at 224x224 in the paper's order (counted on a CPU copy)... */
+  /** [height, width] the FLOPs were counted at: 224x224, or the size the backbone was built for (SwinV2-T 256, a ViT its img_size). */
+  backbone_flops_input: z.tuple([z.number().int(), z.number().int()]).optional(),
+  /** Backbone FLOPs at backbone_flops_input in the paper's order (counted on a CPU copy)... */
   backbone_flops: z.number().optional(),
   /** ...or why counting them failed. */
   backbone_flops_error: z.string().optional(),
