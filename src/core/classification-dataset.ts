@@ -29,19 +29,17 @@ import { logger } from '../utils/logger.js';
 import {
   FIRST_SHOWN,
   checkDatasetRoot,
-  demoDatasetRoot,
   describePath,
-  ensureDemoDataset,
   errnoText,
   firstBytesText,
   headerSample,
   imageHeaderFormat,
   readImageHead,
-  resolveDataDir,
   shownPath,
   type DemoCacheOptions,
   type MissingRoot,
 } from './dataset-paths.js';
+import { resolveDemoOrDir, type DemoSet } from './data-choice.js';
 
 export type ClassificationDataKind = 'demo' | 'dir';
 
@@ -77,6 +75,8 @@ export const DEMO_CLS_BRIDGE_ENTRY = 'data.ensure_demo_cls';
 /** File extensions mmpretrain's CustomDataset reads (compared lower-cased); other files are ignored. */
 export const CLASSIFICATION_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif'] as const;
 
+const DEMO_CLS: DemoSet = { entry: DEMO_CLS_BRIDGE_ENTRY, dirname: DEMO_CLS_DATASET_DIRNAME, what: 'demo classification dataset' };
+
 const SPLITS = ['train', 'val'] as const;
 type SplitName = (typeof SPLITS)[number];
 
@@ -95,17 +95,9 @@ export async function resolveClassificationData(
 ): Promise<ResolvedClassificationData> {
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected ${ACCEPTED}`);
-  if (value === 'demo') {
-    const what = 'demo classification dataset';
-    const made = await ensureDemoDataset(DEMO_CLS_BRIDGE_ENTRY, demoDatasetRoot(DEMO_CLS_DATASET_DIRNAME, opts.cacheDir, what), what);
-    const checked = validateClassificationDir(made.root, { message: `demo classification dataset was not generated at ${made.root}` });
-    return { kind: 'demo', ...checked, generated: made.generated };
-  }
-  const root = resolveDataDir(value);
-  return {
-    kind: 'dir',
-    ...validateClassificationDir(root, { message: `classification dataset directory not found: ${shownPath(root)} (expected ${ACCEPTED})` }),
-  };
+  return resolveDemoOrDir(value, opts, DEMO_CLS, validateClassificationDir, (root) => ({
+    message: `classification dataset directory not found: ${shownPath(root)} (expected ${ACCEPTED})`,
+  }));
 }
 
 /** Python's `sorted()` order for str (by code point); UTF-8 byte order is the same order. */

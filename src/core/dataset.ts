@@ -27,10 +27,8 @@ import { logger } from '../utils/logger.js';
 import {
   FIRST_SHOWN,
   checkDatasetRoot,
-  demoDatasetRoot,
   describePath,
   describeStats,
-  ensureDemoDataset,
   errnoText,
   firstBytesText,
   headerSample,
@@ -41,6 +39,7 @@ import {
   type DemoCacheOptions,
   type MissingRoot,
 } from './dataset-paths.js';
+import { demoRoot, resolveDemoOrDir, type DemoSet } from './data-choice.js';
 
 // shared with the classification check (dataset-paths.ts); still importable from here
 export { HEADER_SAMPLE, defaultCacheDir, describePath, type PathInfo } from './dataset-paths.js';
@@ -99,11 +98,13 @@ export function defaultCocoRoot(): string {
   return env && env.trim() !== '' ? resolve(env) : resolve(process.cwd(), 'data', 'coco');
 }
 
+const DEMO: DemoSet = { entry: 'data.ensure_demo', dirname: DEMO_DATASET_DIRNAME, what: 'demo dataset' };
+
 /** The folder a `--data` value names (`coco`, `demo` or a directory), not checked and not generated. */
 export function datasetRoot(spec: string, opts: DemoCacheOptions = {}): string {
   const value = spec.trim();
   if (value === 'coco') return defaultCocoRoot();
-  if (value === 'demo') return demoDatasetRoot(DEMO_DATASET_DIRNAME, opts.cacheDir, 'demo dataset');
+  if (value === 'demo') return demoRoot(DEMO, opts);
   return resolveDataDir(value);
 }
 
@@ -111,8 +112,8 @@ export function datasetRoot(spec: string, opts: DemoCacheOptions = {}): string {
 export async function resolveDataset(spec: string, opts: DemoCacheOptions = {}): Promise<ResolvedDataset> {
   const value = spec.trim();
   if (value === '') throw new BadInputError(`invalid --data "": expected coco, demo or a dataset directory`);
-  const root = datasetRoot(value, opts);
   if (value === 'coco') {
+    const root = defaultCocoRoot();
     const from = process.env.MKEY_COCO_ROOT?.trim() ? 'MKEY_COCO_ROOT' : './data/coco';
     return {
       kind: 'coco',
@@ -122,17 +123,9 @@ export async function resolveDataset(spec: string, opts: DemoCacheOptions = {}):
       })),
     };
   }
-  if (value === 'demo') {
-    const made = await ensureDemoDataset('data.ensure_demo', root, 'demo dataset');
-    const checked = await validateCocoDir(made.root, { message: `demo dataset was not generated at ${made.root}` });
-    return { kind: 'demo', ...checked, generated: made.generated };
-  }
-  return {
-    kind: 'dir',
-    ...(await validateCocoDir(root, {
-      message: `dataset directory not found: ${shownPath(root)} (expected coco, demo or a COCO-layout directory)`,
-    })),
-  };
+  return resolveDemoOrDir(value, opts, DEMO, validateCocoDir, (root) => ({
+    message: `dataset directory not found: ${shownPath(root)} (expected coco, demo or a COCO-layout directory)`,
+  }));
 }
 
 /** Checks a COCO-layout dataset at `root` (absolute) and summarises it. */
