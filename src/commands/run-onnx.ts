@@ -60,16 +60,8 @@ Examples:
   )
   .action(
     guardedAction(async (model: string, images: string[], raw: Record<string, unknown>) => {
-      const opts = parseOptions(runOnnxOptionsSchema, { ...raw, model, images });
-      const res = await runOnnx({
-        model: opts.model,
-        images: opts.images,
-        threads: opts.threads,
-        runs: opts.runs,
-        warmup: opts.warmup,
-        fit: opts.fit,
-        saveOutputs: opts.saveOutputs,
-      });
-      emit({ ok: true, ...res }, opts, () => table(res));
+      const { json, ...request } = parseOptions(runOnnxOptionsSchema, { ...raw, model, images });
+      const res = await runOnnx(request);
+      emit({ ok: true, ...res }, { json }, () => table(res));
     }),
   );
