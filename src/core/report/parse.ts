@@ -252,5 +252,11 @@ export function parseRunFile(text: string): RunStatusFile {
   if (str(o.started)) out.started = str(o.started);
   if (str(o.finished)) out.finished = str(o.finished);
   if (o.experiment !== undefined) out.experiment = o.experiment;
+  // kept for effectiveStatus: without it a run whose last status write failed (a full disk) read
+  // `running` for ever once its lock was gone
+  const sup = o.supervisor as Record<string, unknown> | undefined;
+  if (sup && typeof sup === 'object' && Number.isInteger(sup.pid) && typeof sup.host === 'string' && (typeof sup.start === 'string' || sup.start === null)) {
+    out.supervisor = { pid: sup.pid as number, start: sup.start as string | null, host: sup.host };
+  }
   return out;
 }

@@ -53,6 +53,8 @@ export interface RunStatusFile {
   started?: string;
   finished?: string;
   experiment?: unknown;
+  /** The CLI process that ran it: tells a `running` record whose final status write failed (a full disk) from a live run. */
+  supervisor?: { pid: number; start: string | null; host: string };
 }
 
 /** Everything read from one run directory. */
