@@ -57,7 +57,7 @@ fi
   || die "--cuda-arch '$cuda_arch' (accepted: compute capabilities such as 9.0 or \"8.0;9.0\")"
 say() { echo "[setup-python] $*" >&2; }
 core_probe='import warnings; warnings.simplefilter("ignore"); import torch, mmcv, mmcv.ops, mmengine, mmdet, mkey_det, mmpretrain, pycocotools, pkg_resources'
-full_probe="$core_probe, onnx, onnxruntime, pytest"
+full_probe="$core_probe, onnx, onnxruntime, pytest, xdist"
 
 if [ -n "${MKEY_PYTHON:-}" ]; then
   say "MKEY_PYTHON=$MKEY_PYTHON: checking it, not installing into it"
@@ -178,7 +178,7 @@ say "2/4 mmengine, mmdet (--no-deps) and their runtime needs"
 runtime=(addict yapf terminaltables pyyaml rich termcolor matplotlib opencv-python-headless pillow
   shapely scipy six tqdm pycocotools packaging platformdirs
   tensorboard absl-py grpcio Werkzeug tensorboard-data-server)  # --tensorboard (mmengine's TensorboardVisBackend)
-extras=(onnx onnxruntime pytest)
+extras=(onnx onnxruntime pytest pytest-xdist)  # pytest-xdist: npm test runs pytest on 2 processes
 # mmpretrain (the `pretrain` command) and what it imports, all --no-deps: torchvision's own
 # dependency would replace torch, and PyPI's `modelindex` (mmpretrain's stated need) is an empty
 # placeholder of `model-index`. A torchvision whose ops do not load with this torch (PyPI's is a
@@ -293,7 +293,7 @@ import importlib.util as u, os, sys; s = u.find_spec('mkey_det'); f = os.path.jo
 PTH
 
 "$py" -c "$core_probe"
-"$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest missing: export and the test suite need them"
+"$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest/pytest-xdist missing: export and the test suite need them"
 echo "$want" > "$stamp"
 install_extras
 say "done in $((SECONDS - t_start)) s: $("$py" -c 'import torch, mmcv, mmengine, mmdet; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"

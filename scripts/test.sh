@@ -18,8 +18,10 @@ t0=$SECONDS
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
 ts=$?
 t1=$SECONDS
-echo "[test] pytest (python_shim)" >&2
-bash scripts/run-pytest.sh --junitxml="$results/pytest.xml" -o junit_family=xunit2
+echo "[test] pytest (python_shim, 2 processes)" >&2
+# Two pytest processes (pytest-xdist), a test file each at a time (its module fixtures built once):
+# pytest runs after vitest, when both cores are free, and most of its tests use one.
+bash scripts/run-pytest.sh -n 2 --dist loadfile --junitxml="$results/pytest.xml" -o junit_family=xunit2
 py=$?
 t2=$SECONDS
 node scripts/test-times.mjs "$results"

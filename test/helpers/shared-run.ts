@@ -33,8 +33,23 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * Mask R-CNN's sampling sized for 4 images of 128 px with a few objects each, as the demo's config
+ * sizes it (src/core/config/render.ts): the stock 512 sampled RoIs and 1,000-2,000 proposals per
+ * image are COCO's, and mmcv's single-threaded CPU RoIAlign over them took most of a tiny run's
+ * step (5.8 s -> 2.7 s per iteration of Swin-T at 128 px, 2 images). Plain `--cfg-options`: the
+ * tiny runs still train and evaluate the real detector, its layers unchanged.
+ */
+export const TINY_SAMPLING = [
+  '--cfg-options',
+  'model.train_cfg.rpn_proposal.max_per_img=200',
+  'model.train_cfg.rcnn.sampler.num=32',
+  'model.test_cfg.rpn.max_per_img=100',
+  'model.test_cfg.rcnn.max_per_img=20',
+];
+
 /** The options of the shared run; tests that train their own use the same. */
-export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128'];
+export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128', ...TINY_SAMPLING];
 export const SHARED_RUN_EPOCHS = 2;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
