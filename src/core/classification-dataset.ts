@@ -35,11 +35,12 @@ import {
   headerSample,
   imageHeaderFormat,
   readImageHead,
+  resolveDemoOrDir,
   shownPath,
   type DemoCacheOptions,
+  type DemoSet,
   type MissingRoot,
 } from './dataset-paths.js';
-import { resolveDemoOrDir, type DemoSet } from './data-choice.js';
 
 export type ClassificationDataKind = 'demo' | 'dir';
 

@@ -4,8 +4,10 @@
  *
  * - what a path is, from stat only (never opened: a FIFO must not block), for one-line errors,
  *   and the check that a dataset root is a directory;
- * - the demo datasets' cache folder ($MKEY_CACHE_DIR, else <package>/.cache), its check, and the
- *   generation of a demo set there through the bridge;
+ * - `--data demo|<dir>` (resolveDemoOrDir): `demo` is the task's generated set, made (or found
+ *   intact) through the bridge under the demo datasets' cache folder ($MKEY_CACHE_DIR, else
+ *   <package>/.cache, checked first), then checked like any folder; anything else is a directory,
+ *   resolved from the working directory and checked;
  * - the first bytes of an image file and the container they name (JPEG, PNG, ...).
  *
  * Each check keeps its own messages; what differs between them is passed in.
@@ -136,32 +138,57 @@ export function defaultCacheDir(): string {
   return env && env.trim() !== '' ? resolve(env) : join(packageRoot, '.cache');
 }
 
-/**
- * Where a demo dataset is cached, `<cache folder>/<dirname>` (the cache folder: `cacheDir` when
- * given, else defaultCacheDir()), checked with checkCacheDir before the Python side generates it.
- * `what` names the dataset in the message about a non-folder at that path ("demo dataset").
- */
-export function demoDatasetRoot(dirname: string, cacheDir: string | undefined, what: string): string {
-  const dir = cacheDir ? resolve(cacheDir) : defaultCacheDir();
-  const root = join(dir, dirname);
-  checkCacheDir(dir, root, !cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder', what);
-  return root;
+/** A task's demo set: the bridge entry that generates it, its folder under the cache, its name in messages. */
+export interface DemoSet {
+  readonly entry: 'data.ensure_demo' | 'data.ensure_demo_cls';
+  readonly dirname: string;
+  readonly what: string;
 }
 
 /**
- * Generates the demo dataset at `root` through the bridge entry `entry` (`data.ensure_demo`,
- * `data.ensure_demo_cls`), or finds it there intact: where it is and whether this call made it.
- * A cache regenerated for a reason the Python side names (another version, seed or spec, a
- * changed file) is said once on stderr; a first generation is not.
+ * Where `demo` is cached (not generated, not checked): `<cache folder>/<dirname>` (the cache
+ * folder: `opts.cacheDir` when given, else defaultCacheDir()), checked with checkCacheDir before
+ * the Python side generates it.
  */
-export async function ensureDemoDataset(
-  entry: 'data.ensure_demo' | 'data.ensure_demo_cls',
-  root: string,
-  what: string,
-): Promise<{ root: string; generated: boolean }> {
-  const made = await withBridge((b) => call(b, entry, { root }));
+export function demoRoot(demo: DemoSet, opts: DemoCacheOptions): string {
+  const dir = opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir();
+  const root = join(dir, demo.dirname);
+  checkCacheDir(dir, root, !opts.cacheDir && !!process.env.MKEY_CACHE_DIR?.trim() ? 'MKEY_CACHE_DIR' : 'cache folder', demo.what);
+  return root;
+}
+
+/** A task's dataset check: the summary of the dataset at `root` (absolute), or one error (`missing` when nothing is there). */
+export type DatasetCheck<T> = (root: string, missing: MissingRoot) => T | Promise<T>;
+
+/**
+ * `value` (trimmed, not empty) as the task's checked dataset: `demo` (with whether this call
+ * generated it) or a directory (`missingDir(root)`: the message when nothing is there). Each
+ * check keeps its own words: the task passes them in.
+ */
+export async function resolveDemoOrDir<T extends object>(
+  value: string,
+  opts: DemoCacheOptions,
+  demo: DemoSet,
+  check: DatasetCheck<T>,
+  missingDir: (root: string) => MissingRoot,
+): Promise<(T & { kind: 'demo'; generated: boolean }) | (T & { kind: 'dir' })> {
+  if (value === 'demo') {
+    const made = await ensureDemoDataset(demo, demoRoot(demo, opts));
+    return { kind: 'demo', ...(await check(made.root, { message: `${demo.what} was not generated at ${made.root}` })), generated: made.generated };
+  }
+  const root = resolveDataDir(value);
+  return { kind: 'dir', ...(await check(root, missingDir(root))) };
+}
+
+/**
+ * Generates `demo` at `root` through its bridge entry, or finds it there intact: where it is and
+ * whether this call made it. A cache regenerated for a reason the Python side names (another
+ * version, seed or spec, a changed file) is said once on stderr; a first generation is not.
+ */
+async function ensureDemoDataset(demo: DemoSet, root: string): Promise<{ root: string; generated: boolean }> {
+  const made = await withBridge((b) => call(b, demo.entry, { root }));
   if (made.generated && made.reason && !made.reason.startsWith('no dataset at root')) {
-    logger.info(`regenerated the ${what} at ${made.root}: ${made.reason}`);
+    logger.info(`regenerated the ${demo.what} at ${made.root}: ${made.reason}`);
   }
   return { root: made.root, generated: made.generated };
 }

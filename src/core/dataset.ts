@@ -27,6 +27,7 @@ import { logger } from '../utils/logger.js';
 import {
   FIRST_SHOWN,
   checkDatasetRoot,
+  demoRoot,
   describePath,
   describeStats,
   errnoText,
@@ -35,11 +36,12 @@ import {
   imageHeaderFormat,
   readImageHead,
   resolveDataDir,
+  resolveDemoOrDir,
   shownPath,
   type DemoCacheOptions,
+  type DemoSet,
   type MissingRoot,
 } from './dataset-paths.js';
-import { demoRoot, resolveDemoOrDir, type DemoSet } from './data-choice.js';
 
 // shared with the classification check (dataset-paths.ts); still importable from here
 export { HEADER_SAMPLE, defaultCacheDir, describePath, type PathInfo } from './dataset-paths.js';
