@@ -38,8 +38,7 @@ import cv2
 import numpy as np
 
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, read_manifest, script_main
-from .demo_generator import DemoGenerator, require
+from .demo_cache import MANIFEST_NAME, DemoGenerator, read_manifest, require, script_main
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches).
 GENERATOR_VERSION = 2

@@ -1,10 +1,11 @@
-"""The on-disk cache both demo generators share (detection :mod:`.demo`, classification :mod:`.demo_cls`).
+"""What both demo generators share (detection :mod:`.demo`, classification :mod:`.demo_cls`): the
+on-disk cache, the entry points made on it and the ``python -m`` script.
 
 Each generator owns what it draws, the fields it adds to its manifest and its summary; this module
 owns the rest, once for both:
 
 - the spec: a frozen dataclass of size/count knobs, given as the dataclass, a mapping of fields to
-  change from the default, or None (:func:`as_spec`);
+  change from the default, or None (:func:`as_spec`), checked by the generator's rules (:func:`require`);
 - the manifest ``root/.mkey-demo.json``: the dataset's identity (generator, version, seed, spec,
   classes), the generator's own fields and every file's size, written last and atomically
   (:func:`write_manifest`), so a folder without it is never a finished dataset;
@@ -13,6 +14,10 @@ owns the rest, once for both:
 - the atomic write: the dataset is written into a temporary sibling folder that is renamed into
   place only when complete (:func:`replace_atomically`), and the reuse-or-generate flow around it
   (:func:`ensure_cached`, :func:`ensure_dataset`);
+- the two entry points both modules offer, made from a generator described once
+  (:class:`DemoGenerator`): ``ensure_<name>(root, seed=0, spec=None, force=False)`` (reuse an intact
+  dataset of this generator version, seed and spec, else generate it) and
+  ``generate_<name>(root, seed=0, spec=None)`` (always generate);
 - ``python -m mkey_det.data.demo[_cls]`` (:func:`script_main`).
 
 Standard library only, so importing it stays quick.
@@ -29,7 +34,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
 #: Manifest file of a generated dataset, written last.
 MANIFEST_NAME = '.mkey-demo.json'
@@ -202,6 +207,58 @@ def ensure_dataset(
 
     manifest, why = ensure_cached(root, lambda: cache_problem(root, identity, fields), write, force)
     return root, manifest, why
+
+
+#: ``summary(root, manifest, why)``: an entry point's reply; ``why`` is None when an intact cache was reused.
+Summary = Callable[[Path, dict[str, Any], str | None], dict[str, Any]]
+
+
+def require(spec: Any, *rules: tuple[bool, str]) -> None:
+    """A spec's checks: ValueError ``invalid <SpecClass>: <what> (<spec>)`` for the first
+    ``(holds, what)`` rule that does not hold."""
+    for holds, what in rules:
+        if not holds:
+            raise ValueError(f'invalid {type(spec).__name__}: {what} ({spec})')
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoGenerator(Generic[S]):
+    """``identity(seed, spec)``: what a dataset's manifest records of the generator (name, version,
+    seed, the spec as a dict, classes; read when called, so a changed version counts at once);
+    ``default``: the spec the caller's changes apply to; ``write(out, seed, spec)`` writes the files
+    under ``out`` and returns the generator's own manifest ``fields``."""
+
+    identity: Callable[[int, S], dict[str, Any]]
+    default: S
+    fields: tuple[str, ...]
+    write: Callable[[Path, int, S], dict[str, Any]]
+
+    def entry_points(self, module: str, dataset: str, summary: Summary, returns: str
+                     ) -> tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Any]]]:
+        """``(ensure_<dataset>, generate_<dataset>)`` of ``module``, both answering
+        ``summary(...)``; ``returns`` names its fields in their docstrings."""
+
+        def ensure(root: str | os.PathLike[str], seed: int = 0, spec: S | Mapping[str, Any] | None = None,
+                   force: bool = False) -> dict[str, Any]:
+            spec, seed = as_spec(spec, self.default), int(seed)
+            root, manifest, why = ensure_dataset(root, self.identity(seed, spec), self.fields,
+                                                 lambda out: self.write(out, seed, spec), force)
+            return summary(root, manifest, why)
+
+        def generate(root: str | os.PathLike[str], seed: int = 0,
+                     spec: S | Mapping[str, Any] | None = None) -> dict[str, Any]:
+            return ensure(root, seed, spec, force=True)
+
+        for fn, verb, doc in (
+            (ensure, 'ensure', f'Returns ``{returns}``, generating the dataset only when ``root`` holds no '
+                               'intact dataset of this generator version, seed and spec (or ``force``).'),
+            (generate, 'generate', '(Re)generates the dataset at ``root`` unconditionally; returns the same '
+                                   f'summary as :func:`ensure_{dataset}`.'),
+        ):
+            fn.__name__ = fn.__qualname__ = f'{verb}_{dataset}'
+            fn.__module__ = module
+            fn.__doc__ = doc
+        return ensure, generate
 
 
 def script_main(

@@ -44,8 +44,7 @@ import numpy as np
 
 from .demo import _PNG_PARAMS, _add_noise, _background, _fill_colour, _local_mean, _place, _polygon
 # MANIFEST_NAME and read_manifest stay importable from here (public names of this module)
-from .demo_cache import MANIFEST_NAME, read_manifest, script_main
-from .demo_generator import DemoGenerator, require
+from .demo_cache import MANIFEST_NAME, DemoGenerator, read_manifest, require, script_main
 
 #: Bump when the generator's output changes for the same seed and spec (invalidates caches; the
 #: TS side caches under ``demo-cls-v<GENERATOR_VERSION>``).
