@@ -15,7 +15,6 @@ import type { BridgeCallOptions, PythonBridge } from './bridge.js';
 import { checkReply, fieldPath } from './reply.js';
 import { attentionReply, qkReply } from './schemas/analyze.js';
 import { EXPORT_FORMATS, exportReply } from './schemas/export.js';
-import { inferReply } from './schemas/infer.js';
 
 interface Entry<A extends z.ZodType, R extends z.ZodType> {
   args: A;
@@ -205,13 +204,6 @@ export const ENTRIES = {
     }),
     reply: attentionReply,
     timeoutMs: 10 * MINUTE,
-  }),
-
-  // -- infer (python_shim/mkey_det/cli/infer.py)
-  'infer.images': entry({
-    args: z.strictObject({ source: str, images: z.array(str), out_dir: str, score_thr: z.number(), device: str.nullable(), min_side: int.optional() }),
-    reply: inferReply,
-    timeoutMs: 30 * MINUTE,
   }),
 } as const;
 

@@ -16,8 +16,9 @@
  * - its stderr (warnings, tracebacks) written to `logPath`, or kept in memory, and its tail shown
  *   when it fails without saying why.
  *
- * Users: `mkey-det doctor` (python_shim/mkey_det/cli/doctor.py, by file path) and the bench suites
- * (`python -m mkey_det.bench`, python_shim/mkey_det/bench/common.py writes its lines).
+ * Users: `mkey-det doctor` (python_shim/mkey_det/cli/doctor.py, by file path), the bench suites
+ * (`python -m mkey_det.bench`, python_shim/mkey_det/bench/common.py writes its lines) and `infer`
+ * (`python -m mkey_det.cli.infer`: one `image` event per image, src/core/infer/infer.ts).
  */
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';

@@ -46,7 +46,6 @@ ENTRIES: dict[str, str] = {
     'export.sample_images': 'mkey_det.export.images:sample_image_paths',
     'analyze.qk': 'mkey_det.cli.analyze:qk',
     'analyze.attention': 'mkey_det.cli.analyze:attention',
-    'infer.images': 'mkey_det.cli.infer:infer_images',
 }
 
 
