@@ -11,7 +11,7 @@ from mmdet.registry import MODELS
 from ..keys import KEY_TYPES
 from ..keys.base import check_int
 from .fused_window_attention import check_attn_impl, set_attn_impl
-from .swin_host import SwinKeyHost, check_key_args
+from .key_host import SwinKeyHost, check_key_args
 from .window_msa import ManifoldKeyWindowMSA
 
 _SWIN_SIGNATURE = inspect.signature(SwinTransformer.__init__)
@@ -52,7 +52,7 @@ class SwinTransformerMKey(SwinKeyHost, SwinTransformer):
     :func:`~mkey_det.models.backbones.load_pretrained`.
 
     ``train``, ``named_blocks``, ``manifold_attentions``, :meth:`set_key_order` and
-    :meth:`restart_keys`: :class:`~.swin_host.SwinKeyHost`.
+    :meth:`restart_keys`: :class:`~.key_host.SwinKeyHost`.
     """
 
     _manifold_msa = ManifoldKeyWindowMSA

@@ -38,7 +38,7 @@ from mmpretrain.registry import MODELS
 
 from ..keys import build_key, key_spec, manifold_key_types
 from ..keys.start import is_fresh_init
-from .swin_host import SwinKeyHost, check_key_args
+from .key_host import SwinKeyHost, check_key_args
 from .window_msa import ManifoldKeyAttention, ManifoldQKV, take_over
 
 _SWINV2_SIGNATURE = inspect.signature(SwinTransformerV2.__init__)
@@ -158,7 +158,7 @@ class SwinTransformerV2MKey(SwinKeyHost, SwinTransformerV2):
     (:func:`~mkey_det.models.keys.start.restart_from_host_init`).
 
     ``train``, ``named_blocks``, ``manifold_attentions``, :meth:`set_key_order` and
-    :meth:`restart_keys`: :class:`~.swin_host.SwinKeyHost`.
+    :meth:`restart_keys`: :class:`~.key_host.SwinKeyHost`.
     """
 
     _manifold_msa = ManifoldKeyWindowMSAV2

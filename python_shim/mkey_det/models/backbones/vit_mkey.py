@@ -18,7 +18,7 @@ installed.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,11 +26,11 @@ from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import MultiheadAttention
 from mmpretrain.registry import MODELS
 
-from ..keys import build_key, key_spec, manifold_key_types, set_key_order
-from ..keys.builder import check_key_kwargs
-from ..keys.base import check_int, check_noise, check_order
-from ..keys.start import is_fresh_init, restart_from_host_init
-from .window_msa import ManifoldKeyAttention, ManifoldKeyWindowMSA, ManifoldQKV, take_over
+from ..keys import build_key, key_spec, manifold_key_types
+from ..keys.base import check_int
+from ..keys.start import is_fresh_init
+from .key_host import KeyHost, check_key_args
+from .window_msa import ManifoldKeyAttention, ManifoldQKV, take_over
 
 _VIT_SIGNATURE = inspect.signature(VisionTransformer.__init__)
 
@@ -88,7 +88,7 @@ class ManifoldKeyMultiheadAttention(ManifoldKeyAttention, MultiheadAttention):
 
 
 @MODELS.register_module()
-class VisionTransformerMKey(VisionTransformer):
+class VisionTransformerMKey(VisionTransformer, KeyHost):
     """mmpretrain's ``VisionTransformer`` with the key of every block's attention replaced.
 
     Takes every argument of ``mmpretrain.models.backbones.VisionTransformer`` (same names,
@@ -122,16 +122,17 @@ class VisionTransformerMKey(VisionTransformer):
     (``layers.i.attn.qkv.weight/bias``) loads too (``load_state_dict`` or
     ``init_cfg=dict(type='Pretrained', ...)``): q/v are copied and the key started from its
     ``W_k``.
+
+    ``manifold_attentions``, :meth:`set_key_order` and :meth:`restart_keys`:
+    :class:`~.key_host.KeyHost` (a base after mmpretrain's class, which stays the first).
     """
+
+    _attention_at = ('attn',)
 
     def __init__(self, *args, key_type: str = 'linear', num_charts: int = 8,
                  key_order: str = 'fast', chart_noise: float = 0.1,
                  key_kwargs: Optional[Mapping] = None, **kwargs):
-        spec = key_spec(key_type)  # ValueError naming the registered types
-        check_int('num_charts', num_charts)
-        check_order(key_order)
-        check_noise(chart_noise)
-        kwargs_key = check_key_kwargs(key_type, key_kwargs)
+        spec, kwargs_key = check_key_args(key_type, num_charts, key_order, chart_noise, key_kwargs)
         bound = _VIT_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
         bound.apply_defaults()
         _check_vit_args(bound.arguments)
@@ -142,13 +143,19 @@ class VisionTransformerMKey(VisionTransformer):
         self.key_kwargs = kwargs_key
         self.num_tokens = self._token_count()
         if spec.manifold:
-            for layer in self.layers:
-                layer.attn = ManifoldKeyMultiheadAttention.from_attention(
-                    layer.attn, self.num_tokens, key_type, num_charts, key_order=key_order,
-                    chart_noise=chart_noise, key_kwargs=kwargs_key)
-            if self.frozen_stages > 0:  # modules were replaced: freeze the new ones
-                self._freeze_stages()
+            self._replace_keys(key_type, num_charts, key_order, chart_noise, kwargs_key)
             self._register_load_state_dict_pre_hook(self._qkv_from_linear)
+
+    def _manifold_attention(self, stock: MultiheadAttention, key_type: str, num_charts: int,
+                            **key: Any) -> 'ManifoldKeyMultiheadAttention':
+        return ManifoldKeyMultiheadAttention.from_attention(stock, self.num_tokens, key_type,
+                                                            num_charts, **key)
+
+    def _freeze_again(self) -> None:
+        """As mmpretrain's ``__init__``: ``_freeze_stages`` only for ``frozen_stages > 0`` (it
+        freezes the patch and position embeddings even at 0)."""
+        if self.frozen_stages > 0:
+            self._freeze_stages()
 
     def _token_count(self) -> int:
         """N, the tokens every attention sees: patches + extra (class) tokens; checked against
@@ -204,22 +211,6 @@ class VisionTransformerMKey(VisionTransformer):
         """``('layers.i', TransformerEncoderLayer)`` for every block."""
         for i, layer in enumerate(self.layers):
             yield f'layers.{i}', layer
-
-    def manifold_attentions(self) -> Iterator[Tuple[str, ManifoldKeyMultiheadAttention]]:
-        """``(state-dict prefix of the attention, module)`` for every manifold-key attention."""
-        for name, layer in self.named_blocks():
-            if isinstance(layer.attn, ManifoldKeyMultiheadAttention):
-                yield f'{name}.attn', layer.attn
-
-    def set_key_order(self, order: str) -> int:
-        """Switch every key to ``'paper'`` or ``'fast'``; returns the number switched."""
-        return set_key_order(self, order)
-
-    def restart_keys(self, generator: Optional[torch.Generator] = None) -> int:
-        """Start every manifold key function-preservingly from the linear key the host
-        initialised (:func:`~mkey_det.models.keys.start.restart_from_host_init`); returns how
-        many keys."""
-        return restart_from_host_init(self, generator)
 
     def init_weights(self) -> None:
         """mmpretrain's ``init_weights``, then, on a fresh init, every key restarts from the
