@@ -38,7 +38,6 @@ import {
   resolveDemoOrDir,
   shownPath,
   type DemoCacheOptions,
-  type DemoSet,
   type MissingRoot,
 } from './dataset-paths.js';
 
@@ -76,7 +75,8 @@ export const DEMO_CLS_BRIDGE_ENTRY = 'data.ensure_demo_cls';
 /** File extensions mmpretrain's CustomDataset reads (compared lower-cased); other files are ignored. */
 export const CLASSIFICATION_IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif'] as const;
 
-const DEMO_CLS: DemoSet = { entry: DEMO_CLS_BRIDGE_ENTRY, dirname: DEMO_CLS_DATASET_DIRNAME, what: 'demo classification dataset' };
+/** `--data demo` (a DemoSet: dataset-paths.ts). */
+const DEMO_CLS = { entry: DEMO_CLS_BRIDGE_ENTRY, dirname: DEMO_CLS_DATASET_DIRNAME, what: 'demo classification dataset' } as const;
 
 const SPLITS = ['train', 'val'] as const;
 type SplitName = (typeof SPLITS)[number];

@@ -39,7 +39,6 @@ import {
   resolveDemoOrDir,
   shownPath,
   type DemoCacheOptions,
-  type DemoSet,
   type MissingRoot,
 } from './dataset-paths.js';
 
@@ -100,7 +99,8 @@ export function defaultCocoRoot(): string {
   return env && env.trim() !== '' ? resolve(env) : resolve(process.cwd(), 'data', 'coco');
 }
 
-const DEMO: DemoSet = { entry: 'data.ensure_demo', dirname: DEMO_DATASET_DIRNAME, what: 'demo dataset' };
+/** `--data demo` (a DemoSet: dataset-paths.ts). */
+const DEMO = { entry: 'data.ensure_demo', dirname: DEMO_DATASET_DIRNAME, what: 'demo dataset' } as const;
 
 /** The folder a `--data` value names (`coco`, `demo` or a directory), not checked and not generated. */
 export function datasetRoot(spec: string, opts: DemoCacheOptions = {}): string {
