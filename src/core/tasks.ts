@@ -181,7 +181,7 @@ export const CLASSIFICATION: Task<AccId, 'acc', 'top1' | 'top5'> = {
       md: ['Params [M]', 'FLOPs [G]'],
       html: [
         ['Params [M]', 'backbone parameters (runs); whole classifier (paper)'],
-        ['FLOPs [G]', `backbone FLOPs at ${FLOPS_INPUT} (runs); paper: fvcore, 224x224`],
+        ['FLOPs [G]', `backbone FLOPs at ${FLOPS_INPUT}, or at the one size a backbone is built for, noted under the table (runs); paper: fvcore, 224x224`],
       ],
       csv: ['params_m', 'flops_g'],
     },
@@ -191,7 +191,7 @@ export const CLASSIFICATION: Task<AccId, 'acc', 'top1' | 'top5'> = {
       best: "best evaluation by top-1 (--best, the paper's rule)",
       numbers:
         'Top-1 / top-5 accuracy in percent (mmpretrain Accuracy), seed groups as mean ± sample std. ' +
-        `Params and FLOPs: the run's backbone (its start event; FLOPs on one ${FLOPS_INPUT} image); the paper's rows count the whole classifier.`,
+        `Params and FLOPs: the run's backbone (its start event; FLOPs on one ${FLOPS_INPUT} image, or one of the size a backbone is built for: SwinV2-T 256, a ViT its img_size, noted); the paper's rows count the whole classifier.`,
       noEval: 'no evaluation with top-1 yet',
       emptyEval: 'logged no accuracy',
       references: "Reference rows: the paper's Table 1 (ImageNet-1K, 224x224, 300 epochs, 8 charts) and Table 2 (ViT-B/16, VanillaK without CB); they are not runs of this checkout.",
