@@ -230,7 +230,7 @@ describe('a sweep here: 2 backbones x 2 seeds, Ctrl-C in the second cell, starte
     console.log(status.stdout);
     expect(status.exitCode).toBe(0);
     expect(status.stdout).toContain('completed; 4 completed');
-  });
+  }, 900_000); // five real trainings in a row: 235 s on a quiet 2-core machine, near vitest's 600 s under a load of 10
 });
 
 describe('sweep --launcher slurm --submit (sbatch, squeue and srun stand-ins)', () => {
