@@ -34,22 +34,35 @@ declare module 'vitest' {
 }
 
 /**
- * Mask R-CNN's sampling sized for 4 images of 128 px with a few objects each, as the demo's config
- * sizes it (src/core/config/render.ts): the stock 512 sampled RoIs and 1,000-2,000 proposals per
- * image are COCO's, and mmcv's single-threaded CPU RoIAlign over them took most of a tiny run's
- * step (5.8 s -> 2.7 s per iteration of Swin-T at 128 px, 2 images). Plain `--cfg-options`: the
- * tiny runs still train and evaluate the real detector, its layers unchanged.
+ * Mask R-CNN sized for 4 images of 128 px with a few objects each, as the demo's config sizes it
+ * (src/core/config/render.ts, docs/DEMO.md): fewer proposals and sampled RoIs than COCO's 1,000-2,000
+ * and 512 per image, and FPN, RPN and RoI heads 128 channels wide instead of 256. mmcv's
+ * single-threaded CPU RoIAlign over COCO's RoIs took most of a tiny run's step (Swin-T at 128 px, 2
+ * images: 5.8 s -> 2.7 s per iteration with the sampling alone), and the narrower heads take a
+ * fifth off every checkpoint the tests write and read (648 -> 518 MB with SpatialK, 2 charts).
+ * Plain `--cfg-options`: the tiny runs still train and evaluate the real detector, the backbone
+ * (the subject of every test) as `train` builds it.
  */
-export const TINY_SAMPLING = [
+export const TINY_DETECTOR = [
   '--cfg-options',
   'model.train_cfg.rpn_proposal.max_per_img=200',
   'model.train_cfg.rcnn.sampler.num=32',
   'model.test_cfg.rpn.max_per_img=100',
   'model.test_cfg.rcnn.max_per_img=20',
+  ...[
+    'neck.out_channels',
+    'rpn_head.in_channels',
+    'rpn_head.feat_channels',
+    'roi_head.bbox_roi_extractor.out_channels',
+    'roi_head.bbox_head.in_channels',
+    'roi_head.mask_roi_extractor.out_channels',
+    'roi_head.mask_head.in_channels',
+    'roi_head.mask_head.conv_out_channels',
+  ].map((key) => `model.${key}=128`),
 ];
 
 /** The options of the shared run; tests that train their own use the same. */
-export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128', ...TINY_SAMPLING];
+export const SMALL_RUN = ['--backbone', 'swin-t-spatialk', '--charts', '2', '--img-scale', '128x128', ...TINY_DETECTOR];
 export const SHARED_RUN_EPOCHS = 2;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
