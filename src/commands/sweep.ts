@@ -18,6 +18,7 @@ import {
   parseList,
   parseVary,
   splitOptionAxes,
+  type CellExperiment,
   type CellLaunch,
   type ExpandedCell,
   type SweepSpec,
@@ -76,7 +77,9 @@ function checkAxisValue(cmd: Command, schema: z.ZodType, options: string[], flag
 
 const NO_CB = 'its key has no context broadcasting';
 
-const launchOf = (o: { gpus: number; nprocPerNode: number; nnodes: number; launcher: string }): CellLaunch => ({
+/** The launch options both commands take (their schemas share them: run-options.ts). */
+type LaunchOptions = { gpus: number; nprocPerNode: number; nnodes: number; launcher: string };
+const launchOf = (o: LaunchOptions): CellLaunch => ({
   gpus: o.gpus,
   nprocPerNode: o.nprocPerNode,
   nnodes: o.nnodes,
@@ -96,56 +99,70 @@ function runCost<D>(exp: RunSettings & { backbone: { keyType: string; usesCharts
   };
 }
 
+/**
+ * What differs between the two tasks' cells: the command with its option schema, the backbone
+ * list and variant lookup, how its options become an experiment, its work-dir naming and its cost.
+ * Everything else a sweep asks of a task is the command's own parser and schema.
+ */
+interface TaskCommand<S extends z.ZodType<LaunchOptions>, E> {
+  name: SweepTask['name'];
+  command: Command;
+  schema: S;
+  backbones: readonly string[];
+  variant(backbone: string): { usesCharts: boolean; keyType: string; family?: string };
+  experiment(options: z.infer<S>): E;
+  workDir(exp: NoInfer<E>): string;
+  cost(exp: NoInfer<E>): CellExperiment['cost'];
+}
+
+function sweepTask<S extends z.ZodType<LaunchOptions>, E>(t: TaskCommand<S, E>): SweepTask {
+  return {
+    name: t.name,
+    command: t.command.name() as SweepTask['command'],
+    backbones: t.backbones,
+    defaultBackbone: 'swin-t-spatialk',
+    usesCharts: (b) => t.variant(b).usesCharts,
+    parseShared: (options) => parseShared(t.command, options),
+    describe: (raw) => {
+      const o = parseOptions(t.schema, raw);
+      checkProcessKind(o);
+      const exp = t.experiment(o);
+      return { workDir: t.workDir(exp), launch: launchOf(o), cost: t.cost(exp) };
+    },
+    axisFlags: axisFlagsOf(t.command),
+    checkAxisValue: (options, flag, value) => checkAxisValue(t.command, t.schema, options, flag, value),
+    axisSkip: (flag, b) => {
+      const v = t.variant(b);
+      if (flag === '--cb-mode' && !CB_KEY_TYPES.includes(v.keyType as (typeof CB_KEY_TYPES)[number])) return NO_CB;
+      if (flag === '--attn-impl' && v.family !== undefined && v.family !== 'swin-t') return "its attention is not Swin-T's window attention";
+      return undefined;
+    },
+  };
+}
+
 /** Detection cells: `mkey-det train`, read by its own schema and named by its own naming function. */
-const DETECTION: SweepTask = {
+const DETECTION = sweepTask({
   name: 'detection',
-  command: 'train',
+  command: trainCommand,
+  schema: trainOptionsSchema,
   backbones: BACKBONE_NAMES,
-  defaultBackbone: 'swin-t-spatialk',
-  usesCharts: (b) => backboneVariant(b).usesCharts,
-  parseShared: (options) => parseShared(trainCommand, options),
-  describe: (raw) => {
-    const o = parseOptions(trainOptionsSchema, raw);
-    checkProcessKind(o);
-    const exp = experimentFromOptions(o, { checkPaths: false });
-    return {
-      workDir: trainWorkDir(exp),
-      launch: launchOf(o),
-      cost: { task: 'detection', family: 'swin-t', ...runCost(exp, experimentEpochs(exp)) },
-    };
-  },
-  axisFlags: axisFlagsOf(trainCommand),
-  checkAxisValue: (options, flag, value) => checkAxisValue(trainCommand, trainOptionsSchema, options, flag, value),
-  axisSkip: (flag, b) => (flag === '--cb-mode' && !CB_KEY_TYPES.includes(backboneVariant(b).keyType) ? NO_CB : undefined),
-};
+  variant: backboneVariant,
+  experiment: (o) => experimentFromOptions(o, { checkPaths: false }),
+  workDir: trainWorkDir,
+  cost: (exp) => ({ task: 'detection', family: 'swin-t', ...runCost(exp, experimentEpochs(exp)) }),
+});
 
 /** Classification cells: `mkey-det pretrain`, likewise. */
-const CLASSIFICATION: SweepTask = {
+const CLASSIFICATION = sweepTask({
   name: 'classification',
-  command: 'pretrain',
+  command: pretrainCommand,
+  schema: pretrainOptionsSchema,
   backbones: PRETRAIN_NAMES,
-  defaultBackbone: 'swin-t-spatialk',
-  usesCharts: (b) => pretrainVariant(b).usesCharts,
-  parseShared: (options) => parseShared(pretrainCommand, options),
-  describe: (raw) => {
-    const o = parseOptions(pretrainOptionsSchema, raw);
-    checkProcessKind(o);
-    const exp = pretrainExperimentFrom(o);
-    return {
-      workDir: pretrainWorkDir(exp),
-      launch: launchOf(o),
-      cost: { task: 'classification', family: exp.backbone.family, ...runCost(exp, pretrainEpochs(exp)), recipe: exp.recipe },
-    };
-  },
-  axisFlags: axisFlagsOf(pretrainCommand),
-  checkAxisValue: (options, flag, value) => checkAxisValue(pretrainCommand, pretrainOptionsSchema, options, flag, value),
-  axisSkip: (flag, b) => {
-    const v = pretrainVariant(b);
-    if (flag === '--cb-mode' && !CB_KEY_TYPES.includes(v.keyType)) return NO_CB;
-    if (flag === '--attn-impl' && v.family !== 'swin-t') return "its attention is not Swin-T's window attention";
-    return undefined;
-  },
-};
+  variant: pretrainVariant,
+  experiment: pretrainExperimentFrom,
+  workDir: pretrainWorkDir,
+  cost: (exp) => ({ task: 'classification', family: exp.backbone.family, ...runCost(exp, pretrainEpochs(exp)), recipe: exp.recipe }),
+});
 
 const TASKS: Record<SweepSpec['task'], SweepTask> = { detection: DETECTION, classification: CLASSIFICATION };
 
