@@ -37,8 +37,8 @@ describe('mkey-det infer on a folder of images', () => {
     expect(res.exitCode, res.stderr).toBe(0);
     const progress = res.stderr.split('\n').filter((l) => l.startsWith('infer: '));
     // once a second has passed, then every 10 s, and at the end
-    for (const line of progress.slice(0, -1)) expect(line).toMatch(new RegExp(`^infer: [1-${N - 1}]/${N} images \\(\\d+(\\.\\d)? img/s, ETA ${DURATION}\\)$`));
-    expect(progress.at(-1)).toMatch(new RegExp(`^infer: ${N}/${N} images \\(\\d+(\\.\\d)? img/s, ${DURATION} in all\\)$`));
+    for (const line of progress.slice(0, -1)) expect(line).toMatch(new RegExp(`^infer: [1-${N - 1}]/${N} images \\(\\d+(\\.\\d{1,2})? img/s, ETA ${DURATION}\\)$`));
+    expect(progress.at(-1)).toMatch(new RegExp(`^infer: ${N}/${N} images \\(\\d+(\\.\\d{1,2})? img/s, ${DURATION} in all\\)$`));
     const body = JSON.parse(res.stdout) as { images: { image: string; vis: string; preds: string }[]; failed: unknown[]; json: string };
     expect(body.images).toHaveLength(N);
     expect(body.failed).toEqual([]);
