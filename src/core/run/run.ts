@@ -155,7 +155,7 @@ function writeFinalRecord(workDir: string, record: RunRecord): void {
     writeRunRecord(workDir, record);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new MkeyError(`the run ended ${record.status}, but its status could not be written to ${join(workDir, RUN_FILE)}: ${e.code ?? ''} ${e.message}`.trim(), {
+    throw new MkeyError(`the run ended ${record.status}, but its status could not be written to ${join(workDir, RUN_FILE)}: ${e.code && !e.message.startsWith(e.code) ? `${e.code} ` : ''}${e.message}`, {
       hint: `report shows it as lost; free space (or fix the folder) and continue it with: mkey-det <train|pretrain> --work-dir ${shellPath(workDir)} --resume`,
     });
   }
