@@ -35,27 +35,19 @@ export const inferImageEvent = z.union([
   failedImage.extend({ event: z.literal('image'), index: z.number().int(), total: z.number().int() }),
 ]);
 
-/** The worker's result: the summary, the per-image entries counted (they came as events). */
-export const inferWorkerResult = z.looseObject({
+/** What both the worker's result and the command's reply say of the model and the settings. */
+const inferSettings = {
   config: z.string(),
   checkpoint: z.string(),
   device: z.string(),
   score_thr: z.number(),
   classes: z.array(z.string()),
-  done: z.number().int(),
-  failed: z.number().int(),
-  /** `<out>/detections.json`. */
-  json: z.string(),
-});
+};
+/** `<out>/detections.json`. */
+const detectionsJson = z.string();
+
+/** The worker's result: the summary, the per-image entries counted (they came as events). */
+export const inferWorkerResult = z.looseObject({ ...inferSettings, done: z.number().int(), failed: z.number().int(), json: detectionsJson });
 
 /** What `mkey-det infer` returns (and prints with --json); `<out>/detections.json` holds the same but `json`. */
-export const inferReply = z.looseObject({
-  config: z.string(),
-  checkpoint: z.string(),
-  device: z.string(),
-  score_thr: z.number(),
-  classes: z.array(z.string()),
-  images: z.array(inferredImage),
-  failed: z.array(failedImage),
-  json: z.string(),
-});
+export const inferReply = z.looseObject({ ...inferSettings, images: z.array(inferredImage), failed: z.array(failedImage), json: detectionsJson });
