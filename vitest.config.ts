@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  * could start last and leave a worker idle beside it for minutes. `npm test` prints the slowest
  * files at its end (scripts/test-times.mjs); this list follows that table.
  */
-const SLOWEST_FIRST = ['distributed', 'sweep', 'train', 'run-safety', 'bench', 'analyze'].map((name) => `/test/${name}.test.ts`);
+const SLOWEST_FIRST = ['distributed', 'sweep', 'train', 'run-safety', 'bench', 'analyze', 'report', 'infer-scale', 'full-disk'].map((name) => `/test/${name}.test.ts`);
 
 class SlowestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
