@@ -465,6 +465,7 @@ describe('sweep: a train / pretrain option given a comma list is an axis (--cb-m
     ['a --schedule train does not know', ['--schedule', '3x,9x'], 'error: invalid --schedule "3x,9x": "9x" is not accepted (accepted: 3x, paper-3x, short)'],
     ['a --batch-size that is no number', ['--batch-size', '2,x'], 'error: invalid --batch-size "2,x": "x" is not accepted: --batch-size must be an integer between 1 and 1024'],
     ['an empty item', ['--cb-mode', 'eq4,,none'], 'error: invalid --cb-mode "eq4,,none": an empty item (expected a comma-separated list, e.g. eq4,none)'],
+    ['nothing but a comma', ['--cb-mode', ','], 'error: invalid --cb-mode ",": an empty item (expected a comma-separated list, e.g. --cb-mode a,b with values the command takes)'],
     ['a value given twice', ['--cb-mode', 'none,none'], 'error: invalid --cb-mode "none,none": "none" is given twice'],
     ['the option given twice', ['--cb-mode', 'eq4,none', '--cb-mode', 'none'], 'error: --cb-mode is given twice: give its values once, comma-separated'],
     ["pretrain's --recipe to train", ['--recipe', 'paper,stock'], 'error: unknown option "--recipe": neither sweep nor mkey-det train takes it'],

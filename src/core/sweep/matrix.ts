@@ -241,7 +241,9 @@ export function splitOptionAxes(options: string[], task: Pick<SweepTask, 'axisFl
     found.push({ flag, raw: value });
   }
   const axes = found.map(({ flag, raw }) => {
-    const values = parseList(flag, raw, (v) => v, raw.split(',').filter((v) => v.trim() !== '').join(','));
+    // the example of the one-line error on an empty item: the values given, or (none given) what they are
+    const given = raw.split(',').filter((v) => v.trim() !== '').join(',');
+    const values = parseList(flag, raw, (v) => v, given || `${flag} a,b with values the command takes`);
     for (const v of values) {
       try {
         task.checkAxisValue(rest, flag, v);
