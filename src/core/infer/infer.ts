@@ -80,18 +80,15 @@ export async function inferImages(req: InferRequest): Promise<InferResult> {
   const images = collectImages(req.inputs);
   const runDir = isDir ? resolve(req.source) : resolve(req.source, '..');
   const out = resolve(req.out ?? join(runDir, `infer-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  const outInfo = describePath(out);
-  if (outInfo && outInfo.kind !== 'dir') throw new BadInputError(`--out ${JSON.stringify(relative(process.cwd(), out) || out)} is ${outInfo.what}, not a folder`);
-  if (outInfo && readdirSync(out).length && !req.force) {
-    throw new BadInputError(`--out ${JSON.stringify(relative(process.cwd(), out) || out)} is not empty; refusing to write into it`, 'add --force or choose another --out');
-  }
-  const python = await checkInterpreter();
   const shownOut = `--out ${JSON.stringify(relative(process.cwd(), out) || out)}`;
+  const notEmpty = () => new BadInputError(`${shownOut} is not empty; refusing to write into it`, 'add --force or choose another --out');
+  const outInfo = describePath(out);
+  if (outInfo && outInfo.kind !== 'dir') throw new BadInputError(`${shownOut} is ${outInfo.what}, not a folder`);
+  if (outInfo && readdirSync(out).length && !req.force) throw notEmpty();
+  const python = await checkInterpreter();
   // one writer per --out; the emptiness checked above, once more under the lock
   const folder = lockOutFolder(out, INFER_LOCK, 'mkey-det infer', shownOut, () => {
-    if (!req.force && readdirSync(out).some((f) => f !== INFER_LOCK)) {
-      throw new BadInputError(`${shownOut} is not empty; refusing to write into it`, 'add --force or choose another --out');
-    }
+    if (!req.force && readdirSync(out).some((f) => f !== INFER_LOCK)) throw notEmpty();
     // --force: a symbolic link at a name infer writes is replaced itself, never written through
     if (req.force) refuseOverwrite(outputNames(out, images), { force: true });
   });
