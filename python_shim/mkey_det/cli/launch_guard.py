@@ -1,6 +1,9 @@
 """Runs a command so that it ends when the mkey-det CLI that supervises it dies.
 
-    python -m mkey_det.cli.launch_guard --supervisor PID -- COMMAND [ARGS...]
+    python .../mkey_det/cli/launch_guard.py --supervisor PID -- COMMAND [ARGS...]
+
+Run by file path (src/python/launch-guard.ts): ``-m`` would import the ``mkey_det`` package, and
+so torch and MMDetection, before the ``exec``. Standard library only.
 
 The CLI starts training (MMDetection's tools/train.py, torchrun or srun) in its own process group,
 so that a terminal's Ctrl-C reaches only the CLI, which stops the run cleanly. Without a guard, a

@@ -8,6 +8,7 @@ import { accessSync, constants, createWriteStream, existsSync, readFileSync } fr
 import { delimiter, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
+import { guardedArgs } from '../../python/launch-guard.js';
 import { ExitCode } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import type { EventTail, RunEvent, RunObserver } from './events.js';
@@ -19,9 +20,8 @@ import type { LaunchPlan } from './launch.js';
  */
 export function spawnLogged(python: string, plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
   const log = createWriteStream(logPath, { flags });
-  // The guard ends the child when this CLI dies, even by SIGKILL (python_shim/mkey_det/cli/launch_guard.py).
-  const guarded = ['-m', 'mkey_det.cli.launch_guard', '--supervisor', String(process.pid), '--', plan.command, ...plan.args];
-  const child = execa(python, guarded, {
+  // The guard ends the child when this CLI dies, even by SIGKILL.
+  const child = execa(python, guardedArgs([plan.command, ...plan.args]), {
     reject: false,
     all: true,
     buffer: false,

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { guardedArgs } from '../../python/launch-guard.js';
 import { ExitCode } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import { packageRoot } from '../../utils/paths.js';
@@ -68,7 +69,7 @@ function runCell(
 ): Promise<{ exitCode: number; tail: string }> {
   const log = createWriteStream(logPath, { flags: 'a' });
   log.write(`$ ${argv.join(' ')}\n`);
-  const child = spawn(python, ['-m', 'mkey_det.cli.launch_guard', '--supervisor', String(process.pid), '--', ...argv], {
+  const child = spawn(python, guardedArgs(argv), {
     cwd,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
