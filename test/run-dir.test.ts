@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointFileProblem, configChangedWarning, effectiveStatus, fileSha256, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
-import { cliPath, repoRoot, runCli, testPython } from './helpers/cli.js';
-import { descendants, waitAllGone, waitFor } from './helpers/processes.js';
+import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
+import { cmdlineOf, descendants, waitAllGone, waitFor } from './helpers/processes.js';
 import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
 import { spawn, spawnSync } from 'node:child_process';
@@ -120,6 +120,44 @@ describe('SIGTERM or Ctrl-C while the Python side checks the run (before trainin
     expect(err).toContain(`${signal}: stopped (the Python side, pid`);
     await waitAllGone([python], 5_000);
     expect(seconds).toBeLessThan(5);
+  });
+});
+
+describe('the process that checks a one-process run, then runs it (src/core/run/primed.ts)', () => {
+  it('killed while it checks (kill -9, the OOM killer): one line naming it and the signal, exit 1, nothing written', async () => {
+    const data = await makeTinyDataset(join(tmp, 'primed-tiny'));
+    const wd = join(tmp, 'primed-killed');
+    const child = spawn('node', [cliPath, 'train', '--data', data, '--img-scale', '128x128', '--work-dir', wd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const primed = await waitFor(
+      () => descendants(child.pid!).find((p) => cmdlineOf(p).includes('mkey_det/cli/primed.py')),
+      60_000,
+      'the checking process to start',
+    );
+    process.kill(primed, 'SIGKILL');
+    expect(await exited).toBe(1);
+    expect(err.split('\n').find((l) => l.startsWith('error: '))).toBe(`error: the Python process checking the run (pid ${primed}) was killed by SIGKILL (out of memory, or by hand)`);
+    expect(existsSync(wd)).toBe(false);
+  });
+
+  it('a launch refused after the check (--amp without a GPU) ends it without running anything; nothing written', async () => {
+    const data = await makeTinyDataset(join(tmp, 'primed-tiny-2'));
+    const wd = join(tmp, 'primed-refused');
+    const child = spawn('node', [cliPath, 'train', '--data', data, '--img-scale', '128x128', '--amp', 'fp16', '--work-dir', wd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const primed = await waitFor(
+      () => descendants(child.pid!).find((p) => cmdlineOf(p).includes('mkey_det/cli/primed.py')),
+      60_000,
+      'the checking process to start',
+    );
+    expect(await exited).toBe(2);
+    expect(err.split('\n')[0]).toBe('error: --amp fp16 needs a CUDA device; this machine has none');
+    await waitAllGone([primed], 5_000);
+    expect(existsSync(wd)).toBe(false);
   });
 });
 

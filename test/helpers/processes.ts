@@ -36,6 +36,15 @@ export function descendants(pid: number): number[] {
   return found;
 }
 
+/** A process's command line, its arguments joined by spaces ('' once it has ended). */
+export function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
 /** A process's environment variable, or undefined (gone, or not set). */
 export function envOf(pid: number, name: string): string | undefined {
   try {

@@ -78,6 +78,12 @@ export function cpuWorkerFor(topo: LaunchTopology, pre: { cuda_devices: number }
   return runsOnCpus(topo, pre.cuda_devices) ? CPU_WORKER : undefined;
 }
 
+/** Processes on each node: the CPU processes asked for, else one per GPU, at least one. */
+const procsPerNodeOf = (topo: LaunchTopology): number => Math.max(1, (topo.cpuProcs ?? 0) > 0 ? topo.cpuProcs! : topo.gpus);
+
+/** Processes in the whole job. */
+export const worldSizeOf = (topo: LaunchTopology): number => procsPerNodeOf(topo) * topo.nnodes;
+
 /**
  * @param python interpreter path
  * @param script MMDetection's tools/train.py or tools/test.py
@@ -85,8 +91,8 @@ export function cpuWorkerFor(topo: LaunchTopology, pre: { cuda_devices: number }
  * @param cpuWorker `CPU_WORKER` when the processes run on CPUs (see `runsOnCpus`)
  */
 export function planLaunch(python: string, script: string, scriptArgs: string[], topo: LaunchTopology, cpuWorker?: string): LaunchPlan {
-  const procsPerNode = Math.max(1, (topo.cpuProcs ?? 0) > 0 ? topo.cpuProcs! : topo.gpus);
-  const worldSize = procsPerNode * topo.nnodes;
+  const procsPerNode = procsPerNodeOf(topo);
+  const worldSize = worldSizeOf(topo);
   const launcher: Launcher = topo.launcher === 'none' && worldSize > 1 ? 'pytorch' : topo.launcher;
   if (launcher === 'none') {
     return { command: python, args: ['-u', script, ...scriptArgs, '--launcher', 'none'], launcher, worldSize: 1 };

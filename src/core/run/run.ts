@@ -15,8 +15,9 @@ import { shellPath } from '../../utils/paths.js';
 import type { AmpDtype, AttnImpl, KeyOrder } from '../experiment.js';
 import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
-import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, type LaunchTopology } from './launch.js';
-import { preflight, preflightScratch, type Preflight } from './preflight.js';
+import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, worldSizeOf, type LaunchTopology } from './launch.js';
+import { checkRun, type Preflight } from './preflight.js';
+import type { PrimedTool } from './primed.js';
 import { CONFIG_FILE, RUN_FILE, acquireRunLock, fileSha256, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
 import { failedWorkerLine, lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
 
@@ -114,7 +115,26 @@ export async function launchRun(req: RunLaunch): Promise<RunResult> {
   } else {
     configText = await req.renderConfig();
   }
-  const pre = configText === undefined ? await preflight(configPath, req.topology.gpus) : await preflightScratch(configText, req.topology.gpus);
+  // One process (not a node joining another's run): the check runs in the process that then trains.
+  const { pre, primed } = await checkRun({
+    python,
+    config: configText === undefined ? { path: configPath } : { text: configText },
+    gpus: req.topology.gpus,
+    oneProcess: !joining && worldSizeOf(req.topology) === 1 && req.topology.launcher === 'none',
+  });
+  try {
+    return await launchChecked(req, { workDir, configPath, configText, python, pre, primed, started, joining });
+  } finally {
+    primed?.cancel(); // refused after the check: it ends without running anything
+  }
+}
+
+/** The rest of `launchRun`, once the config passed the preflight. */
+async function launchChecked(
+  req: RunLaunch,
+  ctx: { workDir: string; configPath: string; configText: string | undefined; python: string; pre: Preflight; primed: PrimedTool | undefined; started: number; joining: boolean },
+): Promise<RunResult> {
+  const { workDir, configPath, configText, python, pre, primed, started, joining } = ctx;
   if (req.amp && pre.cuda_devices === 0) throw new BadInputError(`--amp ${req.amp} needs a CUDA device; this machine has none`, 'train without --amp on CPU');
   if (req.amp && !pre.amp_dtypes.includes(req.amp)) {
     throw new BadInputError(`--amp ${req.amp}: this GPU does not support it (supported: ${pre.amp_dtypes.join(', ')})`, 'use --amp fp16');
@@ -134,7 +154,7 @@ export async function launchRun(req: RunLaunch): Promise<RunResult> {
   const lock = acquireRunLock(workDir);
   process.once('exit', lock.release);
   try {
-    return await runTraining(req, { workDir, configPath, configText, python, pre, started, lock });
+    return await runTraining(req, { workDir, configPath, configText, python, pre, primed, started, lock });
   } finally {
     lock.release();
     process.off('exit', lock.release);
@@ -246,11 +266,12 @@ async function runTraining(
     configText: string | undefined;
     python: string;
     pre: Preflight;
+    primed: PrimedTool | undefined;
     started: number;
     lock: ReturnType<typeof acquireRunLock>;
   },
 ): Promise<RunResult> {
-  const { workDir, configPath, configText, python, pre, started, lock } = ctx;
+  const { workDir, configPath, configText, python, pre, primed, started, lock } = ctx;
   prepareWorkDir(workDir, { resume: req.resume, force: req.force, keep: req.inputs });
   if (configText !== undefined) {
     keepForeignConfig(configPath);
@@ -273,7 +294,7 @@ async function runTraining(
   events.poll(); // on --resume, skip the previous launch's events
   const logPath = join(workDir, 'mkey-train.log');
   announceTopology(req.topology, plan.worldSize);
-  const { child, closeLog } = spawnLogged(python, plan, logPath, 'a', req.verbose);
+  const { child, closeLog } = primed ? primed.start(plan, logPath, 'a', req.verbose) : spawnLogged(python, plan, logPath, 'a', req.verbose);
   record.pid = child.pid;
   lock.setTrainer(child.pid);
   writeRunRecord(workDir, record);

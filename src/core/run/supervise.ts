@@ -14,37 +14,51 @@ import { logger } from '../../utils/logger.js';
 import type { EventTail, RunEvent, RunObserver } from './events.js';
 import type { LaunchPlan } from './launch.js';
 
+/** The environment a training or test process starts with (added to this process's own). */
+export function toolEnv(): Record<string, string> {
+  return {
+    PYTHONUNBUFFERED: '1',
+    PYTHONWARNINGS: process.env.PYTHONWARNINGS ?? QUIET_PYTHON_WARNINGS,
+    // OpenMP threads that spin while waiting make every small op crawl as soon as another
+    // process shares the cores (measured: a grouped Conv1d step 10 ms alone, 256 ms shared).
+    OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
+  };
+}
+
 /**
- * Starts a launch plan as a child process whose combined output goes to `logPath` (and to stderr
- * with `verbose`); mmengine writes its own log too, this one also catches crashes before it starts.
+ * Starts `command` under the launch guard (it ends when this CLI dies, even by SIGKILL), in its
+ * own process group: a terminal's Ctrl-C reaches only this CLI, which forwards exactly one signal
+ * (the training stops at the next iteration; a second Ctrl-C stops it at once). Killed when this
+ * CLI exits.
  */
-export function spawnLogged(python: string, plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
-  const log = createWriteStream(logPath, { flags });
-  // The guard ends the child when this CLI dies, even by SIGKILL.
-  const child = execa(python, guardedArgs([plan.command, ...plan.args]), {
-    reject: false,
-    all: true,
-    buffer: false,
-    env: {
-      PYTHONUNBUFFERED: '1',
-      PYTHONWARNINGS: process.env.PYTHONWARNINGS ?? QUIET_PYTHON_WARNINGS,
-      // OpenMP threads that spin while waiting make every small op crawl as soon as another
-      // process shares the cores (measured: a grouped Conv1d step 10 ms alone, 256 ms shared).
-      OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
-    },
-    // Its own process group: a terminal's Ctrl-C reaches only this CLI, which forwards exactly one
-    // signal (the training stops at the next iteration; a second Ctrl-C stops it at once).
-    detached: true,
-    stdin: 'ignore',
-  });
+export function spawnGuarded(python: string, command: string[], stdin: 'ignore' | 'pipe') {
+  const child = execa(python, guardedArgs(command), { reject: false, all: true, buffer: false, env: toolEnv(), detached: true, stdin });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   void child.finally(() => process.off('exit', killOnExit));
-  child.all?.on('data', (d: Buffer) => {
+  return child;
+}
+
+/**
+ * Writes the child's combined output to `logPath` (and to stderr with `verbose`), after `earlier`
+ * (what it printed before the log could be opened); mmengine writes its own log too, this one also
+ * catches crashes before it starts.
+ */
+export function logOutput(child: ResultPromise, logPath: string, flags: 'a' | 'w', verbose: boolean, earlier = '') {
+  const log = createWriteStream(logPath, { flags });
+  const write = (d: Buffer | string) => {
     log.write(d);
     if (verbose) process.stderr.write(d);
-  });
-  return { child, closeLog: () => new Promise<void>((r) => log.end(r)) };
+  };
+  if (earlier) write(earlier);
+  child.all?.on('data', write);
+  return () => new Promise<void>((r) => log.end(r));
+}
+
+/** Starts a launch plan as a guarded child process whose combined output goes to `logPath`. */
+export function spawnLogged(python: string, plan: LaunchPlan, logPath: string, flags: 'a' | 'w', verbose: boolean) {
+  const child = spawnGuarded(python, [plan.command, ...plan.args], 'ignore');
+  return { child, closeLog: logOutput(child, logPath, flags, verbose) };
 }
 
 /** Runs a child (training or testing), feeding its events to the view; handles Ctrl-C / SIGTERM. */

@@ -6,8 +6,8 @@ import { BadInputError, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
-import { DEFAULT_TOPOLOGY, cpuWorkerFor, planLaunch } from './launch.js';
-import { preflight } from './preflight.js';
+import { DEFAULT_TOPOLOGY, cpuWorkerFor, planLaunch, worldSizeOf } from './launch.js';
+import { checkRun } from './preflight.js';
 import { CONFIG_FILE, LOCK_FILE, RUN_FILE, configChangedWarning } from './run-dir.js';
 import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
 import type { RunResult } from './run.js';
@@ -55,16 +55,28 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
       'leave --work-dir out (the evaluation goes to <checkpoint dir>/test-<name>/) or give a folder of its own',
     );
   }
-  const pre = await preflight(configPath, req.gpus, req.nonStrict ? undefined : checkpoint);
-  mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
-  const overrides = req.cfgOptions.length ? ['--cfg-options', ...req.cfgOptions.map(([k, v]) => `${k}=${v}`)] : [];
   const topology = { ...DEFAULT_TOPOLOGY, gpus: req.gpus, cpuProcs: req.cpuProcs ?? 0 };
-  const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir, ...overrides], topology, cpuWorkerFor(topology, pre));
+  const { pre, primed } = await checkRun({
+    python,
+    config: { path: configPath },
+    gpus: req.gpus,
+    checkpoint: req.nonStrict ? undefined : checkpoint,
+    oneProcess: worldSizeOf(topology) === 1,
+  });
+  let launched: ReturnType<typeof spawnLogged>;
   const logPath = join(workDir, 'mkey-test.log');
   const eventsPath = join(workDir, EVENTS_FILE);
+  try {
+    mkdirSync(workDir, { recursive: true }); // only once the checkpoint passed
+    const overrides = req.cfgOptions.length ? ['--cfg-options', ...req.cfgOptions.map(([k, v]) => `${k}=${v}`)] : [];
+    const plan = planLaunch(python, join(pre.tools_dir, 'test.py'), [configPath, checkpoint, '--work-dir', workDir, ...overrides], topology, cpuWorkerFor(topology, pre));
+    launched = primed ? primed.start(plan, logPath, 'w', req.verbose) : spawnLogged(python, plan, logPath, 'w', req.verbose);
+  } finally {
+    primed?.cancel(); // not started (the folder could not be made): it ends without running anything
+  }
+  const { child, closeLog } = launched;
   const events = new EventTail(eventsPath, logger.warn);
   events.poll();
-  const { child, closeLog } = spawnLogged(python, plan, logPath, 'w', req.verbose);
   let metrics: EvalMetrics | undefined;
   const { exitCode, interrupted } = await superviseChild(child, events, req.observer, (e) => {
     if (e.event === 'test') metrics = e.metrics;
