@@ -102,3 +102,15 @@ def outputs_and_grads_by_order(key: torch.nn.Module, x: torch.Tensor) -> dict:
         res[order] = (out.detach(), {n: p.grad.clone() for n, p in key.named_parameters()},
                       x.grad.clone())
     return res
+
+
+#: The files that take longest (seconds of one 2-core run, 2026-12-06), started first: with two
+#: pytest-xdist processes taking whole files (``--dist loadfile``) in collection order, a long file
+#: collected late left one process running it alone at the end. The rest keep their order.
+SLOWEST_FIRST = ('test_ddp_gradients.py', 'test_bench.py', 'test_export.py', 'test_key_start.py', 'test_demo_cls.py',
+                 'test_train_step.py', 'test_backbone.py', 'test_complexity.py', 'test_demo_data.py', 'test_doctor.py')
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable: the rest as collected
