@@ -299,8 +299,15 @@ t_compile=$SECONDS
 # some packages) are skipped, as pip skips them.
 "$py" -m compileall -q -j 0 "$site" python_shim/mkey_det >/dev/null 2>&1 || true
 say "byte-compiled the environment in $((SECONDS - t_compile)) s"
-"$py" -c "$core_probe"
-"$py" -c "$full_probe" 2>/dev/null || say "note: onnx/onnxruntime/pytest/pytest-xdist missing: export and the test suite need them"
+# One interpreter start checks the whole stack and names the versions (each start imports torch
+# and MMDetection: seconds); only when it fails, the core alone, to show why or to go on without
+# the extras.
+versions='print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")'
+if ! summary="$("$py" -c "$full_probe; $versions" 2>/dev/null)"; then
+  "$py" -c "$core_probe"
+  say "note: onnx/onnxruntime/pytest/pytest-xdist missing: export and the test suite need them"
+  summary="$("$py" -c "$core_probe; $versions")"
+fi
 echo "$want" > "$stamp"
 install_extras
-say "done in $((SECONDS - t_start)) s: $("$py" -c 'import torch, mmcv, mmengine, mmdet; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"
+say "done in $((SECONDS - t_start)) s: $summary"
