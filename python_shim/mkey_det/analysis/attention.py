@@ -257,6 +257,10 @@ def load_image(path: str, size: int, mean: Sequence[float] = IMAGENET_MEAN,
     try:
         with Image.open(path) as im:
             im = im.convert('RGB')
+    except Image.DecompressionBombError as exc:
+        # a header claiming e.g. 30000 x 30000: Pillow refuses it before decoding; bad input, not a crash
+        raise ValueError(f'{path}: not an image that can be read (too large: {exc}; accepted: at most '
+                         f'{2 * Image.MAX_IMAGE_PIXELS} pixels)') from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f'{path}: not an image that can be read ({exc})') from None
     w0, h0 = im.size
