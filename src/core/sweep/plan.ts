@@ -95,7 +95,8 @@ export async function buildPlan(name: string, sweepDir: string, spec: SweepSpec,
 
 /** Columns padded to their widest cell; `rightAligned(i)` says which hold numbers (default: all but the first). */
 export function alignedTable(head: string[], rows: string[][], rightAligned: (column: number) => boolean = (i) => i > 0): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // a fold, not Math.max(...rows): a spread of a large matrix's rows overflows the call stack
+  const widths = head.map((h, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
   const line = (cells: string[]) => cells.map((c, i) => (rightAligned(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }

@@ -1,0 +1,35 @@
+/**
+ * The hostile run of docs/HOSTILE.md, the cases that failed or were weak before their fix: each
+ * bad value is refused with one line naming it and what is accepted, exit 2, nothing written.
+ * Launch-free: every case here ends before a Python process starts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { makeTinyDataset, runCli } from './helpers/cli.js';
+
+let tmp: string;
+let data: string;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'hostile-surfaces-'));
+  data = await makeTinyDataset(join(tmp, 'tiny'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { cwd: tmp, env: { ...process.env, ...env } });
+
+describe('sweep', () => {
+  it('plans a matrix of 256000 cells (4 backbones x 64 charts x 1000 seeds) instead of overflowing the call stack', async () => {
+    const seeds = Array.from({ length: 1000 }, (_, i) => i).join(',');
+    const charts = Array.from({ length: 64 }, (_, i) => i + 1).join(',');
+    const res = await cli(['sweep', '--plan', '--data', data, '--max-iters', '1', '--seeds', seeds, '--charts', charts,
+      '--backbone', 'swin-t-spatialk,swin-t-kua,swin-t-simplek,swin-t-vanillak', '--sweep-dir', join(tmp, 'huge')]);
+    expect(res.stderr).not.toMatch(/Maximum call stack/);
+    expect(res.exitCode, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/256000 cells/);
+    expect(existsSync(join(tmp, 'huge'))).toBe(false); // a plan writes nothing
+  });
+});
