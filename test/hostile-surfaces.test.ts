@@ -32,4 +32,22 @@ describe('sweep', () => {
     expect(res.stdout).toMatch(/256000 cells/);
     expect(existsSync(join(tmp, 'huge'))).toBe(false); // a plan writes nothing
   });
+
+  it('refuses a --sweep-dir that is a file or a FIFO before the plan, and leaves it as it was', async () => {
+    const file = join(tmp, 'a-file');
+    writeFileSync(file, 'precious\n');
+    const fifo = join(tmp, 'a-fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [dir, kind] of [[file, 'a file'], [fifo, 'a FIFO']] as const) {
+      for (const extra of [[], ['--plan']]) {
+        const res = await cli(['sweep', ...extra, '--data', data, '--max-iters', '1', '--sweep-dir', dir]);
+        expect(res.exitCode, res.stderr).toBe(2);
+        // the path as the sweep shows its folders: relative to the working directory (tmp here)
+        expect(res.stderr.split('\n')[0]).toBe(`error: invalid --sweep-dir "${basename(dir)}": ${kind} is there (accepted: a folder, or a path where one can be made)`);
+        expect(res.stderr).not.toMatch(/EEXIST|sweep a-/); // no plan printed first
+      }
+    }
+    expect(readFileSync(file, 'utf8')).toBe('precious\n');
+  });
 });
+

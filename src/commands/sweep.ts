@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { pretrainEpochs } from '../core/config/render-classification.js';
@@ -210,6 +210,15 @@ interface Resolved {
   sweepDir: string;
 }
 
+/** `--sweep-dir` names a folder or nothing yet: a file, a FIFO, a device there is refused before the plan (not EEXIST from mkdir after it). */
+function refuseNonFolder(dir: string | undefined): void {
+  const st = dir === undefined ? undefined : statSync(dir, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    const kind = st.isFIFO() ? 'a FIFO' : st.isFile() ? 'a file' : st.isSocket() ? 'a socket' : 'not a folder';
+    throw new BadInputError(`invalid --sweep-dir ${quoteValue(displayPath(dir!))}: ${kind} is there (accepted: a folder, or a path where one can be made)`);
+  }
+}
+
 /**
  * The sweep this command means: the matrix its flags spell (a new sweep, or the recorded one of
  * the same matrix: running the same command again continues it), or, with `--sweep-dir` and no
@@ -219,6 +228,7 @@ function resolveSweep(o: SweepOptions, options: string[], cmd: Command): Resolve
   const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
   const matrixGiven = ['task', 'backbone', 'charts', 'seeds', 'vary', 'name'].some(given) || options.length > 0;
   const explicitDir = o.sweepDir !== undefined ? resolve(o.sweepDir) : undefined;
+  refuseNonFolder(explicitDir);
   const recorded = explicitDir ? readSweepRecord(explicitDir) : undefined;
   if (recorded && !matrixGiven) {
     const task = TASKS[recorded.spec.task];
