@@ -51,3 +51,30 @@ describe('sweep', () => {
   });
 });
 
+describe('distributed launches: timeouts from the environment', () => {
+  const cases: [string, string, string[]][] = [
+    // torchrun reads the rendezvous timeout with int(): 1e+99 failed after the launch (exit 1, a run dir written)
+    ['MKEY_RENDEZVOUS_TIMEOUT_S', '1e99', ['train', '--nproc-per-node', '2', '--nnodes', '2']],
+    ['MKEY_RENDEZVOUS_TIMEOUT_S', '1e9', ['pretrain', '--nproc-per-node', '2']],
+    // the workers read MKEY_DIST_TIMEOUT_S: 'abc' was silently 120 s, 10**15 overflowed timedelta in each worker
+    ['MKEY_DIST_TIMEOUT_S', 'abc', ['train', '--nproc-per-node', '2']],
+    ['MKEY_DIST_TIMEOUT_S', '1000000000000000', ['pretrain', '--nproc-per-node', '2']],
+    ['MKEY_DIST_TIMEOUT_S', '-1', ['train', '--nproc-per-node', '2']],
+  ];
+  for (const [name, value, args] of cases) {
+    it(`${args[0]}: ${name}=${value} is refused before anything is written`, async () => {
+      const workDir = join(tmp, `wd-${name}-${value}`);
+      const dataArgs = args[0] === 'train' ? ['--data', data] : ['--data', 'demo'];
+      const res = await cli([...args, ...dataArgs, '--max-iters', '1', '--work-dir', workDir], { [name]: value });
+      expect(res.exitCode, res.stderr).toBe(2);
+      expect(res.stderr.split('\n')[0]).toBe(`error: ${name}="${value}": expected a whole number of seconds 1..604800 (a week)`);
+      expect(existsSync(workDir)).toBe(false);
+    });
+  }
+
+  it('test: MKEY_DIST_TIMEOUT_S=0 is refused too', async () => {
+    const res = await cli(['test', '--checkpoint', join(tmp, 'none.pth'), '--nproc-per-node', '2'], { MKEY_DIST_TIMEOUT_S: '0' });
+    expect(res.exitCode, res.stderr).toBe(2);
+    expect(res.stderr.split('\n')[0]).toBe('error: MKEY_DIST_TIMEOUT_S="0": expected a whole number of seconds 1..604800 (a week)');
+  });
+});

@@ -60,19 +60,33 @@ export function checkProcessKind(opts: { gpus: number; nprocPerNode: number }): 
   }
 }
 
-/** A whole number of seconds > 0 from the environment, else undefined (the default applies). */
+/** The longest timeout taken from the environment: a week (torchrun reads the number with int(), so 1e+99 would fail after the launch). */
+const MAX_ENV_TIMEOUT_S = 7 * 24 * 3600;
+
+/** A whole number of seconds 1..a week from the environment, else undefined (the default applies). */
 function positiveIntFromEnv(name: string): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${name}=${JSON.stringify(raw)}: expected a whole number of seconds >= 1`);
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_ENV_TIMEOUT_S) {
+    throw new BadInputError(`${name}=${JSON.stringify(raw)}: expected a whole number of seconds 1..${MAX_ENV_TIMEOUT_S} (a week)`);
+  }
   return n;
+}
+
+/**
+ * `MKEY_DIST_TIMEOUT_S` is read by each CPU worker (cpu_worker.py), which can only fall back to its
+ * default: a value it cannot use is refused here, before anything is launched or written.
+ */
+export function checkDistTimeoutEnv(): void {
+  positiveIntFromEnv('MKEY_DIST_TIMEOUT_S');
 }
 
 /** The launch part of a request, from parsed options and the run directory chosen. */
 export function launchOptionsFrom(opts: LaunchCliOptions, workDir: string): LaunchOptions {
   checkProcessKind(opts);
   checkNodeRank(opts);
+  checkDistTimeoutEnv();
   return {
     workDir,
     topology: {

@@ -7,7 +7,7 @@ import { ExitCode } from '../utils/errors.js';
 import { emit, logger } from '../utils/logger.js';
 import { parseOptions } from '../utils/options.js';
 import { CFG_OPTIONS_FLAG, cfgOptionPairs, refuseUnregisteredTypes } from './experiment-options.js';
-import { checkProcessKind, launchOptionsSchema } from './run-options.js';
+import { checkDistTimeoutEnv, checkProcessKind, launchOptionsSchema } from './run-options.js';
 import { RUN_CONFIG_TRUST } from './help-notes.js';
 
 const testOptionsSchema = launchOptionsSchema.pick({ workDir: true, gpus: true, nprocPerNode: true, json: true, verbose: true }).extend({
@@ -47,6 +47,7 @@ Examples:
       const cfgOptions = cfgOptionPairs(opts.cfgOptions);
       await refuseUnregisteredTypes(cfgOptions);
       checkProcessKind(opts);
+      checkDistTimeoutEnv();
       const result = await testCheckpoint({ ...opts, cpuProcs: opts.nprocPerNode, cfgOptions, observer: new ProgressView(opts.json ? 'silent' : 'lines', logger.info) });
       emit({ ok: result.status === 'completed', ...result }, opts, () => resultText(result, 'evaluation'));
       if (result.status === 'interrupted') process.exitCode = ExitCode.interrupted;

@@ -28,16 +28,19 @@ from mkey_det.cli.launch_guard import set_parent_death_signal
 
 #: Seconds a collective waits for its peers before it fails (torch's default is 30 minutes).
 DEFAULT_TIMEOUT_S = 120
+#: The longest accepted (a week, as the CLI's check of MKEY_DIST_TIMEOUT_S): a larger one overflows timedelta.
+MAX_TIMEOUT_S = 7 * 24 * 3600
 
 
 def collective_timeout_s() -> int:
-    """``MKEY_DIST_TIMEOUT_S`` as whole seconds >= 1, else the default."""
+    """``MKEY_DIST_TIMEOUT_S`` as whole seconds 1..a week, else the default (the CLI refuses
+    other values before a launch; a worker started otherwise must still not die of one)."""
     raw = os.environ.get('MKEY_DIST_TIMEOUT_S', '')
     try:
         value = int(raw)
     except ValueError:
         return DEFAULT_TIMEOUT_S
-    return value if value >= 1 else DEFAULT_TIMEOUT_S
+    return value if 1 <= value <= MAX_TIMEOUT_S else DEFAULT_TIMEOUT_S
 
 
 def slurm_environment(env: dict[str, str]) -> dict[str, str]:
