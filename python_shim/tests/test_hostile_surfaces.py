@@ -32,3 +32,14 @@ def test_collective_timeout_of_odd_environment_values(monkeypatch, raw, expected
     monkeypatch.setenv('MKEY_DIST_TIMEOUT_S', raw)
     assert collective_timeout_s() == expected
     datetime.timedelta(seconds=collective_timeout_s())
+
+
+@pytest.mark.parametrize('window_size', [0, -3, 'abc', [8, 8, 8], [8, 8, 8, 0], True])
+def test_swinv2_window_size_out_of_range_is_a_value_error(window_size):
+    # --cfg-options model.backbone.window_size=0 ended in 'error: AssertionError: ' (exit 1) from the stock model
+    from mmpretrain.registry import MODELS
+
+    from mkey_det.models.backbones.swinv2_mkey import SwinTransformerV2MKey
+    assert MODELS.module_dict['SwinTransformerV2MKey'] is SwinTransformerV2MKey  # still the registered class
+    with pytest.raises(ValueError, match=r'^window_size .*: accepted: a whole number >= 1, or 4 of them \(one per stage\)'):
+        SwinTransformerV2MKey(arch='tiny', img_size=64, window_size=window_size, key_type='spatialk', num_charts=2)

@@ -132,6 +132,18 @@ class ManifoldKeyWindowMSAV2(ManifoldKeyAttention, WindowMSAV2):
         return self.proj_drop(x)
 
 
+def _check_window_size(window_size) -> None:
+    """``window_size`` as mmpretrain takes it: an int >= 1 or one per stage (4 of them). Anything
+    else (0, -3, a string) ended in a bare ``AssertionError`` deep in the stock model; a ValueError
+    here is one line naming the value (exit 2 from the CLI)."""
+    sizes = list(window_size) if isinstance(window_size, (list, tuple)) else [window_size]
+    ok = len(sizes) == 4 if isinstance(window_size, (list, tuple)) else True
+    ok = ok and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in sizes)
+    if not ok:
+        raise ValueError(f'window_size {window_size!r}: accepted: a whole number >= 1, or 4 of them '
+                         '(one per stage), e.g. 8 or [16, 16, 16, 8]')
+
+
 @MODELS.register_module()
 class SwinTransformerV2MKey(SwinKeyHost, SwinTransformerV2):
     """mmpretrain's ``SwinTransformerV2`` with the key of every block's attention replaced.
@@ -167,7 +179,8 @@ class SwinTransformerV2MKey(SwinKeyHost, SwinTransformerV2):
                  key_order: str = 'fast', chart_noise: float = 0.1,
                  key_kwargs: Optional[dict] = None, **kwargs):
         spec, kwargs_key = check_key_args(key_type, num_charts, key_order, chart_noise, key_kwargs)
-        _SWINV2_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
+        bound = _SWINV2_SIGNATURE.bind(None, *args, **kwargs)  # TypeError on unknown args
+        _check_window_size(bound.arguments.get('window_size', 8))
         super().__init__(*args, **kwargs)
         self.key_type = key_type
         self.num_charts = num_charts
