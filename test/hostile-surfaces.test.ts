@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -76,5 +77,21 @@ describe('distributed launches: timeouts from the environment', () => {
     const res = await cli(['test', '--checkpoint', join(tmp, 'none.pth'), '--nproc-per-node', '2'], { MKEY_DIST_TIMEOUT_S: '0' });
     expect(res.exitCode, res.stderr).toBe(2);
     expect(res.stderr.split('\n')[0]).toBe('error: MKEY_DIST_TIMEOUT_S="0": expected a whole number of seconds 1..604800 (a week)');
+  });
+});
+
+describe('the master port of a multi-process launch (docs/HOSTILE.md p01)', () => {
+  it('held by another program: one line naming it, exit 3, before anything is written (it failed in torchrun after the run dir was made)', async () => {
+    const holder = createServer();
+    const port = await new Promise<number>((resolve) => holder.listen(0, () => resolve((holder.address() as AddressInfo).port)));
+    try {
+      const workDir = join(tmp, 'port-held');
+      const res = await cli(['train', '--data', data, '--max-iters', '1', '--nproc-per-node', '2', '--master-port', String(port), '--work-dir', workDir]);
+      expect(res.exitCode, res.stderr).toBe(3);
+      expect(res.stderr.split('\n')[0]).toBe(`error: --master-port ${port} is in use on this machine: torchrun's rendezvous needs it free`);
+      expect(existsSync(workDir)).toBe(false);
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
   });
 });

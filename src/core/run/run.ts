@@ -15,7 +15,7 @@ import { shellPath } from '../../utils/paths.js';
 import type { AmpDtype, AttnImpl, KeyOrder } from '../experiment.js';
 import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
-import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, worldSizeOf, type LaunchTopology } from './launch.js';
+import { RENDEZVOUS_TIMEOUT_S, checkMasterPort, cpuWorkerFor, planLaunch, worldSizeOf, type LaunchTopology } from './launch.js';
 import { checkRun, type Preflight } from './preflight.js';
 import type { PrimedTool } from './primed.js';
 import { CONFIG_FILE, RUN_FILE, acquireRunLock, fileSha256, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
@@ -99,6 +99,7 @@ export async function launchRun(req: RunLaunch): Promise<RunResult> {
   const started = Date.now();
   const workDir = resolve(req.workDir);
   refuseUnwritable(workDir, req.topology.nodeRank > 0);
+  await checkMasterPort(req.topology);
   const python = await checkInterpreter();
   const configPath = join(workDir, CONFIG_FILE);
 

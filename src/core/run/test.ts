@@ -6,7 +6,7 @@ import { BadInputError, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
 import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
-import { DEFAULT_TOPOLOGY, cpuWorkerFor, planLaunch, worldSizeOf } from './launch.js';
+import { DEFAULT_TOPOLOGY, checkMasterPort, cpuWorkerFor, planLaunch, worldSizeOf } from './launch.js';
 import { checkRun } from './preflight.js';
 import { CONFIG_FILE, LOCK_FILE, RUN_FILE, configChangedWarning } from './run-dir.js';
 import { lastErrorLine, spawnLogged, superviseChild } from './supervise.js';
@@ -56,6 +56,7 @@ export async function testCheckpoint(req: TestRequest): Promise<RunResult> {
     );
   }
   const topology = { ...DEFAULT_TOPOLOGY, gpus: req.gpus, cpuProcs: req.cpuProcs ?? 0 };
+  await checkMasterPort(topology);
   const { pre, primed } = await checkRun({
     python,
     config: { path: configPath },
