@@ -306,21 +306,29 @@ describe('mkey-det report on real MMDetection run directories', () => {
     }
   });
 
-  it('refuses to replace an existing --out file or its plots without --force (one line, exit 2, nothing written)', async () => {
+  it('refuses to replace an existing --out file or another report\'s plots without --force (one line, exit 2, nothing written); a report of the same runs beside it shares its plots', async () => {
     const out = join(tmp, 'again', 'report.md');
     expect((await runCli(['report', join(RUNS, 'swin-s0'), '--out', out])).exitCode).toBe(0);
     writeFileSync(out, 'my notes\n');
     const again = await runCli(['report', join(RUNS, 'swin-s0'), '--out', out]);
     expect(again.exitCode).toBe(2);
-    expect(again.stderr.trim().split('\n')[0]).toMatch(/^error: ".*report\.md", ".*report-loss\.png" and 2 more already exist; refusing to overwrite them$/);
+    // (its plots carry this report's tag: they are its own, only the user's notes are in the way)
+    expect(again.stderr.trim().split('\n')[0]).toMatch(/^error: ".*report\.md" already exists; refusing to overwrite it$/);
     expect(readFileSync(out, 'utf8')).toBe('my notes\n');
-    // the html beside it would replace the md's PNG plots: refused too, unless --no-plots
+    // the html of the same run beside it: the md's PNG plots are this report's own (the same tag), so it is written
     const html = join(tmp, 'again', 'report.html');
+    const pngs = ['loss', 'lr', 'ap'].map((k) => readFileSync(join(tmp, 'again', `report-${k}.png`)));
     const beside = await runCli(['report', join(RUNS, 'swin-s0'), '--out', html]);
-    expect(beside.exitCode).toBe(2);
-    expect(beside.stderr).toMatch(/report-loss\.png", ".*report-lr\.png" and 1 more already exist/);
-    expect(existsSync(html)).toBe(false);
-    expect((await runCli(['report', join(RUNS, 'swin-s0'), '--out', html, '--no-plots'])).exitCode).toBe(0);
+    expect(beside.exitCode, beside.stderr).toBe(0);
+    expect(existsSync(html)).toBe(true);
+    expect(['loss', 'lr', 'ap'].map((k) => readFileSync(join(tmp, 'again', `report-${k}.png`)))).toEqual(pngs);
+    // a report of other runs would replace them with its own: refused, unless --no-plots
+    const csv = join(tmp, 'again', 'report.csv');
+    const other = await runCli(['report', join(RUNS, 'swin-s1'), '--out', csv]);
+    expect(other.exitCode).toBe(2);
+    expect(other.stderr).toMatch(/report-loss\.png", ".*report-lr\.png" and 1 more already exist/);
+    expect(existsSync(csv)).toBe(false);
+    expect((await runCli(['report', join(RUNS, 'swin-s1'), '--out', csv, '--no-plots'])).exitCode).toBe(0);
     const forced = await runCli(['report', join(RUNS, 'swin-s0'), '--out', out, '--force']);
     expect(forced.exitCode).toBe(0);
     expect(readFileSync(out, 'utf8')).toMatch(/^# mkey-det report/);
@@ -357,7 +365,7 @@ describe('mkey-det report on real MMDetection run directories', () => {
     const loser = a!.exitCode === 2 ? a! : b!;
     // refused by the lock while the other writes, or by the files once it has written them
     expect(loser.stderr.split('\n')[0]).toMatch(
-      /^error: (the --out folder ".*together" is being written by mkey-det report \(pid \d+\); refusing a second writer|".*report\.md", ".*report-loss\.png" and 2 more already exist; refusing to overwrite them)$/,
+      /^error: (the --out folder ".*together" is being written by mkey-det report \(pid \d+\); refusing a second writer|".*report\.md" already exists; refusing to overwrite it)$/, // (the plots are the same runs': its own)
     );
     expect(readFileSync(out, 'utf8')).toMatch(/^# mkey-det report/);
     expect(readdirSync(join(tmp, 'together')).sort()).toEqual(['report-ap.png', 'report-loss.png', 'report-lr.png', 'report.md']); // the lock gone

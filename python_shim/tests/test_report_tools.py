@@ -1,6 +1,7 @@
 """mkey_det.cli.report_tools: run identity from configs (read as data, never executed) and the plots (PNG and inline SVG)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -130,6 +131,12 @@ def test_plot_cli_writes_three_pngs(tmp_path):
         assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
         assert Path(path).stat().st_size > 5000
     assert not list((tmp_path / 'out').glob('*.svg'))
+    # each PNG names what it was drawn from: the digest of the data file's bytes (plots.ts's plotsTag)
+    from PIL import Image
+    want = hashlib.sha256((tmp_path / 's.json').read_bytes()).hexdigest()
+    for path in files['png'].values():
+        with Image.open(path) as im:
+            assert im.text[report_tools.PLOTS_TAG_KEY] == want
 
 
 def test_plot_cli_draws_each_figure_once_as_png_and_embeddable_svg(tmp_path):

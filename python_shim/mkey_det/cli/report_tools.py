@@ -371,10 +371,17 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> None:
         raise ValueError(f'{",".join(unknown) or "empty"}: accepted {",".join(FORMATS)}')
 
 
-def write_plots(series: list[dict[str, Any]], prefix: str, formats: tuple[str, ...] | list[str] = ('png',)) -> dict[str, dict[str, str]]:
+#: The PNG text key naming what a report's plot was drawn from (src/core/report/plots.ts reads it).
+PLOTS_TAG_KEY = 'mkey-det report plots'
+
+
+def write_plots(series: list[dict[str, Any]], prefix: str, formats: tuple[str, ...] | list[str] = ('png',),
+                tag: str | None = None) -> dict[str, dict[str, str]]:
     """Draws each figure of :func:`_figures` once and saves it in each of ``formats`` as
     ``<prefix>-<name>.<format>`` (``loss``, ``lr``, ``ap`` or ``top1``); the SVG files are
-    :func:`embeddable_svg`'s. Returns ``{format: {name: path}}``."""
+    :func:`embeddable_svg`'s. Returns ``{format: {name: path}}``. ``tag`` (the digest of the
+    series) goes into each PNG as the text ``PLOTS_TAG_KEY``: a later report of the same runs
+    knows those files as its own."""
     check_formats(formats)
     import matplotlib
 
@@ -390,7 +397,7 @@ def write_plots(series: list[dict[str, Any]], prefix: str, formats: tuple[str, .
                 for fmt in formats:
                     path = f'{prefix}-{name}.{fmt}'
                     if fmt == 'png':
-                        fig.savefig(path)
+                        fig.savefig(path, metadata={PLOTS_TAG_KEY: tag} if tag else None)
                     else:
                         buf = io.StringIO()
                         # a fixed salt per figure: the same report gives the same SVG, and figures differ
@@ -415,14 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     p_desc.add_argument('configs', nargs='+')
     args = parser.parse_args(argv)
     if args.cmd == 'plot':
-        with open(args.data, encoding='utf8') as f:
-            series = json.load(f)['series']
+        with open(args.data, 'rb') as f:
+            raw = f.read()
+        series = json.loads(raw)['series']
         formats = [f.strip() for f in args.format.split(',') if f.strip()]
         try:
             check_formats(formats)
         except ValueError as exc:
             parser.error(f'--format: {exc}')
-        print(json.dumps(write_plots(series, args.prefix, formats)))
+        # the digest of the data file's bytes, as plots.ts computes it from the same JSON text
+        print(json.dumps(write_plots(series, args.prefix, formats, tag=hashlib.sha256(raw).hexdigest())))
     else:
         print(json.dumps(describe_configs(args.configs), indent=2))
     return 0

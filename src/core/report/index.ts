@@ -13,7 +13,7 @@ import { renderCsv, renderJson, renderMarkdown, type PlotFiles, type ReportForma
 import { renderHtml } from './html.js';
 import { describeConfigs } from './identity.js';
 import { loadRun, pickConfigFile } from './load.js';
-import { drawPlots, figuresOf, plotPrefix, type InlineCharts } from './plots.js';
+import { drawPlots, figuresOf, plotPrefix, plotsTag, pngPlotTag, type InlineCharts } from './plots.js';
 import { buildReport } from './table.js';
 import { lockOutFolder } from '../../utils/folder-lock.js';
 import { refuseOverwrite } from '../../utils/overwrite.js';
@@ -142,7 +142,9 @@ export async function generateReport(opts: ReportOptions): Promise<ReportResult>
   // one writer per folder: a second report into it at the same moment is refused (its plots would
   // replace this one's); the folder is made for the lock and removed again if the report fails.
   // Checked under the lock, once the task is known (it names the plots), before anything is written.
-  const plots = (opts.pngPlots ?? true) ? figuresOf(taskOfReport(report)).map((k) => `${plotPrefix(outFile!)}-${k}.png`) : [];
+  // a plot that a report of the same runs drew (its tag says so) is this report's own file, not the user's
+  const tag = plotsTag(report.plots);
+  const plots = (opts.pngPlots ?? true) ? figuresOf(taskOfReport(report)).map((k) => `${plotPrefix(outFile!)}-${k}.png`).filter((p) => pngPlotTag(p) !== tag) : [];
   const folder = lockOutFolder(dirname(outFile), REPORT_LOCK, 'mkey-det report', `the --out folder ${JSON.stringify(displayPath(dirname(outFile)))}`, () =>
     refuseOverwrite([outFile!, ...plots], { force: opts.force ?? false }),
   );

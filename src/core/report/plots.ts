@@ -4,7 +4,8 @@
  * (`python_shim/mkey_det/cli/report_tools.py plot --format png,svg`): each figure is drawn once
  * and saved as the PNG file next to `--out` and/or as the SVG the HTML report inlines.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import { execa } from 'execa';
@@ -14,6 +15,40 @@ import type { PlotFiles } from './format.js';
 import type { AnyReport, Shape, TaskOf } from './types.js';
 
 export const reportToolsScript = join(pythonShimDir, 'mkey_det', 'cli', 'report_tools.py');
+
+/** The JSON report_tools.py draws from: its bytes' digest is the plots' tag (`plotsTag`). */
+const seriesJson = (series: AnyReport['plots']): string => JSON.stringify({ series });
+
+/** What a report's PNG plots were drawn from: report_tools.py writes it into each PNG (the text `mkey-det report plots`). */
+export const plotsTag = (series: AnyReport['plots']): string => createHash('sha256').update(seriesJson(series)).digest('hex');
+
+/**
+ * The tag in a PNG plot written by a report (undefined for anything else: another PNG, a link, a
+ * folder): a plot of the same runs' report carries the same tag, and is no file of the user's.
+ */
+export function pngPlotTag(path: string): string | undefined {
+  try {
+    if (!lstatSync(path).isFile()) return undefined;
+    const png = readFileSync(path);
+    if (png.subarray(0, 8).toString('hex') !== '89504e470d0a1a0a') return undefined;
+    // chunks: length (4), type (4), data, crc (4); matplotlib writes its tEXt chunks before the image data
+    for (let at = 8; at + 8 <= png.length; ) {
+      const length = png.readUInt32BE(at);
+      const type = png.subarray(at + 4, at + 8).toString('latin1');
+      if (type === 'IDAT' || type === 'IEND') return undefined;
+      if (type === 'tEXt') {
+        const text = png.subarray(at + 8, at + 8 + length).toString('latin1');
+        const [key, value] = [text.slice(0, text.indexOf('\0')), text.slice(text.indexOf('\0') + 1)];
+        if (key === PLOTS_TAG_KEY) return value;
+      }
+      at += 12 + length;
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+const PLOTS_TAG_KEY = 'mkey-det report plots'; // report_tools.py's PLOTS_TAG_KEY
 
 /** The figures, in order: `ap` (box and mask AP) for detection, `top1` (top-1 and top-5) for classification. */
 export type PlotName = keyof PlotFiles;
@@ -73,7 +108,7 @@ export async function drawPlots(series: AnyReport['plots'], want: { pngPrefix?: 
   const tmp = mkdtempSync(join(tmpdir(), 'mkey-report-'));
   try {
     const data = join(tmp, 'series.json');
-    writeFileSync(data, JSON.stringify({ series }));
+    writeFileSync(data, seriesJson(series));
     const res = await execa(py, [reportToolsScript, 'plot', '--data', data, '--prefix', join(tmp, 'plot'), '--format', formats.join(',')], {
       reject: false,
       timeout: 300_000,
