@@ -13,6 +13,7 @@ import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helper
 import { cmdlineOf, descendants, waitAllGone, waitFor } from './helpers/processes.js';
 import { hostname } from 'node:os';
 import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
+import { primeTool } from '../src/core/run/primed.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -140,6 +141,21 @@ describe('the process that checks a one-process run, then runs it (src/core/run/
     expect(await exited).toBe(1);
     expect(err.split('\n').find((l) => l.startsWith('error: '))).toBe(`error: the Python process checking the run (pid ${primed}) was killed by SIGKILL (out of memory, or by hand)`);
     expect(existsSync(wd)).toBe(false);
+  });
+
+  it('finds its reply line after a stderr line left open (no newline)', async () => {
+    // an interpreter that prints half a line on stderr before Python starts, as a wrapper or a warning could
+    const wrapper = join(tmp, 'half-line-python');
+    writeFileSync(wrapper, `#!/bin/sh\nprintf 'a line left open' >&2\nexec ${JSON.stringify(testPython)} "$@"\n`, { mode: 0o755 });
+    const config = join(tmp, 'primed-config.py');
+    writeFileSync(config, "default_scope = 'mmdet'\ncustom_imports = dict(imports=['mkey_det'], allow_failed_imports=False)\nmodel = dict(backbone=dict(type='SwinTransformerMKey', key_type='spatialk', num_charts=2))\ntrain_cfg = dict(max_epochs=1)\n");
+    const primed = primeTool(wrapper, config, 0);
+    try {
+      const pre = await primed.preflight;
+      expect([pre.key_type, pre.num_charts, pre.max_epochs]).toEqual(['spatialk', 2, 1]);
+    } finally {
+      primed.cancel();
+    }
   });
 
   it('a launch refused after the check (--amp without a GPU) ends it without running anything; nothing written', async () => {

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reply = preflight_reply(args.config, args.gpus, args.checkpoint)
     gc.collect()  # the preflight's backbone, before the tool builds its model
-    sys.stdout.write(MARKER + reply + '\n')
+    sys.stderr.flush()
+    sys.stdout.write('\n' + MARKER + reply + '\n')  # on a line of its own, whatever stderr left open
     sys.stdout.flush()
     line = sys.stdin.readline().strip()
     if not line or not json.loads(reply)['ok']:

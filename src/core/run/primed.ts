@@ -73,10 +73,13 @@ export function primeTool(python: string, configPath: string, gpus: number, chec
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop()!;
       for (const line of lines) {
-        if (state === 'checking' && line.startsWith(MARKER)) {
+        // stdout and stderr share one stream: a stderr line left open (no newline yet) can come first
+        const at = state === 'checking' ? line.indexOf(MARKER) : -1;
+        if (at >= 0) {
           state = 'checked';
+          if (at > 0) earlier += `${line.slice(0, at)}\n`;
           try {
-            resolve(fromReply(line.slice(MARKER.length)));
+            resolve(fromReply(line.slice(at + MARKER.length)));
           } catch (err) {
             reject(err);
           }
