@@ -125,10 +125,11 @@ describe('SIGTERM or Ctrl-C while the Python side checks the run (before trainin
 });
 
 describe('the process that checks a one-process run, then runs it (src/core/run/primed.ts)', () => {
-  it('killed while it checks (kill -9, the OOM killer): one line naming it and the signal, exit 1, nothing written', async () => {
-    const data = await makeTinyDataset(join(tmp, 'primed-tiny'));
-    const wd = join(tmp, 'primed-killed');
-    const child = spawn('node', [cliPath, 'train', '--data', data, '--img-scale', '128x128', '--work-dir', wd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `train` on a tiny dataset with `args`, once its checking process has started: that pid, the CLI's exit, its stderr. */
+  async function trainUntilChecking(name: string, args: string[]) {
+    const data = await makeTinyDataset(join(tmp, `${name}-tiny`));
+    const wd = join(tmp, name);
+    const child = spawn('node', [cliPath, 'train', '--data', data, '--img-scale', '128x128', ...args, '--work-dir', wd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -137,9 +138,14 @@ describe('the process that checks a one-process run, then runs it (src/core/run/
       60_000,
       'the checking process to start',
     );
+    return { wd, primed, exited, err: () => err };
+  }
+
+  it('killed while it checks (kill -9, the OOM killer): one line naming it and the signal, exit 1, nothing written', async () => {
+    const { wd, primed, exited, err } = await trainUntilChecking('primed-killed', []);
     process.kill(primed, 'SIGKILL');
     expect(await exited).toBe(1);
-    expect(err.split('\n').find((l) => l.startsWith('error: '))).toBe(`error: the Python process checking the run (pid ${primed}) was killed by SIGKILL (out of memory, or by hand)`);
+    expect(err().split('\n').find((l) => l.startsWith('error: '))).toBe(`error: the Python process checking the run (pid ${primed}) was killed by SIGKILL (out of memory, or by hand)`);
     expect(existsSync(wd)).toBe(false);
   });
 
@@ -159,19 +165,9 @@ describe('the process that checks a one-process run, then runs it (src/core/run/
   });
 
   it('a launch refused after the check (--amp without a GPU) ends it without running anything; nothing written', async () => {
-    const data = await makeTinyDataset(join(tmp, 'primed-tiny-2'));
-    const wd = join(tmp, 'primed-refused');
-    const child = spawn('node', [cliPath, 'train', '--data', data, '--img-scale', '128x128', '--amp', 'fp16', '--work-dir', wd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const primed = await waitFor(
-      () => descendants(child.pid!).find((p) => cmdlineOf(p).includes('mkey_det/cli/primed.py')),
-      60_000,
-      'the checking process to start',
-    );
+    const { wd, primed, exited, err } = await trainUntilChecking('primed-refused', ['--amp', 'fp16']);
     expect(await exited).toBe(2);
-    expect(err.split('\n')[0]).toBe('error: --amp fp16 needs a CUDA device; this machine has none');
+    expect(err().split('\n')[0]).toBe('error: --amp fp16 needs a CUDA device; this machine has none');
     await waitAllGone([primed], 5_000);
     expect(existsSync(wd)).toBe(false);
   });

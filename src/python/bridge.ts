@@ -52,6 +52,13 @@ export function asBadInput(err: unknown, types: readonly string[] = ['ValueError
 type PythoniaModule = typeof import('pythonia');
 type Envelope = { ok: true; value: unknown } | { ok: false; error: { type: string; message: string; traceback: string } };
 
+/** The value of a reply envelope built by python_shim/mkey_det/cli/bridge.py's `call`; a PythonError when Python raised. */
+export function fromEnvelope(json: string): unknown {
+  const env = JSON.parse(json) as Envelope;
+  if (!env.ok) throw new PythonError(env.error.type, env.error.message, env.error.traceback);
+  return env.value;
+}
+
 let active: { mod: PythoniaModule; entry: any; refs: number; died: Promise<never> } | undefined;
 
 const DEFAULT_TIMEOUT_MS = 600_000;
@@ -69,10 +76,24 @@ const onSignal = (signal: NodeJS.Signals): void => {
   shutdownBridge();
   // pythonia's exit is a message the Python side reads only after the call in flight (seconds of
   // model building): end it now, nothing of it needs saving.
+  stopPythonOnSignal(signal, proc ?? undefined);
+};
+
+/**
+ * A Ctrl-C or SIGTERM while a Python process works for this CLI (before any training runs): ends it
+ * at once (nothing of it needs saving), says so in one line, exits 130. The bridge and a one-process
+ * launch's check (src/core/run/primed.ts) both stop this way.
+ */
+export function stopPythonOnSignal(signal: NodeJS.Signals, proc: Pick<ChildProcess, 'pid' | 'exitCode' | 'signalCode' | 'kill'> | undefined): never {
   if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   logger.warn(`${signal}: stopped${proc?.pid ? ` (the Python side, pid ${proc.pid}, ended)` : ''}`);
   process.exit(ExitCode.interrupted);
-};
+}
+
+/** How a process ended, for a one-line error: `was killed by SIGKILL (out of memory, or by hand)`, `exited with code 1`. */
+export function processEnding(code: number | null | undefined, signal: string | null | undefined): string {
+  return signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}` : `exited with code ${code}`;
+}
 
 /** Ends the Python process behind the bridge, if one runs. Safe to call more than once. */
 /** Python processes this module ended itself (their exit is no failure). */
@@ -106,8 +127,7 @@ function watchPython(mod: PythoniaModule): Promise<never> {
   const died = new Promise<never>((_, reject) => {
     proc?.once('exit', (code, signal) => {
       if (endedHere.has(proc)) return; // ended by shutdownBridge
-      const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}` : `exited with code ${code}`;
-      reject(new MkeyError(`the Python process (pid ${proc.pid}) ${how}`, { exitCode: ExitCode.failure }));
+      reject(new MkeyError(`the Python process (pid ${proc.pid}) ${processEnding(code, signal)}`, { exitCode: ExitCode.failure }));
     });
   });
   died.catch(() => undefined); // a rejection nobody awaits is no crash
@@ -167,9 +187,7 @@ export async function openBridge(): Promise<PythonBridge> {
           throw new MkeyError(`${err.message} during ${name}`, { exitCode: err.exitCode });
         }),
       ]);
-      const env = JSON.parse(String(raw)) as Envelope;
-      if (!env.ok) throw new PythonError(env.error.type, env.error.message, env.error.traceback);
-      return env.value as T;
+      return fromEnvelope(String(raw)) as T;
     },
     async close(): Promise<void> {
       if (closed) return;

@@ -3,9 +3,7 @@
  * processes (and nodes), or Slurm's srun; on GPUs (NCCL) or on CPUs (gloo). Pure: returns the
  * command line, runs nothing.
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ExitCode, MkeyError } from '../../utils/errors.js';
 import { pythonShimDir } from '../../utils/paths.js';
 import type { Launcher } from '../experiment.js';
 
@@ -78,25 +76,6 @@ export const DEFAULT_TOPOLOGY: LaunchTopology = {
 /** The CPU worker to put in front of the script when the job's processes run on CPUs, else undefined. */
 export function cpuWorkerFor(topo: LaunchTopology, pre: { cuda_devices: number }): string | undefined {
   return runsOnCpus(topo, pre.cuda_devices) ? CPU_WORKER : undefined;
-}
-
-/**
- * torchrun on node 0 listens on the master port for the other processes: a port another program
- * holds would fail only after the run directory is written (EADDRINUSE in the log, exit 1). Tried
- * here first, by listening on it for a moment.
- */
-export async function checkMasterPort(topo: LaunchTopology): Promise<void> {
-  if (topo.launcher === 'slurm' || topo.nodeRank !== 0 || worldSizeOf(topo) <= 1) return;
-  const problem = await new Promise<string | undefined>((resolve) => {
-    const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    server.listen(topo.masterPort, () => server.close(() => resolve(undefined)));
-  });
-  if (problem === undefined) return;
-  throw new MkeyError(`--master-port ${topo.masterPort} ${problem === 'EADDRINUSE' ? 'is in use on this machine' : `cannot be listened on here (${problem})`}: torchrun's rendezvous needs it free`, {
-    exitCode: ExitCode.environment,
-    hint: 'choose a free port with --master-port (another job on this machine may hold this one)',
-  });
 }
 
 /** Processes on each node: the CPU processes asked for, else one per GPU, at least one. */

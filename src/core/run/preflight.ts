@@ -5,12 +5,16 @@
  *
  * A one-process launch checks in the very process that then runs the tool (primed.ts: one import of
  * torch and MMDetection instead of two); a multi-process launch (torchrun, srun) checks in a bridge
- * session first. Both give the same reply and the same refusals.
+ * session first. Both give the same reply and the same refusals. Node 0 of a torchrun launch also
+ * tries its master port here (`checkMasterPort`).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asBadInput, withBridge } from '../../python/bridge.js';
+import { ExitCode, MkeyError } from '../../utils/errors.js';
+import { worldSizeOf, type LaunchTopology } from './launch.js';
 import { call, type EntryReply } from '../../python/entries.js';
 import { primeTool, type PrimedTool } from './primed.js';
 import { CONFIG_FILE } from './run-dir.js';
@@ -49,6 +53,25 @@ export async function checkRun(req: PreflightRequest): Promise<{ pre: Preflight;
   } finally {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * torchrun on node 0 listens on the master port for the other processes: a port another program
+ * holds would fail only after the run directory is written (EADDRINUSE in the log, exit 1). Tried
+ * here first, by listening on it for a moment.
+ */
+export async function checkMasterPort(topo: LaunchTopology): Promise<void> {
+  if (topo.launcher === 'slurm' || topo.nodeRank !== 0 || worldSizeOf(topo) <= 1) return;
+  const problem = await new Promise<string | undefined>((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    server.listen(topo.masterPort, () => server.close(() => resolve(undefined)));
+  });
+  if (problem === undefined) return;
+  throw new MkeyError(`--master-port ${topo.masterPort} ${problem === 'EADDRINUSE' ? 'is in use on this machine' : `cannot be listened on here (${problem})`}: torchrun's rendezvous needs it free`, {
+    exitCode: ExitCode.environment,
+    hint: 'choose a free port with --master-port (another job on this machine may hold this one)',
+  });
 }
 
 /** A refusal of the Python side as the user's mistake (exit 2), with a hint where one helps. */

@@ -11,8 +11,7 @@
 import { join } from 'node:path';
 import { ExitCode, MkeyError } from '../../utils/errors.js';
 import { pythonShimDir } from '../../utils/paths.js';
-import { logger } from '../../utils/logger.js';
-import { PythonError } from '../../python/bridge.js';
+import { fromEnvelope, processEnding, stopPythonOnSignal } from '../../python/bridge.js';
 import { ENTRIES } from '../../python/entries.js';
 import { checkReply } from '../../python/reply.js';
 import type { LaunchPlan } from './launch.js';
@@ -48,11 +47,7 @@ export function primeTool(python: string, configPath: string, gpus: number, chec
   let state: 'checking' | 'checked' | 'started' | 'cancelled' = 'checking';
 
   // Until the tool starts, a Ctrl-C or SIGTERM ends the process at once: nothing of it needs saving.
-  const onSignal = (signal: NodeJS.Signals) => {
-    child.kill('SIGKILL');
-    logger.warn(`${signal}: stopped (the Python side, pid ${child.pid}, ended)`);
-    process.exit(ExitCode.interrupted);
-  };
+  const onSignal = (signal: NodeJS.Signals) => stopPythonOnSignal(signal, child);
   const quietSignals = () => {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -91,9 +86,7 @@ export function primeTool(python: string, configPath: string, gpus: number, chec
       if (state !== 'checking') return;
       state = 'cancelled';
       quietSignals();
-      const how = res.signal
-        ? `was killed by ${res.signal}${res.signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}`
-        : `exited with code ${res.exitCode}`;
+      const how = processEnding(res.exitCode, res.signal);
       const last = (earlier + partial).trim().split('\n').filter(Boolean).at(-1);
       reject(new MkeyError(`the Python process checking the run (pid ${child.pid}) ${how}${last && !res.signal ? `: ${last}` : ''}`, {
         exitCode: ExitCode.failure,
@@ -131,7 +124,11 @@ export function primeTool(python: string, configPath: string, gpus: number, chec
 
 /** The reply line's envelope as the preflight's value, or its refusal. */
 function fromReply(json: string): Preflight {
-  const env = JSON.parse(json) as { ok: true; value: unknown } | { ok: false; error: { type: string; message: string; traceback: string } };
-  if (!env.ok) throw preflightRefusal(new PythonError(env.error.type, env.error.message, env.error.traceback));
-  return checkReply(ENTRIES['runs.preflight'].reply, env.value, 'Python entry runs.preflight') as Preflight;
+  let value: unknown;
+  try {
+    value = fromEnvelope(json);
+  } catch (err) {
+    throw preflightRefusal(err);
+  }
+  return checkReply(ENTRIES['runs.preflight'].reply, value, 'Python entry runs.preflight') as Preflight;
 }

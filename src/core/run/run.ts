@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSyn
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { processStart } from '../../utils/folder-lock.js';
+import { processEnding } from '../../python/bridge.js';
 import { checkInterpreter } from '../../python/interpreter.js';
 import { BadInputError, ExitCode, MkeyError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
@@ -15,8 +16,8 @@ import { shellPath } from '../../utils/paths.js';
 import type { AmpDtype, AttnImpl, KeyOrder } from '../experiment.js';
 import type { EvalMetrics } from '../metrics.js';
 import { EVENTS_FILE, EventTail, type RunObserver } from './events.js';
-import { RENDEZVOUS_TIMEOUT_S, checkMasterPort, cpuWorkerFor, planLaunch, worldSizeOf, type LaunchTopology } from './launch.js';
-import { checkRun, type Preflight } from './preflight.js';
+import { RENDEZVOUS_TIMEOUT_S, cpuWorkerFor, planLaunch, worldSizeOf, type LaunchTopology } from './launch.js';
+import { checkMasterPort, checkRun, type Preflight } from './preflight.js';
 import type { PrimedTool } from './primed.js';
 import { CONFIG_FILE, RUN_FILE, acquireRunLock, fileSha256, lastCheckpoint, checkWorkDir, prepareWorkDir, readRunRecord, unwritableProblem, writeRunRecord, type RunRecord } from './run-dir.js';
 import { failedWorkerLine, lastErrorLine, onPath, spawnLogged, superviseChild } from './supervise.js';
@@ -321,7 +322,7 @@ async function runTraining(
       failedWorkerLine(logPath) ??
       errorMessage ??
       // killed from outside (the OOM killer, kill -9): the log's last lines are not why
-      (signal ? `the training process (pid ${child.pid}) was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or by hand)' : ''}` : undefined) ??
+      (signal ? `the training process (pid ${child.pid}) ${processEnding(undefined, signal)}` : undefined) ??
       lastErrorLine(logPath) ??
       `training exited with code ${exitCode}`;
   }
