@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,28 @@ import { runWorker, WorkerError } from '../src/python/worker.js';
 import { BadInputError, MkeyError } from '../src/utils/errors.js';
 import { repoRoot, runCli, testPython } from './helpers/cli.js';
 
+/**
+ * One Python process serves this file's in-process calls, as it serves one command's calls: while
+ * a bridge is open, openBridge() hands out the same session (each Python start imports torch and
+ * MMDetection, seconds of CPU). The tests that kill or replace the interpreter run in child Nodes.
+ */
+let held: PythonBridge;
+let heldPid: number;
+beforeAll(async () => {
+  held = await openBridge();
+  heldPid = await call(held, 'selftest.pid', {});
+});
+afterAll(async () => held.close());
+
 describe('python bridge (real pythonia + venv)', () => {
+  it('a second open while one is open reuses its Python process; closing it leaves the first usable', async () => {
+    const second = await openBridge();
+    expect(await call(second, 'selftest.pid', {})).toBe(heldPid);
+    await second.close();
+    await expect(second.call('selftest.echo', {})).rejects.toThrow('Python bridge already closed');
+    expect(await call(held, 'selftest.pid', {})).toBe(heldPid);
+  });
+
   it('round-trips JSON arguments', async () => {
     const value = await withBridge((b) => b.call<Record<string, unknown>>('selftest.echo', { a: 1, s: 'q"\\\n' }));
     expect(value).toEqual({ a: 1, s: 'q"\\\n' });
@@ -100,10 +121,7 @@ describe('python bridge (real pythonia + venv)', () => {
 
 describe('the typed Python interface (src/python/entries.ts)', () => {
   it('names exactly the entries of bridge.py ENTRIES', async () => {
-    const res = await execa(testPython, ['-c', 'import json; from mkey_det.cli.bridge import ENTRIES; print(json.dumps(sorted(ENTRIES)))'], {
-      cwd: join(repoRoot, 'python_shim'),
-    });
-    expect(Object.keys(ENTRIES).sort()).toEqual(JSON.parse(String(res.stdout).trim().split('\n').pop()!));
+    expect(Object.keys(ENTRIES).sort()).toEqual(await call(held, 'selftest.entries', {}));
   });
 
   it('calls an entry and hands back its reply as the schema types it', async () => {

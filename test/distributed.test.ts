@@ -77,6 +77,15 @@ describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
     run.child.kill('SIGINT');
     const end = await run.exited;
     await waitAllGone(tree, 15_000);
+    const groupGone = () => {
+      try {
+        process.kill(-trainer, 0); // the trainer led its own process group (the CLI starts it detached)
+        return undefined;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(groupGone, 15_000, "the end of every process in the trainer's group");
     return { out: run.out(), end, added: events(wd).slice(seen) };
   }
   const lastIter = (evs: Record<string, unknown>[]) => evs.filter((e) => e.event === 'iter').at(-1)!;
@@ -212,13 +221,16 @@ describe('one training process killed from outside (the OOM killer, kill -9)', (
     const run = start(trainArgs(wd, '--max-epochs', '50'));
     await waitFor(firstEvent(wd, 'iter'), 300_000, 'the first iteration');
     const trainer = runRecord(wd).pid as number;
+    const tree = descendants(run.child.pid!); // the trainer and what it forked (DataLoader workers)
     process.kill(trainer, 'SIGKILL');
     const end = await run.exited;
     const line = run.out().split('\n').find((l) => l.startsWith('error: '));
-    console.log(`kill -9 of the trainer: ${line} | exit ${end.code}`);
+    console.log(`kill -9 of the trainer: ${line} | exit ${end.code} after ${end.seconds.toFixed(0)} s`);
     expect(end.code).toBe(1);
     expect(line).toBe(`error: training failed: the training process (pid ${trainer}) was killed by SIGKILL (out of memory, or by hand)`);
     expect(runRecord(wd).status).toBe('failed');
+    // a forked DataLoader worker left behind once held the output pipe: the CLI waited for ever
+    await waitAllGone(tree, 15_000);
   });
 });
 

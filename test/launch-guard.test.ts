@@ -2,12 +2,15 @@
  * The launch guard every training, test and sweep cell starts under (src/python/launch-guard.ts,
  * python_shim/mkey_det/cli/launch_guard.py): it runs the command it is given, and it starts without
  * importing the stack the command will import itself (torch, MMDetection). That it ends the command
- * when the CLI dies is shown in test/distributed.test.ts (kill -9 of the CLI).
+ * when the CLI dies is shown in test/distributed.test.ts (kill -9 of the CLI); here, that what the
+ * command forked ends with it.
  */
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { guardedArgs, launchGuardScript } from '../src/python/launch-guard.js';
+import { spawnGuarded } from '../src/core/run/supervise.js';
 import { testPython } from './helpers/cli.js';
+import { waitFor } from './helpers/processes.js';
 
 describe('the launch guard', () => {
   it('execs the command it guards, passing its arguments as given', async () => {
@@ -27,5 +30,29 @@ describe('the launch guard', () => {
       .map((l) => l.split('|').at(-1)!.trim());
     expect(modules).toContain('argparse');
     expect(modules.filter((m) => /^(torch|mmdet|mmengine|mkey_det)(\.|$)/.test(m))).toEqual([]);
+  });
+
+  it('ends with what the tool forked: a child left behind holding the output does not keep the run open', async () => {
+    // as a DataLoader worker of a trainer killed by SIGKILL: a fork that outlives its parent, stuck, holding stdout
+    const script = 'import os, sys, time\nif os.fork() == 0:\n    time.sleep(600)\nprint(os.getpid(), flush=True)\nos._exit(9)';
+    const t0 = Date.now();
+    const child = spawnGuarded(testPython, [testPython, '-c', script], 'ignore');
+    let out = '';
+    child.all!.on('data', (d: Buffer) => (out += d.toString()));
+    const res = await child;
+    expect(res.exitCode).toBe(9);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    const leader = Number(out.trim());
+    expect(leader).toBe(child.pid);
+    // the fork was in the tool's process group: gone with it (once reaped)
+    const groupGone = () => {
+      try {
+        process.kill(-leader, 0);
+        return undefined;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(groupGone, 10_000, "the end of the tool's process group");
   });
 });

@@ -43,6 +43,8 @@ export const ENTRIES = {
   'selftest.nan': entry({ args: z.strictObject({}), reply: z.strictObject({ nan: z.null(), inf: z.null(), ok: z.number() }) }),
   'selftest.pid': entry({ args: z.strictObject({}), reply: int }),
   'selftest.sleep': entry({ args: z.strictObject({ seconds: z.number().optional() }), reply: z.number() }),
+  /** The names of bridge.py's ENTRIES, sorted (this list and that one are held equal). */
+  'selftest.entries': entry({ args: z.strictObject({}), reply: z.array(str) }),
 
   // -- runs (python_shim/mkey_det/cli/runs.py): the checks before a launch
   /** Builds the config's backbone, counts the GPUs; RuntimeError when `gpus` exceeds them. */

@@ -33,6 +33,7 @@ ENTRIES: dict[str, str] = {
     'selftest.nan': 'mkey_det.cli.bridge:_selftest_nan',
     'selftest.pid': 'mkey_det.cli.bridge:_selftest_pid',
     'selftest.sleep': 'mkey_det.cli.bridge:_selftest_sleep',
+    'selftest.entries': 'mkey_det.cli.bridge:_selftest_entries',
     'runs.preflight': 'mkey_det.cli.runs:preflight',
     'runs.check_checkpoint': 'mkey_det.cli.runs:check_checkpoint',
     'config.summary': 'mkey_det.cli.runs:load_config_summary',
@@ -103,3 +104,8 @@ def _selftest_sleep(seconds: float = 1.0) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+def _selftest_entries() -> list[str]:
+    """The names in ``ENTRIES``, sorted: the Node side checks its own list against them."""
+    return sorted(ENTRIES)

@@ -35,8 +35,23 @@ export function spawnGuarded(python: string, command: string[], stdin: 'ignore' 
   const child = execa(python, guardedArgs(command), { reject: false, all: true, buffer: false, env: toolEnv(), detached: true, stdin });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
+  // What the tool forked and left behind goes with it: a DataLoader worker of a trainer killed by
+  // SIGKILL (the OOM killer) can hang in its own exit for ever, holding the output pipe, so the
+  // child would never count as ended and this CLI would wait for ever. The process group is the
+  // tool's own (detached), so this reaches nothing else.
+  child.once('exit', () => killGroup(child.pid));
   void child.finally(() => process.off('exit', killOnExit));
   return child;
+}
+
+/** SIGKILL to every process left in the group led by `pid` (none left: nothing to do). */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* the group is empty */
+  }
 }
 
 /**
