@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
-import { descendants, waitAllGone, waitFor, workersByRank } from './helpers/processes.js';
+import { descendants, waitAllGone, waitFor, waitGroupGone, workersByRank } from './helpers/processes.js';
 import { SMALL_RUN } from './helpers/shared-run.js';
 
 let tmp: string;
@@ -77,15 +77,6 @@ describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
     run.child.kill('SIGINT');
     const end = await run.exited;
     await waitAllGone(tree, 15_000);
-    const groupGone = () => {
-      try {
-        process.kill(-trainer, 0); // the trainer led its own process group (the CLI starts it detached)
-        return undefined;
-      } catch {
-        return true;
-      }
-    };
-    await waitFor(groupGone, 15_000, "the end of every process in the trainer's group");
     return { out: run.out(), end, added: events(wd).slice(seen) };
   }
   const lastIter = (evs: Record<string, unknown>[]) => evs.filter((e) => e.event === 'iter').at(-1)!;
@@ -231,6 +222,7 @@ describe('one training process killed from outside (the OOM killer, kill -9)', (
     expect(runRecord(wd).status).toBe('failed');
     // a forked DataLoader worker left behind once held the output pipe: the CLI waited for ever
     await waitAllGone(tree, 15_000);
+    await waitGroupGone(trainer, 15_000); // the trainer led its own process group (the CLI starts it detached)
   });
 });
 

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { guardedArgs, launchGuardScript } from '../src/python/launch-guard.js';
 import { spawnGuarded } from '../src/core/run/supervise.js';
 import { testPython } from './helpers/cli.js';
-import { waitFor } from './helpers/processes.js';
+import { waitGroupGone } from './helpers/processes.js';
 
 describe('the launch guard', () => {
   it('execs the command it guards, passing its arguments as given', async () => {
@@ -45,14 +45,6 @@ describe('the launch guard', () => {
     const leader = Number(out.trim());
     expect(leader).toBe(child.pid);
     // the fork was in the tool's process group: gone with it (once reaped)
-    const groupGone = () => {
-      try {
-        process.kill(-leader, 0);
-        return undefined;
-      } catch {
-        return true;
-      }
-    };
-    await waitFor(groupGone, 10_000, "the end of the tool's process group");
+    await waitGroupGone(leader, 10_000);
   });
 });

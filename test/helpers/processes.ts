@@ -90,6 +90,19 @@ export async function waitAllGone(pids: number[], timeoutMs: number): Promise<nu
   return (Date.now() - t0) / 1000;
 }
 
+/** Polls until no process is left in the process group `pgid` (reaped ones included); throws after `timeoutMs`. */
+export async function waitGroupGone(pgid: number, timeoutMs: number): Promise<void> {
+  const gone = () => {
+    try {
+      process.kill(-pgid, 0);
+      return undefined;
+    } catch {
+      return true;
+    }
+  };
+  await waitFor(gone, timeoutMs, `the end of every process in group ${pgid}`);
+}
+
 /** Waits for `check` to return a value (polling); throws after `timeoutMs` with `what`. */
 export async function waitFor<T>(check: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
   const t0 = Date.now();
