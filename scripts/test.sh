@@ -20,8 +20,9 @@ ts=$?
 t1=$SECONDS
 echo "[test] pytest (python_shim, 2 processes)" >&2
 # Two pytest processes (pytest-xdist), a test file each at a time (its module fixtures built once):
-# pytest runs after vitest, when both cores are free, and most of its tests use one.
-bash scripts/run-pytest.sh -n 2 --dist loadfile --junitxml="$results/pytest.xml" -o junit_family=xunit2
+# pytest runs after vitest, when both cores are free, and most of its tests use one. The files go
+# out longest first (SLOWEST_FIRST in python_shim/tests/conftest.py), not xdist's most-tests-first.
+bash scripts/run-pytest.sh -n 2 --dist loadfile --no-loadscope-reorder --junitxml="$results/pytest.xml" -o junit_family=xunit2
 py=$?
 t2=$SECONDS
 node scripts/test-times.mjs "$results"

@@ -104,11 +104,16 @@ def outputs_and_grads_by_order(key: torch.nn.Module, x: torch.Tensor) -> dict:
     return res
 
 
-#: The files that take longest (seconds of one 2-core run, 2026-12-06), started first: with two
-#: pytest-xdist processes taking whole files (``--dist loadfile``) in collection order, a long file
-#: collected late left one process running it alone at the end. The rest keep their order.
-SLOWEST_FIRST = ('test_ddp_gradients.py', 'test_bench.py', 'test_export.py', 'test_key_start.py', 'test_demo_cls.py',
-                 'test_train_step.py', 'test_backbone.py', 'test_complexity.py', 'test_demo_data.py', 'test_doctor.py')
+#: The files that take longest, longest first (the sum of their tests' seconds in one 2-core run,
+#: 2026-12-06: 72, 47, 32, 31, 28, 23, 22, 19, 18, 13, 11, 10, 10, 10 s), started first: two
+#: pytest-xdist processes take whole files (``--dist loadfile``) in this order (scripts/test.sh
+#: gives ``--no-loadscope-reorder``: xdist's default order, most tests first, started the 72 s file
+#: last and left one process running it alone). Longest first over two processes: 198 + 198 s of
+#: that run's 395 s, where xdist's order gave 164 + 231. The rest keep their collection order.
+SLOWEST_FIRST = ('test_ddp_gradients.py', 'test_bench.py', 'test_export.py', 'test_key_start.py', 'test_primed.py',
+                 'test_bf16_mmcv_ops.py', 'test_demo_cls.py', 'test_backbone.py', 'test_train_step.py',
+                 'test_progress_flops.py', 'test_complexity.py', 'test_report_tools.py', 'test_doctor.py',
+                 'test_demo_data.py')
 
 
 def pytest_collection_modifyitems(session, config, items):
