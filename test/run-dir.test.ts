@@ -12,8 +12,9 @@ import { checkpointFileProblem, configChangedWarning, effectiveStatus, fileSha25
 import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { cmdlineOf, descendants, waitAllGone, waitFor } from './helpers/processes.js';
 import { hostname } from 'node:os';
-import { acquireFolderLock, processStart } from '../src/utils/folder-lock.js';
+import { acquireFolderLock, lockOutFolder, processStart } from '../src/utils/folder-lock.js';
 import { primeTool } from '../src/core/run/primed.js';
+import { BadInputError } from '../src/utils/errors.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -73,6 +74,28 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     const again = acquireFolderLock(dir, '.lock', 'mkey-det infer');
     expect(JSON.parse(readFileSync(join(dir, '.lock'), 'utf8'))).toMatchObject({ pid: process.pid, start: processStart(process.pid) });
     again();
+  });
+
+  it("a refused writer that made the folder leaves another writer's files in it (it removes the folder only when empty)", () => {
+    // two commands into a new folder: this one made it, the other took the lock first, wrote and
+    // finished; this one's recheck under the lock then finds the other's file and refuses
+    const dir = join(tmp, 'made-here', 'out');
+    const refused = () =>
+      lockOutFolder(dir, '.lock', 'mkey-det report', 'the --out folder', () => {
+        writeFileSync(join(dir, 'report.md'), 'the other writer\'s report');
+        throw new BadInputError(`${join(dir, 'report.md')} already exists; refusing to overwrite it`);
+      });
+    expect(refused).toThrow('already exists');
+    expect(readFileSync(join(dir, 'report.md'), 'utf8')).toBe("the other writer's report");
+    expect(existsSync(join(dir, '.lock'))).toBe(false);
+    // refused with nothing written into it: the folder it made goes again
+    const empty = join(tmp, 'made-here-empty', 'out');
+    expect(() =>
+      lockOutFolder(empty, '.lock', 'mkey-det report', 'the --out folder', () => {
+        throw new BadInputError('refused');
+      }),
+    ).toThrow('refused');
+    expect(existsSync(join(tmp, 'made-here-empty'))).toBe(false);
   });
 });
 

@@ -3,8 +3,8 @@
  * and that process's start time. A lock whose process is gone, or whose pid now belongs to another
  * process (the same pid, another start time: pids are reused), is stale and taken over.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from './errors.js';
 
 interface LockBody {
@@ -82,25 +82,41 @@ export interface LockedFolder {
  * acquireFolderLock, then `recheck` run under the lock: the check made before (nothing of the
  * user's replaced without --force) once more, since a second command started at the same moment
  * saw the folder as this one did, and the first may have written into it since. When the lock or
- * the recheck refuses, the folder is left as it was (removed when made here).
+ * the recheck refuses, the folder is left as it was: removed when made here and still empty, kept
+ * when the other writer has written into it (two reports started together into a new folder: the
+ * one that made it and lost once removed it with the winner's plots in it).
  */
 export function lockOutFolder(dir: string, name: string, command: string, shown: string, recheck?: () => void): LockedFolder {
   const made = existsSync(dir) ? undefined : mkdirSync(dir, { recursive: true });
   const removeIfMade = (): void => {
     if (made) rmSync(made, { recursive: true, force: true });
   };
+  // Refused, this command wrote nothing: a folder it made but another writer has written into
+  // since (the lock's holder, or one that finished first: the recheck's refusal) is that writer's.
+  const removeIfMadeAndEmpty = (): void => {
+    if (!made) return;
+    // the folders made here, innermost first (mkdir -p made them from `made` down to `dir`)
+    for (let d = resolve(dir); ; d = dirname(d)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        return; // not empty: another writer's files
+      }
+      if (d === resolve(made) || dirname(d) === d) return;
+    }
+  };
   let release: () => void;
   try {
     release = acquireFolderLock(dir, name, command, shown);
   } catch (err) {
-    removeIfMade();
+    removeIfMadeAndEmpty();
     throw err;
   }
   try {
     recheck?.();
   } catch (err) {
     release();
-    removeIfMade();
+    removeIfMadeAndEmpty();
     throw err;
   }
   return { release, removeIfMade };
