@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { execa } from 'execa';
 import { ExitCode, MkeyError } from '../utils/errors.js';
 import { pythonInterpreter } from '../utils/paths.js';
+import { killProcessGroup } from '../utils/process-group.js';
 
 /** How long the interpreter may take to print its version (MKEY_PYTHON_PROBE_TIMEOUT_MS overrides). */
 const PROBE_TIMEOUT_MS = 30_000;
@@ -32,11 +33,7 @@ export async function checkInterpreter(): Promise<string> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
+    killProcessGroup(child.pid);
   }, timeoutMs);
   const probe = await child.finally(() => clearTimeout(timer));
   if (timedOut) {

@@ -11,6 +11,7 @@ import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
 import { guardedArgs } from '../../python/launch-guard.js';
 import { ExitCode } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
+import { killProcessGroup } from '../../utils/process-group.js';
 import type { EventTail, RunEvent, RunObserver } from './events.js';
 import type { LaunchPlan } from './launch.js';
 
@@ -39,19 +40,9 @@ export function spawnGuarded(python: string, command: string[], stdin: 'ignore' 
   // SIGKILL (the OOM killer) can hang in its own exit for ever, holding the output pipe, so the
   // child would never count as ended and this CLI would wait for ever. The process group is the
   // tool's own (detached), so this reaches nothing else.
-  child.once('exit', () => killGroup(child.pid));
+  child.once('exit', () => killProcessGroup(child.pid));
   void child.finally(() => process.off('exit', killOnExit));
   return child;
-}
-
-/** SIGKILL to every process left in the group led by `pid` (none left: nothing to do). */
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    /* the group is empty */
-  }
 }
 
 /**
