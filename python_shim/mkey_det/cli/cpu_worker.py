@@ -13,6 +13,11 @@ processes without GPUs, through gloo:
   torch's 30 minutes: a collective a peer never joins fails within it instead of hanging the job.
 * The worker gets SIGTERM when its torchrun agent dies (``PR_SET_PDEATHSIG``), so no worker
   outlives a killed agent.
+* After the tool ends normally the process group is destroyed, before the interpreter shuts down:
+  gloo's worker threads can still hold work objects with tensors, and their destruction during
+  interpreter finalisation takes the GIL and aborts the process (SIGABRT), which turned a finished
+  run into a failed one (seen once in ``test/distributed.test.ts``; the mechanism is described in
+  pytorch/pytorch#179291). A tool that fails leaves the group as it is: its launcher stops the job.
 
 The caller adds ``model_wrapper_cfg`` without ``device_ids`` (DDP on CPU modules) to the command
 line; nothing here changes a GPU run, which starts the toolbox's script directly.
@@ -85,6 +90,15 @@ def main(argv: list[str]) -> None:
     # As if Python had started the script itself: its folder first on the path, not this one's.
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     runpy.run_path(script, run_name='__main__')
+    destroy_gloo()
+
+
+def destroy_gloo() -> None:
+    """Destroys the default process group if it is still set up (a no-op otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':
