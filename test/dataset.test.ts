@@ -189,7 +189,7 @@ describe('resolveDataset: demo cache folder (checked before Python starts)', () 
   });
 });
 
-describe('resolveDataset: demo (real generation through the bridge)', () => {
+describe('resolveDataset: demo (real generation by its entry, in a Python process without the models)', () => {
   it('generates the demo dataset once into MKEY_CACHE_DIR, then reuses it', async () => {
     const cache = join(tmp, 'cache');
     process.env.MKEY_CACHE_DIR = cache;

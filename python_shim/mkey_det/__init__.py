@@ -16,12 +16,15 @@ from .models import (KEY_ORDERS, KEY_TYPES, FoldedKey, FoldedKeyTensors, KUAKey,
 
 from . import engine  # noqa: F401,E402  (registers MkeyProgressHook, MkeyTF32Hook in mmdet's HOOKS)
 from .compat import allow_mmengine_checkpoints
+from .config_text import memoize_config_formatting
 from .engine import allow_bf16_mmcv_ops
 
 # mmengine 0.10.7 + torch >= 2.6: make its checkpoints loadable with the safe loader (see compat.py).
 allow_mmengine_checkpoints()
 # mmcv 2.1.0 has no bfloat16 RoIAlign (nor CPU nms): --amp bf16 needs a float32 detour (see engine/).
 allow_bf16_mmcv_ops()
+# mmengine formats the same config with yapf at start and at every checkpoint (see config_text.py).
+memoize_config_formatting()
 
 __version__ = '0.1.0'
 

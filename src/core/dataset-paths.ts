@@ -14,8 +14,7 @@
  */
 import { closeSync, constants, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { withBridge } from '../python/bridge.js';
-import { call } from '../python/entries.js';
+import { callWithoutModels } from '../python/entries.js';
 import { BadInputError, abbreviate } from '../utils/errors.js';
 import { logger } from '../utils/logger.js';
 import { packageRoot } from '../utils/paths.js';
@@ -181,12 +180,13 @@ export async function resolveDemoOrDir<T extends object>(
 }
 
 /**
- * Generates `demo` at `root` through its bridge entry, or finds it there intact: where it is and
- * whether this call made it. A cache regenerated for a reason the Python side names (another
- * version, seed or spec, a changed file) is said once on stderr; a first generation is not.
+ * Generates `demo` at `root` through its entry (in a Python process without the models), or finds
+ * it there intact: where it is and whether this call made it. A cache regenerated for a reason the
+ * Python side names (another version, seed or spec, a changed file) is said once on stderr; a first
+ * generation is not.
  */
 async function ensureDemoDataset(demo: DemoSet, root: string): Promise<{ root: string; generated: boolean }> {
-  const made = await withBridge((b) => call(b, demo.entry, { root }));
+  const made = await callWithoutModels(demo.entry, { root });
   if (made.generated && made.reason && !made.reason.startsWith('no dataset at root')) {
     logger.info(`regenerated the ${demo.what} at ${made.root}: ${made.reason}`);
   }

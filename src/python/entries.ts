@@ -9,12 +9,16 @@
  * Arguments are strict objects (a misspelt key is an error here, not a TypeError in Python);
  * replies let unknown fields through, so that what Python adds reaches `--json` unchanged.
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { MkeyError } from '../utils/errors.js';
+import { pythonShimDir } from '../utils/paths.js';
 import type { BridgeCallOptions, PythonBridge } from './bridge.js';
+import { checkInterpreter } from './interpreter.js';
 import { checkReply, fieldPath } from './reply.js';
 import { attentionReply, qkReply } from './schemas/analyze.js';
 import { EXPORT_FORMATS, exportReply } from './schemas/export.js';
+import { runWorker } from './worker.js';
 
 interface Entry<A extends z.ZodType, R extends z.ZodType> {
   args: A;
@@ -219,11 +223,36 @@ export type EntryReply<N extends EntryName> = z.output<(typeof ENTRIES)[N]['repl
  */
 export async function call<N extends EntryName>(bridge: PythonBridge, name: N, args: EntryArgs<N>, opts: BridgeCallOptions = {}): Promise<EntryReply<N>> {
   const def: Entry<z.ZodType, z.ZodType> = ENTRIES[name];
-  const checked = def.args.safeParse(args);
+  const raw = await bridge.call(name, checkedArgs(name, args), { timeoutMs: opts.timeoutMs ?? def.timeoutMs });
+  return checkReply(def.reply, raw, `Python entry ${name}`) as EntryReply<N>;
+}
+
+/** The entries that need no model (python_shim/mkey_det/cli/light_entry.py's LIGHT_MODULES). */
+export type LightEntryName = Extract<EntryName, `data.${string}`>;
+
+/**
+ * Calls entry `name` as `call` does, in a Python process of its own that does not import the
+ * models (light_entry.py, by file path): under a second where a bridge first spends about 9 s of
+ * CPU importing torch, MMDetection and mmpretrain. For the demo datasets, checked before every
+ * `--data demo` command.
+ */
+export async function callWithoutModels<N extends LightEntryName>(name: N, args: EntryArgs<N>): Promise<EntryReply<N>> {
+  const def: Entry<z.ZodType, z.ZodType> = ENTRIES[name];
+  return (await runWorker({
+    python: await checkInterpreter(),
+    run: { script: join(pythonShimDir, 'mkey_det', 'cli', 'light_entry.py') },
+    args: [name, JSON.stringify(checkedArgs(name, args))],
+    label: `Python entry ${name}`,
+    result: def.reply,
+    timeoutMs: def.timeoutMs,
+  })) as EntryReply<N>;
+}
+
+function checkedArgs(name: EntryName, args: unknown): Record<string, unknown> {
+  const checked = ENTRIES[name].args.safeParse(args);
   if (!checked.success) {
     const first = checked.error.issues[0];
     throw new MkeyError(`bridge entry ${name}: argument ${fieldPath(first?.path ?? [])}: ${first?.message ?? 'invalid'}`);
   }
-  const raw = await bridge.call(name, checked.data as Record<string, unknown>, { timeoutMs: opts.timeoutMs ?? def.timeoutMs });
-  return checkReply(def.reply, raw, `Python entry ${name}`) as EntryReply<N>;
+  return checked.data as Record<string, unknown>;
 }
