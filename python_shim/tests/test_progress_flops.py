@@ -70,3 +70,20 @@ def test_swin_t_stays_at_table_1s_224():
     assert stats['backbone_flops_input'] == [224, 224]
     # Swin-T's backbone at 224 x 224: 4.51 GFLOPs, as the detection reports show it
     assert abs(stats['backbone_flops'] / 1e9 - 4.51) < 0.02, stats['backbone_flops']
+
+
+@pytest.mark.parametrize('rank', [0, 1])
+def test_only_rank_0_counts_the_backbone(rank, tmp_path, monkeypatch):
+    """The other ranks write no events: they do not copy the backbone nor count its FLOPs."""
+    counted = []
+    monkeypatch.setattr(MkeyProgressHook, '_backbone_stats', lambda self, runner: counted.append(runner.rank) or {'backbone_params': 1})
+    monkeypatch.setattr(MkeyProgressHook, '_install_signal_handlers', lambda self: None)  # not the subject
+    runner = SimpleNamespace(rank=rank, world_size=2, work_dir=str(tmp_path), max_iters=4, iter=0, epoch=0,
+                             train_loop=SimpleNamespace(max_epochs=2, dataloader=[0, 1]),
+                             model=torch.nn.Module(), optim_wrapper=None)
+    MkeyProgressHook().before_train(runner)
+    events = tmp_path / 'mkey-events.jsonl'
+    if rank == 0:
+        assert counted == [0] and '"backbone_params": 1' in events.read_text()
+    else:
+        assert counted == [] and not events.exists()

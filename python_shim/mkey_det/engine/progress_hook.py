@@ -240,6 +240,9 @@ class MkeyProgressHook(Hook):
             iters_per_epoch = len(loop.dataloader)
         except TypeError:
             pass
+        # Only rank 0 writes events: the other ranks skip the backbone's figures (a copy of it and
+        # a FLOP count at 224 x 224, seconds of CPU each on every rank of a job otherwise).
+        stats = self._backbone_stats(runner) if runner.rank == 0 else {}
         self._emit(
             runner,
             'start',
@@ -251,7 +254,7 @@ class MkeyProgressHook(Hook):
             world_size=int(runner.world_size),
             device=self._device(runner),
             amp=self._amp_dtype(runner),
-            **self._backbone_stats(runner),
+            **stats,
         )
         self._last = time.perf_counter()
 
