@@ -97,6 +97,35 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     ).toThrow('refused');
     expect(existsSync(join(tmp, 'made-here-empty'))).toBe(false);
   });
+
+  it('a writer that fails under the lock removes what it wrote, not what another writer had put there', () => {
+    // another command wrote into the new folder, under another name, before this one took it
+    const dir = join(tmp, 'failed-here', 'out');
+    const folder = lockOutFolder(dir, '.lock', 'mkey-det analyze attention', 'the --out folder', () => {
+      writeFileSync(join(dir, 'report.md'), 'the other writer\'s report');
+    });
+    mkdirSync(join(dir, 'maps'));
+    writeFileSync(join(dir, 'maps', 'attention-1.png'), 'this command: half a picture');
+    writeFileSync(join(dir, 'attention.json.part'), 'this command: cut short');
+    folder.removeIfMade();
+    folder.release(); // as the commands' finally does: no second removal
+    expect(readdirSync(dir)).toEqual(['report.md']);
+    // a sibling folder under the folder made here (mkdir -p): another command's --out
+    const nested = join(tmp, 'made-parent', 'a');
+    const mine = lockOutFolder(nested, '.lock', 'mkey-det report', 'the --out folder');
+    mkdirSync(join(tmp, 'made-parent', 'b'));
+    writeFileSync(join(tmp, 'made-parent', 'b', 'report.md'), 'the other --out folder');
+    writeFileSync(join(nested, 'report.md.part'), 'this command');
+    mine.removeIfMade();
+    expect(existsSync(nested)).toBe(false);
+    expect(readFileSync(join(tmp, 'made-parent', 'b', 'report.md'), 'utf8')).toBe('the other --out folder');
+    // alone in a folder it made, a failed writer leaves nothing, the folder included
+    const alone = join(tmp, 'made-alone', 'out');
+    const only = lockOutFolder(alone, '.lock', 'mkey-det infer', 'the --out folder');
+    writeFileSync(join(alone, 'detections.json.part'), 'this command');
+    only.removeIfMade();
+    expect(existsSync(join(tmp, 'made-alone'))).toBe(false);
+  });
 });
 
 describe('a run lock naming a pid that another process has now', () => {

@@ -3,7 +3,7 @@
  * and that process's start time. A lock whose process is gone, or whose pid now belongs to another
  * process (the same pid, another start time: pids are reused), is stale and taken over.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from './errors.js';
 
@@ -73,7 +73,11 @@ export function acquireFolderLock(dir: string, name: string, command: string, sh
 /** An output folder held by this command (lockOutFolder). */
 export interface LockedFolder {
   release: () => void;
-  /** Removes the folder when lockOutFolder made it (the command failed: nothing of it stays). */
+  /**
+   * The command failed: when lockOutFolder made the folder, removes what the command wrote there
+   * (whatever is new since it took the folder), releases the lock, and removes the folders it made
+   * that are then empty. What another writer had put there before stays, and with it the folder.
+   */
   removeIfMade: () => void;
 }
 
@@ -84,13 +88,12 @@ export interface LockedFolder {
  * saw the folder as this one did, and the first may have written into it since. When the lock or
  * the recheck refuses, the folder is left as it was: removed when made here and still empty, kept
  * when the other writer has written into it (two reports started together into a new folder: the
- * one that made it and lost once removed it with the winner's plots in it).
+ * one that made it and lost once removed it with the winner's plots in it). A command that fails
+ * under the lock removes only what it wrote (`removeIfMade`): a writer that finished before it
+ * may have left files of other names there, or in a sibling folder under the one made here.
  */
 export function lockOutFolder(dir: string, name: string, command: string, shown: string, recheck?: () => void): LockedFolder {
   const made = existsSync(dir) ? undefined : mkdirSync(dir, { recursive: true });
-  const removeIfMade = (): void => {
-    if (made) rmSync(made, { recursive: true, force: true });
-  };
   // Refused, this command wrote nothing: a folder it made but another writer has written into
   // since (the lock's holder, or one that finished first: the recheck's refusal) is that writer's.
   const removeIfMadeAndEmpty = (): void => {
@@ -105,13 +108,19 @@ export function lockOutFolder(dir: string, name: string, command: string, shown:
       if (d === resolve(made) || dirname(d) === d) return;
     }
   };
-  let release: () => void;
+  let unlock: () => void;
   try {
-    release = acquireFolderLock(dir, name, command, shown);
+    unlock = acquireFolderLock(dir, name, command, shown);
   } catch (err) {
     removeIfMadeAndEmpty();
     throw err;
   }
+  // once only: after it, the lock file may be the next writer's
+  let held = true;
+  const release = (): void => {
+    if (held) unlock();
+    held = false;
+  };
   try {
     recheck?.();
   } catch (err) {
@@ -119,5 +128,13 @@ export function lockOutFolder(dir: string, name: string, command: string, shown:
     removeIfMadeAndEmpty();
     throw err;
   }
+  // what the folder holds as this command starts writing (the lock file among it): not its own
+  const before = new Set(readdirSync(dir));
+  const removeIfMade = (): void => {
+    if (!made) return;
+    for (const entry of readdirSync(dir)) if (!before.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
+    release();
+    removeIfMadeAndEmpty();
+  };
   return { release, removeIfMade };
 }
