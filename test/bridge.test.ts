@@ -146,7 +146,13 @@ describe('the typed Python interface (src/python/entries.ts)', () => {
 
   it('refuses arguments that do not fit before Python sees them', async () => {
     const sent: string[] = [];
-    const recording: PythonBridge = { call: async (name) => void sent.push(name), close: async () => undefined };
+    const recording: PythonBridge = {
+      call: async <T,>(name: string): Promise<T> => {
+        sent.push(name);
+        return undefined as T;
+      },
+      close: async () => undefined,
+    };
     const err = await call(recording, 'selftest.sleep', { seconds: '60' } as never).catch((e: unknown) => e);
     expect((err as Error).message).toBe('bridge entry selftest.sleep: argument seconds: Invalid input: expected number, received string');
     const typo = await call(recording, 'runs.check_checkpoint', { config_path: 'a', checkpoint: 'b' } as never).catch((e: unknown) => e);

@@ -35,7 +35,7 @@ const model = () => join(tmp, 'spatialk-2c-folded-dynamic.onnx');
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mkey-export-dyn-'));
   bridge = await openBridge();
-  [grace] = await bridge.call<string[]>('export.sample_images');
+  grace = (await bridge.call<string[]>('export.sample_images'))[0]!;
   png333 = join(tmp, 'grace333x517.png');
   await sharp(grace).resize(517, 333, { fit: 'fill' }).png().toFile(png333);
 });

@@ -4,7 +4,7 @@
  * the script's option handling is checked.
  */
 import { describe, expect, it } from 'vitest';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ const script = join(repoRoot, 'scripts', 'gpu-check.sh');
 const python = process.env.MKEY_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
 const hasCuda = (() => {
   try {
-    return execa.sync(python, ['-c', 'import torch; print(torch.cuda.is_available())']).stdout.trim() === 'True';
+    return execaSync(python, ['-c', 'import torch; print(torch.cuda.is_available())']).stdout.trim() === 'True';
   } catch {
     return false;
   }

@@ -118,6 +118,7 @@ describe('pretrain variants and configs', () => {
       dir: '/r',
       label: 'r',
       identity: { backboneName: 'vit-b-vanillak', keyType: 'vanillak', numCharts: 4, maxEpochs: 300, experiment },
+      issues: [],
       sessions: [],
       train: [],
       evals: [],
