@@ -94,9 +94,9 @@ export interface LockedFolder {
  */
 export function lockOutFolder(dir: string, name: string, command: string, shown: string, recheck?: () => void): LockedFolder {
   const made = existsSync(dir) ? undefined : mkdirSync(dir, { recursive: true });
-  // Refused, this command wrote nothing: a folder it made but another writer has written into
-  // since (the lock's holder, or one that finished first: the recheck's refusal) is that writer's.
-  const removeIfMadeAndEmpty = (): void => {
+  // The folders made here, while empty: one another writer has written into since (the lock's
+  // holder, or one that finished first: the recheck's refusal) is that writer's and stays.
+  const removeMadeFoldersIfEmpty = (): void => {
     if (!made) return;
     // the folders made here, innermost first (mkdir -p made them from `made` down to `dir`)
     for (let d = resolve(dir); ; d = dirname(d)) {
@@ -112,7 +112,7 @@ export function lockOutFolder(dir: string, name: string, command: string, shown:
   try {
     unlock = acquireFolderLock(dir, name, command, shown);
   } catch (err) {
-    removeIfMadeAndEmpty();
+    removeMadeFoldersIfEmpty();
     throw err;
   }
   // once only: after it, the lock file may be the next writer's
@@ -125,16 +125,17 @@ export function lockOutFolder(dir: string, name: string, command: string, shown:
     recheck?.();
   } catch (err) {
     release();
-    removeIfMadeAndEmpty();
+    removeMadeFoldersIfEmpty();
     throw err;
   }
-  // what the folder holds as this command starts writing (the lock file among it): not its own
-  const before = new Set(readdirSync(dir));
+  // what a folder made here holds as this command starts writing (the lock file among it): not its
+  // own (a folder that was there is never removed, so its listing is not needed)
+  const before = made ? new Set(readdirSync(dir)) : undefined;
   const removeIfMade = (): void => {
-    if (!made) return;
+    if (!before) return;
     for (const entry of readdirSync(dir)) if (!before.has(entry)) rmSync(join(dir, entry), { recursive: true, force: true });
     release();
-    removeIfMadeAndEmpty();
+    removeMadeFoldersIfEmpty();
   };
   return { release, removeIfMade };
 }
