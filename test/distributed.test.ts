@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { descendants, waitAllGone, waitFor, waitGroupGone, workersByRank } from './helpers/processes.js';
-import { SMALL_RUN } from './helpers/shared-run.js';
+import { SMALL_FINISHED_RUN, SMALL_RUN } from './helpers/shared-run.js';
 
 let tmp: string;
 let data: string;
@@ -63,7 +63,10 @@ const events = (workDir: string): Record<string, unknown>[] => {
 };
 const firstEvent = (workDir: string, name: string) => () => events(workDir).find((e) => e.event === name);
 const runRecord = (workDir: string) => JSON.parse(readFileSync(join(workDir, 'mkey-run.json'), 'utf8')) as Record<string, unknown>;
+/** A run this file stops or kills (with the stock DataLoader workers, which must end with it). */
 const trainArgs = (workDir: string, ...more: string[]) => ['train', ...SMALL_RUN, '--data', data, '--work-dir', workDir, ...more];
+/** A run that ends by itself (no DataLoader workers: see NO_LOADER_WORKERS). */
+const finishedTrainArgs = (workDir: string, ...more: string[]) => ['train', ...SMALL_FINISHED_RUN, '--data', data, '--work-dir', workDir, ...more];
 
 describe('--nproc-per-node: the torchrun path on CPU processes (gloo)', () => {
   let ckpt: string;
@@ -231,7 +234,7 @@ describe('several nodes on one host (--nnodes 2 --node-rank 0|1)', () => {
     const wd = join(tmp, 'nodes');
     const port = String(await freePort());
     const node = (rank: number) =>
-      start(trainArgs(wd, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-port', port, '--max-epochs', '1'));
+      start(finishedTrainArgs(wd, '--nproc-per-node', '1', '--nnodes', '2', '--node-rank', String(rank), '--master-port', port, '--max-epochs', '1'));
     const n0 = node(0);
     const n1 = node(1);
     const [e0, e1] = await Promise.all([n0.exited, n1.exited]);
@@ -287,7 +290,7 @@ describe('--launcher slurm through an srun stand-in (one task per rank with the 
   it('trains and evaluates with 2 tasks', async () => {
     const wd = join(tmp, 'slurm');
     const PATH = `${join(repoRoot, 'test', 'helpers', 'slurm')}:${process.env.PATH}`;
-    const res = await runCli(trainArgs(wd, '--launcher', 'slurm', '--nproc-per-node', '2', '--max-epochs', '1'), { env: { ...process.env, PATH, MASTER_PORT: String(await freePort()) } });
+    const res = await runCli(finishedTrainArgs(wd, '--launcher', 'slurm', '--nproc-per-node', '2', '--max-epochs', '1'), { env: { ...process.env, PATH, MASTER_PORT: String(await freePort()) } });
     console.log(`slurm stand-in:\n${res.stderr}`);
     expect(res.exitCode).toBe(0);
     expect(res.stderr).toContain('launching 2 CPU processes (gloo) with srun');

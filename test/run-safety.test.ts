@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
-import { SHARED_RUN_EPOCHS, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
+import { SHARED_RUN_EPOCHS, SMALL_FINISHED_RUN, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
 
 const python = testPython;
 const small = SMALL_RUN;
@@ -63,7 +63,7 @@ describe('one work dir, one run', () => {
     const wd = join(tmp, 'contended');
     mkdirSync(wd);
     writeFileSync(join(wd, 'config.py'), '# my own config\n');
-    const args = ['train', ...small, '--data', data, '--work-dir', wd, '--max-iters', '2'];
+    const args = ['train', ...SMALL_FINISHED_RUN, '--data', data, '--work-dir', wd, '--max-iters', '2'];
     // A refused command (bad option, found after the dataset and model checks) writes nothing.
     const refused = await runCli([...args, '--amp']);
     expect(refused.exitCode).toBe(2);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { H100_DETECTION_IMAGES_PER_S } from '../src/core/sweep/cost.js';
 import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { waitFor } from './helpers/processes.js';
-import { SMALL_RUN } from './helpers/shared-run.js';
+import { SMALL_FINISHED_RUN } from './helpers/shared-run.js';
 
 let tmp: string;
 let data: string;
@@ -28,8 +28,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** `mkey-det sweep ...` run in the test's folder (its cells' work_dirs/ go there). */
 const sweep = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['sweep', ...args], { cwd: tmp, env: { ...process.env, ...env } });
 
-/** The shared run's options but its backbone and charts (the matrix's axes: `--charts 2` is given to the sweep). */
-const SMALL_CELL = SMALL_RUN.filter((w, i, all) => !['--backbone', '--charts'].includes(w) && !['--backbone', '--charts'].includes(all[i - 1]!));
+/**
+ * The shared run's options but its backbone and charts (the matrix's axes: `--charts 2` is given to
+ * the sweep). Without DataLoader workers, the Ctrl-C'd cell too: the subject here is the sweep's
+ * record; a run stopped with its loader workers is train.test.ts's and distributed.test.ts's.
+ */
+const SMALL_CELL = SMALL_FINISHED_RUN.filter((w, i, all) => !['--backbone', '--charts'].includes(w) && !['--backbone', '--charts'].includes(all[i - 1]!));
 /**
  * 3 iterations with a checkpoint after each: a Ctrl-C after the first checkpoint stops the cell at
  * iteration 2, and its resume has an iteration and the evaluation left to run.

@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyDataset, runCli } from './helpers/cli.js';
-import { TINY_DETECTOR } from './helpers/shared-run.js';
+import { NO_LOADER_WORKERS, TINY_DETECTOR } from './helpers/shared-run.js';
 
 let tmp: string;
 let data: string;
@@ -17,7 +17,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mkey-train-config-'));
   data = await makeTinyDataset(join(tmp, 'tiny'));
   userConfig = join(tmp, 'my-config.py');
-  const made = await runCli(['config', '--backbone', 'swin-t', '--data', data, '--max-iters', '2', '--img-scale', '128x128', ...TINY_DETECTOR, '--out', userConfig]);
+  const made = await runCli(['config', '--backbone', 'swin-t', '--data', data, '--max-iters', '2', '--img-scale', '128x128', ...TINY_DETECTOR, ...NO_LOADER_WORKERS, '--out', userConfig]);
   expect(made.exitCode, made.stderr).toBe(0);
   // the user's edit: another learning rate and weight decay, written as a person would
   appendFileSync(userConfig, '\n# my edit\noptim_wrapper = dict(optimizer=dict(lr=0.0003, weight_decay=0.01))\n');

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_EVENT_NAMES, runEventSchema } from '../src/core/run/events.js';
 import { configChangedWarning, fileSha256 } from '../src/core/run/run-dir.js';
+import { defaultCacheDir } from '../src/core/dataset-paths.js';
 import { cliPath, makeTinyDataset, pidAlive as alive, repoRoot, runCli, testPython } from './helpers/cli.js';
 import { SHARED_RUN_EPOCHS, SMALL_RUN, sharedRun } from './helpers/shared-run.js';
 
@@ -167,6 +168,13 @@ describe('mkey-det train: a real run', () => {
     const iters = events.filter((e) => e.event === 'iter');
     for (const it of iters) expect(Number.isFinite((it.losses as Record<string, number>).loss)).toBe(true);
     for (const it of iters) expect(it.memory_kind).toBe('rss');
+    // the resume's FLOPs are the first start's, kept in the cache folder under the backbone's digest
+    // (python_shim/mkey_det/analysis/flops_memo.py; python_shim/tests/test_flops_memo.py: recalled, not recounted)
+    const startFlops = events.filter((e) => e.event === 'start').map((e) => e.backbone_flops);
+    expect(startFlops).toEqual([start.backbone_flops, start.backbone_flops]);
+    const memo = join(defaultCacheDir(), 'backbone-flops');
+    const kept = readdirSync(memo).filter((f) => f.endsWith('.json')).map((f) => (JSON.parse(readFileSync(join(memo, f), 'utf8')) as { flops: number }).flops);
+    expect(kept).toContain(start.backbone_flops);
     interruptedRunEvents = expectEventsMatchSchema(join(wd, 'mkey-events.jsonl'));
   });
 

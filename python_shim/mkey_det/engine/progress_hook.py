@@ -194,19 +194,25 @@ class MkeyProgressHook(Hook):
             try:
                 import copy
 
-                from mkey_det.analysis import count_complexity
+                from mkey_det.analysis import count_complexity, flops_memo
                 from mkey_det.models.keys import set_key_order
 
-                # A CPU copy in eval mode: counting must not touch the training model's state nor
-                # its GPU memory, and count_complexity feeds a CPU image (on CUDA the model's own
-                # weights would not match it). FLOPs are counted in the paper's computation order,
-                # as Table 1 counts them, and with the eager attention (the counter sees its
-                # matmuls; a fused kernel is one op it may not count).
-                counted = copy.deepcopy(backbone).cpu().float().eval()
-                set_key_order(counted, 'paper')
-                if hasattr(counted, 'set_attn_impl'):
-                    counted.set_attn_impl('eager')
-                stats['backbone_flops'] = count_complexity(counted, height, width)['flops']
+                # the same backbone counted before (a resume, a sweep's next cell): see flops_memo
+                key = flops_memo.memo_key(backbone, (height, width))
+                flops = flops_memo.recall(key)
+                if flops is None:
+                    # A CPU copy in eval mode: counting must not touch the training model's state
+                    # nor its GPU memory, and count_complexity feeds a CPU image (on CUDA the
+                    # model's own weights would not match it). FLOPs are counted in the paper's
+                    # computation order, as Table 1 counts them, and with the eager attention (the
+                    # counter sees its matmuls; a fused kernel is one op it may not count).
+                    counted = copy.deepcopy(backbone).cpu().float().eval()
+                    set_key_order(counted, flops_memo.COUNTING['key_order'])
+                    if hasattr(counted, 'set_attn_impl'):
+                        counted.set_attn_impl(flops_memo.COUNTING['attn_impl'])
+                    flops = count_complexity(counted, height, width)['flops']
+                    flops_memo.remember(key, flops)
+                stats['backbone_flops'] = flops
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
         return stats

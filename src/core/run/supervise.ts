@@ -10,6 +10,7 @@ import { execa, type ResultPromise } from 'execa';
 import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
 import { guardedArgs } from '../../python/launch-guard.js';
 import { ExitCode } from '../../utils/errors.js';
+import { defaultCacheDir } from '../dataset-paths.js';
 import { logger } from '../../utils/logger.js';
 import { killProcessGroup } from '../../utils/process-group.js';
 import type { EventTail, RunEvent, RunObserver } from './events.js';
@@ -23,6 +24,8 @@ export function toolEnv(): Record<string, string> {
     // OpenMP threads that spin while waiting make every small op crawl as soon as another
     // process shares the cores (measured: a grouped Conv1d step 10 ms alone, 256 ms shared).
     OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE',
+    // where the progress hook keeps backbone FLOP counts between runs (python_shim/mkey_det/analysis/flops_memo.py)
+    MKEY_CACHE_DIR: defaultCacheDir(),
   };
 }
 
