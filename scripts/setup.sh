@@ -17,9 +17,9 @@ else
   say "Node dependencies up to date"
 fi
 
-if [ ! -f dist/cli.js ] || [ -n "$(find src tsconfig.json -newer dist/cli.js -print -quit)" ]; then
-  say "building TypeScript (tsc)"
-  npx --no-install tsc -p tsconfig.json
+if [ ! -f dist/mkey-det.mjs ] || [ -n "$(find src tsconfig.json scripts/bundle.mjs -newer dist/mkey-det.mjs -print -quit)" ]; then
+  say "building TypeScript (tsc, then the one-module CLI: scripts/bundle.mjs)"
+  npm run --silent build
 else
   say "TypeScript build up to date"
 fi
