@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const BUNDLE = join(root, 'dist', 'mkey-det.mjs');
+const BUNDLE = join(root, 'dist', 'mkey-det.mjs');
 
 await build({
   entryPoints: [join(root, 'dist', 'cli.js')],

@@ -7,20 +7,25 @@
   building models or running its analyzers.
 * :func:`set_on_modules`: one attribute set on every submodule of a kind (the runtime switches
   ``set_cb_mode``, ``set_key_order`` and ``set_attn_impl``).
+* :func:`write_json_replacing`: a JSON file written whole or not at all (the export sidecar, the
+  demo datasets' manifests, the FLOP memo).
 
 torch and mmengine are imported where they are used, so :func:`json_safe` needs neither.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ['json_safe', 'rel_diff', 'quiet_mmengine', 'silence_mmengine', 'set_on_modules']
+__all__ = ['json_safe', 'rel_diff', 'quiet_mmengine', 'silence_mmengine', 'set_on_modules',
+           'write_json_replacing']
 
 
 def json_safe(value: Any) -> Any:
@@ -111,3 +116,19 @@ def set_on_modules(module: Any, kind: type | tuple[type, ...], name: str, value:
             setattr(m, name, value)
             n += 1
     return n
+
+
+def write_json_replacing(path: str | os.PathLike[str], value: Any, **dump_kwargs: Any) -> None:
+    """Writes ``value`` as JSON (``json.dump(value, f, **dump_kwargs)`` and a newline) to ``path``
+    through ``<path>.partial-<pid>`` renamed into place: a reader beside it sees the old file or
+    the new one, never half of one. On any error the partial file is removed and the error raised."""
+    tmp = f'{os.fspath(path)}.partial-{os.getpid()}'
+    try:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(value, f, **dump_kwargs)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -95,6 +95,9 @@ def test_without_a_cache_folder_nothing_is_kept(tmp_path, monkeypatch):
     monkeypatch.delenv('MKEY_CACHE_DIR', raising=False)
     monkeypatch.chdir(tmp_path)
     assert flops_memo.memo_dir() is None
+    def no_digest(*args):
+        raise AssertionError('a digest taken with nowhere to keep it')
+    monkeypatch.setattr(flops_memo, 'memo_key', no_digest)
     calls = []
     real = analysis.count_complexity
     monkeypatch.setattr(analysis, 'count_complexity', lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -112,3 +115,15 @@ def test_a_folder_that_cannot_be_written_is_no_error(tmp_path, monkeypatch):
     stats = start_stats(small_swin())
     assert 'backbone_flops_error' not in stats, stats.get('backbone_flops_error')
     assert stats['backbone_flops'] > 0
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_partial(tmp_path):
+    """``write_json_replacing`` (the memo's, the export sidecar's and the demo manifests' writer)."""
+    from mkey_det.utils import write_json_replacing
+
+    path = tmp_path / 'x.json'
+    write_json_replacing(path, dict(flops=1))
+    with pytest.raises(TypeError):
+        write_json_replacing(path, dict(flops=object()))
+    assert path.read_text() == '{"flops": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ['x.json']

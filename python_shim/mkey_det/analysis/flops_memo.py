@@ -24,9 +24,11 @@ import json
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch.nn as nn
+
+from ..utils import write_json_replacing
 
 #: Bump when what is counted changes without a source change (never so far).
 MEMO_VERSION = 1
@@ -82,6 +84,19 @@ def memo_key(backbone: nn.Module, size: Tuple[int, int]) -> str:
     return h.hexdigest()
 
 
+def counted_once(backbone: nn.Module, size: Tuple[int, int], count: Callable[[], int]) -> int:
+    """The FLOPs of ``backbone`` at ``size``: the count kept for it, else ``count()``, then kept.
+    Without a memo folder, ``count()`` and nothing else (no digest is taken)."""
+    if memo_dir() is None:
+        return count()
+    key = memo_key(backbone, size)
+    flops = recall(key)
+    if flops is None:
+        flops = count()
+        remember(key, flops)
+    return flops
+
+
 def recall(key: str) -> Optional[int]:
     """The count kept under ``key``; None when there is none (or no memo folder, or a bad file)."""
     folder = memo_dir()
@@ -96,19 +111,13 @@ def recall(key: str) -> Optional[int]:
 
 
 def remember(key: str, flops: int) -> None:
-    """Keeps ``flops`` under ``key``: written whole or not at all (a temporary file renamed), so a
-    process reading beside it never sees half a file. A folder that cannot be written is no error:
-    the next start counts again."""
+    """Keeps ``flops`` under ``key``, written whole or not at all (a process reading beside it never
+    sees half a file). A folder that cannot be written is no error: the next start counts again."""
     folder = memo_dir()
     if folder is None:
         return
-    tmp = folder / f'.{key}.{os.getpid()}.tmp'
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(dict(flops=int(flops))), encoding='utf-8')
-        os.replace(tmp, folder / f'{key}.json')
+        write_json_replacing(folder / f'{key}.json', dict(flops=int(flops)))
     except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        pass

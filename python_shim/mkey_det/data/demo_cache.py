@@ -36,6 +36,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
+from ..utils import write_json_replacing
+
 #: Manifest file of a generated dataset, written last.
 MANIFEST_NAME = '.mkey-demo.json'
 
@@ -64,11 +66,8 @@ def file_sizes(root: Path) -> dict[str, int]:
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Writes ``out/.mkey-demo.json`` through a ``.part`` file renamed into place (the last file written)."""
-    tmp = out / (MANIFEST_NAME + '.part')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, out / MANIFEST_NAME)
+    """Writes ``out/.mkey-demo.json`` whole or not at all (the last file written)."""
+    write_json_replacing(out / MANIFEST_NAME, manifest, indent=1, sort_keys=True)
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:

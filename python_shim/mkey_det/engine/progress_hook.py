@@ -197,10 +197,7 @@ class MkeyProgressHook(Hook):
                 from mkey_det.analysis import count_complexity, flops_memo
                 from mkey_det.models.keys import set_key_order
 
-                # the same backbone counted before (a resume, a sweep's next cell): see flops_memo
-                key = flops_memo.memo_key(backbone, (height, width))
-                flops = flops_memo.recall(key)
-                if flops is None:
+                def count() -> int:
                     # A CPU copy in eval mode: counting must not touch the training model's state
                     # nor its GPU memory, and count_complexity feeds a CPU image (on CUDA the
                     # model's own weights would not match it). FLOPs are counted in the paper's
@@ -210,9 +207,10 @@ class MkeyProgressHook(Hook):
                     set_key_order(counted, flops_memo.COUNTING['key_order'])
                     if hasattr(counted, 'set_attn_impl'):
                         counted.set_attn_impl(flops_memo.COUNTING['attn_impl'])
-                    flops = count_complexity(counted, height, width)['flops']
-                    flops_memo.remember(key, flops)
-                stats['backbone_flops'] = flops
+                    return count_complexity(counted, height, width)['flops']
+
+                # the same backbone counted before (a resume, a sweep's next cell): recalled
+                stats['backbone_flops'] = flops_memo.counted_once(backbone, (height, width), count)
             except Exception as exc:  # noqa: BLE001 - an optional figure must not stop training
                 stats['backbone_flops_error'] = f'{type(exc).__name__}: {exc}'
         return stats

@@ -11,7 +11,6 @@ for expected failures, so the CLI can print the figures and choose the exit code
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import pickle
 import platform
@@ -197,12 +196,8 @@ def export_backbone(key_type: str, out: str, format: str = 'onnx',  # noqa: A002
         timings_s={k: round(v, 3) for k, v in timings.items()},
     )
     sidecar['timings_s']['total_s'] = round(time.perf_counter() - t_start, 3)
-    from ..utils import json_safe
-    tmp = sidecar_path + f'.partial-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(json_safe(sidecar), f, indent=2, allow_nan=False)
-        f.write('\n')
-    os.replace(tmp, sidecar_path)
+    from ..utils import json_safe, write_json_replacing
+    write_json_replacing(sidecar_path, json_safe(sidecar), indent=2, allow_nan=False)
     return dict(status='ok', message='ok', path=out, sidecar_path=sidecar_path, sidecar=sidecar)
 
 

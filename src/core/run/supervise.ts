@@ -10,9 +10,9 @@ import { execa, type ResultPromise } from 'execa';
 import { QUIET_PYTHON_WARNINGS } from '../../python/bridge.js';
 import { guardedArgs } from '../../python/launch-guard.js';
 import { ExitCode } from '../../utils/errors.js';
-import { defaultCacheDir } from '../dataset-paths.js';
 import { logger } from '../../utils/logger.js';
 import { killProcessGroup } from '../../utils/process-group.js';
+import { defaultCacheDir } from '../dataset-paths.js';
 import type { EventTail, RunEvent, RunObserver } from './events.js';
 import type { LaunchPlan } from './launch.js';
 
