@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointFileProblem, configChangedWarning, effectiveStatus, fileSha256, liveRunProcess, prepareWorkDir, unwritableProblem } from '../src/core/run/run-dir.js';
 import { cliPath, makeTinyDataset, repoRoot, runCli, testPython } from './helpers/cli.js';
@@ -74,6 +75,41 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     const again = acquireFolderLock(dir, '.lock', 'mkey-det infer');
     expect(JSON.parse(readFileSync(join(dir, '.lock'), 'utf8'))).toMatchObject({ pid: process.pid, start: processStart(process.pid) });
     again();
+  });
+
+  it('six processes racing for the same lock, 40 times: exactly one holds it each time', async () => {
+    // The lock file used to be created empty and then written: a second writer reading it in
+    // between took it for stale, removed it and took its own, so two went on writing (4-6 of 40
+    // rounds, caught as a flaky `analyze qk` test). Each process runs the built lock code
+    // (dist/, as the CLI does), reaches each round's start time, tries once, and keeps what it
+    // took until every process is done (a holder gone would make its lock stale, on purpose).
+    const base = join(tmp, 'race');
+    mkdirSync(base);
+    const rounds = 40;
+    const slotMs = 60;
+    const child = `
+      import { acquireFolderLock } from ${JSON.stringify(join(repoRoot, 'dist/utils/folder-lock.js'))};
+      import { mkdirSync } from 'node:fs';
+      const [base, t0, rounds, slot] = process.argv.slice(1).map((a, i) => (i === 0 ? a : Number(a)));
+      let held = '';
+      for (let r = 0; r < rounds; r++) {
+        mkdirSync(base + '/r' + r, { recursive: true });
+        while (Date.now() < t0 + r * slot) {}
+        try { acquireFolderLock(base + '/r' + r, '.lock', 'race'); held += '1'; } catch { held += '0'; }
+      }
+      process.stdout.write(held);
+      const until = t0 + rounds * slot + 1500;
+      while (Date.now() < until) {}`;
+    const t0 = Date.now() + 2000;
+    const held = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        execa('node', ['--input-type=module', '-e', child, base, String(t0), String(rounds), String(slotMs)]).then((r) => r.stdout),
+      ),
+    );
+    for (const h of held) expect(h).toMatch(new RegExp(`^[01]{${rounds}}$`));
+    const holders = Array.from({ length: rounds }, (_, r) => held.filter((h) => h[r] === '1').length);
+    expect(holders).toEqual(Array<number>(rounds).fill(1));
+    expect(readdirSync(base).every((r) => readdirSync(join(base, r)).join() === '.lock')).toBe(true); // no .tmp left
   });
 
   it("a refused writer that made the folder leaves another writer's files in it (it removes the folder only when empty)", () => {
