@@ -332,12 +332,23 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
         for label, r in entries:
             for start in range(0, r['heads'], per_row):
                 blocks.append((spec, label, r, start, min(start + per_row, r['heads'])))
-    cell_in = 1.45
+    # Axes placed in inches, not by tight_layout: with equal-aspect images it let each row's head
+    # titles overlap the row above.
+    cell_in, gap_in, left_in, head_title_in = 1.45, 0.05, 0.35, 0.2
+    img_w = cell_in - gap_in
+    img_h = img_w * ih / iw
+    row_h = head_title_in + img_h
     title_lines = textwrap.wrap(title, width=int(cols * cell_in * 15)) if title else []
     title_in = 0.15 + 0.14 * len(title_lines)
-    fig_h = len(blocks) * (cell_in * ih / iw + 0.15) + title_in
-    fig, axes = plt.subplots(len(blocks), cols, figsize=(cols * cell_in, fig_h), dpi=110,
-                             squeeze=False)
+    fig_w = left_in + cols * cell_in
+    fig_h = title_in + len(blocks) * row_h + 0.05
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=110)
+    axes = np.empty((len(blocks), cols), dtype=object)
+    for row in range(len(blocks)):
+        bottom = fig_h - (title_in + row * row_h + row_h)
+        for c in range(cols):
+            axes[row, c] = fig.add_axes((
+                (left_in + c * cell_in) / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
 
     def draw(ax, values, r, in_window):
         gy, gx = r['grid']
@@ -383,7 +394,6 @@ def plot_grid(pixels, entries: Sequence[Tuple[str, Dict[str, Any]]], path: str,
             ax.set_title(f'h{h} max {vmax:.2f}', fontsize=6)
     if title_lines:
         fig.suptitle('\n'.join(title_lines), fontsize=8, y=1 - 0.05 / fig_h, va='top')
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - (title_in + 0.05) / fig_h))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
