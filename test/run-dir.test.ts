@@ -77,25 +77,28 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     again();
   });
 
-  it('six processes racing for the same lock, 40 times: exactly one holds it each time', async () => {
-    // The lock file used to be created empty and then written: a second writer reading it in
-    // between took it for stale, removed it and took its own, so two went on writing (4-6 of 40
-    // rounds, caught as a flaky `analyze qk` test). Each process runs the built lock code
-    // (dist/, as the CLI does), reaches each round's start time, tries once, and keeps what it
-    // took until every process is done (a holder gone would make its lock stale, on purpose).
-    const base = join(tmp, 'race');
-    mkdirSync(base);
+  // The lock files used to be created empty and then written: a second writer reading one in
+  // between took it for stale, removed it and took its own, so two went on writing (4-6 of 40
+  // rounds here; caught as a flaky `analyze qk` test). Each process runs the built lock code
+  // (dist/, as the CLI does), reaches each round's start time, tries once, and keeps what it took
+  // until every process is done (a holder gone would make its lock stale, on purpose).
+  it.each([
+    ['an output folder (acquireFolderLock)', 'utils/folder-lock.js', 'acquireFolderLock', "acquireFolderLock(dir, '.lock', 'race')", '.lock'],
+    ['a work dir (acquireRunLock)', 'core/run/run-dir.js', 'acquireRunLock', 'acquireRunLock(dir)', 'mkey-run.lock'],
+  ])('six processes racing for the lock of %s, 40 times: exactly one holds it each time', async (_what, module, name, take, lockFile) => {
+    const base = mkdtempSync(join(tmp, 'race-'));
     const rounds = 40;
     const slotMs = 60;
     const child = `
-      import { acquireFolderLock } from ${JSON.stringify(join(repoRoot, 'dist/utils/folder-lock.js'))};
+      import { ${name} } from ${JSON.stringify(join(repoRoot, 'dist', module))};
       import { mkdirSync } from 'node:fs';
       const [base, t0, rounds, slot] = process.argv.slice(1).map((a, i) => (i === 0 ? a : Number(a)));
       let held = '';
       for (let r = 0; r < rounds; r++) {
-        mkdirSync(base + '/r' + r, { recursive: true });
+        const dir = base + '/r' + r;
+        mkdirSync(dir, { recursive: true });
         while (Date.now() < t0 + r * slot) {}
-        try { acquireFolderLock(base + '/r' + r, '.lock', 'race'); held += '1'; } catch { held += '0'; }
+        try { ${take}; held += '1'; } catch { held += '0'; }
       }
       process.stdout.write(held);
       const until = t0 + rounds * slot + 1500;
@@ -109,7 +112,7 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     for (const h of held) expect(h).toMatch(new RegExp(`^[01]{${rounds}}$`));
     const holders = Array.from({ length: rounds }, (_, r) => held.filter((h) => h[r] === '1').length);
     expect(holders).toEqual(Array<number>(rounds).fill(1));
-    expect(readdirSync(base).every((r) => readdirSync(join(base, r)).join() === '.lock')).toBe(true); // no .tmp left
+    expect(readdirSync(base).every((r) => readdirSync(join(base, r)).join() === lockFile)).toBe(true); // no .tmp left
   });
 
   it("a refused writer that made the folder leaves another writer's files in it (it removes the folder only when empty)", () => {

@@ -43,14 +43,14 @@ export function processAlive(pid: number | undefined, start: string | null = nul
 }
 
 /**
- * Creates `path` holding `text`, whole, unless it exists (false then). The text goes to a file of
- * this process's own first and is hard-linked to `path` (link(2) fails on an existing name): a
- * lock created empty and written after (open with O_EXCL, then write) could be read empty by a
- * second writer in between, taken for stale and removed, and both went on writing (test/run-dir's
- * race of six processes: two holders in 4-6 of 40 rounds). Where links are not supported, the
- * O_EXCL create.
+ * Creates the lock file `path` holding `text`, whole, unless it exists (false then). The text goes
+ * to a file of this process's own first and is hard-linked to `path` (link(2) fails on an existing
+ * name): a lock created empty and written after (open with O_EXCL, then write) could be read empty
+ * by a second writer in between, taken for stale and removed, and both went on writing
+ * (test/run-dir's races of six processes: two holders in 4-6 of 40 rounds). Where links are not
+ * supported, the O_EXCL create.
  */
-function createWhole(path: string, text: string): boolean {
+export function createLockFile(path: string, text: string): boolean {
   const own = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   writeFileSync(own, text);
   try {
@@ -80,12 +80,12 @@ export function acquireFolderLock(dir: string, name: string, command: string, sh
   const path = join(dir, name);
   const body: LockBody = { pid: process.pid, start: processStart(process.pid), command };
   for (let attempt = 0; attempt < 2; attempt++) {
-    if (createWhole(path, JSON.stringify(body) + '\n')) return () => rmSync(path, { force: true });
+    if (createLockFile(path, JSON.stringify(body) + '\n')) return () => rmSync(path, { force: true });
     let held: LockBody | undefined;
     try {
       held = JSON.parse(readFileSync(path, 'utf8')) as LockBody;
     } catch {
-      held = undefined; // not a lock of this version (createWhole never shows a partial one): stale
+      held = undefined; // not a lock of this version (createLockFile never shows a partial one): stale
     }
     if (held && typeof held.pid === 'number' && processAlive(held.pid, held.start ?? null)) {
       throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');

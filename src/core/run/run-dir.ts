@@ -2,13 +2,13 @@
  * A run directory (`--work-dir`): its status file, its events file, and the rule that a directory
  * holding a run is never overwritten without `--resume` or `--force`.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
-import { processAlive, processStart } from '../../utils/folder-lock.js';
+import { createLockFile, processAlive, processStart } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
 
@@ -169,30 +169,21 @@ function refuseLiveRun(dir: string): void {
 }
 
 /**
- * Takes the work dir's run lock, atomically (O_EXCL): of two commands started together exactly one
- * gets it. A stale lock (no live process) is replaced. Returns the functions that record the
- * trainer's pid and release the lock.
+ * Takes the work dir's run lock, atomically (createLockFile): of two commands started together
+ * exactly one gets it. A stale lock (no live process) is replaced. Returns the functions that
+ * record the trainer's pid and release the lock.
  */
 export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefined) => void; release: () => void } {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
   const lock: RunLock = { supervisor: process.pid, supervisorStart: processStart(process.pid), host: hostname(), started: new Date().toISOString() };
-  const create = () => {
-    const fd = openSync(path, 'wx'); // fails with EEXIST when another command holds it
-    writeSync(fd, JSON.stringify(lock) + '\n');
-    closeSync(fd);
-  };
-  try {
-    create();
-  } catch (err) {
+  const create = (): boolean => createLockFile(path, JSON.stringify(lock) + '\n');
+  if (!create()) {
     refuseLiveRun(dir); // a live holder: one line naming its pid
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     rmSync(path, { force: true }); // stale: its processes are gone
-    try {
-      create();
-    } catch (again) {
+    if (!create()) {
       refuseLiveRun(dir); // another command took it in between
-      throw again;
+      throw new BadInputError(`--work-dir ${JSON.stringify(dir)}: another command took its run lock (${LOCK_FILE}) just now`, 'run one command per --work-dir');
     }
   }
   const write = () => {
