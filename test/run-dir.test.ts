@@ -77,32 +77,39 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     again();
   });
 
-  // The lock files used to be created empty and then written: a second writer reading one in
-  // between took it for stale, removed it and took its own, so two went on writing (4-6 of 40
-  // rounds here; caught as a flaky `analyze qk` test). Each process runs the built lock code
-  // (dist/, as the CLI does), reaches each round's start time, tries once, and keeps what it took
-  // until every process is done (a holder gone would make its lock stale, on purpose).
+  // Six processes, 40 rounds, a new folder each round. Each process runs the built lock code
+  // (dist/, as the CLI does), tries once at the round's start time, and keeps what it took until
+  // every process is done (a holder gone would make its lock stale, on purpose). Two faults these
+  // caught: a lock created empty and written after was read empty by another process, taken for
+  // stale and removed (two holders in 4-6 of 40 rounds); and two processes that found the same
+  // stale lock both removed "it", the second removing the first's new lock (5-13 of 40 rounds).
+  const deadPid = Number(spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim());
   it.each([
-    ['an output folder (acquireFolderLock)', 'utils/folder-lock.js', 'acquireFolderLock', "acquireFolderLock(dir, '.lock', 'race')", '.lock'],
-    ['a work dir (acquireRunLock)', 'core/run/run-dir.js', 'acquireRunLock', 'acquireRunLock(dir)', 'mkey-run.lock'],
-  ])('six processes racing for the lock of %s, 40 times: exactly one holds it each time', async (_what, module, name, take, lockFile) => {
+    ['an output folder (acquireFolderLock)', 'utils/folder-lock.js', 'acquireFolderLock', "acquireFolderLock(dir, '.lock', 'race')", '.lock', undefined],
+    ['an output folder (acquireFolderLock), over a stale lock', 'utils/folder-lock.js', 'acquireFolderLock', "acquireFolderLock(dir, '.lock', 'race')", '.lock', { pid: deadPid, start: '1', command: 'mkey-det infer' }],
+    ['a work dir (acquireRunLock)', 'core/run/run-dir.js', 'acquireRunLock', 'acquireRunLock(dir)', 'mkey-run.lock', undefined],
+    ['a work dir (acquireRunLock), over a stale lock', 'core/run/run-dir.js', 'acquireRunLock', 'acquireRunLock(dir)', 'mkey-run.lock', { supervisor: deadPid, supervisorStart: '1', host: hostname(), started: '2026-12-07T00:00:00Z' }],
+  ])('six processes racing for the lock of %s, 40 times: exactly one holds it each time', async (_what, module, name, take, lockFile, stale) => {
     const base = mkdtempSync(join(tmp, 'race-'));
     const rounds = 40;
     const slotMs = 60;
+    for (let r = 0; r < rounds; r++) {
+      mkdirSync(join(base, `r${r}`));
+      if (stale) writeFileSync(join(base, `r${r}`, lockFile), JSON.stringify(stale) + '\n');
+    }
     const child = `
       import { ${name} } from ${JSON.stringify(join(repoRoot, 'dist', module))};
-      import { mkdirSync } from 'node:fs';
       const [base, t0, rounds, slot] = process.argv.slice(1).map((a, i) => (i === 0 ? a : Number(a)));
+      const sleep = (ms) => ms > 0 && Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
       let held = '';
       for (let r = 0; r < rounds; r++) {
         const dir = base + '/r' + r;
-        mkdirSync(dir, { recursive: true });
+        sleep(t0 + r * slot - Date.now() - 3);
         while (Date.now() < t0 + r * slot) {}
         try { ${take}; held += '1'; } catch { held += '0'; }
       }
       process.stdout.write(held);
-      const until = t0 + rounds * slot + 1500;
-      while (Date.now() < until) {}`;
+      sleep(t0 + rounds * slot + 1500 - Date.now());`;
     const t0 = Date.now() + 2000;
     const held = await Promise.all(
       Array.from({ length: 6 }, () =>
@@ -112,7 +119,8 @@ describe('one writer per output folder (src/utils/folder-lock.ts)', () => {
     for (const h of held) expect(h).toMatch(new RegExp(`^[01]{${rounds}}$`));
     const holders = Array.from({ length: rounds }, (_, r) => held.filter((h) => h[r] === '1').length);
     expect(holders).toEqual(Array<number>(rounds).fill(1));
-    expect(readdirSync(base).every((r) => readdirSync(join(base, r)).join() === lockFile)).toBe(true); // no .tmp left
+    // no file of the lock's making left but the lock
+    expect(readdirSync(base).every((r) => readdirSync(join(base, r)).join() === lockFile)).toBe(true);
   });
 
   it("a refused writer that made the folder leaves another writer's files in it (it removes the folder only when empty)", () => {

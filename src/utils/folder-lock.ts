@@ -46,11 +46,10 @@ export function processAlive(pid: number | undefined, start: string | null = nul
  * Creates the lock file `path` holding `text`, whole, unless it exists (false then). The text goes
  * to a file of this process's own first and is hard-linked to `path` (link(2) fails on an existing
  * name): a lock created empty and written after (open with O_EXCL, then write) could be read empty
- * by a second writer in between, taken for stale and removed, and both went on writing
- * (test/run-dir's races of six processes: two holders in 4-6 of 40 rounds). Where links are not
- * supported, the O_EXCL create.
+ * by a second writer in between, taken for stale and removed, and both went on writing. Where links
+ * are not supported, the O_EXCL create.
  */
-export function createLockFile(path: string, text: string): boolean {
+function createLockFile(path: string, text: string): boolean {
   const own = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   writeFileSync(own, text);
   try {
@@ -72,6 +71,73 @@ export function createLockFile(path: string, text: string): boolean {
   }
 }
 
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Replaces the lock `path`, found stale with the text `stale`, by `text`; false when another
+ * command replaced it first. Under a second lock, `<path>.takeover`: two commands that read the
+ * same stale lock would otherwise both remove "it", the second removing the first's new lock.
+ */
+function replaceStaleLock(path: string, stale: string, text: string): boolean {
+  const takeover = `${path}.takeover`;
+  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
+  for (let waited = 0; !createLockFile(takeover, mine); waited += 10) {
+    let holder: { pid?: number; start?: string | null } | undefined;
+    try {
+      holder = JSON.parse(readOrUndefined(takeover) ?? 'null') as typeof holder;
+    } catch {
+      holder = undefined;
+    }
+    // its holder killed in the microseconds it holds it: gone for good, so removed
+    if (!holder || !processAlive(holder.pid, holder.start ?? null)) rmSync(takeover, { force: true });
+    else if (waited >= 2000) return false;
+    else sleepMs(10); // another command is replacing it right now: the caller then reads its lock
+  }
+  try {
+    const now = readOrUndefined(path);
+    if (now !== undefined && now !== stale) return false; // replaced since it was read
+    rmSync(path, { force: true });
+    return createLockFile(path, text);
+  } finally {
+    rmSync(takeover, { force: true });
+  }
+}
+
+/**
+ * Creates the lock file `path` holding `text` for this process. When a lock is there, `live` says
+ * whether its holder still runs: then `{ heldBy }` (its text, for the caller's refusal naming it);
+ * a stale one is replaced (replaceStaleLock). `{ heldBy: undefined }` when others kept taking it.
+ */
+export function takeLockFile(path: string, text: string, live: (held: string) => boolean): { taken: true } | { taken: false; heldBy: string | undefined } {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (createLockFile(path, text)) return { taken: true };
+    const held = readOrUndefined(path);
+    if (held === undefined) continue; // released in between
+    if (live(held)) return { taken: false, heldBy: held };
+    if (replaceStaleLock(path, held, text)) return { taken: true };
+  }
+  return { taken: false, heldBy: readOrUndefined(path) };
+}
+
+function parseLockBody(text: string | undefined): LockBody | undefined {
+  try {
+    const held = JSON.parse(text ?? '') as LockBody;
+    return typeof held?.pid === 'number' ? held : undefined;
+  } catch {
+    return undefined; // not a lock of this version (createLockFile never shows a partial one): stale
+  }
+}
+
 /**
  * Takes `<dir>/<name>` for `command` (e.g. "mkey-det infer"); returns the release function.
  * Refused (exit 2) while another live process holds it, naming that process.
@@ -79,19 +145,13 @@ export function createLockFile(path: string, text: string): boolean {
 export function acquireFolderLock(dir: string, name: string, command: string, shown = dir): () => void {
   const path = join(dir, name);
   const body: LockBody = { pid: process.pid, start: processStart(process.pid), command };
-  for (let attempt = 0; attempt < 2; attempt++) {
-    if (createLockFile(path, JSON.stringify(body) + '\n')) return () => rmSync(path, { force: true });
-    let held: LockBody | undefined;
-    try {
-      held = JSON.parse(readFileSync(path, 'utf8')) as LockBody;
-    } catch {
-      held = undefined; // not a lock of this version (createLockFile never shows a partial one): stale
-    }
-    if (held && typeof held.pid === 'number' && processAlive(held.pid, held.start ?? null)) {
-      throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');
-    }
-    rmSync(path, { force: true }); // stale: its process is gone (or its pid was reused)
-  }
+  const got = takeLockFile(path, JSON.stringify(body) + '\n', (text) => {
+    const held = parseLockBody(text);
+    return held !== undefined && processAlive(held.pid, held.start ?? null);
+  });
+  if (got.taken) return () => rmSync(path, { force: true });
+  const held = parseLockBody(got.heldBy);
+  if (held) throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');
   throw new BadInputError(`${shown}: could not take ${name} (another writer keeps taking it)`);
 }
 

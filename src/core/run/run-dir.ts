@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError } from '../../utils/errors.js';
 import { logger } from '../../utils/logger.js';
-import { createLockFile, processAlive, processStart } from '../../utils/folder-lock.js';
+import { processAlive, processStart, takeLockFile } from '../../utils/folder-lock.js';
 import { describePath } from '../dataset.js';
 import { EVENTS_FILE } from './events.js';
 
@@ -97,7 +97,15 @@ export interface RunLock {
 
 export function readRunLock(dir: string): RunLock | undefined {
   try {
-    return JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as RunLock;
+    return parseRunLock(readFileSync(join(dir, LOCK_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseRunLock(text: string | undefined): RunLock | undefined {
+  try {
+    return JSON.parse(text ?? '') as RunLock;
   } catch {
     return undefined;
   }
@@ -108,7 +116,10 @@ export function readRunLock(dir: string): RunLock | undefined {
  * still alive on this host. A lock from another host counts as live (this host cannot tell).
  */
 export function liveRunProcess(dir: string): { pid: number; lock: RunLock } | undefined {
-  const lock = readRunLock(dir);
+  return liveProcessOf(readRunLock(dir));
+}
+
+function liveProcessOf(lock: RunLock | undefined): { pid: number; lock: RunLock } | undefined {
   if (!lock) return undefined;
   if (lock.host !== hostname()) return { pid: lock.trainer ?? lock.supervisor, lock };
   for (const [pid, start] of [[lock.trainer, lock.trainerStart], [lock.supervisor, lock.supervisorStart]] as const) {
@@ -158,8 +169,7 @@ export function unwritableProblem(dir: string): string | undefined {
   }
 }
 
-function refuseLiveRun(dir: string): void {
-  const live = liveRunProcess(dir);
+function refuseLiveRun(dir: string, live = liveRunProcess(dir)): void {
   if (live) {
     throw new BadInputError(
       `--work-dir ${JSON.stringify(dir)} holds a live run (pid ${live.pid} on ${live.lock.host}, started ${live.lock.started})`,
@@ -169,22 +179,18 @@ function refuseLiveRun(dir: string): void {
 }
 
 /**
- * Takes the work dir's run lock, atomically (createLockFile): of two commands started together
- * exactly one gets it. A stale lock (no live process) is replaced. Returns the functions that
- * record the trainer's pid and release the lock.
+ * Takes the work dir's run lock (takeLockFile): of two commands started together exactly one gets
+ * it, and a stale lock (no live process) is replaced. Returns the functions that record the
+ * trainer's pid and release the lock.
  */
 export function acquireRunLock(dir: string): { setTrainer: (pid: number | undefined) => void; release: () => void } {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
   const lock: RunLock = { supervisor: process.pid, supervisorStart: processStart(process.pid), host: hostname(), started: new Date().toISOString() };
-  const create = (): boolean => createLockFile(path, JSON.stringify(lock) + '\n');
-  if (!create()) {
-    refuseLiveRun(dir); // a live holder: one line naming its pid
-    rmSync(path, { force: true }); // stale: its processes are gone
-    if (!create()) {
-      refuseLiveRun(dir); // another command took it in between
-      throw new BadInputError(`--work-dir ${JSON.stringify(dir)}: another command took its run lock (${LOCK_FILE}) just now`, 'run one command per --work-dir');
-    }
+  const got = takeLockFile(path, JSON.stringify(lock) + '\n', (held) => liveProcessOf(parseRunLock(held)) !== undefined);
+  if (!got.taken) {
+    refuseLiveRun(dir, liveProcessOf(parseRunLock(got.heldBy))); // one line naming its pid
+    throw new BadInputError(`--work-dir ${JSON.stringify(dir)}: other commands kept taking its run lock (${LOCK_FILE})`, 'run one command per --work-dir');
   }
   const write = () => {
     writeFileSync(path + '.tmp', JSON.stringify(lock) + '\n');
