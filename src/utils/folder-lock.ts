@@ -83,6 +83,21 @@ function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+function parseLockBody(text: string | undefined): LockBody | undefined {
+  try {
+    const held = JSON.parse(text ?? '') as LockBody;
+    return typeof held?.pid === 'number' ? held : undefined;
+  } catch {
+    return undefined; // not a lock of this version (createLockFile never shows a partial one): stale
+  }
+}
+
+/** The lock body in `text` when the process it names still runs. */
+function liveLockBody(text: string | undefined): LockBody | undefined {
+  const held = parseLockBody(text);
+  return held && processAlive(held.pid, held.start ?? null) ? held : undefined;
+}
+
 /**
  * Replaces the lock `path`, found stale with the text `stale`, by `text`; false when another
  * command replaced it first. Under a second lock, `<path>.takeover`: two commands that read the
@@ -90,16 +105,10 @@ function sleepMs(ms: number): void {
  */
 function replaceStaleLock(path: string, stale: string, text: string): boolean {
   const takeover = `${path}.takeover`;
-  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) });
-  for (let waited = 0; !createLockFile(takeover, mine); waited += 10) {
-    let holder: { pid?: number; start?: string | null } | undefined;
-    try {
-      holder = JSON.parse(readOrUndefined(takeover) ?? 'null') as typeof holder;
-    } catch {
-      holder = undefined;
-    }
+  const mine: LockBody = { pid: process.pid, start: processStart(process.pid), command: 'a lock takeover' };
+  for (let waited = 0; !createLockFile(takeover, JSON.stringify(mine)); waited += 10) {
     // its holder killed in the microseconds it holds it: gone for good, so removed
-    if (!holder || !processAlive(holder.pid, holder.start ?? null)) rmSync(takeover, { force: true });
+    if (!liveLockBody(readOrUndefined(takeover))) rmSync(takeover, { force: true });
     else if (waited >= 2000) return false;
     else sleepMs(10); // another command is replacing it right now: the caller then reads its lock
   }
@@ -129,15 +138,6 @@ export function takeLockFile(path: string, text: string, live: (held: string) =>
   return { taken: false, heldBy: readOrUndefined(path) };
 }
 
-function parseLockBody(text: string | undefined): LockBody | undefined {
-  try {
-    const held = JSON.parse(text ?? '') as LockBody;
-    return typeof held?.pid === 'number' ? held : undefined;
-  } catch {
-    return undefined; // not a lock of this version (createLockFile never shows a partial one): stale
-  }
-}
-
 /**
  * Takes `<dir>/<name>` for `command` (e.g. "mkey-det infer"); returns the release function.
  * Refused (exit 2) while another live process holds it, naming that process.
@@ -145,10 +145,7 @@ function parseLockBody(text: string | undefined): LockBody | undefined {
 export function acquireFolderLock(dir: string, name: string, command: string, shown = dir): () => void {
   const path = join(dir, name);
   const body: LockBody = { pid: process.pid, start: processStart(process.pid), command };
-  const got = takeLockFile(path, JSON.stringify(body) + '\n', (text) => {
-    const held = parseLockBody(text);
-    return held !== undefined && processAlive(held.pid, held.start ?? null);
-  });
+  const got = takeLockFile(path, JSON.stringify(body) + '\n', (text) => liveLockBody(text) !== undefined);
   if (got.taken) return () => rmSync(path, { force: true });
   const held = parseLockBody(got.heldBy);
   if (held) throw new BadInputError(`${shown} is being written by ${held.command} (pid ${held.pid}); refusing a second writer`, 'wait for it to finish, or choose another folder');

@@ -96,11 +96,13 @@ export interface RunLock {
 }
 
 export function readRunLock(dir: string): RunLock | undefined {
+  let text: string;
   try {
-    return parseRunLock(readFileSync(join(dir, LOCK_FILE), 'utf8'));
+    text = readFileSync(join(dir, LOCK_FILE), 'utf8');
   } catch {
     return undefined;
   }
+  return parseRunLock(text);
 }
 
 function parseRunLock(text: string | undefined): RunLock | undefined {
